@@ -1,0 +1,50 @@
+# mlplatform developer entry points. `make demo` runs the loop on embedded defaults; `make test` runs every test.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+UV ?= uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := python3.11
+RUN := $(UV) run --frozen --no-sync
+MLP := $(RUN) mlplatform
+
+.PHONY: install demo down test lint typecheck fmt settings-docs bench clean
+
+install: ## Create .venv with every extra and the dev tools, exactly as uv.lock pins them
+	@command -v $(UV) >/dev/null || python3.11 -m pip install --quiet uv
+	$(UV) sync --frozen --all-extras
+
+demo: install ## Stack up, demo data, features, train through Airflow, show the champion
+	$(MLP) stack up
+	$(MLP) data generate
+	$(MLP) features apply
+	$(MLP) features materialize
+	$(MLP) train fraud_detector --wait --reason "make demo"
+	$(MLP) models show fraud_detector
+	$(MLP) stack status
+	@echo "The stack keeps running for exploring. Stop it with: make down  (or: uv run mlplatform stack down)"
+
+down: ## Stop every process the embedded stack started
+	$(MLP) stack down
+
+test: install ## Unit, integration and end-to-end tests (PostgreSQL/Redis tests need MLP_TEST_POSTGRES_URL / MLP_TEST_REDIS)
+	$(RUN) pytest
+
+lint: install
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+typecheck: install
+	$(RUN) mypy
+
+fmt: install
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+settings-docs: install ## Regenerate docs/settings.md from the Settings model
+	$(MLP) settings docs > docs/settings.md
+
+bench: install ## Benchmarks print their figures (slow; not part of `make test`)
+	$(RUN) python benchmarks/training_set.py
+
+clean: down
+	rm -rf .mlplatform

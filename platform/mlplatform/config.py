@@ -1,0 +1,181 @@
+"""Typed settings for every part of the platform.
+
+One ``Settings`` object is built once (``get_settings()``) at an entry point and passed down; nothing reads
+configuration at import time.  Every value can be set through an environment variable with the ``MLP_`` prefix,
+nested values with ``__`` (``MLP_MLFLOW__PORT=5600``).  ``docs/settings.md`` is generated from the field
+descriptions here (``mlplatform settings docs``) and a test keeps the two in step.
+
+Unset service addresses derive from the embedded stack (everything under ``state_dir`` on 127.0.0.1), so the
+embedded profile needs no configuration at all while the production profile overrides URLs only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOOPBACK = "127.0.0.1"
+
+
+class _Section(BaseModel):
+    """A nested settings block; unknown keys are errors so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class MlflowSettings(_Section):
+    """MLflow tracking server and model registry."""
+
+    tracking_uri: str | None = Field(
+        None, description="Tracking/registry URI clients use. Unset: the embedded server at http://host:port."
+    )
+    host: str = Field(LOOPBACK, description="Address the embedded `mlflow server` binds to.")
+    port: int = Field(5500, ge=1, le=65535, description="Port of the embedded `mlflow server`.")
+    backend_store_uri: str | None = Field(
+        None,
+        description="Backend store of the embedded server. Unset: sqlite under state_dir/mlflow. "
+        "Production: a postgresql:// URL.",
+    )
+    artifacts_destination: str | None = Field(
+        None, description="Where the embedded server stores artifacts. Unset: state_dir/mlflow/artifacts."
+    )
+    request_timeout_s: int = Field(30, ge=1, description="HTTP timeout of MLflow client calls, in seconds.")
+
+    def resolved_tracking_uri(self) -> str:
+        """The URI clients should use."""
+        return self.tracking_uri or f"http://{self.host}:{self.port}"
+
+
+class AirflowSettings(_Section):
+    """Airflow 3: the embedded stack's processes and the REST client that triggers DAG runs."""
+
+    api_url: str | None = Field(None, description="Airflow API server base URL. Unset: http://host:port.")
+    host: str = Field(LOOPBACK, description="Address the embedded Airflow api-server binds to.")
+    port: int = Field(8280, ge=1, le=65535, description="Port of the embedded Airflow api-server.")
+    username: str = Field("admin", description="User the platform authenticates to Airflow's REST API as.")
+    password: SecretStr | None = Field(
+        None,
+        description="Password for `username`. Unset in embedded mode: generated once and kept under "
+        "state_dir/airflow (mode 0600).",
+    )
+    database_url: str | None = Field(
+        None, description="Airflow metadata DB. Unset: sqlite under state_dir/airflow. Production: PostgreSQL."
+    )
+    parallelism: int = Field(2, ge=1, le=64, description="LocalExecutor task slots in the embedded stack.")
+    dags_folder: Path = Field(Path("pipelines/dags"), description="Folder of DAG files the dag-processor parses.")
+    poll_interval_s: float = Field(3.0, gt=0, description="How often `train --wait` polls a DAG run's state.")
+
+    def resolved_api_url(self) -> str:
+        """The base URL of Airflow's API server."""
+        return (self.api_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class FeastSettings(_Section):
+    """Feast feature store: where definitions live and which stores back them."""
+
+    repo_path: Path = Field(Path("feature_repo"), description="Feature repository with definitions.py.")
+    project: str = Field("mlplatform", pattern=r"^[a-z][a-z0-9_]*$", description="Feast project name.")
+    online_store: Literal["sqlite", "redis"] = Field("sqlite", description="Online store backend.")
+    redis_connection_string: str = Field(
+        f"{LOOPBACK}:6379", description="Feast Redis connection string (host:port[,db=N][,password=...])."
+    )
+    offline_store: Literal["duckdb", "file"] = Field(
+        "duckdb", description="Offline store engine over the parquet sources (duckdb streams the join)."
+    )
+    registry_path: Path | None = Field(None, description="Feast registry file. Unset: state_dir/feast/registry.db.")
+    data_dir: Path | None = Field(
+        None, description="Parquet sources (profiles, aggregates, labelled transactions). Unset: state_dir/data."
+    )
+
+
+class TrainingSettings(_Section):
+    """Resources of the training step."""
+
+    threads: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="OpenMP/BLAS threads for fitting and scoring. Busy small machines are far faster with 1: "
+        "spinning OpenMP threads that compete with other processes slowed a 2-core fit twentyfold.",
+    )
+
+
+class DatabaseSettings(_Section):
+    """The platform's own database: alias history and audit events (more tables come with the control plane)."""
+
+    url: str | None = Field(
+        None, description="SQLAlchemy URL. Unset: sqlite at state_dir/platform.db. Production: postgresql+psycopg://."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything the platform can be told. Build once with ``get_settings()`` and pass it down."""
+
+    model_config = SettingsConfigDict(env_prefix="MLP_", env_nested_delimiter="__", extra="forbid")
+
+    state_dir: Path = Field(Path(".mlplatform"), description="Root of all embedded-mode state (DBs, data, logs).")
+    specs_dir: Path = Field(Path("pipelines/specs"), description="Folder of model spec YAML files.")
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    airflow: AirflowSettings = Field(default_factory=AirflowSettings)
+    feast: FeastSettings = Field(default_factory=FeastSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+
+    @model_validator(mode="after")
+    def _absolute_paths(self) -> Settings:
+        """Pin relative paths to the working directory now, so child processes (Airflow tasks) agree."""
+        self.state_dir = self.state_dir.resolve()
+        self.specs_dir = self.specs_dir.resolve()
+        self.airflow.dags_folder = self.airflow.dags_folder.resolve()
+        self.feast.repo_path = self.feast.repo_path.resolve()
+        return self
+
+    # Derived locations: one place decides the layout of the state directory.
+    @property
+    def feast_registry_path(self) -> Path:
+        return (self.feast.registry_path or self.state_dir / "feast" / "registry.db").resolve()
+
+    @property
+    def feast_online_path(self) -> Path:
+        return self.state_dir / "feast" / "online.db"
+
+    @property
+    def data_dir(self) -> Path:
+        return (self.feast.data_dir or self.state_dir / "data").resolve()
+
+    @property
+    def db_url(self) -> str:
+        return self.db.url or f"sqlite:///{self.state_dir / 'platform.db'}"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Scratch space for pipeline tasks (training sets between tasks of one DAG run)."""
+        return self.state_dir / "runs"
+
+    def child_env(self) -> dict[str, str]:
+        """Environment that makes a child process (a server, an Airflow task) build the same settings."""
+        env = {
+            "MLP_STATE_DIR": str(self.state_dir),
+            "MLP_SPECS_DIR": str(self.specs_dir),
+            "MLP_MLFLOW__TRACKING_URI": self.mlflow.resolved_tracking_uri(),
+            "MLP_AIRFLOW__API_URL": self.airflow.resolved_api_url(),
+            "MLP_AIRFLOW__DAGS_FOLDER": str(self.airflow.dags_folder),
+            "MLP_FEAST__REPO_PATH": str(self.feast.repo_path),
+            "MLP_FEAST__PROJECT": self.feast.project,
+            "MLP_FEAST__ONLINE_STORE": self.feast.online_store,
+            "MLP_FEAST__REDIS_CONNECTION_STRING": self.feast.redis_connection_string,
+            "MLP_FEAST__OFFLINE_STORE": self.feast.offline_store,
+            "MLP_FEAST__REGISTRY_PATH": str(self.feast_registry_path),
+            "MLP_FEAST__DATA_DIR": str(self.data_dir),
+            "MLP_TRAINING__THREADS": str(self.training.threads),
+            "MLP_DB__URL": self.db_url,
+        }
+        return env
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment (and explicit overrides, used by tests and the CLI)."""
+    return Settings(**overrides)
