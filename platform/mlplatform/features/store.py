@@ -1,0 +1,356 @@
+"""The Feast adapter: apply definitions, materialise, build point-in-time training sets, look features up online.
+
+Why an adapter: the rest of the platform (training, serving, the CLI) talks to features through these few methods
+with plain types, so Feast's configuration, its import cost and its quirks stay in one place.  The ``RepoConfig``
+is built from ``Settings`` here (no ``feature_store.yaml``), and the definitions come from
+``<settings.feast.repo_path>/definitions.py``, loaded by path: ``mlplatform`` never imports ``feature_repo``.
+
+Feast and pandas are imported inside methods so that importing this module (e.g. from the CLI) stays cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from mlplatform.config import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from feast import FeatureService, FeatureStore, RepoConfig
+
+ROW_ID = "__mlp_row_id"
+"""Column added to the entity frame so every entity row can be found again after Feast's join."""
+EVENT_TIMESTAMP = "event_timestamp"
+DEFINITIONS_FILE = "definitions.py"
+_FINGERPRINT_LENGTH = 12
+_DEDUPLICATING_OFFLINE_STORES = frozenset({"file"})
+"""Offline stores whose point-in-time join returns one row per (join keys, timestamp), not per entity row."""
+_DEFAULT_FIRST_WINDOW = timedelta(days=365)
+"""How far back the first incremental run of a view without a TTL reaches."""
+
+
+@dataclass(frozen=True)
+class MaterializeResult:
+    """What one materialisation run loaded into the online store."""
+
+    end: datetime
+    start: datetime | None
+    incremental: bool
+    feature_views: list[str]
+    seconds: float
+    online_store: str = field(default="sqlite")
+
+
+_VOLATILE_FIELDS = frozenset({"meta", "file_options", "data_source_class_type"})
+"""Proto fields that say when/where rather than what: registry timestamps, data locations."""
+
+
+def _strip_volatile(message: Any) -> None:
+    """Clear ``_VOLATILE_FIELDS`` anywhere inside a protobuf message, so equal definitions hash equal."""
+    for descriptor, value in message.ListFields():
+        if descriptor.name in _VOLATILE_FIELDS:
+            message.ClearField(descriptor.name)
+        elif descriptor.message_type is None:
+            continue
+        elif descriptor.message_type.GetOptions().map_entry:
+            if descriptor.message_type.fields_by_name["value"].message_type is not None:
+                for item in value.values():
+                    _strip_volatile(item)
+        elif descriptor.label == descriptor.LABEL_REPEATED:
+            for item in value:
+                _strip_volatile(item)
+        else:
+            _strip_volatile(value)
+
+
+class FeatureStoreAdapter:
+    """Feast behind plain methods; build one per process from the settings and reuse it."""
+
+    def __init__(self, settings: Settings, progress: Callable[[str], None] | None = None) -> None:
+        self._settings = settings
+        self._progress = progress or (lambda _message: None)
+        self._store: FeatureStore | None = None
+
+    # ----------------------------------------------------------------- configuration
+
+    def repo_config(self) -> RepoConfig:
+        """The Feast configuration the settings describe (what a ``feature_store.yaml`` would say)."""
+        from feast import RepoConfig
+
+        feast = self._settings.feast
+        online: dict[str, Any]
+        if feast.online_store == "redis":
+            online = {"type": "redis", "connection_string": feast.redis_connection_string}
+        else:
+            online = {"type": "sqlite", "path": str(self._settings.feast_online_path)}
+        return RepoConfig(
+            project=feast.project,
+            provider="local",
+            registry={"registry_type": "file", "path": str(self._settings.feast_registry_path)},
+            online_store=online,
+            offline_store={"type": feast.offline_store},
+            repo_path=feast.repo_path,
+            entity_key_serialization_version=3,
+        )
+
+    @property
+    def store(self) -> FeatureStore:
+        """The Feast ``FeatureStore``, created on first use (directories for local files are made then)."""
+        if self._store is None:
+            from feast import FeatureStore
+
+            self._settings.feast_registry_path.parent.mkdir(parents=True, exist_ok=True)
+            self._settings.feast_online_path.parent.mkdir(parents=True, exist_ok=True)
+            self._store = FeatureStore(config=self.repo_config())
+        return self._store
+
+    def definitions(self) -> list[object]:
+        """The Feast objects ``build_definitions(data_dir)`` in the feature repository returns."""
+        path = self._settings.feast.repo_path / DEFINITIONS_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"Feast definitions not found: {path} (settings: feast.repo_path)")
+        spec = importlib.util.spec_from_file_location("mlplatform_feature_definitions", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load Feast definitions from {path}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        build = getattr(module, "build_definitions", None)
+        if not callable(build):
+            raise AttributeError(f"{path} must define build_definitions(data_dir: Path) -> list[object]")
+        objects = build(self._settings.data_dir)
+        if not isinstance(objects, list):
+            raise TypeError(f"build_definitions in {path} returned {type(objects).__name__}, expected a list")
+        return objects
+
+    # ----------------------------------------------------------------- registry
+
+    def apply(self) -> list[str]:
+        """Register every definition (idempotent: applying unchanged definitions changes nothing).
+
+        Objects removed from ``definitions.py`` are not deleted from the registry (Feast's partial apply).
+        """
+        objects = self.definitions()
+        self._progress(f"applying {len(objects)} Feast objects to project {self._settings.feast.project!r}")
+        with warnings.catch_warnings():
+            # Feast warns on every apply that on-demand views are "experimental"; nothing to act on.
+            warnings.filterwarnings("ignore", message="On demand feature view is an experimental feature")
+            self.store.apply(objects)  # type: ignore[arg-type]
+        names = [str(getattr(item, "name", type(item).__name__)) for item in objects]
+        self._progress("applied: " + ", ".join(names))
+        return names
+
+    def feature_service(self, name: str) -> FeatureService:
+        """A registered feature service; an unknown name is a ``ValueError`` listing the ones that exist."""
+        from feast.errors import FeatureServiceNotFoundException
+
+        self._require_applied()
+        try:
+            return self.store.get_feature_service(name, allow_cache=False)
+        except FeatureServiceNotFoundException:
+            available = sorted(service.name for service in self.store.list_feature_services())
+            raise ValueError(
+                f"unknown feature service {name!r} in Feast project {self._settings.feast.project!r}; "
+                f"available: {', '.join(available) or 'none'}"
+            ) from None
+
+    def feature_names(self, feature_service: str) -> list[str]:
+        """The service's feature columns in a stable order (definition order): the columns a model sees."""
+        service = self.feature_service(feature_service)
+        return [feature.name for projection in service.feature_view_projections for feature in projection.features]
+
+    def feature_service_lineage(self, name: str) -> dict[str, str]:
+        """Tags that pin which features a model was trained on, e.g. for MLflow.
+
+        Keys: ``feast.project``, ``feast.feature_service``, ``feast.feature_views`` (comma-separated) and per view
+        ``feast.view.<view>.features`` (comma-separated) and ``feast.view.<view>.version`` (a short hash of the
+        view's definition: schema, entities, TTL, source fields and transformation code; not the data location
+        or registry timestamps, so the same definitions give the same version everywhere).
+        """
+        service = self.feature_service(name)
+        tags = {
+            "feast.project": self._settings.feast.project,
+            "feast.feature_service": service.name,
+            "feast.feature_views": ",".join(p.name for p in service.feature_view_projections),
+        }
+        for projection in service.feature_view_projections:
+            tags[f"feast.view.{projection.name}.features"] = ",".join(f.name for f in projection.features)
+            tags[f"feast.view.{projection.name}.version"] = self._view_fingerprint(projection.name)
+        return tags
+
+    def _view_fingerprint(self, view_name: str) -> str:
+        """A stable short hash of a view's definition (see ``feature_service_lineage``)."""
+        from feast.errors import FeatureViewNotFoundException
+
+        try:
+            spec = self.store.get_feature_view(view_name).to_proto().spec
+        except FeatureViewNotFoundException:
+            spec = self.store.get_on_demand_feature_view(view_name).to_proto().spec
+            # Pickled bytecode differs between Python builds; body_text (the source) stays in the hash.
+            spec.feature_transformation.user_defined_function.ClearField("body")
+        _strip_volatile(spec)
+        blob: bytes = spec.SerializeToString(deterministic=True)
+        return hashlib.sha256(blob).hexdigest()[:_FINGERPRINT_LENGTH]
+
+    def _require_applied(self) -> None:
+        """Fail with the fix in the message when the registry holds nothing for this project yet."""
+        registry = self._settings.feast_registry_path
+        if registry.exists() and self.store.list_feature_views(allow_cache=False):
+            return
+        raise RuntimeError(
+            f"the Feast registry {registry} has no feature views for project {self._settings.feast.project!r}: "
+            "run `mlplatform features apply` first"
+        )
+
+    # ----------------------------------------------------------------- online
+
+    def materialize(self, end: datetime, start: datetime | None = None) -> MaterializeResult:
+        """Load feature values up to ``end`` into the online store, view by view.
+
+        Without ``start`` the run is incremental: each view continues from where its last run ended (the first
+        run of a view starts ``ttl`` before ``end``).  With ``start``, exactly ``[start, end]`` is loaded.
+        Timestamps must be timezone-aware.
+        """
+        for label, value in (("end", end), ("start", start)):
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"materialize: {label}={value.isoformat()} must be timezone-aware (e.g. UTC)")
+        if start is not None and start >= end:
+            raise ValueError(f"materialize: start {start.isoformat()} must be before end {end.isoformat()}")
+        self._require_applied()
+        views = [view for view in self.store.list_feature_views(allow_cache=False) if view.online]
+        began = time.perf_counter()
+        for index, view in enumerate(views, start=1):
+            self._materialize_view(view, end, start, f"[{index}/{len(views)}]")
+        seconds = time.perf_counter() - began
+        self._progress(f"materialized {len(views)} feature views in {seconds:.1f} s")
+        return MaterializeResult(
+            end=end.astimezone(UTC),
+            start=start.astimezone(UTC) if start else None,
+            incremental=start is None,
+            feature_views=[view.name for view in views],
+            seconds=seconds,
+            online_store=self._settings.feast.online_store,
+        )
+
+    def _materialize_view(self, view: Any, end: datetime, start: datetime | None, step: str) -> None:
+        """One view, explicitly ranged or incremental.
+
+        Feast's own incremental run starts a never-materialised view at *now* minus its TTL, which loads nothing
+        when ``end`` lies in the past; the first run here starts at ``end`` minus the TTL instead.
+        """
+        if start is None and view.most_recent_end_time is not None:
+            if view.most_recent_end_time >= end:
+                self._progress(f"{step} {view.name}: already materialized up to {view.most_recent_end_time}")
+                return
+            self._progress(f"{step} materializing {view.name} incrementally up to {end.isoformat()}")
+            self.store.materialize_incremental(end_date=end, feature_views=[view.name])
+            return
+        begin = start or end - (view.ttl or _DEFAULT_FIRST_WINDOW)
+        self._progress(f"{step} materializing {view.name} from {begin.isoformat()} to {end.isoformat()}")
+        self.store.materialize(start_date=begin, end_date=end, feature_views=[view.name])
+
+    def online_features(self, feature_service: str, entity_rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        """Latest feature values for entity rows (join keys plus request values such as ``amount``).
+
+        Returns columns: the join keys and every feature of the service, one value per row (``None`` if unknown).
+        """
+        if not entity_rows:
+            raise ValueError(f"online_features({feature_service!r}) needs at least one entity row")
+        service = self.feature_service(feature_service)
+        response = self.store.get_online_features(features=service, entity_rows=entity_rows).to_dict()
+        names = self.feature_names(feature_service)
+        keys = [column for column in response if column not in names]
+        return {column: list(response[column]) for column in [*keys, *names]}
+
+    # ----------------------------------------------------------------- offline
+
+    def training_set(self, entity_df: pd.DataFrame, feature_service: str) -> pd.DataFrame:
+        """Point-in-time correct features for each entity row, in the entity frame's row order.
+
+        ``entity_df`` needs the join key(s) and an ``event_timestamp`` column (timezone-aware, or naive UTC); other
+        columns (labels, request values such as ``amount``) pass through.  Each row gets, per feature view, the
+        latest source row with ``event_timestamp <=`` the row's timestamp and within the view's TTL.  Integer
+        features come back as floats (nulls are NaN).
+
+        Policy: an entity row with no such source row is KEPT, with nulls for that view's features; it is never
+        dropped and never filled from a later source row.  Feast's DuckDB store keeps such rows but its file
+        store drops them (and collapses rows sharing keys and timestamp), so the result is always left-joined back
+        onto the entity frame by a row id, and for the file store repeated (keys, timestamp) pairs go in separate
+        joins.  The output has exactly ``len(entity_df)`` rows: the entity columns, then
+        ``feature_names(feature_service)``.
+        """
+        import pandas as pd
+
+        self._check_entity_df(entity_df, feature_service)
+        service = self.feature_service(feature_service)
+        names = self.feature_names(feature_service)
+        entities = entity_df.reset_index(drop=True)
+        entities[EVENT_TIMESTAMP] = pd.to_datetime(entities[EVENT_TIMESTAMP], utc=True)
+        entities[ROW_ID] = range(len(entities))
+        self._progress(f"point-in-time join of {len(entities):,} entity rows with {feature_service!r}")
+        features = pd.concat(
+            [self._historical(part, service, names) for part in self._unique_key_parts(entities, service)],
+            ignore_index=True,
+        )
+        result = entities.merge(features, on=ROW_ID, how="left", validate="one_to_one", sort=False)
+        return result.sort_values(ROW_ID, kind="stable").drop(columns=ROW_ID).reset_index(drop=True)
+
+    def _historical(self, entities: pd.DataFrame, service: FeatureService, names: list[str]) -> pd.DataFrame:
+        """One Feast point-in-time join: the row id and the feature columns of the rows Feast returned."""
+        joined = self.store.get_historical_features(entity_df=entities, features=service).to_df()
+        missing = [name for name in names if name not in joined.columns]
+        if missing:
+            raise RuntimeError(f"Feast returned no column(s) {missing} for feature service {service.name!r}")
+        return joined[[ROW_ID, *names]]
+
+    def _unique_key_parts(self, entities: pd.DataFrame, service: FeatureService) -> list[pd.DataFrame]:
+        """Split the entity frame so no part repeats a (join keys, timestamp) pair, where the store needs it.
+
+        Feast's file store keeps one row per (join keys, timestamp) even when request values differ, which would
+        turn a duplicate's features into nulls; its DuckDB store returns every row, so it gets one part.
+        """
+        keys = self._join_keys(service)
+        absent = [key for key in keys if key not in entities.columns]
+        if absent:
+            raise ValueError(
+                f"training_set({service.name!r}): the entity frame lacks join key column(s) {absent}; "
+                f"it has {[c for c in entities.columns if c != ROW_ID]}"
+            )
+        if self._settings.feast.offline_store not in _DEDUPLICATING_OFFLINE_STORES:
+            return [entities]
+        layer = entities.groupby([*keys, EVENT_TIMESTAMP], sort=False, dropna=False).cumcount()
+        return [entities[layer == index] for index in range(int(layer.max()) + 1)]
+
+    def _join_keys(self, service: FeatureService) -> list[str]:
+        """Entity join-key columns the service's batch views need in the entity frame."""
+        from feast.errors import FeatureViewNotFoundException
+
+        keys: list[str] = []
+        for projection in service.feature_view_projections:
+            try:
+                view = self.store.get_feature_view(projection.name)
+            except FeatureViewNotFoundException:
+                continue  # an on-demand view: its inputs come from other views and request data
+            for column in view.entity_columns:
+                key = projection.join_key_map.get(column.name, column.name)
+                if key not in keys:
+                    keys.append(key)
+        return keys
+
+    def _check_entity_df(self, entity_df: pd.DataFrame, feature_service: str) -> None:
+        """Name what is wrong with an entity frame before Feast fails on it with a less helpful message."""
+        if entity_df.empty:
+            raise ValueError(f"training_set({feature_service!r}): the entity frame is empty (no rows)")
+        if EVENT_TIMESTAMP not in entity_df.columns:
+            raise ValueError(
+                f"training_set({feature_service!r}): the entity frame needs an {EVENT_TIMESTAMP!r} column; "
+                f"it has {list(entity_df.columns)}"
+            )
+        if ROW_ID in entity_df.columns:
+            raise ValueError(f"training_set({feature_service!r}): column {ROW_ID!r} is reserved")
