@@ -1,0 +1,166 @@
+"""The embedded stack for real: MLflow + Airflow 3 up, a DAG run through the REST client, then nothing left behind."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from mlplatform.config import Settings
+from mlplatform.orchestration import AirflowClient, AirflowError
+from mlplatform.stack import EmbeddedStack, airflow_password
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
+
+PROBE_DAG = """
+import json
+import os
+
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="stack_probe", schedule=None, catchup=False)
+def stack_probe():
+    @task
+    def record(**context):
+        conf = context["dag_run"].conf
+        print("probe saw", conf["value"])
+        with open(conf["out"], "w") as handle:
+            json.dump({"value": conf["value"], "state_dir": os.environ.get("MLP_STATE_DIR")}, handle)
+
+    record()
+
+
+@dag(dag_id="stack_fail", schedule=None, catchup=False)
+def stack_fail():
+    @task
+    def explode():
+        raise ValueError("intentional failure for the log test")
+
+    explode()
+
+
+stack_probe()
+stack_fail()
+"""
+
+
+def _stack_processes(stack: EmbeddedStack) -> list[psutil.Process]:
+    """Every process of the running stack: leaders and all their descendants."""
+    found: list[psutil.Process] = []
+    for state in stack.status():
+        if state.pid is None:
+            continue
+        leader = psutil.Process(state.pid)
+        found.append(leader)
+        found.extend(leader.children(recursive=True))
+    return found
+
+
+def _processes_with_state_dir(state_dir: Path) -> list[str]:
+    """Processes whose environment says they belong to this stack (all stack processes get MLP_STATE_DIR)."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if process.environ().get("MLP_STATE_DIR") == str(state_dir):
+                found.append(f"{process.pid}: {' '.join(process.info['cmdline'] or [])[:120]}")
+    return found
+
+
+@pytest.fixture()
+def stack_settings(settings: Settings, tmp_path: Path) -> Settings:
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "stack_probe.py").write_text(textwrap.dedent(PROBE_DAG))
+    return settings.model_copy(update={"airflow": settings.airflow.model_copy(update={"dags_folder": dags})})
+
+
+@pytest.fixture()
+def stack(stack_settings: Settings) -> Iterator[EmbeddedStack]:
+    embedded = EmbeddedStack(stack_settings)
+    try:
+        yield embedded
+    finally:
+        embedded.down()  # also on failure: never leave servers behind
+
+
+def test_stack_up_run_dag_and_down(stack: EmbeddedStack, stack_settings: Settings, tmp_path: Path) -> None:
+    messages: list[str] = []
+    statuses = stack.up(progress=messages.append)
+    assert [s.name for s in statuses] == ["mlflow", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor"]
+    assert all(s.running and s.healthy and s.pid for s in statuses), statuses
+
+    # MLflow's default host/CORS checks accept loopback clients: a real API call works by IP and by name.
+    port = stack_settings.mlflow.port
+    for host in ("127.0.0.1", "localhost"):
+        response = httpx.get(f"http://{host}:{port}/api/2.0/mlflow/experiments/search", params={"max_results": 1})
+        assert response.status_code == 200, response.text
+
+    pids_before = {s.name: s.pid for s in statuses}
+    messages.clear()
+    assert [s.pid for s in stack.up(progress=messages.append)] == list(pids_before.values())
+    assert any("already running" in m for m in messages) and not any("Starting" in m for m in messages)
+
+    secret_files = [
+        stack_settings.state_dir / "airflow" / "airflow.cfg",
+        stack_settings.state_dir / "airflow" / "passwords.json",
+    ]
+    for path in secret_files:
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
+
+    out = tmp_path / "probe.json"
+    with AirflowClient.from_settings(stack_settings) as client:
+        client.wait_for_dag("stack_probe", timeout=120)
+        client.wait_for_dag("stack_fail", timeout=30)
+        client.unpause("stack_probe")
+        ok = client.trigger("stack_probe", {"value": "hello-42", "out": str(out)}, run_id="probe-1")
+        bad = client.trigger("stack_fail", {})
+        assert ok.run_id == "probe-1" and ok.conf == {"value": "hello-42", "out": str(out)}
+
+        progress: list[dict[str, str | None]] = []
+        finished = client.wait("stack_probe", "probe-1", poll_interval=1, timeout=150, on_progress=progress.append)
+        assert finished.state == "success"
+        assert progress and progress[-1] == {"record": "success"}
+        assert json.loads(out.read_text()) == {"value": "hello-42", "state_dir": str(stack_settings.state_dir)}
+        assert "probe saw hello-42" in client.task_log("stack_probe", "probe-1", "record", 1)
+
+        failed = client.wait("stack_fail", bad.run_id, poll_interval=1, timeout=150)
+        assert failed.state == "failed"
+        [explode] = client.task_instances("stack_fail", bad.run_id)
+        assert explode.state == "failed"
+        log = client.task_log("stack_fail", bad.run_id, "explode", explode.try_number)
+        assert "intentional failure for the log test" in log
+
+        with pytest.raises(AirflowError) as not_found:
+            client.get_run("stack_probe", "no-such-run")
+        assert not_found.value.status_code == 404 and "no-such-run" in str(not_found.value)
+
+    wrong = AirflowClient(stack_settings.airflow.resolved_api_url(), stack_settings.airflow.username, "wrong-password")
+    with wrong, pytest.raises(AirflowError) as rejected:
+        wrong.get_run("stack_probe", "probe-1")
+    assert rejected.value.status_code == 401
+    assert "rejected the credentials" in str(rejected.value)
+    assert airflow_password(stack_settings) not in str(rejected.value)
+
+    processes = _stack_processes(stack)
+    assert len(processes) >= 4
+    stack.down()
+
+    assert not any(s.running for s in stack.status())
+    survivors = [p.pid for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert survivors == []
+    assert _processes_with_state_dir(stack_settings.state_dir) == []
+    assert not list((stack_settings.state_dir / "run").glob("*.pid"))
+
+
+def test_unreachable_airflow_names_the_url_and_the_fix(stack_settings: Settings) -> None:
+    client = AirflowClient(stack_settings.airflow.resolved_api_url(), "admin", "x", timeout=2)
+    with client, pytest.raises(AirflowError) as caught:
+        client.get_run("any", "run")
+    assert stack_settings.airflow.resolved_api_url() in str(caught.value)
+    assert "mlplatform stack up" in str(caught.value)
