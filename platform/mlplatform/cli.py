@@ -1,0 +1,169 @@
+"""The `mlplatform` command line.
+
+Commands parse their arguments, build the settings once, and call the same services the API and DAGs use.
+Heavy libraries are imported inside commands so `mlplatform --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlplatform.config import get_settings
+from mlplatform.features.cli import data_app, features_app
+from mlplatform.stack.cli import stack_app
+
+app = typer.Typer(help="mlplatform: features -> training -> registry -> serving -> monitoring.", no_args_is_help=True)
+models_app = typer.Typer(help="Registered models: versions, aliases, metrics, lineage.", no_args_is_help=True)
+settings_app = typer.Typer(help="Inspect the platform's settings.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack", help="Start, stop and inspect the embedded stack (MLflow, Airflow).")
+app.add_typer(features_app, name="features", help="Apply Feast definitions and materialize online features.")
+app.add_typer(data_app, name="data", help="Generate the demo data set.")
+app.add_typer(models_app, name="models")
+app.add_typer(settings_app, name="settings")
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=1)
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` pairs; values are parsed as JSON when they are JSON (numbers, booleans), else kept as text."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, separator, raw = pair.partition("=")
+        if not separator or not key.isidentifier():
+            raise typer.BadParameter(f"{pair!r} is not key=value with a parameter name as key", param_hint="--param")
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key] = raw
+    return overrides
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Argument(help="Model spec name, e.g. fraud_detector.")],
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the DAG run to its end.")] = False,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Estimator parameter override key=value.")
+    ] = None,
+    window_days: Annotated[int | None, typer.Option(min=1, help="Days of labelled data to train on.")] = None,
+    reason: Annotated[str, typer.Option(help="Why this run is started (recorded as lineage).")] = "manual",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the run with --wait.")] = 1800.0,
+) -> None:
+    """Trigger the model's training DAG through Airflow's REST API."""
+    from mlplatform.orchestration.airflow_client import AirflowClient, AirflowError
+    from mlplatform.specs import SpecError, find_spec
+
+    settings = get_settings()
+    try:
+        spec = find_spec(settings.specs_dir, model)
+    except SpecError as error:
+        _fail(str(error))
+        return
+    conf: dict[str, Any] = {
+        "estimator_params": _parse_overrides(param or []),
+        "reason": reason,
+        "requested_by": getpass.getuser(),
+    }
+    if window_days is not None:
+        conf["window_days"] = window_days
+    try:
+        client = AirflowClient.from_settings(settings)
+        client.wait_for_dag(spec.training_dag_id, timeout=120)
+        client.unpause(spec.training_dag_id)
+        run = client.trigger(spec.training_dag_id, conf)
+        console.print(f"triggered [bold]{spec.training_dag_id}[/] run [cyan]{run.run_id}[/]")
+        if not wait:
+            return
+        final = client.wait(
+            spec.training_dag_id,
+            run.run_id,
+            poll_interval=settings.airflow.poll_interval_s,
+            timeout=timeout,
+            on_progress=lambda states: console.print(
+                "  " + "  ".join(f"{task}={state or 'queued'}" for task, state in states.items()), highlight=False
+            ),
+        )
+    except AirflowError as error:
+        _fail(str(error))
+        return
+    if final.state != "success":
+        _fail(f"DAG run {run.run_id} ended {final.state}; see the task logs in the Airflow UI")
+    _print_outcome(model, run.run_id)
+
+
+def _print_outcome(model: str, dag_run_id: str) -> None:
+    from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
+
+    registry = ModelRegistry(get_settings())
+    produced = [v for v in registry.versions(model) if v.lineage.get("dag_run_id") == dag_run_id]
+    champion = registry.alias_holder(model, CHAMPION)
+    if produced:
+        version = produced[0]
+        gate = json.loads(version.tags.get("mlplatform.gate", "{}"))
+        verdict = "promoted to champion" if gate.get("passed") else "kept as challenger"
+        console.print(f"version [bold]{version.version}[/] {verdict}: " + "; ".join(gate.get("reasons", [])))
+    console.print(f"champion: [bold green]v{champion.version}[/]" if champion else "no champion yet")
+
+
+@models_app.command("show")
+def models_show(
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Versions, aliases, metrics and lineage of one model."""
+    from mlplatform.registry.mlflow_registry import ModelRegistry, RegistryUnavailableError
+
+    try:
+        described = ModelRegistry(get_settings()).describe(model)
+    except (LookupError, RegistryUnavailableError) as error:
+        _fail(str(error.args[0]))
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(described, indent=2, sort_keys=True) + "\n")
+        return
+    console.print(f"[bold]{model}[/]  aliases: {described['aliases'] or 'none'}")
+    table = Table("version", "aliases", "roc_auc", "average_precision", "rows", "data window", "gate")
+    for version in described["versions"]:
+        metrics, lineage = version["metrics"], version["lineage"]
+        gate = json.loads(lineage.get("gate", "{}"))
+        table.add_row(
+            version["version"],
+            ",".join(version["aliases"]),
+            f"{metrics.get('roc_auc', float('nan')):.4f}",
+            f"{metrics.get('average_precision', float('nan')):.4f}",
+            lineage.get("row_count", ""),
+            f"{lineage.get('data_window_start', '')[:10]} .. {lineage.get('data_window_end', '')[:10]}",
+            "passed" if gate.get("passed") else ("failed" if gate else ""),
+        )
+    console.print(table)
+
+
+@settings_app.command("docs")
+def settings_docs() -> None:
+    """Print the settings catalogue (docs/settings.md) as Markdown."""
+    from mlplatform.catalogue import render_catalogue
+
+    sys.stdout.write(render_catalogue())
+
+
+@settings_app.command("show")
+def settings_show() -> None:
+    """The effective settings (secrets masked) as JSON."""
+    sys.stdout.write(get_settings().model_dump_json(indent=2) + "\n")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,115 @@
+"""Airflow DAGs generated from model specs.
+
+``build_training_dag(spec)`` returns the ``train_<model>`` DAG: four TaskFlow tasks that call the plain functions
+in ``mlplatform.training.pipeline``.  Params let a run override hyperparameters and the data window; every task
+retries, and the pipeline functions are idempotent per DAG run, so a retry never registers a second version.
+
+Heavy libraries (MLflow, Feast, scikit-learn) are imported inside the tasks only: the dag-processor parses this
+often and must stay fast.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from mlplatform.specs import ModelSpec
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+    from mlplatform.training.pipeline import TrainingRequest
+
+DEFAULT_START = datetime(2026, 1, 1)
+TASK_RETRIES = 2
+TASK_RETRY_DELAY = timedelta(seconds=20)
+
+
+def request_from_context(spec_name: str) -> TrainingRequest:
+    """Turn the running task's DAG run (params, conf, ids) into a TrainingRequest."""
+    from airflow.sdk import get_current_context
+
+    from mlplatform.training.pipeline import TrainingRequest
+
+    context = get_current_context()
+    params: dict[str, Any] = dict(context["params"])
+    dag_run = context["dag_run"]
+    window_end = params.get("window_end")
+    requested_by = params.get("requested_by") or "schedule"
+    return TrainingRequest(
+        model=spec_name,
+        run_key=f"{dag_run.dag_id}/{dag_run.run_id}",
+        actor=f"{requested_by} via airflow:{dag_run.dag_id}/{dag_run.run_id}",
+        reason=str(params.get("reason") or "scheduled"),
+        window_days=params.get("window_days"),
+        window_end=datetime.fromisoformat(window_end) if window_end else None,
+        estimator_params=dict(params.get("estimator_params") or {}),
+        dag_id=dag_run.dag_id,
+        dag_run_id=dag_run.run_id,
+    )
+
+
+def build_training_dag(spec: ModelSpec) -> DAG:
+    """The training DAG of one model spec."""
+    from airflow.sdk import Param, dag, task
+
+    name = spec.name
+
+    @dag(
+        dag_id=spec.training_dag_id,
+        description=f"Train, evaluate, register and gate {name} (generated from its model spec)",
+        schedule=spec.schedule,
+        start_date=DEFAULT_START,
+        catchup=False,
+        max_active_runs=1,
+        tags=["mlplatform", "training", name],
+        default_args={"retries": TASK_RETRIES, "retry_delay": TASK_RETRY_DELAY, "owner": spec.owner},
+        params={
+            "window_days": Param(spec.data.window_days, type="integer", minimum=1, maximum=3650),
+            "window_end": Param(None, type=["null", "string"], description="ISO time; default: end of the data"),
+            "estimator_params": Param({}, type="object", description="Overrides of the spec's estimator params"),
+            "reason": Param("scheduled", type="string", maxLength=500),
+            "requested_by": Param("schedule", type="string", maxLength=128),
+        },
+        render_template_as_native_obj=True,
+    )
+    def training_pipeline() -> None:
+        @task
+        def prepare_training_set() -> str:
+            from mlplatform.config import get_settings
+            from mlplatform.training import pipeline
+
+            return pipeline.prepare_training_set(get_settings(), request_from_context(name))
+
+        @task
+        def train_and_evaluate(run_id: str) -> str:
+            from mlplatform.config import get_settings
+            from mlplatform.training import pipeline
+
+            pipeline.train_and_evaluate(get_settings(), request_from_context(name), run_id)
+            return run_id
+
+        @task
+        def register_version(run_id: str) -> str:
+            from mlplatform.config import get_settings
+            from mlplatform.training import pipeline
+
+            return pipeline.register_version(get_settings(), request_from_context(name), run_id)
+
+        @task
+        def gate_and_promote(version: str) -> dict[str, Any]:
+            from dataclasses import asdict
+
+            from mlplatform.config import get_settings
+            from mlplatform.training import pipeline
+
+            return asdict(pipeline.gate_and_promote(get_settings(), request_from_context(name), version))
+
+        gate_and_promote(register_version(train_and_evaluate(prepare_training_set())))  # type: ignore[arg-type]
+
+    return training_pipeline()
+
+
+def build_training_dags(specs: dict[str, ModelSpec]) -> dict[str, DAG]:
+    """One training DAG per spec, keyed by DAG id (what a DAG file puts in its globals)."""
+    return {spec.training_dag_id: build_training_dag(spec) for spec in specs.values()}
