@@ -28,8 +28,8 @@ app.add_typer(data_app, name="data", help="Generate the demo data set.")
 app.add_typer(models_app, name="models")
 app.add_typer(settings_app, name="settings")
 
-console = Console()
-errors = Console(stderr=True)
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str) -> None:
@@ -134,8 +134,10 @@ def models_show(
     if as_json:
         sys.stdout.write(json.dumps(described, indent=2, sort_keys=True) + "\n")
         return
-    console.print(f"[bold]{model}[/]  aliases: {described['aliases'] or 'none'}")
-    table = Table("version", "aliases", "roc_auc", "average_precision", "rows", "data window", "gate")
+    aliases = ", ".join(f"{alias}=v{version}" for alias, version in described["aliases"].items()) or "none"
+    console.print(f"[bold]{model}[/]  aliases: {aliases}", highlight=False)
+    console.print(f"MLflow UI: {described['tracking_uri']}/#/models/{model}", highlight=False)
+    table = Table("version", "aliases", "roc_auc", "avg precision", "rows", "data window", "gate")
     for version in described["versions"]:
         metrics, lineage = version["metrics"], version["lineage"]
         gate = json.loads(lineage.get("gate", "{}"))
@@ -145,7 +147,7 @@ def models_show(
             f"{metrics.get('roc_auc', float('nan')):.4f}",
             f"{metrics.get('average_precision', float('nan')):.4f}",
             lineage.get("row_count", ""),
-            f"{lineage.get('data_window_start', '')[:10]} .. {lineage.get('data_window_end', '')[:10]}",
+            f"{lineage.get('data_window_start', '')[:10]}..{lineage.get('data_window_end', '')[:10]}",
             "passed" if gate.get("passed") else ("failed" if gate else ""),
         )
     console.print(table)

@@ -66,6 +66,11 @@ class AirflowSettings(_Section):
     )
     parallelism: int = Field(2, ge=1, le=64, description="LocalExecutor task slots in the embedded stack.")
     dags_folder: Path = Field(Path("pipelines/dags"), description="Folder of DAG files the dag-processor parses.")
+    run_schedules: bool = Field(
+        False,
+        description="Run training DAGs on their spec schedules. Off by default so a laptop never starts training "
+        "by itself; production (the Helm chart) turns it on.",
+    )
     poll_interval_s: float = Field(3.0, gt=0, description="How often `train --wait` polls a DAG run's state.")
 
     def resolved_api_url(self) -> str:
@@ -163,6 +168,7 @@ class Settings(BaseSettings):
             "MLP_MLFLOW__TRACKING_URI": self.mlflow.resolved_tracking_uri(),
             "MLP_AIRFLOW__API_URL": self.airflow.resolved_api_url(),
             "MLP_AIRFLOW__DAGS_FOLDER": str(self.airflow.dags_folder),
+            "MLP_AIRFLOW__RUN_SCHEDULES": str(self.airflow.run_schedules).lower(),
             "MLP_FEAST__REPO_PATH": str(self.feast.repo_path),
             "MLP_FEAST__PROJECT": self.feast.project,
             "MLP_FEAST__ONLINE_STORE": self.feast.online_store,

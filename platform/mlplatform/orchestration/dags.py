@@ -49,8 +49,8 @@ def request_from_context(spec_name: str) -> TrainingRequest:
     )
 
 
-def build_training_dag(spec: ModelSpec) -> DAG:
-    """The training DAG of one model spec."""
+def build_training_dag(spec: ModelSpec, run_schedule: bool = True) -> DAG:
+    """The training DAG of one model spec; without ``run_schedule`` it runs only when triggered."""
     from airflow.sdk import Param, dag, task
 
     name = spec.name
@@ -58,7 +58,7 @@ def build_training_dag(spec: ModelSpec) -> DAG:
     @dag(
         dag_id=spec.training_dag_id,
         description=f"Train, evaluate, register and gate {name} (generated from its model spec)",
-        schedule=spec.schedule,
+        schedule=spec.schedule if run_schedule else None,
         start_date=DEFAULT_START,
         catchup=False,
         max_active_runs=1,
@@ -82,19 +82,19 @@ def build_training_dag(spec: ModelSpec) -> DAG:
             return pipeline.prepare_training_set(get_settings(), request_from_context(name))
 
         @task
-        def train_and_evaluate(run_id: str) -> str:
+        def train_and_evaluate(mlflow_run_id: str) -> str:
             from mlplatform.config import get_settings
             from mlplatform.training import pipeline
 
-            pipeline.train_and_evaluate(get_settings(), request_from_context(name), run_id)
-            return run_id
+            pipeline.train_and_evaluate(get_settings(), request_from_context(name), mlflow_run_id)
+            return mlflow_run_id
 
         @task
-        def register_version(run_id: str) -> str:
+        def register_version(mlflow_run_id: str) -> str:
             from mlplatform.config import get_settings
             from mlplatform.training import pipeline
 
-            return pipeline.register_version(get_settings(), request_from_context(name), run_id)
+            return pipeline.register_version(get_settings(), request_from_context(name), mlflow_run_id)
 
         @task
         def gate_and_promote(version: str) -> dict[str, Any]:
@@ -110,6 +110,6 @@ def build_training_dag(spec: ModelSpec) -> DAG:
     return training_pipeline()
 
 
-def build_training_dags(specs: dict[str, ModelSpec]) -> dict[str, DAG]:
+def build_training_dags(specs: dict[str, ModelSpec], run_schedules: bool) -> dict[str, DAG]:
     """One training DAG per spec, keyed by DAG id (what a DAG file puts in its globals)."""
-    return {spec.training_dag_id: build_training_dag(spec) for spec in specs.values()}
+    return {spec.training_dag_id: build_training_dag(spec, run_schedules) for spec in specs.values()}

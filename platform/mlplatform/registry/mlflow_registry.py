@@ -166,18 +166,20 @@ class ModelRegistry:
             model = self.client.get_registered_model(name)
         except MlflowException:
             raise LookupError(f"model {name!r} is not registered in MLflow at {self.tracking_uri}") from None
+        aliases = dict(sorted((model.aliases or {}).items()))
         versions = self.versions(name)
         return {
             "name": name,
             "tracking_uri": self.tracking_uri,
-            "aliases": dict(sorted((model.aliases or {}).items())),
+            "aliases": aliases,
             "versions": [
                 {
                     "version": info.version,
                     "run_id": info.run_id,
                     "status": info.status,
                     "created_at_ms": info.created_at_ms,
-                    "aliases": info.aliases,
+                    # Version search results carry no aliases; the registered model's map is the truth.
+                    "aliases": sorted(alias for alias, holder in aliases.items() if holder == info.version),
                     "metrics": info.metrics,
                     "lineage": info.lineage,
                 }

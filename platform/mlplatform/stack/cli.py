@@ -14,8 +14,8 @@ from mlplatform.config import Settings, get_settings
 
 stack_app = typer.Typer(help="Start, stop and inspect the embedded stack (MLflow, Airflow).", no_args_is_help=True)
 
-console = Console()
-errors = Console(stderr=True)
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str) -> None:
@@ -41,10 +41,15 @@ def up() -> None:
         _fail(str(error))
         return
     console.print(f"[bold green]stack up[/] in {time.monotonic() - started:.0f}s", highlight=False)
-    console.print(f"  MLflow   {settings.mlflow.resolved_tracking_uri()}", highlight=False)
+    _print_endpoints(settings)
+
+
+def _print_endpoints(settings: Settings) -> None:
+    """URLs as plain lines (never cut by a table's width), so they can be clicked or copied."""
+    console.print(f"  MLflow UI   {settings.mlflow.resolved_tracking_uri()}", highlight=False)
     user = f"user {settings.airflow.username}, {_password_hint(settings)}"
-    console.print(f"  Airflow  {settings.airflow.resolved_api_url()}  ({user})", highlight=False)
-    console.print(f"  logs     {settings.state_dir / 'logs'}", highlight=False)
+    console.print(f"  Airflow UI  {settings.airflow.resolved_api_url()}  ({user})", highlight=False)
+    console.print(f"  logs        {settings.state_dir / 'logs'}", highlight=False)
     console.print("  stop with `mlplatform stack down`", highlight=False)
 
 
@@ -90,7 +95,9 @@ def status(
             state = "[green]healthy[/]" if p.healthy else ("[yellow]unhealthy[/]" if p.running else "[red]stopped[/]")
             table.add_row(p.name, state, str(p.pid or "-"), p.url or "-", str(p.log_path))
         console.print(table)
-        if not any(p.running for p in processes):
+        if any(p.running for p in processes):
+            _print_endpoints(settings)
+        else:
             console.print("start it with `mlplatform stack up`", highlight=False)
     if not all(p.healthy for p in processes):
         raise typer.Exit(code=1)

@@ -1,0 +1,73 @@
+"""Settings: environment overrides, strictness, derived locations, the catalogue kept in step with the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from mlplatform.catalogue import render_catalogue
+from mlplatform.config import get_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_environment_overrides_nested_values(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MLP_MLFLOW__PORT", "5999")
+    monkeypatch.setenv("MLP_FEAST__ONLINE_STORE", "redis")
+    settings = get_settings(state_dir=tmp_path)
+    assert settings.mlflow.port == 5999
+    assert settings.mlflow.resolved_tracking_uri() == "http://127.0.0.1:5999"
+    assert settings.feast.online_store == "redis"
+
+
+def test_embedded_defaults_live_under_the_state_dir(tmp_path: Path) -> None:
+    settings = get_settings(state_dir=tmp_path / "s")
+    assert settings.db_url == f"sqlite:///{tmp_path / 's' / 'platform.db'}"
+    assert settings.feast_registry_path == tmp_path / "s" / "feast" / "registry.db"
+    assert settings.data_dir == tmp_path / "s" / "data"
+
+
+def test_relative_paths_are_pinned_to_the_working_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = get_settings(state_dir="rel")
+    assert settings.state_dir == tmp_path / "rel"
+
+
+def test_child_env_rebuilds_the_same_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    original = get_settings(state_dir=tmp_path, mlflow={"port": 5123}, feast={"online_store": "redis"})
+    for key, value in original.child_env().items():
+        monkeypatch.setenv(key, value)
+    rebuilt = get_settings()
+    assert rebuilt.state_dir == original.state_dir
+    assert rebuilt.mlflow.resolved_tracking_uri() == "http://127.0.0.1:5123"
+    assert rebuilt.feast.online_store == "redis"
+    assert rebuilt.db_url == original.db_url
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"mlflow": {"prot": 1}}, "prot"),
+        ({"mlflow": {"port": 70000}}, "less than or equal to 65535"),
+        ({"feast": {"online_store": "memcached"}}, "'sqlite' or 'redis'"),
+        ({"feast": {"project": "Bad-Name"}}, "String should match pattern"),
+    ],
+)
+def test_invalid_settings_are_rejected_with_the_field(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        get_settings(**overrides)
+
+
+def test_secrets_are_masked_when_shown() -> None:
+    settings = get_settings(airflow={"password": "s3cret-value"})
+    assert "s3cret-value" not in settings.model_dump_json()
+    assert settings.airflow.password is not None and settings.airflow.password.get_secret_value() == "s3cret-value"
+
+
+def test_catalogue_document_matches_the_code() -> None:
+    documented = (REPO_ROOT / "docs" / "settings.md").read_text()
+    assert documented == render_catalogue(), "docs/settings.md is stale: run `make settings-docs`"
+    for variable in ("MLP_STATE_DIR", "MLP_FEAST__REDIS_CONNECTION_STRING", "MLP_TRAINING__THREADS"):
+        assert f"`{variable}`" in documented
