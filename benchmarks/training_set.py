@@ -40,6 +40,7 @@ def ensure_data() -> Path:
 def measure(rows: int, offline_store: str, data: Path) -> dict[str, float]:
     """Child process: apply, then time ``training_set`` for the first ``rows`` transactions."""
     import pandas as pd
+
     from mlplatform.config import get_settings
     from mlplatform.features import FeatureStoreAdapter
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from mlplatform.config import Settings, get_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from mlplatform.config import get_settings
 from mlplatform.features.cli import data_app, features_app
+from mlplatform.orchestration.airflow_client import AirflowClient
 from mlplatform.stack.cli import stack_app
 
 app = typer.Typer(help="mlplatform: features -> training -> registry -> serving -> monitoring.", no_args_is_help=True)
@@ -63,7 +64,7 @@ def train(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the run with --wait.")] = 1800.0,
 ) -> None:
     """Trigger the model's training DAG through Airflow's REST API."""
-    from mlplatform.orchestration.airflow_client import AirflowClient, AirflowError
+    from mlplatform.orchestration.airflow_client import AirflowError
     from mlplatform.specs import SpecError, find_spec
 
     settings = get_settings()
@@ -96,12 +97,27 @@ def train(
                 "  " + "  ".join(f"{task}={state or 'queued'}" for task, state in states.items()), highlight=False
             ),
         )
+        if final.state != "success":
+            _print_failed_task_logs(client, spec.training_dag_id, run.run_id)
     except AirflowError as error:
         _fail(str(error))
         return
     if final.state != "success":
-        _fail(f"DAG run {run.run_id} ended {final.state}; see the task logs in the Airflow UI")
+        _fail(f"DAG run {run.run_id} ended {final.state}; full logs in the Airflow UI")
     _print_outcome(model, run.run_id)
+
+
+def _print_failed_task_logs(client: AirflowClient, dag_id: str, run_id: str, lines: int = 25) -> None:
+    """The end of each failed task's last try: usually the error a data scientist needs to see."""
+    for instance in client.task_instances(dag_id, run_id):
+        if instance.state != "failed":
+            continue
+        log = client.task_log(dag_id, run_id, instance.task_id, try_number=max(instance.try_number, 1))
+        tail = "\n".join(log.splitlines()[-lines:])
+        errors.print(
+            f"[bold]{instance.task_id}[/] failed (try {instance.try_number}); end of its log:", highlight=False
+        )
+        errors.print(tail, highlight=False, markup=False)
 
 
 def _print_outcome(model: str, dag_run_id: str) -> None:

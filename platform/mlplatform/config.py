@@ -108,6 +108,32 @@ class TrainingSettings(_Section):
     )
 
 
+class ServingSettings(_Section):
+    """Model servers (BentoML or KServe) and their prediction log."""
+
+    backend: Literal["bentoml", "kserve"] = Field("bentoml", description="Which server `deploy` starts by default.")
+    host: str = Field(LOOPBACK, description="Address model servers bind to.")
+    port: int = Field(8300, ge=1, le=65535, description="HTTP port of a locally deployed model server.")
+    grpc_port: int | None = Field(
+        None, ge=1, le=65535, description="KServe gRPC port; unset disables gRPC (HTTP only)."
+    )
+    alias: str = Field("champion", pattern=r"^[a-z][a-z0-9_-]*$", description="Registry alias the server serves.")
+    poll_interval_s: float = Field(10.0, gt=0, description="How often a server checks the alias for a new version.")
+    model_cache_dir: Path | None = Field(
+        None, description="Last good model per name, for restarts while MLflow is down. Unset: state_dir/serving."
+    )
+    max_batch_size: int = Field(256, ge=1, le=100_000, description="Entities per request; more is answered 413.")
+    prediction_log: Literal["parquet", "postgres", "off"] = Field(
+        "parquet", description="Prediction log sink: partitioned parquet under state_dir, or a PostgreSQL table."
+    )
+    prediction_log_url: str | None = Field(
+        None, description="SQLAlchemy URL of the PostgreSQL prediction log. Unset: the platform DB URL."
+    )
+    log_queue_size: int = Field(10_000, ge=1, description="Records buffered before new ones are dropped (counted).")
+    log_batch_size: int = Field(500, ge=1, description="Records written per batch.")
+    log_flush_interval_s: float = Field(1.0, gt=0, description="Longest a record waits before it is written.")
+
+
 class DatabaseSettings(_Section):
     """The platform's own database: alias history and audit events (more tables come with the control plane)."""
 
@@ -127,6 +153,7 @@ class Settings(BaseSettings):
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
     feast: FeastSettings = Field(default_factory=FeastSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
 
     @model_validator(mode="after")
@@ -156,30 +183,32 @@ class Settings(BaseSettings):
         return self.db.url or f"sqlite:///{self.state_dir / 'platform.db'}"
 
     @property
-    def runs_dir(self) -> Path:
-        """Scratch space for pipeline tasks (training sets between tasks of one DAG run)."""
-        return self.state_dir / "runs"
+    def serving_dir(self) -> Path:
+        """Model cache and prediction log of locally run servers."""
+        return (self.serving.model_cache_dir or self.state_dir / "serving").resolve()
 
     def child_env(self) -> dict[str, str]:
-        """Environment that makes a child process (a server, an Airflow task) build the same settings."""
-        env = {
-            "MLP_STATE_DIR": str(self.state_dir),
-            "MLP_SPECS_DIR": str(self.specs_dir),
-            "MLP_MLFLOW__TRACKING_URI": self.mlflow.resolved_tracking_uri(),
-            "MLP_AIRFLOW__API_URL": self.airflow.resolved_api_url(),
-            "MLP_AIRFLOW__DAGS_FOLDER": str(self.airflow.dags_folder),
-            "MLP_AIRFLOW__RUN_SCHEDULES": str(self.airflow.run_schedules).lower(),
-            "MLP_FEAST__REPO_PATH": str(self.feast.repo_path),
-            "MLP_FEAST__PROJECT": self.feast.project,
-            "MLP_FEAST__ONLINE_STORE": self.feast.online_store,
-            "MLP_FEAST__REDIS_CONNECTION_STRING": self.feast.redis_connection_string,
-            "MLP_FEAST__OFFLINE_STORE": self.feast.offline_store,
-            "MLP_FEAST__REGISTRY_PATH": str(self.feast_registry_path),
-            "MLP_FEAST__DATA_DIR": str(self.data_dir),
-            "MLP_TRAINING__THREADS": str(self.training.threads),
-            "MLP_DB__URL": self.db_url,
-        }
-        return env
+        """Environment that makes a child process (a server, an Airflow task) build exactly these settings.
+
+        Every value that is set is exported, secrets included: children need them, and the environment (unlike
+        argv, which supervisors log) is private to the process.
+        """
+        return _flatten_env(self.model_dump(mode="python"), "MLP_")
+
+
+def _flatten_env(values: dict[str, Any], prefix: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key.upper()}"
+        if isinstance(value, dict):
+            env.update(_flatten_env(value, f"{name}__"))
+        elif isinstance(value, SecretStr):
+            env[name] = value.get_secret_value()
+        elif isinstance(value, bool):
+            env[name] = str(value).lower()
+        elif value is not None:
+            env[name] = str(value)
+    return env
 
 
 def get_settings(**overrides: Any) -> Settings:

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from mlplatform.config import Settings, get_settings
 from mlplatform.stack.embedded import mlflow_argv, mlflow_dir, mlflow_env
 from mlplatform.stack.supervisor import Supervisor
-
 from tests.conftest import REPO_ROOT, free_port
 
 # Small but learnable: enough fraud episodes for a holdout with both classes and a stable ROC AUC.
@@ -33,12 +33,13 @@ def start_mlflow(settings: Settings) -> Supervisor:
     return supervisor
 
 
-def world_settings(state_dir: Path, **overrides: object) -> Settings:
+def world_settings(state_dir: Path, mlflow: dict[str, object] | None = None, **overrides: object) -> Settings:
+    """Settings for a test world under ``state_dir``: repo specs and features, MLflow on a free port."""
     return get_settings(
         state_dir=state_dir,
         specs_dir=REPO_ROOT / "pipelines" / "specs",
         feast={"repo_path": REPO_ROOT / "feature_repo", "project": "mlp_train"},
-        mlflow={"port": free_port()},
+        mlflow={"port": free_port(), **(mlflow or {})},
         **overrides,
     )
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+
 from mlplatform.config import Settings, get_settings
 
 pytestmark = pytest.mark.integration

@@ -25,11 +25,9 @@ def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     if request.param == "sqlite":
         settings = world_settings(tmp_path / "state")
     else:
-        mlflow_db = request.getfixturevalue("postgres_database")
-        platform_db = request.getfixturevalue("postgres_database")
-        settings = world_settings(
-            tmp_path / "state", mlflow={"backend_store_uri": mlflow_db}, db={"url": platform_db}
-        )
+        # MLflow and the platform DB share one PostgreSQL database, as a small production install may.
+        database = request.getfixturevalue("postgres_database")
+        settings = world_settings(tmp_path / "state", mlflow={"backend_store_uri": database}, db={"url": database})
     supervisor = start_mlflow(settings)
     try:
         yield settings

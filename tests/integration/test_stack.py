@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+
 from mlplatform.config import Settings
 from mlplatform.orchestration import AirflowClient, AirflowError
 from mlplatform.stack import EmbeddedStack, airflow_password

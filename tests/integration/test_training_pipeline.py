@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from mlplatform.config import Settings
 from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryUnavailableError
 from mlplatform.training.pipeline import TrainingDataError, TrainingRequest, prepare_training_set, run_all
-
 from tests.conftest import REPO_ROOT, free_port
 from tests.integration.conftest import MlflowServer
 
@@ -99,7 +99,7 @@ def test_gate_minimums_block_promotion_of_first_model(trained_world: MlflowServe
 def test_empty_data_window_fails_clearly_and_registers_nothing(trained_world: MlflowServer, tmp_path: Path) -> None:
     settings = _settings_with_spec(trained_world, tmp_path, "fraud_empty")
     long_ago = datetime.fromisoformat("2020-01-01T00:00:00+00:00")
-    with pytest.raises(TrainingDataError, match=r"no labelled rows in the data window \[2019-12-"):
+    with pytest.raises(TrainingDataError, match=r"no labelled rows in the data window \[2019-11-02T00:00:00\+00:00, 2020-01-01"):
         prepare_training_set(settings, _request("fraud_empty", "dag/empty-1", window_end=long_ago))
     with pytest.raises(LookupError, match="not registered"):
         ModelRegistry(settings).describe("fraud_empty")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from mlplatform.demo.fraud_data import CATEGORIES, DEFAULT_END, TRANSACTION_STATS_FEATURES, generate
 
 END = datetime(2025, 6, 1, tzinfo=UTC)

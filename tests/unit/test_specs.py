@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from mlplatform.specs import SpecError, find_spec, load_spec, load_specs
 
 REPO_SPECS = Path(__file__).resolve().parents[2] / "pipelines" / "specs"

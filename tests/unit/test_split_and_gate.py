@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from mlplatform.specs import GatesSpec
 from mlplatform.training.evaluate import recall_at_precision
 from mlplatform.training.gate import decide

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+from pydantic import SecretStr
+
 from mlplatform.config import Settings
 from mlplatform.stack.embedded import EmbeddedStack, StackError, airflow_env, airflow_password, prepare_airflow_home
 from mlplatform.stack.supervisor import HealthTimeoutError, Supervisor, SupervisorError
-from pydantic import SecretStr
-
 from tests.conftest import free_port
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
