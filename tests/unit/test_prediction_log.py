@@ -1,0 +1,305 @@
+"""The prediction log: N records in from many threads -> N records out, overflow counted, nothing lost on close.
+
+The contract (``check_contract``) runs here against the parquet sink and against the SQL sink on sqlite, and in
+``tests/integration/test_prediction_log_postgres.py`` against a real PostgreSQL.  Fault cases (a sink that blocks
+or fails) use small test sinks, named as such; nothing fakes a database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from mlplatform.config import Settings, get_settings
+from mlplatform.serving.prediction_log import (
+    BASE_COLUMNS,
+    BatchingPredictionLog,
+    PredictionRecord,
+    PredictionSink,
+    open_prediction_log,
+    read_prediction_log,
+)
+
+MODEL = "fraud_detector"
+# Starts just before a UTC midnight so the records span two date partitions.
+T0 = datetime(2026, 3, 1, 23, 59, 0, tzinfo=UTC)
+THREADS = 4
+PER_THREAD = 150
+
+
+def log_settings(state_dir: Path, kind: str, **serving: Any) -> Settings:
+    """Settings for one prediction-log backend with small batches and a short flush interval."""
+    options: dict[str, Any] = {"log_batch_size": 40, "log_flush_interval_s": 0.05, **serving}
+    return get_settings(state_dir=state_dir, serving={"prediction_log": kind, **options})
+
+
+def make_record(index: int, *, model: str = MODEL, features: dict[str, float | None] | None = None) -> PredictionRecord:
+    return PredictionRecord(
+        request_id=f"req-{index:05d}",
+        timestamp=T0 + timedelta(milliseconds=250 * index),
+        model_name=model,
+        model_version=str(1 + index % 2),
+        entity={"customer_id": 1000 + index},
+        features=features if features is not None else {"amount": index * 1.5, "txn_count_24h": None},
+        score=(index % 100) / 100,
+        label=index % 2,
+    )
+
+
+def check_contract(settings: Settings) -> None:
+    """N records submitted from several threads are all persisted and read back with their values, in order."""
+    written_calls: list[int] = []
+    log = open_prediction_log(settings, on_write=written_calls.append)
+    other = make_record(0, model="other_model")
+
+    def submit_share(thread: int) -> None:
+        indices = list(range(thread, THREADS * PER_THREAD, THREADS))
+        for chunk in range(0, len(indices), 3):  # requests of 1-3 entities, as servers submit them
+            assert log.submit([make_record(i) for i in indices[chunk : chunk + 3]]) == len(indices[chunk : chunk + 3])
+
+    threads = [threading.Thread(target=submit_share, args=(n,)) for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert log.submit([other]) == 1
+    log.close()
+
+    total = THREADS * PER_THREAD
+    assert (log.written, log.dropped, sum(written_calls)) == (total + 1, 0, total + 1)
+    frame = read_prediction_log(settings, MODEL)
+    assert list(frame.columns) == [
+        "request_id",
+        "timestamp",
+        "model_name",
+        "model_version",
+        "customer_id",
+        "amount",
+        "txn_count_24h",
+        "score",
+        "label",
+    ]
+    assert len(frame) == total
+    assert frame["request_id"].tolist() == [f"req-{i:05d}" for i in range(total)]  # sorted by timestamp
+    sample = frame.iloc[137]
+    expected = make_record(137)
+    assert sample["timestamp"] == expected.timestamp
+    assert (sample["model_name"], sample["model_version"], sample["customer_id"]) == (MODEL, "2", 1137)
+    assert (sample["amount"], sample["score"], sample["label"]) == (137 * 1.5, 0.37, 1)
+    assert frame["txn_count_24h"].isna().all()
+    assert str(frame["timestamp"].dtype) == "datetime64[us, UTC]"
+
+
+def check_window(settings: Settings) -> None:
+    """``start`` is inclusive, ``end`` exclusive, in UTC whatever zone the bounds are given in."""
+    start = T0 + timedelta(seconds=50)  # record 200
+    end = T0 + timedelta(seconds=75)  # record 300, excluded
+    window = read_prediction_log(settings, MODEL, start, end)
+    assert window["request_id"].tolist() == [f"req-{i:05d}" for i in range(200, 300)]
+    plus_two = timezone(timedelta(hours=2))
+    assert len(read_prediction_log(settings, MODEL, start.astimezone(plus_two), end.astimezone(plus_two))) == 100
+    assert len(read_prediction_log(settings, MODEL, start=T0 + timedelta(seconds=140))) == THREADS * PER_THREAD - 560
+    assert len(read_prediction_log(settings, MODEL, end=T0 + timedelta(seconds=1))) == 4
+    assert read_prediction_log(settings, "other_model")["request_id"].tolist() == ["req-00000"]
+    assert list(read_prediction_log(settings, "unknown_model").columns) == list(BASE_COLUMNS)
+
+
+@pytest.mark.parametrize("kind", ["parquet", "sqlite"])
+def test_n_records_in_from_many_threads_n_records_out(tmp_path: Path, kind: str) -> None:
+    if kind == "sqlite":  # the SQL sink on sqlite: the PostgreSQL code path, minus the server
+        settings = log_settings(tmp_path, "postgres", prediction_log_url=f"sqlite:///{tmp_path / 'log.db'}")
+    else:
+        settings = log_settings(tmp_path, "parquet")
+    check_contract(settings)
+    check_window(settings)
+
+
+def test_parquet_layout_is_partitioned_by_model_and_date(tmp_path: Path) -> None:
+    settings = log_settings(tmp_path, "parquet")
+    log = open_prediction_log(settings)
+    log.submit([make_record(i) for i in range(0, 400, 100)])  # 23:59:00 and 00:00:25 ... next day
+    log.close()
+    root = settings.serving_dir / "predictions" / f"model={MODEL}"
+    assert sorted(path.name for path in root.iterdir()) == ["date=2026-03-01", "date=2026-03-02"]
+    assert all(path.name.startswith("part-") for path in root.glob("date=*/*"))
+
+
+def test_parquet_reads_files_whose_schemas_differ(tmp_path: Path) -> None:
+    """A new model version adds a feature; an entity key changed type: both still read into one frame."""
+    settings = log_settings(tmp_path, "parquet")
+    log = open_prediction_log(settings)
+    log.submit([make_record(0, features={"amount": 1.0})])
+    log.close()
+    log = open_prediction_log(settings)
+    log.submit([make_record(1, features={"amount": 2.0, "new_feature": 7.0})])
+    log.close()
+    log = open_prediction_log(settings)
+    log.submit([dataclasses.replace(make_record(2), entity={"customer_id": "c-3"})])
+    log.close()
+
+    frame = read_prediction_log(settings, MODEL)
+    assert frame["request_id"].tolist() == ["req-00000", "req-00001", "req-00002"]
+    assert frame["customer_id"].tolist() == [1000, 1001, "c-3"]
+    assert frame["amount"].tolist()[:2] == [1.0, 2.0]
+    assert pd.isna(frame["new_feature"].iloc[0]) and frame["new_feature"].iloc[1] == 7.0
+
+
+class BlockingSinkForTest(PredictionSink):
+    """Fault injection: ``write`` blocks until the test releases it, like a sink that hangs."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.records: list[PredictionRecord] = []
+
+    def write(self, records: Sequence[PredictionRecord]) -> None:
+        self.release.wait(10)
+        self.records.extend(records)
+
+    def read(self, model_name: str, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+        raise NotImplementedError("BlockingSinkForTest only records writes")
+
+
+def test_full_queue_drops_and_counts_without_blocking() -> None:
+    sink = BlockingSinkForTest()
+    drops: list[int] = []
+    log = BatchingPredictionLog(sink, queue_size=10, batch_size=5, flush_interval_s=0.01, on_drop=drops.append)
+    accepted = 0
+    slowest = 0.0
+    for index in range(200):
+        began = time.perf_counter()
+        accepted += log.submit([make_record(index)])
+        slowest = max(slowest, time.perf_counter() - began)
+        if index == 0:
+            time.sleep(0.1)  # let the writer take the first record and block in the sink
+
+    assert slowest < 0.05, f"submit blocked for {slowest:.3f} s"
+    assert 10 <= accepted <= 10 + 5
+    assert log.dropped == 200 - accepted == sum(drops)
+    sink.release.set()
+    log.close()
+    assert log.written == accepted == len(sink.records)
+    assert log.submit([make_record(999)]) == 0  # closed: refused and counted
+    assert log.dropped == 200 - accepted + 1
+
+
+def test_close_flushes_everything_accepted(tmp_path: Path) -> None:
+    """A long flush interval and a big batch: only ``close`` can have written the records."""
+    settings = log_settings(tmp_path, "parquet", log_flush_interval_s=600, log_batch_size=10_000)
+    log = open_prediction_log(settings)
+    assert log.submit([make_record(i) for i in range(25)]) == 25
+    began = time.perf_counter()
+    log.close()
+    assert time.perf_counter() - began < 2
+    assert log.written == 25
+    assert len(read_prediction_log(settings, MODEL)) == 25
+
+
+class FlakySinkForTest(PredictionSink):
+    """Fault injection: the first ``failures`` writes raise ConnectionError (or ``error``), then writes succeed."""
+
+    def __init__(self, failures: int, error: Exception | None = None) -> None:
+        self.failures = failures
+        self.error = error or ConnectionError("sink down")
+        self.attempts = 0
+        self.records: list[PredictionRecord] = []
+
+    def write(self, records: Sequence[PredictionRecord]) -> None:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            raise self.error
+        self.records.extend(records)
+
+    def read(self, model_name: str, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+        raise NotImplementedError("FlakySinkForTest only records writes")
+
+
+def test_failed_writes_are_retried_until_the_sink_recovers() -> None:
+    sink = FlakySinkForTest(failures=3)
+    log = BatchingPredictionLog(sink, queue_size=100, batch_size=10, flush_interval_s=0.01)
+    assert log.submit([make_record(i) for i in range(30)]) == 30
+    log.close(timeout=5)
+    assert (log.written, log.dropped, len(sink.records)) == (30, 0, 30)
+    assert sink.attempts >= 3 + 3  # three failures, then at least three batches of up to 10
+
+
+def test_a_sink_that_stays_down_costs_records_not_the_server(caplog: pytest.LogCaptureFixture) -> None:
+    sink = FlakySinkForTest(failures=10**9)
+    log = BatchingPredictionLog(sink, queue_size=20, batch_size=5, flush_interval_s=0.01)
+    accepted = sum(log.submit([make_record(i)]) for i in range(50))
+    time.sleep(0.2)  # the writer fails, keeps draining the queue into memory, dropping beyond the bound
+    accepted += sum(log.submit([make_record(i)]) for i in range(50, 60))
+    began = time.perf_counter()
+    log.close(timeout=0.3)
+    assert time.perf_counter() - began < 2
+    assert log.written == 0
+    assert log.dropped == 60  # refused at the queue, given up in memory, or unwritten at close: all counted
+    assert accepted >= 20
+    assert "req-" not in caplog.text  # errors are logged without record contents
+    assert "ConnectionError" in caplog.text
+
+
+def test_a_batch_the_sink_rejects_as_invalid_is_dropped_not_retried() -> None:
+    sink = FlakySinkForTest(failures=1, error=ValueError("cannot store this"))
+    log = BatchingPredictionLog(sink, queue_size=100, batch_size=5, flush_interval_s=0.01)
+    log.submit([make_record(i) for i in range(5)])
+    log.close()
+    assert (log.written, log.dropped, sink.attempts) == (0, 5, 1)
+
+
+def test_off_accepts_everything_and_keeps_nothing(tmp_path: Path) -> None:
+    settings = log_settings(tmp_path, "off")
+    log = open_prediction_log(settings, on_drop=lambda n: pytest.fail("off never drops"))
+    assert log.submit([make_record(i) for i in range(7)]) == 7
+    log.close()
+    assert (log.written, log.dropped) == (0, 0)
+    assert not (settings.serving_dir / "predictions").exists()
+    assert list(read_prediction_log(settings, MODEL).columns) == list(BASE_COLUMNS)
+
+
+def test_records_are_checked_on_the_request_path() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        PredictionRecord("r", datetime(2026, 1, 1), MODEL, "1", {"id": 1}, {}, 0.1, 0)
+    with pytest.raises(ValueError, match="score"):
+        PredictionRecord("r", T0, MODEL, "1", {"id": 1}, {"score": 1.0}, 0.1, 0)
+    with pytest.raises(ValueError, match="both"):
+        PredictionRecord("r", T0, MODEL, "1", {"id": 1}, {"id": 1.0}, 0.1, 0)
+
+
+def test_values_the_database_rejects_cost_their_batch_only(tmp_path: Path) -> None:
+    """A NOT NULL violation is not worth retrying: that batch is dropped (counted), later batches are written."""
+    settings = log_settings(tmp_path, "postgres", prediction_log_url=f"sqlite:///{tmp_path / 'log.db'}")
+    log = open_prediction_log(settings)
+    log.submit([dataclasses.replace(make_record(0), request_id=None)])  # type: ignore[arg-type]
+    deadline = time.monotonic() + 10
+    while log.dropped == 0 and time.monotonic() < deadline:  # let that batch go alone
+        time.sleep(0.01)
+    log.submit([make_record(i) for i in range(1, 4)])
+    log.close()
+    assert (log.written, log.dropped) == (3, 1)
+    assert read_prediction_log(settings, MODEL)["request_id"].tolist() == ["req-00001", "req-00002", "req-00003"]
+
+
+def test_mixed_entity_types_in_one_batch_are_kept_as_strings(tmp_path: Path) -> None:
+    settings = log_settings(tmp_path, "parquet")
+    log = open_prediction_log(settings)
+    log.submit([make_record(0), dataclasses.replace(make_record(1), entity={"customer_id": "c-1"})])
+    log.close()
+    assert (log.written, log.dropped) == (2, 0)
+    assert read_prediction_log(settings, MODEL)["customer_id"].tolist() == ["1000", "c-1"]
+
+
+def test_the_sql_sink_waits_for_an_unreachable_database_instead_of_failing_the_server(tmp_path: Path) -> None:
+    """Opening the log must not need the database: records wait in memory and are counted if never written."""
+    unreachable = "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1"
+    log = open_prediction_log(log_settings(tmp_path, "postgres", prediction_log_url=unreachable))
+    assert log.submit([make_record(0)]) == 1
+    log.close(timeout=0.5)
+    assert (log.written, log.dropped) == (0, 1)
