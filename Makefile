@@ -45,6 +45,7 @@ settings-docs: install ## Regenerate docs/settings.md from the Settings model
 
 bench: install ## Benchmarks print their figures (slow; not part of `make test`)
 	$(RUN) python benchmarks/training_set.py
+	$(RUN) python benchmarks/prediction_log.py
 
 clean: down
 	rm -rf .mlplatform

@@ -99,7 +99,8 @@ def test_gate_minimums_block_promotion_of_first_model(trained_world: MlflowServe
 def test_empty_data_window_fails_clearly_and_registers_nothing(trained_world: MlflowServer, tmp_path: Path) -> None:
     settings = _settings_with_spec(trained_world, tmp_path, "fraud_empty")
     long_ago = datetime.fromisoformat("2020-01-01T00:00:00+00:00")
-    with pytest.raises(TrainingDataError, match=r"no labelled rows in the data window \[2019-11-02T00:00:00\+00:00, 2020-01-01"):
+    window = r"\[2019-11-02T00:00:00\+00:00, 2020-01-01T00:00:00\+00:00\)"
+    with pytest.raises(TrainingDataError, match=r"no labelled rows in the data window " + window):
         prepare_training_set(settings, _request("fraud_empty", "dag/empty-1", window_end=long_ago))
     with pytest.raises(LookupError, match="not registered"):
         ModelRegistry(settings).describe("fraud_empty")
