@@ -106,7 +106,8 @@ def generate_command(
     days: Annotated[int, typer.Option(min=1, help="Days of transactions, ending at --end.")] = 90,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 7,
     drift_after: Annotated[
-        str | None, typer.Option("--drift-after", help="ISO time after which distributions shift (drift demo).")
+        str | None,
+        typer.Option("--drift", "--drift-after", help="ISO time after which distributions shift (drift demo)."),
     ] = None,
     end: Annotated[str | None, typer.Option("--end", help="End of the range (default: today 00:00 UTC).")] = None,
 ) -> None:

@@ -14,7 +14,8 @@ import hashlib
 import importlib.util
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,16 @@ def _strip_volatile(message: Any) -> None:
                 _strip_volatile(item)
         else:
             _strip_volatile(value)
+
+
+@contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """Silence warnings users cannot act on: Feast's "experimental" note on every on-demand view, and a
+    deprecation inside ibis (DuckDB's ``fetch_arrow_table``) that only ibis can fix."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="On demand feature view is an experimental feature")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=r"fetch_arrow_table\(\) is deprecated")
+        yield
 
 
 class FeatureStoreAdapter:
@@ -138,9 +149,7 @@ class FeatureStoreAdapter:
         """
         objects = self.definitions()
         self._progress(f"applying {len(objects)} Feast objects to project {self._settings.feast.project!r}")
-        with warnings.catch_warnings():
-            # Feast warns on every apply that on-demand views are "experimental"; nothing to act on.
-            warnings.filterwarnings("ignore", message="On demand feature view is an experimental feature")
+        with _quiet_libraries():
             self.store.apply(objects)  # type: ignore[arg-type]
         names = [str(getattr(item, "name", type(item).__name__)) for item in objects]
         self._progress("applied: " + ", ".join(names))
@@ -249,11 +258,13 @@ class FeatureStoreAdapter:
                 self._progress(f"{step} {view.name}: already materialized up to {view.most_recent_end_time}")
                 return
             self._progress(f"{step} materializing {view.name} incrementally up to {end.isoformat()}")
-            self.store.materialize_incremental(end_date=end, feature_views=[view.name])
+            with _quiet_libraries():
+                self.store.materialize_incremental(end_date=end, feature_views=[view.name])
             return
         begin = start or end - (view.ttl or _DEFAULT_FIRST_WINDOW)
         self._progress(f"{step} materializing {view.name} from {begin.isoformat()} to {end.isoformat()}")
-        self.store.materialize(start_date=begin, end_date=end, feature_views=[view.name])
+        with _quiet_libraries():
+            self.store.materialize(start_date=begin, end_date=end, feature_views=[view.name])
 
     def online_features(self, feature_service: str, entity_rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         """Latest feature values for entity rows (join keys plus request values such as ``amount``).
@@ -303,7 +314,8 @@ class FeatureStoreAdapter:
 
     def _historical(self, entities: pd.DataFrame, service: FeatureService, names: list[str]) -> pd.DataFrame:
         """One Feast point-in-time join: the row id and the feature columns of the rows Feast returned."""
-        joined = self.store.get_historical_features(entity_df=entities, features=service).to_df()
+        with _quiet_libraries():
+            joined = self.store.get_historical_features(entity_df=entities, features=service).to_df()
         missing = [name for name in names if name not in joined.columns]
         if missing:
             raise RuntimeError(f"Feast returned no column(s) {missing} for feature service {service.name!r}")
