@@ -112,6 +112,9 @@ class ServingSettings(_Section):
     """Model servers (BentoML or KServe) and their prediction log."""
 
     backend: Literal["bentoml", "kserve"] = Field("bentoml", description="Which server `deploy` starts by default.")
+    servers_dir: Path = Field(
+        Path("serving"), description="Folder of the model server entry points (bentoml/, kserve/) local deploys run."
+    )
     host: str = Field(LOOPBACK, description="Address model servers bind to.")
     port: int = Field(8300, ge=1, le=65535, description="HTTP port of a locally deployed model server.")
     grpc_port: int | None = Field(
@@ -134,6 +137,35 @@ class ServingSettings(_Section):
     log_flush_interval_s: float = Field(1.0, gt=0, description="Longest a record waits before it is written.")
 
 
+class ApiSettings(_Section):
+    """The platform API and web UI."""
+
+    host: str = Field(LOOPBACK, description="Address the platform API/UI binds to.")
+    port: int = Field(8400, ge=1, le=65535, description="Port of the platform API/UI.")
+    public_url: str | None = Field(None, description="URL users reach the UI at. Unset: http://host:port.")
+    admin_username: str = Field("admin", pattern=r"^[a-z][a-z0-9_.-]{1,63}$", description="Initial admin user.")
+    admin_password: SecretStr | None = Field(
+        None,
+        description="Initial admin password. Unset: a one-time password is generated on first start, printed "
+        "once and never stored in clear.",
+    )
+    session_secret: SecretStr | None = Field(
+        None, description="Key signing session cookies and CSRF tokens. Unset: generated once under state_dir (0600)."
+    )
+    secure_cookies: bool = Field(
+        False, description="Mark cookies Secure (HTTPS only). Off for the embedded http://127.0.0.1 UI; on in Helm."
+    )
+    session_ttl_s: int = Field(8 * 3600, ge=60, description="Lifetime of a browser session, in seconds.")
+    token_ttl_days: int = Field(90, ge=1, le=3650, description="Default lifetime of a new API token, in days.")
+    login_attempts_per_minute: int = Field(5, ge=1, le=1000, description="Failed logins per user and client.")
+    oidc_issuer: str | None = Field(None, description="OpenID Connect issuer URL; unset disables SSO.")
+    oidc_client_id: str | None = Field(None, description="OIDC client id.")
+    oidc_client_secret: SecretStr | None = Field(None, description="OIDC client secret.")
+
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
 class DatabaseSettings(_Section):
     """The platform's own database: alias history and audit events (more tables come with the control plane)."""
 
@@ -154,6 +186,7 @@ class Settings(BaseSettings):
     feast: FeastSettings = Field(default_factory=FeastSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
 
     @model_validator(mode="after")
@@ -163,6 +196,7 @@ class Settings(BaseSettings):
         self.specs_dir = self.specs_dir.resolve()
         self.airflow.dags_folder = self.airflow.dags_folder.resolve()
         self.feast.repo_path = self.feast.repo_path.resolve()
+        self.serving.servers_dir = self.serving.servers_dir.resolve()
         return self
 
     # Derived locations: one place decides the layout of the state directory.
