@@ -1,0 +1,120 @@
+"""Prometheus metrics of a model server, on a registry of their own.
+
+Why a private ``CollectorRegistry``: KServe and BentoML register their own metrics in the global registry, with
+their own names and buckets.  Keeping ours apart means ``/metrics`` shows exactly the series that the platform's
+alert rules and dashboards query, whichever server runs, and tests can build many ``ServingMetrics`` in one
+process without "duplicated timeseries" errors.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+STAGES = ("feature_fetch", "predict", "total")
+OUTCOMES = ("ok", "partial", "invalid", "too_large", "unavailable", "error")
+# Serving stages take from well under a millisecond (predict on one row) to a second (a cold online store):
+# fine steps at the bottom, where the latency objectives live.
+STAGE_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0015,
+    0.002,
+    0.003,
+    0.004,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+SCORE_BUCKETS = tuple(round(step / 20, 2) for step in range(1, 21))
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class ServingMetrics:
+    """Every series a model server exports; one instance per server process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "mlplatform_serving_requests",
+            "Prediction requests by outcome (ok, partial = some rows rejected, invalid, too_large, unavailable).",
+            ["model", "outcome"],
+            registry=self.registry,
+        )
+        self.stage_seconds = Histogram(
+            "mlplatform_serving_stage_seconds",
+            "Time per request stage: feature_fetch (online store), predict (model), total.",
+            ["model", "stage"],
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.scores = Histogram(
+            "mlplatform_serving_prediction_score",
+            "Predicted probabilities, for score-distribution drift alerts.",
+            ["model"],
+            buckets=SCORE_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "mlplatform_serving_model_info",
+            "1 for the model version being served.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.model_from_cache = Gauge(
+            "mlplatform_serving_model_from_cache",
+            "1 while the served model came from the local cache because the registry was unreachable.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.swaps = Counter(
+            "mlplatform_serving_model_swaps",
+            "Model versions swapped in after an alias move.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.log_dropped = Counter(
+            "mlplatform_serving_prediction_log_dropped",
+            "Prediction records dropped because the log's queue was full (or its sink failed).",
+            ["model"],
+            registry=self.registry,
+        )
+        self.log_written = Counter(
+            "mlplatform_serving_prediction_log_written",
+            "Prediction records written to the prediction log.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.entities = Counter(
+            "mlplatform_serving_entities",
+            "Entities scored or rejected, by result (scored, rejected).",
+            ["model", "result"],
+            registry=self.registry,
+        )
+
+    def set_model_version(self, model: str, version: str, from_cache: bool) -> None:
+        """Point the info gauge at ``version`` alone (the old version's series is removed, not left at 1)."""
+        for family in self.model_info.collect():
+            for sample in list(family.samples):
+                if sample.labels.get("model") == model and sample.labels.get("version") != version:
+                    self.model_info.remove(model, sample.labels["version"])
+        self.model_info.labels(model, version).set(1)
+        self.model_from_cache.labels(model).set(1 if from_cache else 0)
+
+    def render(self) -> bytes:
+        """Text exposition of this registry (what ``/metrics`` returns)."""
+        return generate_latest(self.registry)
+
+
+def render_metrics(metrics: ServingMetrics) -> tuple[bytes, str]:
+    """Body and content type of a ``/metrics`` response."""
+    return metrics.render(), CONTENT_TYPE

@@ -1,0 +1,307 @@
+"""KServe 0.21 model server for one platform model: Open Inference Protocol v2 and KServe v1 over the Predictor.
+
+Run: ``python serving/kserve/server.py --model fraud_detector`` (settings from ``MLP_*`` variables, see
+``mlplatform.config``).  Request formats and status codes are documented in ``serving/kserve/README.md``.
+
+Why a small ``ModelServer`` subclass: stock KServe binds HTTP to ``0.0.0.0``, always starts gRPC, refuses to
+start without a ready model and serves the global Prometheus registry on ``/metrics``.  The platform binds to
+``settings.serving.host``, starts gRPC only when ``settings.serving.grpc_port`` is set, starts unready (503 with
+the reason) when no model can be loaded yet, and serves its own ``ServingMetrics`` registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import signal
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from mlplatform.serving.predictor import PredictionResult, Predictor
+
+log = logging.getLogger("mlplatform.serving.kserve")
+
+V2_FP_TYPES = ("FP64", "FP32", "FP16")
+V2_INT_TYPES = ("INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8")
+REJECTED_PROBABILITY = -1.0
+REJECTED_LABEL = -1
+
+
+def build_model(predictor: Predictor) -> Any:
+    """A ``kserve.Model`` named after the platform model, answering v1 and v2 requests through ``predictor``."""
+    import kserve
+    from kserve import InferOutput, InferRequest, InferResponse
+
+    from mlplatform.serving.predictor import InvalidRequestError
+
+    class PlatformModel(kserve.Model):  # type: ignore[misc]
+        """Readiness is the Predictor's (a model is loaded); ``load`` never blocks (the poller loads)."""
+
+        def __init__(self) -> None:
+            super().__init__(predictor.name)
+
+        @property
+        def ready(self) -> bool:
+            return predictor.ready
+
+        @ready.setter
+        def ready(self, _value: bool) -> None:
+            """KServe sets ``ready`` on start/stop; the Predictor alone decides it."""
+
+        def load(self) -> bool:
+            return predictor.ready
+
+        def validate(self, payload: Any) -> Any:
+            """The Predictor validates (422 naming the field); KServe's own check would answer 400."""
+            return payload
+
+        def get_input_types(self) -> list[dict[str, Any]]:
+            spec = predictor.spec
+            return [
+                {"name": spec.entity_key, "datatype": "INT64", "shape": [-1]},
+                *({"name": column, "datatype": "FP64", "shape": [-1]} for column in spec.label.request_columns),
+            ]
+
+        def get_output_types(self) -> list[dict[str, Any]]:
+            return [
+                {"name": "probability", "datatype": "FP64", "shape": [-1]},
+                {"name": "label", "datatype": "INT64", "shape": [-1]},
+                {"name": "error", "datatype": "BYTES", "shape": [-1]},
+            ]
+
+        def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+            header_id = (headers or {}).get("x-request-id")
+            if isinstance(payload, InferRequest):
+                entities = v2_entities(payload, predictor.spec.entity_key, predictor.spec.label.request_columns)
+                result = predictor.predict(entities, payload.id or header_id)
+                return v2_response(result, InferOutput, InferResponse)
+            if isinstance(payload, bytes):  # v1 bodies sent without a JSON content type
+                payload = _json_body(payload)
+            if not isinstance(payload, dict):
+                raise InvalidRequestError("body: must be a JSON object with an 'instances' list")
+            if "instances" not in payload:
+                raise InvalidRequestError("instances: required (a list of entity objects)")
+            request_id = payload.get("request_id") or header_id
+            if request_id is not None and not isinstance(request_id, str):
+                raise InvalidRequestError(f"request_id: must be a string, got {type(request_id).__name__}")
+            return v1_response(
+                predictor.predict(payload["instances"], request_id, field="instances"), predictor.spec.entity_key
+            )
+
+    return PlatformModel()
+
+
+def _json_body(raw: bytes) -> Any:
+    import json
+
+    from mlplatform.serving.predictor import InvalidRequestError
+
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidRequestError(f"body: not valid JSON ({error})") from None
+
+
+def v2_entities(request: Any, entity_key: str, request_columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Entity dicts from v2 tensors: one INT64 input per entity key, one FP64 input per request column, all [N]."""
+    from mlplatform.serving.predictor import InvalidRequestError
+
+    columns: dict[str, list[Any]] = {}
+    for name, allowed in (
+        (entity_key, V2_INT_TYPES),
+        *((column, V2_FP_TYPES + V2_INT_TYPES) for column in request_columns),
+    ):
+        tensor = request.get_input_by_name(name)
+        if tensor is None:
+            given = [item.name for item in request.inputs]
+            raise InvalidRequestError(f"inputs.{name}: required (an input tensor named {name!r}); got {given}")
+        if tensor.datatype not in allowed:
+            raise InvalidRequestError(f"inputs.{name}: datatype must be one of {list(allowed)}, got {tensor.datatype}")
+        try:
+            values = tensor.as_numpy().reshape(-1).tolist()
+        except Exception as error:  # kserve raises assorted errors for data/shape mismatches
+            raise InvalidRequestError(f"inputs.{name}: data does not match datatype/shape: {error}") from None
+        columns[name] = values
+    sizes = {name: len(values) for name, values in columns.items()}
+    if len(set(sizes.values())) > 1:
+        raise InvalidRequestError(f"inputs: all inputs must have the same length, got {sizes}")
+    size = next(iter(sizes.values()))
+    return [{name: values[index] for name, values in columns.items()} for index in range(size)]
+
+
+def v2_response(result: PredictionResult, output_type: Any, response_type: Any) -> Any:
+    """Outputs aligned with the inputs; rejected rows get probability -1, label -1 and their error text."""
+    probabilities = [REJECTED_PROBABILITY] * result.size
+    labels = [REJECTED_LABEL] * result.size
+    errors = [""] * result.size
+    for item in result.predictions:
+        probabilities[item.index], labels[item.index] = item.probability, item.label
+    for row in result.errors:
+        errors[row.index] = row.error
+    outputs = [
+        output_type(name="probability", shape=[result.size], datatype="FP64", data=probabilities),
+        output_type(name="label", shape=[result.size], datatype="INT64", data=labels),
+        output_type(name="error", shape=[result.size], datatype="BYTES", data=errors),
+    ]
+    return response_type(
+        response_id=result.request_id,
+        model_name=result.model,
+        model_version=result.version,
+        infer_outputs=outputs,
+    )
+
+
+def v1_response(result: PredictionResult, entity_key: str) -> dict[str, Any]:
+    return {
+        "model": result.model,
+        "version": result.version,
+        "request_id": result.request_id,
+        "predictions": [
+            {entity_key: item.entity[entity_key], "probability": item.probability, "label": item.label}
+            for item in result.predictions
+        ],
+        "errors": [
+            {"index": row.index, entity_key: row.entity[entity_key], "error": row.error} for row in result.errors
+        ],
+    }
+
+
+def install_platform_routes(app: FastAPI, predictor: Predictor) -> None:
+    """Routes registered before KServe's own so they win: our metrics registry, readiness that means "model loaded".
+
+    The error handlers are added by ``install_error_handlers`` after KServe's (the last registration wins).
+    """
+    from fastapi import Response
+    from fastapi.responses import JSONResponse
+
+    from mlplatform.serving.metrics import render_metrics
+
+    async def metrics() -> Response:
+        body, content_type = render_metrics(predictor.metrics)
+        return Response(content=body, media_type=content_type)
+
+    async def live() -> JSONResponse:
+        return JSONResponse({"live": True})
+
+    async def ready() -> JSONResponse:
+        if predictor.ready and predictor.model is not None:
+            model = predictor.model
+            return JSONResponse(
+                {"ready": True, "model": model.name, "version": model.version, "from_cache": model.from_cache}
+            )
+        return JSONResponse({"ready": False, "reason": predictor.reason}, status_code=503)
+
+    app.add_api_route("/metrics", metrics, methods=["GET"])
+    app.add_api_route("/livez", live, methods=["GET"])
+    app.add_api_route("/readyz", ready, methods=["GET"])
+    app.add_api_route("/v2/health/ready", ready, methods=["GET"])
+
+
+def install_error_handlers(app: FastAPI, predictor: Predictor) -> None:
+    """``ServingError`` -> its status with ``{"error": message}`` (KServe's body shape), never a traceback; and
+    KServe's own "model not ready" (raised before our code runs) -> 503 carrying the Predictor's reason."""
+    from fastapi.responses import JSONResponse
+    from kserve.errors import ModelNotReady
+
+    from mlplatform.serving.predictor import ServingError
+
+    async def serving_error(_: Any, error: Exception) -> JSONResponse:
+        assert isinstance(error, ServingError)
+        return JSONResponse({"error": error.message}, status_code=error.status)
+
+    async def not_ready(_: Any, _error: Exception) -> JSONResponse:
+        message = f"no model loaded for {predictor.name}@{predictor.alias}: {predictor.reason}"
+        return JSONResponse({"error": message}, status_code=503)
+
+    app.add_exception_handler(ServingError, serving_error)
+    app.add_exception_handler(ModelNotReady, not_ready)
+
+
+def serve(predictor: Predictor) -> None:
+    """Run the HTTP (and optional gRPC) server until SIGTERM/SIGINT, then flush the prediction log."""
+    from kserve import model_server
+    from kserve.model_server import ModelServer
+    from kserve.protocol.grpc.server import GRPCServer
+    from kserve.protocol.rest.server import RESTServer
+
+    settings = predictor.settings.serving
+
+    class PlatformRESTServer(RESTServer):  # type: ignore[misc]
+        def _add_exception_handlers(self, app: FastAPI) -> None:
+            super()._add_exception_handlers(app)
+            install_error_handlers(app, predictor)
+
+    class PlatformModelServer(ModelServer):  # type: ignore[misc]
+        def start(self, models: list[Any]) -> None:
+            for model in models:
+                self.register_model(model)
+            rest = PlatformRESTServer(
+                "kserve.model_server:app",
+                self.dataplane,
+                self.model_repository_extension,
+                self.http_port,
+                grace_period=self.grace_period,
+                timeout_keep_alive=self.timeout_keep_alive,
+            )
+            rest.config.host = settings.host
+            self._rest_server = rest
+            self.servers.append(rest.start())
+            if self.enable_grpc:
+                self._grpc_server = GRPCServer(
+                    self.grpc_port,
+                    self.dataplane,
+                    self.model_repository_extension,
+                    kwargs=vars(model_server.args),
+                    grace_period=self.grace_period,
+                )
+                self.servers.append(self._grpc_server.start(self.max_threads))
+            self.setup_event_loop()
+            # uvicorn handles SIGTERM/SIGINT while it runs and re-raises them afterwards: this handler then stops
+            # gRPC (if any) instead of killing the process before the prediction log is flushed.
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, self._after_http_stopped)
+            asyncio.run(self._serve())
+
+        def _after_http_stopped(self, sig: int, _frame: Any) -> None:
+            if self._grpc_server is not None:
+                asyncio.get_running_loop().create_task(self._grpc_server.stop(sig))
+
+    install_platform_routes(model_server.app, predictor)
+    server = PlatformModelServer(
+        http_port=settings.port,
+        grpc_port=settings.grpc_port or 8081,
+        enable_grpc=settings.grpc_port is not None,
+        enable_latency_logging=False,
+        grace_period=10,
+    )
+    try:
+        server.start([build_model(predictor)])
+    finally:
+        predictor.close()
+        log.info("prediction log flushed; server stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="KServe model server for one mlplatform model")
+    parser.add_argument("--model", required=True, help="registered model name (its spec must exist)")
+    args, _ = parser.parse_known_args(argv)  # KServe parses its own flags from sys.argv on import
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry poll otherwise
+
+    from mlplatform.config import get_settings
+    from mlplatform.serving.predictor import Predictor
+
+    predictor = Predictor(get_settings(), args.model)
+    predictor.start()
+    gc.freeze()  # the loaded model and libraries are long-lived: keep them out of every later GC pass
+    serve(predictor)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Model servers under failure and at their edges: v2 conformance with a third-party client, graceful shutdown
+flushing the prediction log, no model, restart while MLflow is down (local cache), Redis online store outage."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from mlplatform.config import Settings
+from tests.conftest import free_port
+from tests.integration import test_serving_support as support
+from tests.integration.conftest import WORLD_END
+from tests.integration.test_serving_support import (
+    KINDS,
+    MODEL,
+    ServedWorld,
+    ServerProcess,
+    serving_settings,
+    start_server,
+)
+
+pytestmark = pytest.mark.integration
+
+# Fixtures shared with the other serving test module (one session-wide trained world).
+running = support.running
+served_world = support.served_world
+
+
+def test_v2_conformance_with_tritonclient(
+    served_world: ServedWorld, tmp_path: Path, running: list[ServerProcess]
+) -> None:
+    import tritonclient.http as triton  # type: ignore[import-untyped]
+
+    server = start_server("kserve", serving_settings(served_world.settings, tmp_path))
+    running.append(server)
+    client = triton.InferenceServerClient(url=server.url.removeprefix("http://"))
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(MODEL)
+    metadata = client.get_model_metadata(MODEL)
+    assert [item["name"] for item in metadata["inputs"]] == ["customer_id", "amount"]
+    customers = np.array([*served_world.customers[:3], 999_999], dtype=np.int64)
+    amounts = np.array([10.0, 250.0, 4000.0, 5.0], dtype=np.float64)
+    inputs = [triton.InferInput("customer_id", [4], "INT64"), triton.InferInput("amount", [4], "FP64")]
+    inputs[0].set_data_from_numpy(customers, binary_data=False)
+    inputs[1].set_data_from_numpy(amounts, binary_data=True)  # binary tensor extension, as Triton clients send
+    outputs = [triton.InferRequestedOutput(name, binary_data=False) for name in ("probability", "label", "error")]
+    result = client.infer(MODEL, inputs, outputs=outputs, request_id="triton-1")
+    probability, label, error = (result.as_numpy(name) for name in ("probability", "label", "error"))
+    assert probability is not None and label is not None and error is not None
+    assert probability.shape == (4,) and label.dtype == np.int64
+    assert all(0.0 <= value <= 1.0 for value in probability[:3]) and probability[3] == -1.0
+    assert list(label[:3]) == [int(value >= 0.5) for value in probability[:3]] and label[3] == -1
+    texts = [item.decode() if isinstance(item, bytes) else str(item) for item in error]
+    assert texts[:3] == ["", "", ""] and texts[3].startswith("unknown entity customer_id=999999")
+    response = result.get_response()
+    assert (response["id"], response["model_name"], response["model_version"]) == ("triton-1", MODEL, "1")
+    only_key = triton.InferInput("customer_id", [1], "INT64")
+    only_key.set_data_from_numpy(customers[:1], binary_data=True)
+    with pytest.raises(triton.InferenceServerException, match=r"inputs\.amount: required"):
+        client.infer(MODEL, [only_key])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sigterm_flushes_every_prediction_to_the_log(
+    kind: str, served_world: ServedWorld, tmp_path: Path, running: list[ServerProcess]
+) -> None:
+    from mlplatform.serving.prediction_log import read_prediction_log
+
+    # A long flush interval: records are still queued at SIGTERM, so only a graceful shutdown writes them.
+    settings = serving_settings(served_world.settings, tmp_path, log_flush_interval_s=600, log_batch_size=10_000)
+    server = start_server(kind, settings)
+    running.append(server)
+    request_ids = []
+    with httpx.Client(timeout=30) as client:
+        for index in range(25):
+            entities = [{"customer_id": served_world.customers[index], "amount": float(index + 1)}] * 2
+            response = server.predict(client, entities, request_id=f"log-{index}")
+            assert response.status_code == 200, response.text
+            request_ids.append(f"log-{index}")
+    assert server.terminate() == 0, server.log()[-3000:]
+    logged = read_prediction_log(settings, MODEL)
+    assert len(logged) == 50
+    assert sorted(set(logged["request_id"])) == sorted(request_ids)
+    assert set(logged["model_version"]) == {"1"}
+    assert {"customer_id", "txn_amount", "amount"} <= set(logged.columns)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_model_is_503_with_the_reason(
+    kind: str, served_world: ServedWorld, tmp_path: Path, running: list[ServerProcess]
+) -> None:
+    settings = serving_settings(served_world.settings, tmp_path)
+    server = start_server(kind, settings, model="fraud_unregistered", wait_ready=False)
+    running.append(server)
+    assert httpx.get(server.url + "/readyz", timeout=10).status_code == 503
+    with httpx.Client(timeout=30) as client:
+        response = server.predict(client, [{"customer_id": 1001, "amount": 1.0}], model="fraud_unregistered")
+    assert response.status_code == 503
+    assert "no version of 'fraud_unregistered' holds the alias 'champion'" in response.json()["error"]
+
+
+def test_restart_while_mlflow_is_down_serves_the_cached_model(
+    served_world: ServedWorld, tmp_path: Path, running: list[ServerProcess]
+) -> None:
+    settings = serving_settings(served_world.settings, tmp_path)
+    first = start_server("kserve", settings)
+    running.append(first)
+    assert first.terminate() == 0
+    # The same server restarted with the registry unreachable (nothing listens on the MLflow port).
+    down = settings.model_copy(
+        update={"mlflow": settings.mlflow.model_copy(update={"tracking_uri": f"http://127.0.0.1:{free_port()}"})}
+    )
+    second = start_server("kserve", down)
+    running.append(second)
+    ready = httpx.get(second.url + "/readyz", timeout=10).json()
+    assert ready == {"ready": True, "model": MODEL, "version": "1", "from_cache": True}
+    with httpx.Client(timeout=30) as client:
+        response = second.predict(client, [{"customer_id": served_world.customers[0], "amount": 3.0}])
+    assert response.status_code == 200 and response.json()["version"] == "1"
+    metrics = httpx.get(second.url + "/metrics", timeout=10).text
+    assert f'mlplatform_serving_model_from_cache{{model="{MODEL}"}} 1.0' in metrics
+    assert "serving fraud_serve version 1 from the local cache" in second.log()
+
+
+def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    redis = shutil.which("redis-server")
+    if redis is None:
+        pytest.skip("redis-server is not installed")
+    process = subprocess.Popen(
+        [redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            import socket
+
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError(f"redis-server did not listen on {port}")
+
+
+def _materialize(settings: Settings) -> None:
+    from mlplatform.features.store import FeatureStoreAdapter
+
+    # Explicit range: the shared registry already records sqlite's materialisation, which is not Redis's.
+    FeatureStoreAdapter(settings).materialize(WORLD_END, start=WORLD_END - timedelta(days=365))
+
+
+def test_redis_outage_is_503_and_the_server_recovers(
+    served_world: ServedWorld, tmp_path: Path, running: list[ServerProcess]
+) -> None:
+    port = free_port()
+    redis = _start_redis(port, tmp_path)
+    try:
+        base = served_world.settings.model_copy(
+            update={
+                "feast": served_world.settings.feast.model_copy(
+                    update={"online_store": "redis", "redis_connection_string": f"127.0.0.1:{port}"}
+                )
+            }
+        )
+        settings = serving_settings(base, tmp_path)
+        _materialize(settings)
+        server = start_server("kserve", settings)
+        running.append(server)
+        entity = [{"customer_id": served_world.customers[0], "amount": 7.0}]
+        with httpx.Client(timeout=30) as client:
+            assert server.predict(client, entity).status_code == 200
+            redis.terminate()
+            redis.wait(10)
+            response = server.predict(client, entity)
+            assert response.status_code == 503, response.text
+            assert f"redis at 127.0.0.1:{port}" in response.json()["error"]
+            assert "could not be read" in response.json()["error"]
+            redis = _start_redis(port, tmp_path)
+            _materialize(settings)
+            response = server.predict(client, entity)
+            assert response.status_code == 200, response.text
+            assert response.json()["predictions"]
+    finally:
+        redis.terminate()
+        redis.wait(10)

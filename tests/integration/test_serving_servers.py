@@ -1,0 +1,167 @@
+"""Both model servers as real processes against real MLflow and Feast (sqlite): formats, errors, v2, hot swap."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
+from tests.integration import test_serving_support as support
+from tests.integration.test_serving_support import (
+    KINDS,
+    MODEL,
+    ServedWorld,
+    ServerProcess,
+    serving_settings,
+    start_server,
+)
+
+pytestmark = pytest.mark.integration
+
+# Fixtures shared with the other serving test module (one session-wide trained world).
+served_world = support.served_world
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def server(
+    request: pytest.FixtureRequest, served_world: ServedWorld, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    settings = serving_settings(served_world.settings, tmp_path_factory.mktemp(request.param))
+    process = start_server(request.param, settings)
+    yield process
+    process.terminate()
+
+
+def test_predicts_with_model_version_and_request_id(server: ServerProcess, served_world: ServedWorld) -> None:
+    customers = served_world.customers[:3]
+    entities = [{"customer_id": customer, "amount": 42.0} for customer in customers]
+    with httpx.Client(timeout=30) as client:
+        response = server.predict(client, entities, request_id="req-1")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["model"], body["version"], body["request_id"]) == (MODEL, served_world.versions[0], "req-1")
+    assert [item["customer_id"] for item in body["predictions"]] == customers
+    for item in body["predictions"]:
+        assert 0.0 <= item["probability"] <= 1.0 and item["label"] == int(item["probability"] >= 0.5)
+    assert body["errors"] == []
+
+
+def test_request_id_is_generated_when_absent(server: ServerProcess, served_world: ServedWorld) -> None:
+    with httpx.Client(timeout=30) as client:
+        body = server.predict(client, [{"customer_id": served_world.customers[0], "amount": 1.0}]).json()
+    assert len(body["request_id"]) == 32
+
+
+def test_unknown_entity_is_a_per_row_error(server: ServerProcess, served_world: ServedWorld) -> None:
+    entities = [{"customer_id": served_world.customers[0], "amount": 5.0}, {"customer_id": 999_999, "amount": 5.0}]
+    with httpx.Client(timeout=30) as client:
+        response = server.predict(client, entities)
+    assert response.status_code == 200
+    body = response.json()
+    assert [item["customer_id"] for item in body["predictions"]] == [served_world.customers[0]]
+    assert body["errors"][0]["index"] == 1 and body["errors"][0]["customer_id"] == 999_999
+    assert "unknown entity customer_id=999999" in body["errors"][0]["error"]
+
+
+@pytest.mark.parametrize(
+    ("entities", "message"),
+    [
+        ([{"customer_id": "x", "amount": 1.0}], "[0].customer_id: must be an integer"),
+        ([{"customer_id": 1001}], "[0].amount: required"),
+        ([{"amount": 3.0}], "[0].customer_id: required"),
+        ([{"customer_id": 1001, "amount": "lots"}], "[0].amount: must be a number"),
+        ([], "must contain at least one entity"),
+        ("nope", "must be a list"),
+    ],
+)
+def test_malformed_requests_are_422_naming_the_field(server: ServerProcess, entities: object, message: str) -> None:
+    with httpx.Client(timeout=30) as client:
+        response = server.predict(client, entities)
+    assert response.status_code == 422, response.text
+    assert message in response.json()["error"]
+    assert f"{server.entities_field}" in response.json()["error"]
+
+
+def test_oversized_batch_is_413(server: ServerProcess) -> None:
+    too_many = [{"customer_id": 1001, "amount": 1.0}] * (server.settings.serving.max_batch_size + 1)
+    with httpx.Client(timeout=30) as client:
+        response = server.predict(client, too_many)
+    assert response.status_code == 413 and "serving.max_batch_size" in response.json()["error"]
+
+
+def test_metrics_come_from_the_platform_registry(server: ServerProcess) -> None:
+    text = httpx.get(server.url + "/metrics", timeout=10).text
+    assert f'mlplatform_serving_model_info{{model="{MODEL}",version="1"}} 1.0' in text
+    assert 'mlplatform_serving_stage_seconds_bucket{le="0.0005"' in text
+    assert 'stage="feature_fetch"' in text and 'outcome="invalid"' in text
+    assert f'mlplatform_serving_model_from_cache{{model="{MODEL}"}} 0.0' in text
+    assert "kserve" not in text.lower() and "bentoml" not in text.lower()
+
+
+def test_single_request_latency(server: ServerProcess, served_world: ServedWorld) -> None:
+    """Rough figure for the report (not a benchmark): p50 of 200 sequential one-entity requests."""
+    durations = []
+    with httpx.Client(timeout=30) as client:
+        for index in range(200):
+            entity = {"customer_id": served_world.customers[index % 50], "amount": 20.0 + index}
+            began = time.perf_counter()
+            assert server.predict(client, [entity]).status_code == 200
+            durations.append(time.perf_counter() - began)
+    durations.sort()
+    p50, p99 = statistics.median(durations) * 1000, durations[197] * 1000
+    print(f"\n{server.kind}: single-entity request p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    assert p50 < 100
+
+
+def test_hot_swap_under_load_has_no_failures(server: ServerProcess, served_world: ServedWorld) -> None:
+    """Move the alias while a client sends requests: every answer is a 200, and the version changes in time."""
+    registry = ModelRegistry(served_world.settings)
+    first, second = served_world.versions
+    seen: list[tuple[float, str]] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def client_loop() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                response = server.predict(client, [{"customer_id": served_world.customers[1], "amount": 10.0}])
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code}: {response.text}")
+                else:
+                    seen.append((time.monotonic(), response.json()["version"]))
+                time.sleep(0.01)
+
+    thread = threading.Thread(target=client_loop)
+    thread.start()
+    try:
+        for target in (second, first):  # swap to v2, then back (a rollback is the same mechanism)
+            time.sleep(1.0)
+            moved_at = time.monotonic()
+            registry.move_alias(MODEL, CHAMPION, target, actor="pytest", reason="swap test")
+            deadline = moved_at + 30
+            while time.monotonic() < deadline and not (seen and seen[-1][1] == target):
+                time.sleep(0.1)
+            switched = next((at for at, version in seen if at > moved_at and version == target), None)
+            assert switched is not None, f"still serving {seen[-1][1] if seen else None} 30 s after moving to {target}"
+            # Poll interval (1 s) plus download and load of the new version on a busy 2-core machine.
+            assert switched - moved_at < 15, f"swap to {target} took {switched - moved_at:.1f} s"
+    finally:
+        stop.set()
+        thread.join(30)
+        registry.move_alias(MODEL, CHAMPION, first, actor="pytest", reason="swap test cleanup")
+    assert failures == []
+    assert len(seen) > 20
+    metrics = httpx.get(server.url + "/metrics", timeout=10).text
+    assert f'mlplatform_serving_model_swaps_total{{model="{MODEL}"}} 2.0' in metrics
+
+
+def test_model_cache_is_written(server: ServerProcess) -> None:
+    cache = Path(server.settings.serving_dir) / "models" / MODEL
+    assert (cache / "current.json").is_file()
+    assert [path.name for path in cache.iterdir() if path.is_dir()] == ["v1"]

@@ -1,0 +1,152 @@
+"""Shared pieces of the serving tests: a served world (real MLflow, trained versions, materialised Feast) and
+model servers started as real processes on 127.0.0.1.  Holds no tests itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from mlplatform.config import ServingSettings, Settings
+from tests.conftest import REPO_ROOT, free_port
+from tests.integration.conftest import WORLD_END, MlflowServer
+
+MODEL = "fraud_serve"
+KINDS = ("kserve", "bentoml")
+SERVER_START_TIMEOUT_S = 180
+
+
+@dataclass
+class ServedWorld:
+    settings: Settings
+    versions: list[str]
+    """Version 1 (the champion when servers start) and version 2 (other parameters), for swap tests."""
+    customers: list[int]
+
+
+def spec_dir(tmp: Path, *names: str) -> Path:
+    """A private spec folder holding copies of the fraud spec under ``names``."""
+    spec = yaml.safe_load((REPO_ROOT / "pipelines" / "specs" / "fraud_detector.yaml").read_text())
+    folder = tmp / "specs"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump({**spec, "name": name}))
+    return folder
+
+
+def serving_settings(base: Settings, tmp: Path, **overrides: Any) -> Settings:
+    """``base`` with its own serving directory (cache + prediction log), a free port and a 1 s poll."""
+    values: dict[str, Any] = {"port": free_port(), "poll_interval_s": 1.0, "model_cache_dir": tmp / "serving"}
+    values.update(overrides)
+    return base.model_copy(update={"serving": ServingSettings(**values)})
+
+
+@pytest.fixture(scope="session")
+def served_world(trained_world: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> ServedWorld:
+    """Two versions of MODEL in the real MLflow server, version 1 holding ``champion``; Feast sqlite materialised."""
+    import pandas as pd
+
+    from mlplatform.features.store import FeatureStoreAdapter
+    from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
+    from mlplatform.training.pipeline import TrainingRequest, run_all
+
+    tmp = tmp_path_factory.mktemp("served")
+    settings = trained_world.settings.model_copy(update={"specs_dir": spec_dir(tmp, MODEL, "fraud_unregistered")})
+    FeatureStoreAdapter(settings).materialize(WORLD_END)
+    first = run_all(settings, TrainingRequest(model=MODEL, run_key="serve/v1", actor="pytest", reason="serving"))
+    second = run_all(
+        settings,
+        TrainingRequest(
+            model=MODEL, run_key="serve/v2", actor="pytest", reason="serving", estimator_params={"max_iter": 40}
+        ),
+    )
+    ModelRegistry(settings).move_alias(MODEL, CHAMPION, first.version, actor="pytest", reason="serving tests start")
+    stats = pd.read_parquet(settings.data_dir / "transaction_stats.parquet")
+    customers = sorted(int(value) for value in stats["customer_id"].unique())[:50]
+    return ServedWorld(settings=settings, versions=[first.version, second.version], customers=customers)
+
+
+@dataclass
+class ServerProcess:
+    kind: str
+    settings: Settings
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.serving.host}:{self.settings.serving.port}"
+
+    def predict_path(self, model: str = MODEL) -> str:
+        return "/predict" if self.kind == "bentoml" else f"/v1/models/{model}:predict"
+
+    @property
+    def entities_field(self) -> str:
+        return "entities" if self.kind == "bentoml" else "instances"
+
+    def predict(self, client: httpx.Client, entities: Any, model: str = MODEL, **extra: Any) -> httpx.Response:
+        return client.post(self.url + self.predict_path(model), json={self.entities_field: entities, **extra})
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self, timeout: float = 60) -> int:
+        """SIGTERM (graceful shutdown) and wait; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+            raise AssertionError(f"{self.kind} server ignored SIGTERM for {timeout} s:\n{self.log()[-3000:]}") from None
+
+
+def start_server(kind: str, settings: Settings, model: str = MODEL, wait_ready: bool = True) -> ServerProcess:
+    """Start a real server process for ``model`` and wait until it answers (ready, or at least live)."""
+    script = REPO_ROOT / "serving" / kind / ("server.py" if kind == "kserve" else "service.py")
+    log_path = settings.serving_dir.parent / f"{kind}-{settings.serving.port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **settings.child_env(), "PYTHONUNBUFFERED": "1", "BENTOML_DO_NOT_TRACK": "true"}
+    with log_path.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, str(script), "--model", model], env=env, cwd=REPO_ROOT, stdout=sink, stderr=sink
+        )
+    server = ServerProcess(kind, settings, process, log_path)
+    probe = "/readyz" if wait_ready else "/livez"
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{kind} server exited with {process.returncode}:\n{server.log()[-4000:]}")
+        try:
+            if httpx.get(server.url + probe, timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    server.terminate()
+    raise AssertionError(f"{kind} server not up after {SERVER_START_TIMEOUT_S} s:\n{server.log()[-4000:]}")
+
+
+@pytest.fixture()
+def running(request: pytest.FixtureRequest) -> Iterator[list[ServerProcess]]:
+    """Servers a test starts; all terminated afterwards, whatever happens."""
+    servers: list[ServerProcess] = []
+    yield servers
+    for server in servers:
+        if server.process.poll() is None:
+            server.process.send_signal(signal.SIGTERM)
+            try:
+                server.process.wait(30)
+            except subprocess.TimeoutExpired:
+                server.process.kill()
