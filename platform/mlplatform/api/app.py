@@ -1,0 +1,38 @@
+"""The app factory: ``create_app(settings)`` builds the API with its services; nothing happens at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from mlplatform.api.problems import install_problem_handlers
+from mlplatform.api.routers import audit, auth, deployments, models, ops, training
+from mlplatform.api.services import ApiServices
+from mlplatform.config import Settings
+
+API_VERSION = "1"
+
+
+def create_app(settings: Settings, services: ApiServices | None = None) -> FastAPI:
+    """The platform API; ``services`` lets tests substitute fakes for MLflow, Airflow and the deployer."""
+    services = services or ApiServices.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.close()
+
+    app = FastAPI(
+        title="mlplatform",
+        version=API_VERSION,
+        summary="Models, training, promotion, deployments and the audit log of the ML platform.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_problem_handlers(app)
+    app.middleware("http")(services.metrics.middleware)
+    for module in (ops, auth, models, training, deployments, audit):
+        app.include_router(module.router)
+    return app

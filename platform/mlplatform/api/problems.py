@@ -1,0 +1,139 @@
+"""RFC 9457 problem details: the one error shape of the API.
+
+Every error, whether raised by a route (``Problem``), by FastAPI's validation (422), by routing (404/405) or by a
+bug (500), leaves as ``application/problem+json`` with ``type``, ``title``, ``status``, ``detail`` and
+``instance``.  Clients and the UI then need a single error path.  Nothing from a request body is echoed back:
+validation errors name the field and the rule, never the value (it may be a password).
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "/problems/"
+log = logging.getLogger(__name__)
+
+
+class ProblemDetails(BaseModel):
+    """The error body (RFC 9457); extension members such as ``errors`` or ``reasons`` may be present."""
+
+    type: str = Field("about:blank", description="URI reference naming the problem type.")
+    title: str
+    status: int
+    detail: str = ""
+    instance: str = Field("", description="The request path the problem occurred at.")
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ProblemDetails, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": HTTPStatus(status).phrase}
+    for status in (401, 403, 404, 422)
+}
+
+
+class Problem(Exception):  # noqa: N818 - it is the problem, as RFC 9457 names it
+    """Raise from anywhere in a request to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        slug: str | None = None,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.type = f"{TYPE_BASE}{slug}" if slug else "about:blank"
+        self.title = title or HTTPStatus(status).phrase
+        self.headers = headers or {}
+        self.extensions = extensions
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        **(extensions or {}),
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return problem_response(
+        request,
+        exc.status,
+        exc.detail,
+        type_=exc.type,
+        title=exc.title,
+        headers=exc.headers,
+        extensions=exc.extensions,
+    )
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    return problem_response(request, exc.status_code, detail, headers=dict(exc.headers or {}))
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Location, message and type of each error; input values are deliberately left out."""
+    return [
+        {
+            "loc": [str(part) for part in error.get("loc", ())],
+            "msg": str(error.get("msg", "")),
+            "type": error.get("type"),
+        }
+        for error in exc.errors()
+    ]
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _validation_errors(exc)
+    summary = "; ".join(f"{'.'.join(error['loc'])}: {error['msg']}" for error in errors[:5])
+    return problem_response(
+        request,
+        422,
+        summary or "the request is invalid",
+        type_=f"{TYPE_BASE}validation",
+        title="Invalid request",
+        extensions={"errors": errors},
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(request, 500, "an internal error occurred; see the server log", type_="about:blank")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(Exception, _on_unexpected)

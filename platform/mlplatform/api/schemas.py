@@ -1,0 +1,171 @@
+"""Request and response bodies: validation happens here, at the boundary, so handlers get trusted values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
+
+from mlplatform.specs import NAME_PATTERN
+from mlplatform.store.auth import USERNAME_PATTERN
+
+MAX_REASON = 500
+MAX_OVERRIDES = 32
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REASON)]
+ModelName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+Version = Annotated[int, Field(gt=0, le=10**9)]
+Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
+Role = Literal["viewer", "data-scientist", "approver", "admin"]
+ParamKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+ParamValue = StrictBool | StrictInt | StrictFloat | Annotated[str, StringConstraints(max_length=256)] | None
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginRequest(_Body):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class SessionInfo(BaseModel):
+    username: str
+    role: str
+    via: str
+    csrf_token: str | None = Field(None, description="Send as X-CSRF-Token with state-changing session requests.")
+
+
+class TrainRequest(_Body):
+    estimator_params: dict[ParamKey, ParamValue] = Field(
+        default_factory=dict, max_length=MAX_OVERRIDES, description="Overrides of the spec's estimator parameters."
+    )
+    window_days: int | None = Field(None, ge=1, le=3650, description="Days of labelled data to train on.")
+    reason: Reason = Field(description="Why this run is started (recorded as lineage and in the audit log).")
+
+
+class PromoteRequest(_Body):
+    version: Version
+    reason: Reason | None = Field(None, description="Why; required with override.")
+    override: bool = Field(False, description="Promote even if the gate refuses (admin only, reason required).")
+
+
+class RollbackRequest(_Body):
+    reason: Reason
+
+
+class DeployRequest(_Body):
+    model: ModelName
+    backend: Literal["bentoml", "kserve"] | None = Field(None, description="Default: settings.serving.backend.")
+    reason: Reason | None = None
+
+
+class CanaryRequest(_Body):
+    percent: int = Field(ge=0, le=100)
+    reason: Reason | None = None
+
+
+class UndeployRequest(_Body):
+    reason: Reason | None = None
+
+
+class CreateUserRequest(_Body):
+    username: Username
+    role: Role
+    password: Annotated[str, StringConstraints(min_length=12, max_length=1024)] | None = None
+
+
+class UpdateUserRequest(_Body):
+    role: Role | None = None
+    active: bool | None = None
+    password: Annotated[str, StringConstraints(min_length=12, max_length=1024)] | None = None
+
+
+class CreateTokenRequest(_Body):
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    ttl_days: int | None = Field(None, ge=1, le=3650)
+    role: Role | None = Field(None, description="Limit the token to this role (never more than the user's).")
+
+
+class UserOut(BaseModel):
+    username: str
+    role: str
+    active: bool
+    created_at: datetime
+    has_password: bool
+
+
+class TokenOut(BaseModel):
+    id: int
+    username: str
+    name: str
+    prefix: str
+    role: str | None
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class IssuedTokenOut(TokenOut):
+    token: str = Field(description="The secret; shown this once and never again.")
+
+
+class AuditEventOut(BaseModel):
+    id: int
+    created_at: datetime
+    actor: str
+    action: str
+    target: str
+    from_value: str | None
+    to_value: str | None
+    reason: str
+    result: str
+    client: str | None
+    detail: dict[str, Any]
+
+
+class GateOut(BaseModel):
+    passed: bool
+    reasons: list[str]
+    challenger_score: float | None
+    champion_score: float | None
+    champion_version: str | None
+    champion_metrics_source: str
+
+
+class PromoteOut(BaseModel):
+    model: str
+    version: str
+    previous_champion: str | None
+    promoted: bool
+    overridden: bool
+    gate: GateOut
+
+
+class RollbackOut(BaseModel):
+    model: str
+    from_version: str
+    to_version: str
+
+
+class TrainingRunOut(BaseModel):
+    dag_id: str
+    run_id: str
+    state: str
+    queued_at: datetime | None = None
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    conf: dict[str, Any] | None = None
+
+
+class DeploymentOut(BaseModel):
+    model: str
+    backend: str
+    url: str
+    running: bool
+    ready: bool
+    detail: str
+    canary_percent: int
+    deployed_by: str | None

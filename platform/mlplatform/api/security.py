@@ -1,0 +1,154 @@
+"""Browser sessions, CSRF tokens and login rate limiting.
+
+Sessions are stateless signed cookies (itsdangerous, keyed by the session secret): HTTP-only so scripts cannot read
+them, SameSite=Lax so other sites cannot post with them, Secure when ``api.secure_cookies`` is on.  Each session
+carries its own random CSRF value (a synchronizer token bound to the session): every state-changing request that
+is authenticated by the cookie must echo it in the ``X-CSRF-Token`` header or a ``csrf_token`` form field.
+Requests with a Bearer token carry no ambient credential and need no CSRF token.
+
+Forms posted before there is a session (the login form of the UI) use a double-submit cookie instead:
+``issue_login_csrf`` sets a signed random value in a cookie and returns it for the form; ``login_csrf_valid``
+compares the two.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+if TYPE_CHECKING:
+    from starlette.responses import Response
+
+    from mlplatform.config import Settings
+
+SESSION_COOKIE = "mlp_session"
+LOGIN_CSRF_COOKIE = "mlp_login_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+LOGIN_CSRF_TTL_S = 3600
+
+
+def session_secret(settings: Settings) -> str:
+    """The configured secret, or one generated once and kept under state_dir (mode 0600)."""
+    if settings.api.session_secret is not None:
+        return settings.api.session_secret.get_secret_value()
+    path = settings.state_dir / "api" / "session_secret"
+    if path.is_file():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    _write_private(path, secret)
+    return secret
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create the file readable by its owner only, from the first byte on."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+
+
+@dataclass(frozen=True)
+class SessionData:
+    user_id: int
+    csrf: str
+
+
+class SessionManager:
+    """Signs and checks session cookies and login CSRF cookies."""
+
+    def __init__(self, secret: str, ttl_s: int, secure: bool) -> None:
+        self.ttl_s = ttl_s
+        self.secure = secure
+        self._sessions = URLSafeTimedSerializer(secret, salt="mlplatform.session")
+        self._login = URLSafeTimedSerializer(secret, salt="mlplatform.login-csrf")
+
+    def start(self, response: Response, user_id: int) -> SessionData:
+        data = SessionData(user_id=user_id, csrf=secrets.token_urlsafe(32))
+        cookie = self._sessions.dumps({"u": data.user_id, "c": data.csrf})
+        self._set(response, SESSION_COOKIE, cookie, self.ttl_s)
+        return data
+
+    def read(self, cookie: str | None) -> SessionData | None:
+        if not cookie:
+            return None
+        try:
+            payload = self._sessions.loads(cookie, max_age=self.ttl_s)
+        except BadSignature:  # also SignatureExpired
+            return None
+        if not isinstance(payload, dict) or not isinstance(payload.get("u"), int) or not payload.get("c"):
+            return None
+        return SessionData(user_id=payload["u"], csrf=str(payload["c"]))
+
+    def end(self, response: Response) -> None:
+        response.delete_cookie(SESSION_COOKIE, path="/", secure=self.secure, httponly=True, samesite="lax")
+
+    def issue_login_csrf(self, response: Response) -> str:
+        """A token for a login form, also set as a cookie (double submit)."""
+        token = secrets.token_urlsafe(32)
+        self._set(response, LOGIN_CSRF_COOKIE, self._login.dumps(token), LOGIN_CSRF_TTL_S)
+        return token
+
+    def login_csrf_valid(self, cookie: str | None, submitted: str | None) -> bool:
+        if not cookie or not submitted:
+            return False
+        try:
+            expected = self._login.loads(cookie, max_age=LOGIN_CSRF_TTL_S)
+        except BadSignature:
+            return False
+        return isinstance(expected, str) and hmac.compare_digest(expected, submitted)
+
+    def _set(self, response: Response, name: str, value: str, max_age: int) -> None:
+        response.set_cookie(name, value, max_age=max_age, path="/", secure=self.secure, httponly=True, samesite="lax")
+
+
+def csrf_matches(expected: str, submitted: str | None) -> bool:
+    return bool(submitted) and hmac.compare_digest(expected.encode(), (submitted or "").encode())
+
+
+class LoginRateLimiter:
+    """Failed logins per (username, client) in a sliding minute; in memory, so per API process.
+
+    Keyed by both so one attacker cannot lock a user out from everywhere, and one client cannot spray one user.
+    """
+
+    def __init__(self, per_minute: int, window_s: float = 60.0) -> None:
+        self.per_minute = per_minute
+        self.window_s = window_s
+        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def retry_after(self, username: str, client: str) -> int:
+        """Seconds until another attempt is allowed; 0 when allowed now."""
+        now = time.monotonic()
+        with self._lock:
+            failures = self._prune((username, client), now)
+            if len(failures) < self.per_minute:
+                return 0
+            return max(1, int(failures[0] + self.window_s - now) + 1)
+
+    def failed(self, username: str, client: str) -> None:
+        with self._lock:
+            self._failures[(username, client)].append(time.monotonic())
+
+    def succeeded(self, username: str, client: str) -> None:
+        with self._lock:
+            self._failures.pop((username, client), None)
+
+    def _prune(self, key: tuple[str, str], now: float) -> deque[float]:
+        failures = self._failures[key]
+        while failures and failures[0] <= now - self.window_s:
+            failures.popleft()
+        if not failures:
+            del self._failures[key]
+            return deque()
+        return failures

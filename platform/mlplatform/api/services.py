@@ -1,0 +1,181 @@
+"""What the API acts on, behind small ports so tests can replace MLflow, Airflow and the deployer with fakes.
+
+``ApiServices.from_settings`` wires the real adapters; each is built lazily on first use, so the app starts (and
+``/healthz`` answers) without MLflow or Airflow being importable or reachable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mlplatform.api.metrics import ApiMetrics
+from mlplatform.api.problems import Problem
+from mlplatform.api.security import LoginRateLimiter, SessionManager, session_secret
+from mlplatform.specs import NAME_PATTERN, ModelSpec, SpecError, find_spec, load_specs
+from mlplatform.store.audit import AuditLog, DeploymentRecords
+from mlplatform.store.auth import AuthRepository
+from mlplatform.store.db import AliasEvent, PlatformStore
+
+if TYPE_CHECKING:
+    from pwdlib import PasswordHash
+
+    from mlplatform.config import Settings
+    from mlplatform.deploy.base import Deployer
+    from mlplatform.orchestration.airflow_client import AirflowClient, DagRun
+    from mlplatform.registry.mlflow_registry import VersionInfo
+
+
+class RegistryPort(Protocol):
+    """The part of ``ModelRegistry`` the API uses."""
+
+    def describe(self, name: str) -> dict[str, Any]: ...
+
+    def versions(self, name: str) -> list[VersionInfo]: ...
+
+    def alias_holder(self, name: str, alias: str) -> VersionInfo | None: ...
+
+    def move_alias(self, name: str, alias: str, version: str, *, actor: str, reason: str) -> AliasEvent | None: ...
+
+
+class OrchestratorPort(Protocol):
+    """Training runs: trigger one, list and read them."""
+
+    def trigger(self, dag_id: str, conf: Mapping[str, Any]) -> DagRun: ...
+
+    def list_runs(self, dag_id: str, limit: int) -> list[DagRun]: ...
+
+    def get_run(self, dag_id: str, run_id: str) -> DagRun: ...
+
+
+class AirflowOrchestrator:
+    """``OrchestratorPort`` over ``AirflowClient``; a client per call keeps no login state between requests."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def _client(self) -> AirflowClient:
+        from mlplatform.orchestration.airflow_client import AirflowClient
+
+        return AirflowClient.from_settings(self.settings, timeout=15.0)
+
+    def trigger(self, dag_id: str, conf: Mapping[str, Any]) -> DagRun:
+        with self._client() as client:
+            client.unpause(dag_id)
+            return client.trigger(dag_id, conf)
+
+    def list_runs(self, dag_id: str, limit: int) -> list[DagRun]:
+        from urllib.parse import quote
+
+        from mlplatform.orchestration.airflow_client import DagRun
+
+        # AirflowClient has no run listing yet; its authenticated transport is used directly until it does.
+        with self._client() as client:
+            response = client._request(
+                "GET",
+                f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns",
+                params={"limit": limit, "order_by": "-start_date"},
+            )
+        return [DagRun.model_validate(item) for item in response.json().get("dag_runs", [])]
+
+    def get_run(self, dag_id: str, run_id: str) -> DagRun:
+        with self._client() as client:
+            return client.get_run(dag_id, run_id)
+
+
+def _default_registry(settings: Settings, store: PlatformStore) -> RegistryPort:
+    from mlplatform.registry.mlflow_registry import ModelRegistry
+
+    return ModelRegistry(settings, store=store)
+
+
+def _default_deployer(settings: Settings) -> Deployer:
+    from mlplatform.deploy.local import LocalProcessDeployer
+
+    return LocalProcessDeployer(settings)
+
+
+@dataclass
+class ApiServices:
+    """Everything a request handler needs, built once per app."""
+
+    settings: Settings
+    store: PlatformStore
+    auth: AuthRepository
+    audit: AuditLog
+    deployments: DeploymentRecords
+    sessions: SessionManager
+    limiter: LoginRateLimiter
+    metrics: ApiMetrics
+    registry_factory: Callable[[], RegistryPort]
+    orchestrator_factory: Callable[[], OrchestratorPort]
+    deployer_factory: Callable[[], Deployer]
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        store: PlatformStore | None = None,
+        password_hash: PasswordHash | None = None,
+        registry_factory: Callable[[], RegistryPort] | None = None,
+        orchestrator_factory: Callable[[], OrchestratorPort] | None = None,
+        deployer_factory: Callable[[], Deployer] | None = None,
+    ) -> ApiServices:
+        store = store or PlatformStore.connect(settings.db_url)
+        api = settings.api
+        return cls(
+            settings=settings,
+            store=store,
+            auth=AuthRepository(store, password_hash),
+            audit=AuditLog(store),
+            deployments=DeploymentRecords(store),
+            sessions=SessionManager(session_secret(settings), api.session_ttl_s, api.secure_cookies),
+            limiter=LoginRateLimiter(api.login_attempts_per_minute),
+            metrics=ApiMetrics(),
+            registry_factory=registry_factory or (lambda: _default_registry(settings, store)),
+            orchestrator_factory=orchestrator_factory or (lambda: AirflowOrchestrator(settings)),
+            deployer_factory=deployer_factory or (lambda: _default_deployer(settings)),
+        )
+
+    @property
+    def registry(self) -> RegistryPort:
+        if "registry" not in self._cache:
+            self._cache["registry"] = self.registry_factory()
+        registry: RegistryPort = self._cache["registry"]
+        return registry
+
+    @property
+    def orchestrator(self) -> OrchestratorPort:
+        if "orchestrator" not in self._cache:
+            self._cache["orchestrator"] = self.orchestrator_factory()
+        orchestrator: OrchestratorPort = self._cache["orchestrator"]
+        return orchestrator
+
+    @property
+    def deployer(self) -> Deployer:
+        if "deployer" not in self._cache:
+            self._cache["deployer"] = self.deployer_factory()
+        deployer: Deployer = self._cache["deployer"]
+        return deployer
+
+    def spec(self, name: str) -> ModelSpec:
+        """The model's spec; an unknown model is a 404 problem."""
+        if not re.fullmatch(NAME_PATTERN, name):
+            raise Problem(422, f"invalid model name {name!r}", slug="validation", title="Invalid request")
+        try:
+            return find_spec(self.settings.specs_dir, name)
+        except SpecError:
+            raise Problem(404, f"no model named {name!r}", slug="unknown-model", title="Unknown model") from None
+
+    def specs(self) -> dict[str, ModelSpec]:
+        try:
+            return load_specs(self.settings.specs_dir)
+        except SpecError as error:
+            raise Problem(500, str(error), slug="spec-error", title="Invalid model specs") from None
+
+    def close(self) -> None:
+        self.store.dispose()

@@ -1,0 +1,122 @@
+"""`mlplatform api ...`: serve the platform API and manage its users and tokens from a shell.
+
+User and token commands act on the platform database directly (the same repositories the API uses), so an
+operator can always get in, even before the server runs.  Secrets are printed once and never logged.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlplatform.config import get_settings
+
+api_app = typer.Typer(help="The platform API server, its users and API tokens.", no_args_is_help=True)
+users_app = typer.Typer(help="Local users.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+api_app.add_typer(users_app, name="users")
+api_app.add_typer(tokens_app, name="tokens")
+console = Console()
+ROLE_HELP = "viewer, data-scientist, approver or admin"
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+@api_app.command()
+def serve() -> None:
+    """Run the API with uvicorn on api.host:api.port; creates the first admin if there are no users."""
+    import uvicorn
+
+    from mlplatform.api import create_app
+    from mlplatform.api.bootstrap import bootstrap_admin
+    from mlplatform.api.services import ApiServices
+
+    settings = get_settings()
+    services = ApiServices.from_settings(settings)
+    generated = bootstrap_admin(settings, services.auth)
+    if generated is not None:
+        console.print(
+            f"created admin user [bold]{settings.api.admin_username}[/] with one-time password: "
+            f"[bold yellow]{generated}[/]\nit is shown only now; change it after logging in",
+            highlight=False,
+        )
+    uvicorn.run(create_app(settings, services), host=settings.api.host, port=settings.api.port)
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    role: Annotated[str, typer.Option(help=ROLE_HELP)] = "viewer",
+    password: Annotated[bool, typer.Option("--password/--no-password", help="Prompt for a password.")] = True,
+) -> None:
+    """Create a local user (with a password typed at a prompt, or token-only)."""
+    from mlplatform.store import PlatformStore
+    from mlplatform.store.auth import AuthRepository, AuthStoreError
+
+    secret = typer.prompt("password", hide_input=True, confirmation_prompt=True) if password else None
+    auth = AuthRepository(PlatformStore.connect(get_settings().db_url))
+    try:
+        user = auth.create_user(username, role, secret)
+    except AuthStoreError as error:
+        _fail(str(error))
+        return
+    console.print(f"created user [bold]{user.username}[/] ({user.role})", highlight=False)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Users and their roles."""
+    from mlplatform.store import PlatformStore
+    from mlplatform.store.auth import AuthRepository
+
+    table = Table("username", "role", "active", "password", "created")
+    for user in AuthRepository(PlatformStore.connect(get_settings().db_url)).list_users():
+        table.add_row(
+            user.username,
+            user.role,
+            str(user.active),
+            "yes" if user.has_password else "no",
+            user.created_at.isoformat(),
+        )
+    console.print(table)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    username: str,
+    name: Annotated[str, typer.Option(help="What the token is for (e.g. ci).")] = "cli",
+    ttl_days: Annotated[int | None, typer.Option(min=1, max=3650, help="Default: api.token_ttl_days.")] = None,
+    role: Annotated[str | None, typer.Option(help=f"Limit to a role: {ROLE_HELP}.")] = None,
+) -> None:
+    """Issue an API token for a user; the token is printed once."""
+    from mlplatform.store import PlatformStore
+    from mlplatform.store.auth import AuthRepository, AuthStoreError
+
+    settings = get_settings()
+    auth = AuthRepository(PlatformStore.connect(settings.db_url))
+    try:
+        issued = auth.create_token(username, name, ttl_days or settings.api.token_ttl_days, role)
+    except (AuthStoreError, LookupError) as error:
+        _fail(str(error))
+        return
+    console.print(f"token {issued.token.id} for {username} (expires {issued.token.expires_at:%Y-%m-%d}):")
+    print(issued.secret)  # plain stdout so scripts can capture it
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token by id."""
+    from mlplatform.store import PlatformStore
+    from mlplatform.store.auth import AuthRepository
+
+    revoked = AuthRepository(PlatformStore.connect(get_settings().db_url)).revoke_token(token_id)
+    if revoked is None:
+        _fail(f"no token {token_id}")
+        return
+    console.print(f"revoked token {token_id} ({revoked.prefix}…) of {revoked.username}", highlight=False)

@@ -1,0 +1,552 @@
+"""The platform API in-process (TestClient) with the sqlite platform DB and fakes for MLflow, Airflow and the
+deployer: authentication, roles, CSRF, rate limiting, problem details, validation and the audit trail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mlplatform.api import create_app
+from mlplatform.api.bootstrap import bootstrap_admin
+from mlplatform.api.services import ApiServices
+from mlplatform.config import Settings
+from mlplatform.deploy.base import Backend, Deployer, DeployError, Deployment
+from mlplatform.orchestration.airflow_client import DagRun
+from mlplatform.registry.mlflow_registry import VersionInfo
+from mlplatform.store import AliasEvent, PlatformStore
+from mlplatform.store.auth import ROLES, AuthRepository
+from mlplatform.store.models import ApiTokenRow
+from tests.unit.test_api_store import cheap_hash
+
+MODEL = "fraud_detector"
+PASSWORD = "a long test password"
+PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
+
+
+def _version(number: int, roc_auc: float, average_precision: float, tags: dict[str, str] | None = None) -> VersionInfo:
+    return VersionInfo(
+        version=str(number),
+        run_id=f"run{number}",
+        status="READY",
+        created_at_ms=number,
+        aliases=[],
+        tags={"mlplatform.spec_fingerprint": "abc", **(tags or {})},
+        metrics={"roc_auc": roc_auc, "average_precision": average_precision},
+    )
+
+
+class FakeRegistry:
+    """The registry port over dicts; alias moves are recorded in the real platform store, as ModelRegistry does."""
+
+    def __init__(self, store: PlatformStore) -> None:
+        self.store = store
+        self.models: dict[str, list[VersionInfo]] = {
+            MODEL: [
+                _version(1, 0.90, 0.5),
+                _version(2, 0.95, 0.6),
+                _version(3, 0.80, 0.2),
+                _version(4, 0.97, 0.7),
+            ]
+        }
+        self.aliases: dict[str, dict[str, str]] = {MODEL: {}}
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        aliases = self.aliases.get(name, {})
+        return [
+            replace(info, aliases=sorted(a for a, v in aliases.items() if v == info.version))
+            for info in reversed(self.models.get(name, []))
+        ]
+
+    def alias_holder(self, name: str, alias: str) -> VersionInfo | None:
+        version = self.aliases.get(name, {}).get(alias)
+        found = [info for info in self.versions(name) if info.version == version]
+        return found[0] if found else None
+
+    def move_alias(self, name: str, alias: str, version: str, *, actor: str, reason: str) -> AliasEvent | None:
+        current = self.aliases[name].get(alias)
+        if current == version:
+            return None
+        self.aliases[name][alias] = version
+        return self.store.record_alias_move(
+            model=name, alias=alias, from_version=current, to_version=version, actor=actor, reason=reason
+        )
+
+    def describe(self, name: str) -> dict[str, Any]:
+        if name not in self.models:
+            raise LookupError(name)
+        return {"name": name, "aliases": self.aliases[name], "versions": [v.version for v in self.versions(name)]}
+
+
+@dataclass
+class FakeOrchestrator:
+    triggered: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def _run(self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None) -> DagRun:
+        return DagRun.model_validate({"dag_id": dag_id, "dag_run_id": run_id, "state": "queued", "conf": conf})
+
+    def trigger(self, dag_id: str, conf: Any) -> DagRun:
+        self.triggered.append((dag_id, dict(conf)))
+        return self._run(dag_id, f"manual__{len(self.triggered)}", dict(conf))
+
+    def list_runs(self, dag_id: str, limit: int) -> list[DagRun]:
+        return [self._run(dag_id, f"manual__{i}", conf) for i, (_, conf) in enumerate(self.triggered, 1)][:limit]
+
+    def get_run(self, dag_id: str, run_id: str) -> DagRun:
+        from mlplatform.orchestration.airflow_client import AirflowError
+
+        if run_id != "manual__1":
+            raise AirflowError("not found", status_code=404)
+        return self._run(dag_id, run_id)
+
+
+class FakeDeployer(Deployer):
+    def __init__(self) -> None:
+        self.served: dict[str, Backend] = {}
+
+    def deploy(self, model: str, backend: Backend) -> Deployment:
+        if model in self.served and self.served[model] != backend:
+            raise DeployError(f"{model} is already served by {self.served[model]}")
+        self.served[model] = backend
+        return self._deployment(model)
+
+    def undeploy(self, model: str) -> bool:
+        return self.served.pop(model, None) is not None
+
+    def list(self) -> list[Deployment]:
+        return [self._deployment(model) for model in self.served]
+
+    def set_canary(self, model: str, percent: int) -> Deployment:
+        if model not in self.served:
+            raise DeployError(f"{model} is not deployed")
+        return self._deployment(model)
+
+    def _deployment(self, model: str) -> Deployment:
+        return Deployment(model=model, backend=self.served[model], url="http://127.0.0.1:1", running=True, ready=True)
+
+
+@dataclass
+class World:
+    client: TestClient
+    services: ApiServices
+    registry: FakeRegistry
+    orchestrator: FakeOrchestrator
+    deployer: FakeDeployer
+    tokens: dict[str, str]
+
+    def as_role(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def audit(self, **filters: Any) -> list[Any]:
+        return self.services.audit.query(**filters)
+
+
+def user_for(role: str) -> str:
+    return role.replace("-", "_")
+
+
+def make_world(settings: Settings) -> World:
+    store = PlatformStore.connect(settings.db_url)
+    registry, orchestrator, deployer = FakeRegistry(store), FakeOrchestrator(), FakeDeployer()
+    services = ApiServices.from_settings(
+        settings,
+        store=store,
+        password_hash=cheap_hash(),
+        registry_factory=lambda: registry,
+        orchestrator_factory=lambda: orchestrator,
+        deployer_factory=lambda: deployer,
+    )
+    tokens = {}
+    for role in ROLES:
+        services.auth.create_user(user_for(role), role, PASSWORD)
+        tokens[role] = services.auth.create_token(user_for(role), "test", ttl_days=1).secret
+    # Champion history: v1, then v2 (so a rollback has somewhere to go).
+    registry.move_alias(MODEL, "champion", "1", actor="pipeline", reason="first")
+    registry.move_alias(MODEL, "champion", "2", actor="pipeline", reason="better")
+    client = TestClient(create_app(settings, services), client=("203.0.113.7", 50000))
+    return World(client, services, registry, orchestrator, deployer, tokens)
+
+
+@pytest.fixture()
+def world(settings: Settings) -> World:
+    return make_world(settings)
+
+
+# Every mutating endpoint, a valid body, and the least role that may call it.
+MUTATIONS: list[tuple[str, str, str, dict[str, Any] | None, str]] = [
+    (
+        "train",
+        "POST",
+        f"/api/v1/models/{MODEL}/training-runs",
+        {"reason": "weekly", "window_days": 30},
+        "data-scientist",
+    ),
+    ("promote", "POST", f"/api/v1/models/{MODEL}/promote", {"version": 4, "reason": "beats v2"}, "approver"),
+    (
+        "override",
+        "POST",
+        f"/api/v1/models/{MODEL}/promote",
+        {"version": 3, "override": True, "reason": "hotfix"},
+        "admin",
+    ),
+    ("rollback", "POST", f"/api/v1/models/{MODEL}/rollback", {"reason": "v2 misbehaves"}, "approver"),
+    ("deploy", "POST", "/api/v1/deployments", {"model": MODEL, "backend": "kserve"}, "approver"),
+    ("undeploy", "DELETE", f"/api/v1/deployments/{MODEL}", None, "approver"),
+    ("canary", "PUT", f"/api/v1/deployments/{MODEL}/canary", {"percent": 10}, "approver"),
+    ("create-user", "POST", "/api/v1/users", {"username": "carol", "role": "viewer"}, "admin"),
+    ("update-user", "PATCH", "/api/v1/users/viewer", {"role": "data-scientist"}, "admin"),
+    ("create-token", "POST", "/api/v1/tokens", {"name": "laptop"}, "viewer"),
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("case", "method", "path", "body", "needed"), MUTATIONS, ids=[m[0] for m in MUTATIONS])
+def test_authorization_matrix(
+    world: World, role: str, case: str, method: str, path: str, body: dict[str, Any] | None, needed: str
+) -> None:
+    if case == "canary":
+        world.deployer.served[MODEL] = "kserve"
+    response = world.client.request(method, path, json=body, headers=world.as_role(role))
+    allowed = ROLES.index(role) >= ROLES.index(needed)
+    [event] = world.audit(limit=1)
+    if allowed:
+        assert response.status_code < 300, response.text
+        assert event.result.startswith("ok") and event.actor == user_for(role)
+    else:
+        assert response.status_code == 403, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert (event.result, event.actor, event.client) == ("denied", user_for(role), "203.0.113.7")
+
+
+def test_unauthenticated_mutation_is_401_and_audited(world: World) -> None:
+    response = world.client.post(f"/api/v1/models/{MODEL}/rollback", json={"reason": "x"})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    [event] = world.audit(limit=1)
+    assert (event.actor, event.action, event.target, event.result) == (
+        "anonymous",
+        "model.rollback",
+        MODEL,
+        "unauthenticated",
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "method", "path", "role", "body"),
+    [
+        (401, "GET", f"/api/v1/models/{MODEL}", None, None),
+        (403, "GET", "/api/v1/users", "approver", None),
+        (404, "GET", "/api/v1/models/no_such_model", "viewer", None),
+        (404, "GET", f"/api/v1/models/{MODEL}/versions/99", "viewer", None),
+        (404, "GET", "/api/v1/nowhere", "viewer", None),
+        (422, "GET", "/api/v1/models/Bad-Name!", "viewer", None),
+        (422, "GET", f"/api/v1/models/{MODEL}/versions/0", "viewer", None),
+        (422, "POST", f"/api/v1/models/{MODEL}/promote", "approver", {"version": -1}),
+    ],
+)
+def test_every_error_is_a_problem_document(
+    world: World, status: int, method: str, path: str, role: str | None, body: dict[str, Any] | None
+) -> None:
+    headers = world.as_role(role) if role else {}
+    response = world.client.request(method, path, json=body, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert set(problem) >= PROBLEM_KEYS
+    assert problem["status"] == status and problem["instance"] == path.split("?")[0]
+    if status == 422:
+        assert problem["errors"] and all({"loc", "msg"} <= set(error) for error in problem["errors"])
+
+
+def test_validation_errors_never_echo_input(world: World) -> None:
+    response = world.client.post(
+        "/api/v1/users",
+        json={"username": "x", "role": "viewer", "password": "hunter2-short"},
+        headers=world.as_role("admin"),
+    )
+    assert response.status_code == 422
+    assert "hunter2" not in response.text
+
+
+def test_expired_and_revoked_tokens_are_rejected(world: World) -> None:
+    auth = world.services.auth
+    expired = auth.create_token("admin", "old", ttl_days=1)
+    with world.services.store.session() as session, session.begin():
+        row = session.get(ApiTokenRow, expired.token.id)
+        assert row is not None
+        row.expires_at = datetime.now(UTC) - timedelta(minutes=1)
+    revoked = auth.create_token("admin", "gone", ttl_days=1)
+    response = world.client.delete(f"/api/v1/tokens/{revoked.token.id}", headers=world.as_role("admin"))
+    assert response.status_code == 200 and response.json()["revoked_at"]
+    for secret in (expired.secret, revoked.secret, "mlp_never-issued", "not-even-a-token"):
+        response = world.client.get("/api/v1/session", headers={"Authorization": f"Bearer {secret}"})
+        assert response.status_code == 401, secret
+        assert response.json()["type"] == "/problems/unauthenticated"
+
+
+def test_a_scoped_token_holds_only_its_role(world: World) -> None:
+    issued = world.services.auth.create_token("admin", "readonly", ttl_days=1, role="viewer")
+    response = world.client.post(
+        "/api/v1/users",
+        json={"username": "dave", "role": "viewer"},
+        headers={"Authorization": f"Bearer {issued.secret}"},
+    )
+    assert response.status_code == 403
+
+
+def test_token_is_shown_once_and_stored_hashed(world: World) -> None:
+    created = world.client.post("/api/v1/tokens", json={"name": "ci", "ttl_days": 7}, headers=world.as_role("viewer"))
+    assert created.status_code == 201
+    secret = created.json()["token"]
+    listed = world.client.get("/api/v1/tokens", headers={"Authorization": f"Bearer {secret}"})
+    assert listed.status_code == 200 and secret not in listed.text
+    assert {token["name"] for token in listed.json()} == {"test", "ci"}
+
+
+def login(world: World, username: str, password: str = PASSWORD) -> Any:
+    return world.client.post("/api/v1/session", json={"username": username, "password": password})
+
+
+def test_session_cookie_is_http_only_and_same_site_lax(world: World) -> None:
+    response = login(world, "approver")
+    assert response.status_code == 200
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie
+    assert world.client.get("/api/v1/session").json()["username"] == "approver"
+
+
+def test_secure_cookies_setting_marks_the_cookie_secure(settings: Settings) -> None:
+    world = make_world(settings.model_copy(update={"api": settings.api.model_copy(update={"secure_cookies": True})}))
+    assert "secure" in login(world, "viewer").headers["set-cookie"].lower()
+
+
+def test_cookie_session_posts_need_the_csrf_token(world: World) -> None:
+    csrf = login(world, "admin").json()["csrf_token"]
+    body = {"username": "erin", "role": "viewer"}
+    missing = world.client.post("/api/v1/users", json=body)
+    assert missing.status_code == 403 and missing.json()["type"] == "/problems/csrf"
+    wrong_form = world.client.post("/api/v1/users", data={"csrf_token": "forged", **body})
+    assert wrong_form.status_code == 403 and wrong_form.json()["type"] == "/problems/csrf"
+    refusals = world.audit(result="denied", action="user.create")
+    assert len(refusals) == 2 and all("CSRF" in event.reason for event in refusals)
+    accepted = world.client.post("/api/v1/users", json=body, headers={"X-CSRF-Token": csrf})
+    assert accepted.status_code == 201
+    # A Bearer token is no ambient credential: no CSRF token needed.
+    world.client.cookies.clear()
+    assert world.client.delete("/api/v1/tokens/1", headers=world.as_role("admin")).status_code == 200
+
+
+def test_a_forged_session_cookie_is_anonymous(world: World) -> None:
+    world.client.cookies.set("mlp_session", "eyJ1IjoxLCJjIjoieCJ9.forged.sig")
+    assert world.client.get("/api/v1/session").status_code == 401
+
+
+def test_logout_ends_the_session(world: World) -> None:
+    csrf = login(world, "viewer").json()["csrf_token"]
+    assert world.client.delete("/api/v1/session", headers={"X-CSRF-Token": csrf}).status_code == 204
+    assert world.client.get("/api/v1/session").status_code == 401
+
+
+def test_login_is_rate_limited_per_user_and_client(world: World) -> None:
+    limit = world.services.settings.api.login_attempts_per_minute
+    for _ in range(limit):
+        assert login(world, "approver", "wrong password!").status_code == 401
+    blocked = login(world, "approver")  # even the right password waits now
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+    assert blocked.json()["type"] == "/problems/rate-limited"
+    assert login(world, "viewer").status_code == 200  # another user is unaffected
+    results = [event.result for event in world.audit(action="session.login", actor="approver")]
+    assert results == ["denied"] + ["failed"] * limit
+    assert 'mlplatform_api_login_failures_total{reason="rate_limited"} 1.0' in world.client.get("/metrics").text
+
+
+def test_promote_through_the_gate(world: World) -> None:
+    response = world.client.post(
+        f"/api/v1/models/{MODEL}/promote", json={"version": 4}, headers=world.as_role("approver")
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["promoted"] and body["previous_champion"] == "2" and body["gate"]["passed"]
+    assert body["gate"]["champion_metrics_source"] == "champion's own run metrics"
+    assert world.registry.aliases[MODEL]["champion"] == "4"
+    [event] = world.audit(action="model.promote")
+    assert (event.from_value, event.to_value, event.result, event.target) == ("2", "4", "ok", f"{MODEL}/v4")
+
+
+def test_the_gate_prefers_the_champion_score_on_the_challengers_holdout(world: World) -> None:
+    gate = '{"passed": false, "reasons": [], "challenger_score": 0.97, "champion_score": 0.99, "champion_version": "2"}'
+    world.registry.models[MODEL][3] = _version(4, 0.97, 0.7, {"mlplatform.gate": gate})
+    response = world.client.post(
+        f"/api/v1/models/{MODEL}/promote", json={"version": 4}, headers=world.as_role("approver")
+    )
+    assert response.status_code == 409
+    assert "does not beat champion v2 (0.9900)" in response.json()["detail"]
+
+
+def test_gate_refusal_is_409_audited_and_overridable_by_admins_with_a_reason(world: World) -> None:
+    refused = world.client.post(
+        f"/api/v1/models/{MODEL}/promote", json={"version": 3}, headers=world.as_role("approver")
+    )
+    assert refused.status_code == 409 and refused.json()["type"] == "/problems/gate-refused"
+    assert any("below the minimum" in reason for reason in refused.json()["reasons"])
+    assert world.audit(limit=1)[0].result == "refused by gate"
+    assert world.registry.aliases[MODEL]["champion"] == "2"
+    no_reason = world.client.post(
+        f"/api/v1/models/{MODEL}/promote", json={"version": 3, "override": True}, headers=world.as_role("admin")
+    )
+    assert no_reason.status_code == 422
+    forced = world.client.post(
+        f"/api/v1/models/{MODEL}/promote",
+        json={"version": 3, "override": True, "reason": "incident 42"},
+        headers=world.as_role("admin"),
+    )
+    assert forced.status_code == 200 and forced.json()["overridden"]
+    event = world.audit(limit=1)[0]
+    assert (event.result, event.reason, event.actor) == ("ok (gate overridden)", "incident 42", "admin")
+
+
+def test_rollback_moves_champion_to_the_previous_holder(world: World) -> None:
+    response = world.client.post(
+        f"/api/v1/models/{MODEL}/rollback", json={"reason": "latency"}, headers=world.as_role("approver")
+    )
+    assert response.status_code == 200
+    assert response.json() == {"model": MODEL, "from_version": "2", "to_version": "1"}
+    history = world.services.store.alias_history(MODEL, "champion")
+    assert (history[-1].from_version, history[-1].to_version, history[-1].actor) == ("2", "1", "approver")
+    # v1 took over from nobody: nothing further back.
+    again = world.client.post(
+        f"/api/v1/models/{MODEL}/rollback", json={"reason": "again"}, headers=world.as_role("approver")
+    )
+    assert again.status_code == 409
+
+
+def test_train_passes_overrides_as_dag_conf(world: World) -> None:
+    response = world.client.post(
+        f"/api/v1/models/{MODEL}/training-runs",
+        json={"estimator_params": {"max_depth": 4, "learning_rate": 0.1}, "window_days": 30, "reason": "tune"},
+        headers=world.as_role("data-scientist"),
+    )
+    assert response.status_code == 202
+    assert world.orchestrator.triggered == [
+        (
+            "train_fraud_detector",
+            {
+                "estimator_params": {"max_depth": 4, "learning_rate": 0.1},
+                "reason": "tune",
+                "requested_by": "data_scientist",
+                "window_days": 30,
+            },
+        )
+    ]
+    runs = world.client.get(f"/api/v1/models/{MODEL}/training-runs", headers=world.as_role("viewer"))
+    assert [run["run_id"] for run in runs.json()] == ["manual__1"]
+    assert (
+        world.client.get(f"/api/v1/models/{MODEL}/training-runs/manual__9", headers=world.as_role("viewer")).status_code
+        == 404
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"reason": "x", "estimator_params": {"nested": {"a": 1}}},
+        {"reason": "x", "estimator_params": {f"p{i}": i for i in range(33)}},
+        {"reason": "x", "estimator_params": {"bad key": 1}},
+        {"reason": "x", "estimator_params": {"s": "x" * 257}},
+        {"reason": "x", "estimator_params": [1, 2]},
+        {"reason": "x", "window_days": 0},
+        {"reason": "   "},
+        {"reason": "x" * 501},
+        {"reason": "x", "surprise": 1},
+    ],
+)
+def test_training_input_is_validated(world: World, body: dict[str, Any]) -> None:
+    response = world.client.post(
+        f"/api/v1/models/{MODEL}/training-runs", json=body, headers=world.as_role("data-scientist")
+    )
+    assert response.status_code == 422, body
+    assert world.orchestrator.triggered == []
+
+
+def test_unknown_model_is_404_for_mutations_too(world: World) -> None:
+    response = world.client.post(
+        "/api/v1/models/no_such_model/training-runs", json={"reason": "x"}, headers=world.as_role("admin")
+    )
+    assert response.status_code == 404 and response.json()["type"] == "/problems/unknown-model"
+
+
+@pytest.mark.parametrize("percent", [-1, 101])
+def test_canary_percent_is_bounded(world: World, percent: int) -> None:
+    response = world.client.put(
+        f"/api/v1/deployments/{MODEL}/canary", json={"percent": percent}, headers=world.as_role("approver")
+    )
+    assert response.status_code == 422
+
+
+def test_deploy_lifecycle_is_recorded(world: World) -> None:
+    headers = world.as_role("approver")
+    assert world.client.post("/api/v1/deployments", json={"model": MODEL}, headers=headers).status_code == 201
+    conflict = world.client.post("/api/v1/deployments", json={"model": MODEL, "backend": "kserve"}, headers=headers)
+    assert conflict.status_code == 409 and world.audit(limit=1)[0].result == "failed"
+    world.client.put(f"/api/v1/deployments/{MODEL}/canary", json={"percent": 20}, headers=headers)
+    [listed] = world.client.get("/api/v1/deployments", headers=world.as_role("viewer")).json()
+    assert (listed["backend"], listed["canary_percent"], listed["deployed_by"]) == ("bentoml", 20, "approver")
+    assert world.client.delete(f"/api/v1/deployments/{MODEL}", headers=headers).json()["was_running"]
+    assert world.services.deployments.list() == []
+
+
+def test_compare_puts_metrics_side_by_side(world: World) -> None:
+    response = world.client.get(f"/api/v1/models/{MODEL}/compare?a=1&b=2", headers=world.as_role("data-scientist"))
+    assert response.status_code == 200
+    rows = {row["metric"]: row for row in response.json()["metrics"]}
+    assert rows["roc_auc"]["a"] == 0.90 and rows["roc_auc"]["b"] == 0.95
+    assert rows["roc_auc"]["difference"] == pytest.approx(0.05)
+    assert (
+        world.client.get(f"/api/v1/models/{MODEL}/compare?a=1&b=2", headers=world.as_role("viewer")).status_code == 403
+    )
+
+
+def test_reads_and_audit_log(world: World) -> None:
+    viewer = world.as_role("viewer")
+    assert [m["name"] for m in world.client.get("/api/v1/models", headers=viewer).json()] == [MODEL]
+    assert world.client.get(f"/api/v1/models/{MODEL}", headers=viewer).json()["aliases"] == {"champion": "2"}
+    version = world.client.get(f"/api/v1/models/{MODEL}/versions/2", headers=viewer).json()
+    assert version["aliases"] == ["champion"] and version["lineage"] == {"spec_fingerprint": "abc"}
+    world.client.post("/api/v1/users", json={"username": "frank", "role": "viewer"}, headers=viewer)
+    events = world.client.get("/api/v1/audit?action=user.create", headers=viewer).json()
+    assert [(e["actor"], e["action"], e["result"], e["client"]) for e in events] == [
+        ("viewer", "user.create", "denied", "203.0.113.7")
+    ]
+
+
+def test_operations_endpoints_and_openapi(world: World) -> None:
+    assert world.client.get("/healthz").json() == {"status": "ok"}
+    assert world.client.get("/readyz").json() == {"status": "ready"}
+    world.client.get(f"/api/v1/models/{MODEL}", headers=world.as_role("viewer"))
+    metrics = world.client.get("/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert 'mlplatform_api_requests_total{method="GET",route="/api/v1/models/{name}",status="200"} 1.0' in metrics.text
+    assert "python_gc_objects_collected_total" not in metrics.text  # own registry, not the global one
+    paths = world.client.get("/openapi.json").json()["paths"]
+    assert {"/api/v1/models/{name}/promote", "/api/v1/deployments", "/api/v1/audit", "/api/v1/session"} <= set(paths)
+
+
+def test_bootstrap_generates_a_one_time_admin_password(settings: Settings) -> None:
+    auth = AuthRepository(PlatformStore.connect(settings.db_url), cheap_hash())
+    password = bootstrap_admin(settings, auth)
+    assert password and len(password) >= 20
+    assert auth.verify_password("admin", password) is not None
+    assert bootstrap_admin(settings, auth) is None  # once only
+
+
+def test_bootstrap_uses_the_configured_password(settings: Settings) -> None:
+    from pydantic import SecretStr
+
+    api = settings.api.model_copy(update={"admin_username": "root", "admin_password": SecretStr("configured-pass-1")})
+    settings = settings.model_copy(update={"api": api})
+    auth = AuthRepository(PlatformStore.connect(settings.db_url), cheap_hash())
+    assert bootstrap_admin(settings, auth) is None
+    assert auth.verify_password("root", "configured-pass-1") is not None
