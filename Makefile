@@ -13,17 +13,20 @@ install: ## Create .venv with every extra and the dev tools, exactly as uv.lock 
 	@command -v $(UV) >/dev/null || python3.11 -m pip install --quiet uv
 	$(UV) sync --frozen --all-extras
 
-demo: install ## Stack up, demo data, features, train through Airflow, show the champion
+demo: install ## Stack up, demo data, features, train through Airflow, serve the champion, send traffic
 	$(MLP) stack up
 	$(MLP) data generate
 	$(MLP) features apply
 	$(MLP) features materialize
 	$(MLP) train fraud_detector --wait --reason "make demo"
 	$(MLP) models show fraud_detector
+	$(MLP) deploy fraud_detector
+	$(MLP) traffic fraud_detector --requests 300 --rate 50
 	$(MLP) stack status
-	@echo "The stack keeps running for exploring. Stop it with: make down  (or: uv run mlplatform stack down)"
+	@echo "The stack and the model server keep running for exploring. Stop them with: make down"
 
-down: ## Stop every process the embedded stack started
+down: ## Stop the model server and every process the embedded stack started
+	-$(MLP) undeploy fraud_detector
 	$(MLP) stack down
 
 test: install ## Unit, integration and end-to-end tests (PostgreSQL/Redis tests need MLP_TEST_POSTGRES_URL / MLP_TEST_REDIS)

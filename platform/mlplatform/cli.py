@@ -15,7 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mlplatform.api_cli import api_app
 from mlplatform.config import get_settings
+from mlplatform.deploy.base import Deployment
 from mlplatform.features.cli import data_app, features_app
 from mlplatform.orchestration.airflow_client import AirflowClient
 from mlplatform.stack.cli import stack_app
@@ -27,6 +29,7 @@ app.add_typer(stack_app, name="stack", help="Start, stop and inspect the embedde
 app.add_typer(features_app, name="features", help="Apply Feast definitions and materialize online features.")
 app.add_typer(data_app, name="data", help="Generate the demo data set.")
 app.add_typer(models_app, name="models")
+app.add_typer(api_app, name="api", help="The platform API server, its users and API tokens.")
 app.add_typer(settings_app, name="settings")
 
 console = Console(soft_wrap=True)
@@ -167,6 +170,112 @@ def models_show(
             "passed" if gate.get("passed") else ("failed" if gate else ""),
         )
     console.print(table)
+
+
+@app.command()
+def deploy(
+    model: Annotated[str, typer.Argument(help="Model spec name; its champion is served.")],
+    backend: Annotated[str | None, typer.Option(help="bentoml or kserve (default: MLP_SERVING__BACKEND).")] = None,
+) -> None:
+    """Serve the model's champion with a local model server (supervised, logs under the state directory)."""
+    from mlplatform.deploy.base import BACKENDS, DeployError
+    from mlplatform.deploy.local import LocalProcessDeployer
+    from mlplatform.specs import SpecError, find_spec
+
+    settings = get_settings()
+    chosen = backend or settings.serving.backend
+    try:
+        find_spec(settings.specs_dir, model)
+        if chosen not in BACKENDS:
+            raise DeployError(f"unknown backend {chosen!r}; choose one of {', '.join(BACKENDS)}")
+        console.print(f"deploying {model} with {chosen} at {LocalProcessDeployer(settings).url} ...", highlight=False)
+        deployment = LocalProcessDeployer(settings).deploy(model, chosen)
+    except (SpecError, DeployError) as error:
+        _fail(str(error))
+        return
+    console.print(f"[bold green]{model}[/] served by {deployment.backend}: {deployment.predict_url}", highlight=False)
+    console.print(f"  log: {deployment.log_path}", highlight=False)
+
+
+@app.command()
+def undeploy(model: Annotated[str, typer.Argument(help="Model whose local server is stopped.")]) -> None:
+    """Stop the model's local server (its prediction log is flushed first)."""
+    from mlplatform.deploy.base import DeployError
+    from mlplatform.deploy.local import LocalProcessDeployer
+
+    try:
+        stopped = LocalProcessDeployer(get_settings()).undeploy(model)
+    except DeployError as error:
+        _fail(str(error))
+        return
+    console.print(f"{model}: stopped" if stopped else f"{model}: was not deployed", highlight=False)
+
+
+def _deployment_of(model: str) -> Deployment:
+    from mlplatform.deploy.local import LocalProcessDeployer
+
+    for deployment in LocalProcessDeployer(get_settings()).list():
+        if deployment.model == model and deployment.running:
+            return deployment
+    _fail(f"{model} is not deployed; run `mlplatform deploy {model}`")
+    raise AssertionError("unreachable")
+
+
+def _parse_entity(text: str) -> dict[str, Any]:
+    """`customer_id=1001,amount=42.5` -> {"customer_id": 1001, "amount": 42.5} (values parsed as JSON when valid)."""
+    return _parse_overrides([part.strip() for part in text.split(",") if part.strip()])
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Argument(help="Deployed model.")],
+    entity: Annotated[
+        list[str], typer.Option("--entity", "-e", help="One entity as key=value pairs: customer_id=1001,amount=42.5")
+    ],
+) -> None:
+    """Send one prediction request to the model's local server and print the answer as JSON."""
+    from mlplatform.serving.client import PredictionError
+    from mlplatform.serving.client import predict as send
+
+    deployment = _deployment_of(model)
+    try:
+        answer = send(deployment, [_parse_entity(item) for item in entity])
+    except PredictionError as error:
+        _fail(str(error))
+        return
+    sys.stdout.write(json.dumps(answer, indent=2) + "\n")
+
+
+@app.command()
+def traffic(
+    model: Annotated[str, typer.Argument(help="Deployed model.")],
+    requests: Annotated[int, typer.Option(min=1, max=100_000, help="How many single-entity requests.")] = 200,
+    rate: Annotated[float, typer.Option(min=1.0, max=5000.0, help="Requests per second (open loop).")] = 50.0,
+) -> None:
+    """Send a burst of realistic requests (recent customers and amounts) and print latency percentiles."""
+    from mlplatform.serving.client import recent_entities, send_traffic
+    from mlplatform.specs import find_spec
+
+    settings = get_settings()
+    spec = find_spec(settings.specs_dir, model)
+    deployment = _deployment_of(model)
+    entities = recent_entities(
+        settings.data_dir / spec.label.source, spec.entity_key, spec.label.request_columns, requests
+    )
+    console.print(
+        f"sending {len(entities)} requests at {rate:.0f}/s to {deployment.predict_url} (after 20 warm-up requests)",
+        highlight=False,
+    )
+    report = send_traffic(deployment, entities, rate)
+    for sample in report.samples:
+        console.print(f"  {json.dumps(sample)}", highlight=False)
+    console.print(
+        f"{report.requests - report.failures}/{report.requests} ok in {report.seconds:.1f}s; latency ms "
+        f"p50 {report.percentile(50):.1f}  p95 {report.percentile(95):.1f}  p99 {report.percentile(99):.1f}",
+        highlight=False,
+    )
+    if report.failures:
+        raise typer.Exit(code=1)
 
 
 @settings_app.command("docs")

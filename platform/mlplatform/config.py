@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK = "127.0.0.1"
@@ -113,7 +113,9 @@ class ServingSettings(_Section):
 
     backend: Literal["bentoml", "kserve"] = Field("bentoml", description="Which server `deploy` starts by default.")
     servers_dir: Path = Field(
-        Path("serving"), description="Folder of the model server entry points (bentoml/, kserve/) local deploys run."
+        Path("serving"),
+        validate_default=True,
+        description="Folder of the model server entry points (bentoml/, kserve/) local deploys run.",
     )
     host: str = Field(LOOPBACK, description="Address model servers bind to.")
     port: int = Field(8300, ge=1, le=65535, description="HTTP port of a locally deployed model server.")
@@ -135,6 +137,12 @@ class ServingSettings(_Section):
     log_queue_size: int = Field(10_000, ge=1, description="Records buffered before new ones are dropped (counted).")
     log_batch_size: int = Field(500, ge=1, description="Records written per batch.")
     log_flush_interval_s: float = Field(1.0, gt=0, description="Longest a record waits before it is written.")
+
+    @field_validator("servers_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        """Pinned to the working directory when built, so a server started elsewhere finds the same folder."""
+        return value.resolve()
 
 
 class ApiSettings(_Section):
@@ -196,7 +204,6 @@ class Settings(BaseSettings):
         self.specs_dir = self.specs_dir.resolve()
         self.airflow.dags_folder = self.airflow.dags_folder.resolve()
         self.feast.repo_path = self.feast.repo_path.resolve()
-        self.serving.servers_dir = self.serving.servers_dir.resolve()
         return self
 
     # Derived locations: one place decides the layout of the state directory.

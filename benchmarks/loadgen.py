@@ -1,0 +1,75 @@
+"""Open-loop HTTP load generator: sends requests on a fixed schedule, whatever the server's speed.
+
+A closed loop (send, wait, send) slows down with the server and hides its tail; here request ``i`` is due at
+``start + i / rate`` and its latency is measured from that due time, so queueing in the server (or in this
+client falling behind) shows up in the percentiles.  Run as a separate process, ideally on its own core.
+
+Usage: python benchmarks/loadgen.py URL BODIES.json --rate 200 --duration 20 [--entities-per-request 1]
+Prints one JSON object: sent, ok, failed, statuses, throughput and latency percentiles in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+
+async def run(url: str, bodies: list[Any], rate: float, duration: float) -> dict[str, Any]:
+    total = int(rate * duration)
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(timeout=10.0, limits=limits) as client:
+        start = time.perf_counter() + 0.2
+
+        async def one(index: int) -> None:
+            due = start + index / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                response = await client.post(url, json=bodies[index % len(bodies)])
+                statuses[str(response.status_code)] += 1
+                if response.status_code == 200:
+                    latencies.append((time.perf_counter() - due) * 1000.0)
+            except httpx.HTTPError as error:
+                statuses[type(error).__name__] += 1
+
+        await asyncio.gather(*(one(index) for index in range(total)))
+        elapsed = time.perf_counter() - start
+    values = np.array(latencies) if latencies else np.array([float("nan")])
+    return {
+        "sent": total,
+        "ok": len(latencies),
+        "failed": total - len(latencies),
+        "statuses": dict(statuses),
+        "seconds": elapsed,
+        "throughput_rps": len(latencies) / elapsed,
+        "p50_ms": float(np.percentile(values, 50)),
+        "p95_ms": float(np.percentile(values, 95)),
+        "p99_ms": float(np.percentile(values, 99)),
+        "max_ms": float(values.max()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("url")
+    parser.add_argument("bodies", type=Path)
+    parser.add_argument("--rate", type=float, required=True)
+    parser.add_argument("--duration", type=float, required=True)
+    args = parser.parse_args()
+    bodies = json.loads(args.bodies.read_text())
+    print(json.dumps(asyncio.run(run(args.url, bodies, args.rate, args.duration))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""`mlplatform deploy / predict / traffic / undeploy` against real model servers started by the local deployer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlplatform.deploy.base import DeployError
+from mlplatform.deploy.local import LocalProcessDeployer
+from mlplatform.serving.client import predict
+from tests.conftest import free_port
+from tests.integration import test_serving_support as support
+from tests.integration.test_serving_support import KINDS, MODEL, ServedWorld, serving_settings
+
+pytestmark = pytest.mark.integration
+
+# The session-wide served world (trained versions, materialised features) shared with the serving tests.
+served_world = support.served_world
+
+
+@pytest.mark.parametrize("backend", KINDS)
+def test_deploy_predict_and_undeploy(served_world: ServedWorld, tmp_path: Path, backend: str) -> None:
+    settings = serving_settings(served_world.settings, tmp_path)
+    deployer = LocalProcessDeployer(settings)
+    deployment = deployer.deploy(MODEL, backend)  # type: ignore[arg-type]
+    try:
+        assert deployment.ready
+        assert deployer.deploy(MODEL, backend).ready  # deploying again keeps the running server
+        with pytest.raises(DeployError, match=f"already served by {backend}"):
+            deployer.deploy(MODEL, "bentoml" if backend == "kserve" else "kserve")
+        answer = predict(deployment, [{"customer_id": served_world.customers[0], "amount": 25.0}])
+        assert answer["version"] == served_world.versions[0]
+        assert 0.0 <= answer["predictions"][0]["probability"] <= 1.0
+        listed = deployer.list()
+        assert [(d.model, d.backend, d.running, d.ready) for d in listed] == [(MODEL, backend, True, True)]
+    finally:
+        assert deployer.undeploy(MODEL)
+    assert deployer.list() == []
+    assert not deployer.undeploy(MODEL)
+
+
+def test_deploy_refuses_a_port_taken_by_another_program(served_world: ServedWorld, tmp_path: Path) -> None:
+    import socket
+
+    port = free_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        settings = serving_settings(served_world.settings, tmp_path, port=port)
+        with pytest.raises(DeployError, match=f"port {port} .* is taken by another program"):
+            LocalProcessDeployer(settings).deploy(MODEL, "kserve")
+
+
+def test_cli_predict_and_traffic(served_world: ServedWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlplatform.cli import app
+
+    settings = serving_settings(served_world.settings, tmp_path, backend="kserve")
+    for key, value in settings.child_env().items():
+        monkeypatch.setenv(key, value)
+    runner = CliRunner()
+    not_deployed = runner.invoke(app, ["predict", MODEL, "-e", "customer_id=1"])
+    assert not_deployed.exit_code == 1 and f"mlplatform deploy {MODEL}" in not_deployed.output
+    assert runner.invoke(app, ["deploy", MODEL]).exit_code == 0
+    try:
+        customer = served_world.customers[1]
+        answered = runner.invoke(app, ["predict", MODEL, "-e", f"customer_id={customer},amount=12.5"])
+        assert answered.exit_code == 0, answered.output
+        assert f'"customer_id": {customer}' in answered.output
+        refused = runner.invoke(app, ["predict", MODEL, "-e", "customer_id=abc,amount=1"])
+        assert refused.exit_code == 1 and "422" in refused.output and "customer_id" in refused.output
+        burst = runner.invoke(app, ["traffic", MODEL, "--requests", "40", "--rate", "40"])
+        assert burst.exit_code == 0, burst.output
+        assert "40/40 ok" in burst.output and "p99" in burst.output
+    finally:
+        assert runner.invoke(app, ["undeploy", MODEL]).exit_code == 0
