@@ -129,6 +129,7 @@ def test_stack_up_run_dag_and_down(stack: EmbeddedStack, stack_settings: Setting
         assert progress and progress[-1] == {"record": "success"}
         assert json.loads(out.read_text()) == {"value": "hello-42", "state_dir": str(stack_settings.state_dir)}
         assert "probe saw hello-42" in client.task_log("stack_probe", "probe-1", "record", 1)
+        assert [(run.run_id, run.state) for run in client.list_runs("stack_probe")] == [("probe-1", "success")]
 
         failed = client.wait("stack_fail", bad.run_id, poll_interval=1, timeout=150)
         assert failed.state == "failed"

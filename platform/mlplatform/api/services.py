@@ -67,18 +67,8 @@ class AirflowOrchestrator:
             return client.trigger(dag_id, conf)
 
     def list_runs(self, dag_id: str, limit: int) -> list[DagRun]:
-        from urllib.parse import quote
-
-        from mlplatform.orchestration.airflow_client import DagRun
-
-        # AirflowClient has no run listing yet; its authenticated transport is used directly until it does.
         with self._client() as client:
-            response = client._request(
-                "GET",
-                f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns",
-                params={"limit": limit, "order_by": "-start_date"},
-            )
-        return [DagRun.model_validate(item) for item in response.json().get("dag_runs", [])]
+            return client.list_runs(dag_id, limit)
 
     def get_run(self, dag_id: str, run_id: str) -> DagRun:
         with self._client() as client:

@@ -198,6 +198,13 @@ class AirflowClient:
         response = self._request("GET", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}")
         return DagRun.model_validate(response.json())
 
+    def list_runs(self, dag_id: str, limit: int = 25) -> list[DagRun]:
+        """The DAG's most recent runs, newest first."""
+        response = self._request(
+            "GET", f"/api/v2/dags/{_q(dag_id)}/dagRuns", params={"limit": limit, "order_by": "-start_date"}
+        )
+        return [DagRun.model_validate(item) for item in response.json().get("dag_runs", [])]
+
     def task_instances(self, dag_id: str, run_id: str) -> list[TaskInstance]:
         """All task instances of a run (every page)."""
         path = f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances"
