@@ -201,6 +201,8 @@ def run_bare(settings: Any, entities: list[dict[str, Any]], args: argparse.Names
     champion = ModelRegistry(settings).alias_holder(MODEL, CHAMPION)
     assert champion is not None
     model_inputs = json.loads(mlflow_client(settings).get_run(str(champion.run_id)).data.tags[INPUTS_TAG])
+    mlflow.set_tracking_uri(settings.mlflow.resolved_tracking_uri())
+    mlflow.set_registry_uri(settings.mlflow.resolved_tracking_uri())
     model_dir = mlflow.artifacts.download_artifacts(
         f"models:/{MODEL}/{champion.version}",
         dst_path=str(WORLD / "bare-model"),
