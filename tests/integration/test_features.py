@@ -12,24 +12,15 @@ import pandas as pd
 import pytest
 
 from mlplatform.config import Settings, get_settings
+from mlplatform.demo.fraud_data import CUSTOMER_PROFILE_FEATURES, TRANSACTION_STATS_FEATURES
 
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 END = datetime(2025, 6, 1, tzinfo=UTC)
 SERVICE = "fraud_detector_v1"
-PROFILE = ["account_age_days", "credit_limit", "home_region_risk"]
-STATS = [
-    "txn_count_1h",
-    "txn_count_24h",
-    "txn_count_7d",
-    "amount_sum_1h",
-    "amount_sum_24h",
-    "amount_mean_7d",
-    "amount_mean_30d",
-    "amount_std_30d",
-    "distinct_categories_7d",
-]
+PROFILE = list(CUSTOMER_PROFILE_FEATURES)
+STATS = list(TRANSACTION_STATS_FEATURES)
 CONTEXT = ["txn_amount", "amount_to_mean_7d", "amount_to_mean_30d", "amount_zscore_30d"]
 
 
