@@ -18,17 +18,19 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from mlplatform.config import Settings, get_settings
 from mlplatform.serving.prediction_log import PredictionRecord, open_prediction_log
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.conftest import scratch_postgres
 
 FEATURES = 20
 PACED_RATE = 2_000
@@ -105,23 +107,6 @@ def _sleep_until(deadline: float) -> None:
         time.sleep(remaining)
 
 
-@contextmanager
-def scratch_postgres(server_url: str) -> Iterator[str]:
-    """A fresh database on ``server_url``, dropped afterwards."""
-    import sqlalchemy as sa
-
-    name = f"mlp_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(f"{server_url.rstrip('/')}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{server_url.rstrip('/')}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def bench_sink(sink: str, settings: Settings) -> list[Result]:
     paced = run(settings, sink, "paced", records(int(PACED_RATE * PACED_SECONDS)), PACED_RATE)
     burst = run(settings, sink, "burst", records(BURST_RECORDS), None)
@@ -151,7 +136,7 @@ def main() -> None:
         parquet = get_settings(state_dir=Path(state), serving={"prediction_log": "parquet"})
         results += bench_sink("parquet", parquet)
         if args.postgres_url:
-            with scratch_postgres(args.postgres_url) as url:
+            with scratch_postgres(args.postgres_url, prefix="mlp_bench") as url:
                 postgres = get_settings(
                     state_dir=Path(state), serving={"prediction_log": "postgres", "prediction_log_url": url}
                 )

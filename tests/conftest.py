@@ -13,6 +13,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -62,21 +63,29 @@ def postgres_server_url() -> str:
     return url
 
 
-@pytest.fixture()
-def postgres_database(postgres_server_url: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards; yields its URL."""
+@contextmanager
+def scratch_postgres(server_url: str, prefix: str = "mlp_test") -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on ``server_url``, dropped afterwards; yields its URL."""
     import sqlalchemy as sa
 
-    name = f"mlp_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(f"{postgres_server_url}/postgres", isolation_level="AUTOCOMMIT")
+    server_url = server_url.rstrip("/")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(f"{server_url}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
-        yield f"{postgres_server_url}/{name}"
+        yield f"{server_url}/{name}"
     finally:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture()
+def postgres_database(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    with scratch_postgres(postgres_server_url) as url:
+        yield url
 
 
 def free_port() -> int:
