@@ -88,7 +88,13 @@ class CreateTokenRequest(_Body):
     role: Role | None = Field(None, description="Limit the token to this role (never more than the user's).")
 
 
-class UserOut(BaseModel):
+class _FromDomain(BaseModel):
+    """Response models read straight from the store's and clients' objects (``XOut.model_validate(obj)``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class UserOut(_FromDomain):
     username: str
     role: str
     active: bool
@@ -96,7 +102,7 @@ class UserOut(BaseModel):
     has_password: bool
 
 
-class TokenOut(BaseModel):
+class TokenOut(_FromDomain):
     id: int
     username: str
     name: str
@@ -112,7 +118,7 @@ class IssuedTokenOut(TokenOut):
     token: str = Field(description="The secret; shown this once and never again.")
 
 
-class AuditEventOut(BaseModel):
+class AuditEventOut(_FromDomain):
     id: int
     created_at: datetime
     actor: str
@@ -150,7 +156,7 @@ class RollbackOut(BaseModel):
     to_version: str
 
 
-class TrainingRunOut(BaseModel):
+class TrainingRunOut(_FromDomain):
     dag_id: str
     run_id: str
     state: str

@@ -28,4 +28,4 @@ def list_audit_events(
     events = services.audit.query(
         limit=limit, actor=actor, action=action, target=target, result=result, before_id=before_id
     )
-    return [AuditEventOut(**event.__dict__) for event in events]
+    return [AuditEventOut.model_validate(event) for event in events]

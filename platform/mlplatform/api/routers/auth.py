@@ -20,25 +20,11 @@ from mlplatform.api.schemas import (
 )
 from mlplatform.api.services import ApiServices
 from mlplatform.store.audit import RESULT_DENIED, RESULT_FAILED, RESULT_OK
-from mlplatform.store.auth import USERNAME_PATTERN, ApiToken, AuthStoreError, User, lower_role, role_allows
+from mlplatform.store.auth import USERNAME_PATTERN, AuthStoreError, lower_role, role_allows
 
 router = APIRouter(prefix="/api/v1", tags=["auth"], responses=PROBLEM_RESPONSES)
 Services = Annotated[ApiServices, Depends(get_services)]
 UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN)]
-
-
-def _user_out(user: User) -> UserOut:
-    return UserOut(
-        username=user.username,
-        role=user.role,
-        active=user.active,
-        created_at=user.created_at,
-        has_password=user.has_password,
-    )
-
-
-def _token_out(token: ApiToken) -> TokenOut:
-    return TokenOut(**{name: getattr(token, name) for name in TokenOut.model_fields})
 
 
 @router.post("/session", summary="Log in with username and password; sets the session cookie")
@@ -87,7 +73,7 @@ def list_tokens(
     if all and not role_allows(principal.role, "admin"):
         raise Problem(403, "listing every user's tokens needs the admin role", slug="forbidden")
     tokens = services.auth.list_tokens(None if all else principal.username)
-    return [_token_out(token) for token in tokens]
+    return [TokenOut.model_validate(token) for token in tokens]
 
 
 @router.post("/tokens", status_code=201, summary="Issue an API token for myself; the secret is shown once")
@@ -109,7 +95,7 @@ def create_token(
         to_value=issued.token.prefix,
         detail={"name": body.name, "role": role, "ttl_days": ttl},
     )
-    return IssuedTokenOut(**_token_out(issued.token).model_dump(), token=issued.secret)
+    return IssuedTokenOut(**TokenOut.model_validate(issued.token).model_dump(), token=issued.secret)
 
 
 @router.delete("/tokens/{token_id}", summary="Revoke a token (my own, or any for admins)")
@@ -129,12 +115,12 @@ def revoke_token(
     record(
         request, principal.username, "token.revoke", f"{token.username}/{token_id}", RESULT_OK, from_value=token.prefix
     )
-    return _token_out(revoked)
+    return TokenOut.model_validate(revoked)
 
 
 @router.get("/users", summary="Users (admin)")
 def list_users(services: Services, _: Annotated[Principal, Depends(require("admin"))]) -> list[UserOut]:
-    return [_user_out(user) for user in services.auth.list_users()]
+    return [UserOut.model_validate(user) for user in services.auth.list_users()]
 
 
 @router.post("/users", status_code=201, summary="Create a user (admin)")
@@ -150,7 +136,7 @@ def create_user(
         record(request, principal.username, "user.create", body.username, RESULT_FAILED, reason=str(error))
         raise Problem(409, str(error), slug="user-conflict", title="User not created") from None
     record(request, principal.username, "user.create", user.username, RESULT_OK, to_value=user.role)
-    return _user_out(user)
+    return UserOut.model_validate(user)
 
 
 @router.patch("/users/{username}", summary="Change a user's role, state or password (admin)")
@@ -176,4 +162,4 @@ def update_user(
         to_value=f"{user.role}{'' if user.active else ' (disabled)'}",
         detail={"changed": changed},
     )
-    return _user_out(user)
+    return UserOut.model_validate(user)

@@ -16,7 +16,7 @@ from mlplatform.specs import NAME_PATTERN
 from mlplatform.store.audit import RESULT_FAILED, RESULT_OK
 
 if TYPE_CHECKING:
-    from mlplatform.orchestration.airflow_client import DagRun
+    pass
 
 router = APIRouter(prefix="/api/v1/models", tags=["training"], responses=PROBLEM_RESPONSES)
 NamePath = Annotated[str, Path(pattern=NAME_PATTERN)]
@@ -37,18 +37,6 @@ def airflow_errors() -> Iterator[None]:
         if error.status_code == 404:
             raise Problem(404, "no such training run or DAG in Airflow", slug="unknown-run") from None
         raise Problem(502, f"Airflow refused: {error.airflow_message or error}", slug="orchestrator-error") from None
-
-
-def _run_out(run: DagRun) -> TrainingRunOut:
-    return TrainingRunOut(
-        dag_id=run.dag_id,
-        run_id=run.run_id,
-        state=run.state,
-        queued_at=run.queued_at,
-        start_date=run.start_date,
-        end_date=run.end_date,
-        conf=run.conf,
-    )
 
 
 @router.post("/{name}/training-runs", status_code=202, summary="Trigger training with parameter overrides")
@@ -91,7 +79,7 @@ def trigger_training(
         reason=body.reason,
         detail={"conf": conf},
     )
-    return _run_out(run)
+    return TrainingRunOut.model_validate(run)
 
 
 @router.get("/{name}/training-runs", summary="Recent training runs with status")
@@ -103,7 +91,9 @@ def list_training_runs(
 ) -> list[TrainingRunOut]:
     spec = services.spec(name)
     with airflow_errors():
-        return [_run_out(run) for run in services.orchestrator.list_runs(spec.training_dag_id, limit)]
+        return [
+            TrainingRunOut.model_validate(run) for run in services.orchestrator.list_runs(spec.training_dag_id, limit)
+        ]
 
 
 @router.get("/{name}/training-runs/{run_id}", summary="One training run's status")
@@ -112,4 +102,4 @@ def get_training_run(
 ) -> TrainingRunOut:
     spec = services.spec(name)
     with airflow_errors():
-        return _run_out(services.orchestrator.get_run(spec.training_dag_id, run_id))
+        return TrainingRunOut.model_validate(services.orchestrator.get_run(spec.training_dag_id, run_id))
