@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from mlplatform.config import Settings
 from mlplatform.serving.metrics import ServingMetrics
 from mlplatform.specs import ModelSpec, find_spec
+from mlplatform.training.pipeline import INPUTS_TAG
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FEATURE_SERVICE_TAG = "mlplatform.feature_service"
-INPUTS_TAG = "mlplatform.model_inputs"
 CACHE_MANIFEST = "current.json"
 REGISTRY_CHECK_TIMEOUT_S = 3.0
 
