@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,13 @@ Relative paths are resolved against the working directory when the settings are 
 
 
 def _default(info: FieldInfo) -> str:
-    if info.default_factory is not None:
-        return "(section)"
-    value: Any = info.default
+    value: Any = info.get_default(call_default_factory=True, validated_data={})
     if value is PydanticUndefined or value is None:
         return "unset"
     if isinstance(value, Path):
         return f"`{value.as_posix()}`"
+    if isinstance(value, dict | list):
+        return f"`{json.dumps(value)}`"
     return f"`{value}`"
 
 

@@ -11,6 +11,7 @@ embedded profile needs no configuration at all while the production profile over
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -145,6 +146,42 @@ class ServingSettings(_Section):
         return value.resolve()
 
 
+class OidcSettings(_Section):
+    """Optional single sign-on through an OpenID Connect provider (authorization code flow with PKCE)."""
+
+    issuer: str | None = Field(
+        None, description="Issuer URL; its /.well-known/openid-configuration is read. Unset disables SSO."
+    )
+    client_id: str | None = Field(None, description="Client id registered with the provider.")
+    client_secret: SecretStr | None = Field(None, description="Client secret registered with the provider.")
+    scopes: str = Field("openid profile email", description="Scopes requested, space separated (must hold openid).")
+    username_claim: str = Field(
+        "preferred_username", description="ID token claim that names the local user (falls back to email, then sub)."
+    )
+    role_claim: str = Field("groups", description="ID token claim (a string or a list) mapped to a platform role.")
+    role_mapping: dict[str, Literal["viewer", "data-scientist", "approver", "admin"]] = Field(
+        default_factory=dict,
+        description='Claim value -> role, as JSON (e.g. {"ml-admins": "admin"}); the highest match wins.',
+    )
+    default_role: Literal["viewer", "data-scientist", "approver", "admin"] = Field(
+        "viewer", description="Role of a user whose claim matches no mapping entry."
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """SSO is on once an issuer is configured."""
+        return self.issuer is not None
+
+    @model_validator(mode="after")
+    def _complete(self) -> OidcSettings:
+        """A half-configured provider fails at startup, not at the first login."""
+        if self.issuer is not None and not self.client_id:
+            raise ValueError("api.oidc.client_id is required when api.oidc.issuer is set")
+        if "openid" not in self.scopes.split():
+            raise ValueError("api.oidc.scopes must include 'openid'")
+        return self
+
+
 class ApiSettings(_Section):
     """The platform API and web UI."""
 
@@ -155,7 +192,7 @@ class ApiSettings(_Section):
     admin_password: SecretStr | None = Field(
         None,
         description="Initial admin password. Unset: a one-time password is generated on first start, printed "
-        "once and never stored in clear.",
+        "once and kept in state_dir/api/initial_admin_password (0600) only until it is changed.",
     )
     session_secret: SecretStr | None = Field(
         None, description="Key signing session cookies and CSRF tokens. Unset: generated once under state_dir (0600)."
@@ -166,9 +203,7 @@ class ApiSettings(_Section):
     session_ttl_s: int = Field(8 * 3600, ge=60, description="Lifetime of a browser session, in seconds.")
     token_ttl_days: int = Field(90, ge=1, le=3650, description="Default lifetime of a new API token, in days.")
     login_attempts_per_minute: int = Field(5, ge=1, le=1000, description="Failed logins per user and client.")
-    oidc_issuer: str | None = Field(None, description="OpenID Connect issuer URL; unset disables SSO.")
-    oidc_client_id: str | None = Field(None, description="OIDC client id.")
-    oidc_client_secret: SecretStr | None = Field(None, description="OIDC client secret.")
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
 
     def resolved_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
@@ -188,6 +223,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MLP_", env_nested_delimiter="__", extra="forbid")
 
     state_dir: Path = Field(Path(".mlplatform"), description="Root of all embedded-mode state (DBs, data, logs).")
+    api_url: str | None = Field(
+        None,
+        description="Platform API the CLI talks to (e.g. https://mlp.example.com). Unset: embedded mode, where the "
+        "CLI runs the same API in-process against the local state directory.",
+    )
+    api_token: SecretStr | None = Field(
+        None, description="API token the CLI sends to api_url (`mlplatform api tokens create`); never printed."
+    )
     specs_dir: Path = Field(Path("pipelines/specs"), description="Folder of model spec YAML files.")
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
@@ -234,19 +277,23 @@ class Settings(BaseSettings):
         Every value that is set is exported, secrets included: children need them, and the environment (unlike
         argv, which supervisors log) is private to the process.
         """
-        return _flatten_env(self.model_dump(mode="python"), "MLP_")
+        return _flatten_env(self, "MLP_")
 
 
-def _flatten_env(values: dict[str, Any], prefix: str) -> dict[str, str]:
+def _flatten_env(model: BaseModel, prefix: str) -> dict[str, str]:
+    """Sections become ``__``-nested variables; mappings and lists become JSON, as pydantic-settings parses them."""
     env: dict[str, str] = {}
-    for key, value in values.items():
+    for key in type(model).model_fields:
+        value = getattr(model, key)
         name = f"{prefix}{key.upper()}"
-        if isinstance(value, dict):
+        if isinstance(value, BaseModel):
             env.update(_flatten_env(value, f"{name}__"))
         elif isinstance(value, SecretStr):
             env[name] = value.get_secret_value()
         elif isinstance(value, bool):
             env[name] = str(value).lower()
+        elif isinstance(value, dict | list | tuple):
+            env[name] = json.dumps(value)
         elif value is not None:
             env[name] = str(value)
     return env
