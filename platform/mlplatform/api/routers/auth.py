@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from mlplatform.api.deps import Principal, client_address, get_services, permit, record, require
+from mlplatform.api import operations
+from mlplatform.api.deps import Principal, get_services, permit, record, require
 from mlplatform.api.problems import PROBLEM_RESPONSES, Problem
 from mlplatform.api.schemas import (
     CreateTokenRequest,
@@ -30,23 +31,7 @@ UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN)]
 @router.post("/session", summary="Log in with username and password; sets the session cookie")
 def login(body: LoginRequest, request: Request, response: Response, services: Services) -> SessionInfo:
     """JSON only: a cross-site page cannot send a JSON body without a CORS preflight, so no login CSRF arises."""
-    client = client_address(request) or "unknown"
-    wait = services.limiter.retry_after(body.username, client)
-    if wait:
-        services.metrics.login_failures.labels("rate_limited").inc()
-        record(request, body.username, "session.login", body.username, RESULT_DENIED, reason="rate limited")
-        raise Problem(
-            429, "too many failed logins; try again later", slug="rate-limited", headers={"Retry-After": str(wait)}
-        )
-    user = services.auth.verify_password(body.username, body.password)
-    if user is None:
-        services.limiter.failed(body.username, client)
-        services.metrics.login_failures.labels("bad_credentials").inc()
-        record(request, body.username, "session.login", body.username, RESULT_FAILED, reason="bad credentials")
-        raise Problem(401, "unknown user or wrong password", slug="unauthenticated")
-    services.limiter.succeeded(body.username, client)
-    session = services.sessions.start(response, user.id)
-    record(request, user.username, "session.login", user.username, RESULT_OK)
+    user, session = operations.login(request, response, services, body.username, body.password)
     return SessionInfo(username=user.username, role=user.role, via="session", csrf_token=session.csrf)
 
 
@@ -62,8 +47,7 @@ def logout(
     services: Services,
     principal: Annotated[Principal, Depends(permit("session.logout", "viewer"))],
 ) -> None:
-    services.sessions.end(response)
-    record(request, principal.username, "session.logout", principal.username, RESULT_OK)
+    operations.logout(request, response, services, principal)
 
 
 @router.get("/tokens", summary="My API tokens (all tokens for admins with all=true)")
