@@ -22,8 +22,8 @@ demo: install ## Stack up, demo data, features, train through Airflow, serve the
 	$(MLP) models show fraud_detector
 	$(MLP) deploy fraud_detector
 	$(MLP) traffic fraud_detector --requests 300 --rate 50
-	$(MLP) stack status
 	@echo "The stack and the model server keep running for exploring. Stop them with: make down"
+	$(MLP) stack status
 
 down: ## Stop the model server and every process the embedded stack started
 	-$(MLP) undeploy fraud_detector

@@ -6,6 +6,7 @@ operator can always get in, even before the server runs.  Secrets are printed on
 
 from __future__ import annotations
 
+import getpass
 from typing import Annotated
 
 import typer
@@ -34,18 +35,14 @@ def serve() -> None:
     import uvicorn
 
     from mlplatform.api import create_app
-    from mlplatform.api.bootstrap import bootstrap_admin
+    from mlplatform.api.bootstrap import ensure_admin, login_hint
     from mlplatform.api.services import ApiServices
 
     settings = get_settings()
     services = ApiServices.from_settings(settings)
-    generated = bootstrap_admin(settings, services.auth)
-    if generated is not None:
-        console.print(
-            f"created admin user [bold]{settings.api.admin_username}[/] with one-time password: "
-            f"[bold yellow]{generated}[/]\nit is shown only now; change it after logging in",
-            highlight=False,
-        )
+    if ensure_admin(settings, services.auth) is not None:
+        console.print(f"created the admin: {login_hint(settings, services.auth)}", highlight=False)
+    console.print(f"platform API and UI at {settings.api.resolved_public_url()}", highlight=False)
     uvicorn.run(create_app(settings, services), host=settings.api.host, port=settings.api.port)
 
 
@@ -67,6 +64,32 @@ def users_create(
         _fail(str(error))
         return
     console.print(f"created user [bold]{user.username}[/] ({user.role})", highlight=False)
+
+
+@users_app.command("set-password")
+def users_set_password(username: str) -> None:
+    """Set a user's password at a prompt: the way back in for an operator who can reach the platform DB."""
+    from mlplatform.store import PlatformStore
+    from mlplatform.store.audit import RESULT_OK, AuditLog
+    from mlplatform.store.auth import AuthRepository, AuthStoreError
+
+    secret = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+    store = PlatformStore.connect(get_settings().db_url)
+    try:
+        AuthRepository(store).update_user(username, password=secret)
+    except (AuthStoreError, LookupError) as error:
+        _fail(str(error.args[0]))
+        return
+    actor = f"local:{getpass.getuser()}"
+    AuditLog(store).record(
+        actor=actor,
+        action="user.update",
+        target=username,
+        result=RESULT_OK,
+        client="cli",
+        detail={"changed": ["password"]},
+    )
+    console.print(f"password of [bold]{username}[/] changed", highlight=False)
 
 
 @users_app.command("list")

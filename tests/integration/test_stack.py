@@ -1,4 +1,5 @@
-"""The embedded stack for real: MLflow + Airflow 3 up, a DAG run through the REST client, then nothing left behind."""
+"""The embedded stack for real: MLflow + Airflow 3 + the platform API up, a DAG run through the REST client, the API
+answering with the bootstrapped admin, then nothing left behind."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import httpx
 import psutil
 import pytest
 
+from mlplatform.api.bootstrap import initial_password_path
 from mlplatform.config import Settings
 from mlplatform.orchestration import AirflowClient, AirflowError
 from mlplatform.stack import EmbeddedStack, airflow_password
+from tests.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
@@ -78,7 +81,12 @@ def stack_settings(settings: Settings, tmp_path: Path) -> Settings:
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "stack_probe.py").write_text(textwrap.dedent(PROBE_DAG))
-    return settings.model_copy(update={"airflow": settings.airflow.model_copy(update={"dags_folder": dags})})
+    return settings.model_copy(
+        update={
+            "airflow": settings.airflow.model_copy(update={"dags_folder": dags}),
+            "api": settings.api.model_copy(update={"port": free_port()}),
+        }
+    )
 
 
 @pytest.fixture()
@@ -93,8 +101,17 @@ def stack(stack_settings: Settings) -> Iterator[EmbeddedStack]:
 def test_stack_up_run_dag_and_down(stack: EmbeddedStack, stack_settings: Settings, tmp_path: Path) -> None:
     messages: list[str] = []
     statuses = stack.up(progress=messages.append)
-    assert [s.name for s in statuses] == ["mlflow", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor"]
+    assert [s.name for s in statuses] == [
+        "mlflow",
+        "airflow-api-server",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "mlplatform-api",
+    ]
     assert all(s.running and s.healthy and s.pid for s in statuses), statuses
+    api_url = f"http://127.0.0.1:{stack_settings.api.port}"
+    assert statuses[-1].url == api_url
+    _check_platform_api(api_url, stack_settings)
 
     # MLflow's default host/CORS checks accept loopback clients: a real API call works by IP and by name.
     port = stack_settings.mlflow.port
@@ -150,14 +167,36 @@ def test_stack_up_run_dag_and_down(stack: EmbeddedStack, stack_settings: Setting
     assert airflow_password(stack_settings) not in str(rejected.value)
 
     processes = _stack_processes(stack)
-    assert len(processes) >= 4
+    assert len(processes) >= 5
     stack.down()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{api_url}/readyz", timeout=3)
 
     assert not any(s.running for s in stack.status())
     survivors = [p.pid for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert survivors == []
     assert _processes_with_state_dir(stack_settings.state_dir) == []
     assert not list((stack_settings.state_dir / "run").glob("*.pid"))
+
+
+def _check_platform_api(api_url: str, settings: Settings) -> None:
+    """The API answers under the stack: unauthenticated reads are refused, the bootstrapped admin logs in, and the
+    generated password sits in a 0600 file and nowhere in the logs."""
+    password_file = initial_password_path(settings)
+    assert password_file.stat().st_mode & 0o077 == 0, f"{password_file} is readable by others"
+    password = password_file.read_text().strip()
+    assert len(password) >= 20
+    for log in (settings.state_dir / "logs").glob("*.log"):
+        assert password not in log.read_text(errors="replace"), f"the admin password leaked into {log}"
+
+    with httpx.Client(base_url=api_url, timeout=10) as client:
+        assert client.get("/readyz").json() == {"status": "ready"}
+        refused = client.get("/api/v1/models")
+        assert refused.status_code == 401 and refused.headers["content-type"] == "application/problem+json"
+        login = client.post("/api/v1/session", json={"username": settings.api.admin_username, "password": password})
+        assert login.status_code == 200, login.text
+        assert client.get("/api/v1/session").json()["role"] == "admin"
+        assert [model["name"] for model in client.get("/api/v1/models").json()] == ["fraud_detector"]
 
 
 def test_unreachable_airflow_names_the_url_and_the_fix(stack_settings: Settings) -> None:

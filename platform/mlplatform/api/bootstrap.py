@@ -1,12 +1,16 @@
-"""The first admin: from settings, or with a one-time generated password that the caller prints once.
+"""The first admin: from settings, or with a one-time generated password kept in a file only its owner can read.
 
-There is never a default password.  The generated one is returned, not logged: only the CLI that started the
-server shows it, once, on its terminal.
+There is never a default password, and the generated one is never printed or logged: terminals end up in CI logs
+and supervised servers write to log files.  It lives in ``state_dir/api/initial_admin_password`` (mode 0600)
+until the admin changes it; ``login_hint`` tells people where to find it and removes the file once it no longer
+opens the door.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+from pathlib import Path
 
 from mlplatform.config import Settings
 from mlplatform.store.auth import AuthRepository
@@ -20,3 +24,38 @@ def bootstrap_admin(settings: Settings, auth: AuthRepository) -> str | None:
     password = configured.get_secret_value() if configured is not None else secrets.token_urlsafe(18)
     auth.create_user(settings.api.admin_username, "admin", password)
     return None if configured is not None else password
+
+
+def initial_password_path(settings: Settings) -> Path:
+    return settings.state_dir / "api" / "initial_admin_password"
+
+
+def ensure_admin(settings: Settings, auth: AuthRepository) -> Path | None:
+    """Create the initial admin if there are no users; a generated password goes to its 0600 file (returned)."""
+    generated = bootstrap_admin(settings, auth)
+    if generated is None:
+        return None
+    path = initial_password_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(generated + "\n")
+    path.chmod(0o600)  # O_CREAT's mode does not apply to a file that already existed
+    return path
+
+
+def login_hint(settings: Settings, auth: AuthRepository) -> str:
+    """How the admin logs in, naming where the password is but never showing it.
+
+    A password file that no longer matches (the admin changed the password) is deleted here: a stale secret on disk
+    helps no one and would mislead the next reader.
+    """
+    user = settings.api.admin_username
+    if settings.api.admin_password is not None:
+        return f"user {user}, password from MLP_API__ADMIN_PASSWORD"
+    path = initial_password_path(settings)
+    if path.is_file():
+        if auth.verify_password(user, path.read_text().strip()) is not None:
+            return f"user {user}, one-time password in {path} (readable only by you; change it after logging in)"
+        path.unlink()
+    return f"user {user} with the password you set (forgotten: `mlplatform api users set-password {user}`)"

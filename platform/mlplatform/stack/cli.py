@@ -1,4 +1,4 @@
-"""``mlplatform stack up|down|status``: the embedded MLflow + Airflow processes."""
+"""``mlplatform stack up|down|status``: the embedded MLflow, Airflow and platform API processes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from rich.table import Table
 
 from mlplatform.config import Settings, get_settings
 
-stack_app = typer.Typer(help="Start, stop and inspect the embedded stack (MLflow, Airflow).", no_args_is_help=True)
+stack_app = typer.Typer(
+    help="Start, stop and inspect the embedded stack (MLflow, Airflow, platform API/UI).", no_args_is_help=True
+)
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
@@ -29,7 +31,7 @@ def _say(message: str) -> None:
 
 @stack_app.command()
 def up() -> None:
-    """Start MLflow and Airflow under the state directory (already running processes are left alone)."""
+    """Start MLflow, Airflow and the platform API/UI under the state directory (running ones are left alone)."""
     from mlplatform.stack.embedded import EmbeddedStack, StackError
     from mlplatform.stack.supervisor import SupervisorError
 
@@ -49,8 +51,11 @@ def _print_endpoints(settings: Settings) -> None:
     console.print(f"  MLflow UI   {settings.mlflow.resolved_tracking_uri()}", highlight=False)
     user = f"user {settings.airflow.username}, {_password_hint(settings)}"
     console.print(f"  Airflow UI  {settings.airflow.resolved_api_url()}  ({user})", highlight=False)
+    platform_url = settings.api.resolved_public_url()
+    console.print(f"  API docs    {platform_url}/docs", highlight=False)
     console.print(f"  logs        {settings.state_dir / 'logs'}", highlight=False)
     console.print("  stop with `mlplatform stack down`", highlight=False)
+    console.print(f"[bold]Platform UI[/] {platform_url}  (log in as {_admin_hint(settings)})", highlight=False)
 
 
 @stack_app.command()
@@ -101,6 +106,19 @@ def status(
             console.print("start it with `mlplatform stack up`", highlight=False)
     if not all(p.healthy for p in processes):
         raise typer.Exit(code=1)
+
+
+def _admin_hint(settings: Settings) -> str:
+    """How the platform admin logs in (where the one-time password is); never the password itself."""
+    from mlplatform.api.bootstrap import login_hint
+    from mlplatform.store import PlatformStore
+    from mlplatform.store.auth import AuthRepository
+
+    store = PlatformStore.connect(settings.db_url)
+    try:
+        return login_hint(settings, AuthRepository(store))
+    finally:
+        store.dispose()
 
 
 def _password_hint(settings: Settings) -> str:

@@ -1,4 +1,5 @@
-"""The embedded stack: an MLflow server and Airflow 3 (api-server, scheduler, dag-processor) on 127.0.0.1.
+"""The embedded stack: an MLflow server, Airflow 3 (api-server, scheduler, dag-processor) and the platform API/UI
+on 127.0.0.1.
 
 Everything lives under ``settings.state_dir``::
 
@@ -6,6 +7,9 @@ Everything lives under ``settings.state_dir``::
     airflow/airflow.cfg                      secrets only (fernet key, API secret key, JWT secret), mode 0600
     airflow/passwords.json                   the simple auth manager's user password, mode 0600
     airflow/airflow.db, airflow/logs/        Airflow metadata DB and task logs
+    api/session_secret                       key signing the platform UI's session cookies, mode 0600
+    api/initial_admin_password               the first admin's generated password until it is changed, mode 0600
+    platform.db                              the platform DB (users, tokens, audit log, alias history)
     logs/<process>.log, run/<process>.pid    supervisor output and pid records
 
 ``airflow standalone`` is deliberately not used: it leaves its children behind on SIGTERM.  Each Airflow component
@@ -41,7 +45,8 @@ AIRFLOW_API = "airflow-api-server"
 AIRFLOW_SCHEDULER = "airflow-scheduler"
 AIRFLOW_DAG_PROCESSOR = "airflow-dag-processor"
 AIRFLOW_PROCESSES = (AIRFLOW_API, AIRFLOW_SCHEDULER, AIRFLOW_DAG_PROCESSOR)
-START_ORDER = (MLFLOW, *AIRFLOW_PROCESSES)
+PLATFORM_API = "mlplatform-api"
+START_ORDER = (MLFLOW, *AIRFLOW_PROCESSES, PLATFORM_API)
 
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 # New DAG files (generated from model specs) should show up in seconds, not after Airflow's default 5 minutes.
@@ -49,6 +54,7 @@ DAG_FOLDER_REFRESH_S = 10
 MLFLOW_HEALTH_TIMEOUT_S = 90.0
 AIRFLOW_HEALTH_TIMEOUT_S = 150.0
 MIGRATE_TIMEOUT_S = 300.0
+API_HEALTH_TIMEOUT_S = 90.0
 
 
 class StackError(RuntimeError):
@@ -72,7 +78,7 @@ def _no_progress(_: str) -> None:
 
 
 class EmbeddedStack:
-    """Brings the embedded MLflow + Airflow processes up and down; safe to call ``up`` repeatedly."""
+    """Brings the embedded MLflow, Airflow and platform API processes up and down; safe to call ``up`` repeatedly."""
 
     def __init__(self, settings: Settings, supervisor: Supervisor | None = None) -> None:
         self.settings = settings
@@ -88,18 +94,24 @@ class EmbeddedStack:
     def airflow_url(self) -> str:
         return f"http://{self.settings.airflow.host}:{self.settings.airflow.port}"
 
+    @property
+    def api_url(self) -> str:
+        """Where the platform API answers locally (health checks); users may reach it at ``api.public_url``."""
+        return f"http://{self.settings.api.host}:{self.settings.api.port}"
+
     # -- up --------------------------------------------------------------------------------------------------
 
     def up(self, progress: Progress | None = None) -> list[ProcessStatus]:
-        """Start whatever is not running yet and wait until MLflow and Airflow's API answer healthy.
+        """Start whatever is not running yet and wait until MLflow, Airflow and the platform API answer healthy.
 
-        Airflow is prepared and started while MLflow is still importing (both take tens of seconds of CPU, mostly
-        imports), then both health checks are awaited; nothing in Airflow needs MLflow until a task runs.
+        Airflow and the API are prepared and started while MLflow is still importing (all take seconds of CPU,
+        mostly imports), then the health checks are awaited; nothing needs MLflow until a task or request does.
         """
         say = progress or _no_progress
         started = time.monotonic()
         self._start_mlflow(say)
         self._start_airflow(say)
+        self._start_api(say)
         self.supervisor.wait_healthy(MLFLOW, f"{self.mlflow_url}/health", timeout=MLFLOW_HEALTH_TIMEOUT_S)
         say(f"MLflow healthy at {self.mlflow_url} ({time.monotonic() - started:.1f}s)")
         self.supervisor.wait_healthy(
@@ -109,6 +121,8 @@ class EmbeddedStack:
             accept=_airflow_components_healthy,
         )
         say(f"Airflow healthy at {self.airflow_url} ({time.monotonic() - started:.1f}s)")
+        self.supervisor.wait_healthy(PLATFORM_API, f"{self.api_url}/readyz", timeout=API_HEALTH_TIMEOUT_S)
+        say(f"Platform API and UI healthy at {self.api_url} ({time.monotonic() - started:.1f}s)")
         return self.status()
 
     def _start_mlflow(self, say: Progress) -> None:
@@ -136,6 +150,21 @@ class EmbeddedStack:
         for name in missing:
             say(f"Starting {name}")
             self.supervisor.start(name, airflow_argv(self.settings, name), env, cwd=airflow_home(self.settings))
+
+    def _start_api(self, say: Progress) -> None:
+        """The platform API/UI (``mlplatform api serve``); the first admin is created here, before it starts.
+
+        Creating the admin in this process, not the server, keeps the choice of where its password goes (a 0600
+        file, never the server's log) in one place whatever starts the server.
+        """
+        if self.supervisor.status(PLATFORM_API).running:
+            say(f"Platform API already running at {self.api_url}")
+            return
+        self._ensure_port_free(PLATFORM_API, self.settings.api.host, self.settings.api.port, "MLP_API__PORT")
+        if bootstrap_platform_admin(self.settings) is not None:
+            say(f"Created the platform admin user {self.settings.api.admin_username!r}")
+        say(f"Starting the platform API and UI at {self.api_url}")
+        self.supervisor.start(PLATFORM_API, api_argv(), api_env(self.settings), cwd=self.settings.state_dir)
 
     def _ensure_port_free(self, name: str, host: str, port: int, variable: str) -> None:
         if port_in_use(host, port):
@@ -195,13 +224,15 @@ class EmbeddedStack:
     # -- status ----------------------------------------------------------------------------------------------
 
     def status(self) -> list[ProcessStatus]:
-        """Every stack process: running per its pid record, healthy per MLflow's /health and Airflow's health JSON.
+        """Every stack process: running per its pid record, healthy per MLflow's /health, Airflow's health JSON
+        and the platform API's /readyz.
 
         The scheduler and dag-processor have no URL of their own; Airflow's health endpoint reports their
         heartbeats, so one request answers for all three Airflow components.
         """
         states = {name: self.supervisor.status(name) for name in START_ORDER}
         healthy = {MLFLOW: states[MLFLOW].running and _get_json(f"{self.mlflow_url}/health") is not None}
+        healthy[PLATFORM_API] = states[PLATFORM_API].running and _get_json(f"{self.api_url}/readyz") is not None
         airflow_health = _get_json(f"{self.airflow_url}/api/v2/monitor/health") if states[AIRFLOW_API].running else None
         healthy[AIRFLOW_API] = airflow_health is not None
         for name, part in ((AIRFLOW_SCHEDULER, "scheduler"), (AIRFLOW_DAG_PROCESSOR, "dag_processor")):
@@ -209,7 +240,11 @@ class EmbeddedStack:
         return [self._process_status(states[name], healthy[name]) for name in START_ORDER]
 
     def _process_status(self, state: ManagedStatus, healthy: bool) -> ProcessStatus:
-        public_url = {MLFLOW: self.mlflow_url, AIRFLOW_API: self.airflow_url}.get(state.name)
+        public_url = {
+            MLFLOW: self.mlflow_url,
+            AIRFLOW_API: self.airflow_url,
+            PLATFORM_API: self.settings.api.resolved_public_url(),
+        }.get(state.name)
         return ProcessStatus(
             name=state.name,
             running=state.running,
@@ -261,6 +296,34 @@ def mlflow_env(settings: Settings) -> dict[str, str]:
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     return env
+
+
+# -- platform API ------------------------------------------------------------------------------------------
+
+
+def api_argv() -> list[str]:
+    """``mlplatform api serve``: host, port and everything else come from the settings in its environment."""
+    return [_venv_executable("mlplatform"), "api", "serve"]
+
+
+def api_env(settings: Settings) -> dict[str, str]:
+    env = _base_env()
+    env.update(settings.child_env())
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def bootstrap_platform_admin(settings: Settings) -> Path | None:
+    """Create the first admin if the platform DB has no users; returns the 0600 file of a generated password."""
+    from mlplatform.api.bootstrap import ensure_admin
+    from mlplatform.store import PlatformStore
+    from mlplatform.store.auth import AuthRepository
+
+    store = PlatformStore.connect(settings.db_url)
+    try:
+        return ensure_admin(settings, AuthRepository(store))
+    finally:
+        store.dispose()
 
 
 # -- Airflow -------------------------------------------------------------------------------------------------
@@ -485,6 +548,7 @@ __all__ = [
     "AIRFLOW_DAG_PROCESSOR",
     "AIRFLOW_SCHEDULER",
     "MLFLOW",
+    "PLATFORM_API",
     "EmbeddedStack",
     "ProcessStatus",
     "StackError",

@@ -1,0 +1,48 @@
+"""The first admin: a generated password lives only in a 0600 file, the login hint names it without showing it, and
+the file goes away once the admin has changed the password."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from mlplatform.api.bootstrap import ensure_admin, initial_password_path, login_hint
+from mlplatform.config import Settings
+from mlplatform.store import PlatformStore
+from mlplatform.store.auth import AuthRepository
+from tests.unit.test_api_store import cheap_hash
+
+
+def _auth(settings: Settings) -> AuthRepository:
+    return AuthRepository(PlatformStore.connect(settings.db_url), cheap_hash())
+
+
+def test_generated_password_is_kept_private_and_hinted_not_shown(settings: Settings) -> None:
+    auth = _auth(settings)
+    path = ensure_admin(settings, auth)
+    assert path == initial_password_path(settings)
+    assert path.stat().st_mode & 0o777 == 0o600
+    password = path.read_text().strip()
+    assert auth.verify_password("admin", password) is not None
+    hint = login_hint(settings, auth)
+    assert str(path) in hint and password not in hint
+    assert ensure_admin(settings, auth) is None  # once only
+    assert path.read_text().strip() == password
+
+
+def test_the_file_is_removed_once_the_password_was_changed(settings: Settings) -> None:
+    auth = _auth(settings)
+    path = ensure_admin(settings, auth)
+    assert path is not None
+    auth.update_user("admin", password="a brand new password")
+    hint = login_hint(settings, auth)
+    assert not path.exists()
+    assert "the password you set" in hint and "set-password admin" in hint
+
+
+def test_a_configured_password_writes_no_file(settings: Settings) -> None:
+    api = settings.api.model_copy(update={"admin_password": SecretStr("configured-pass-1")})
+    settings = settings.model_copy(update={"api": api})
+    auth = _auth(settings)
+    assert ensure_admin(settings, auth) is None
+    assert not initial_password_path(settings).exists()
+    assert login_hint(settings, auth) == "user admin, password from MLP_API__ADMIN_PASSWORD"
