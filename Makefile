@@ -7,7 +7,7 @@ export UV_PYTHON := python3.11
 RUN := $(UV) run --frozen --no-sync
 MLP := $(RUN) mlplatform
 
-.PHONY: install demo down test lint typecheck fmt settings-docs bench clean
+.PHONY: install demo down test lint typecheck fmt settings-docs api-docs bench clean
 
 install: ## Create .venv with every extra and the dev tools, exactly as uv.lock pins them
 	@command -v $(UV) >/dev/null || python3.11 -m pip install --quiet uv
@@ -45,6 +45,9 @@ fmt: install
 
 settings-docs: install ## Regenerate docs/settings.md from the Settings model
 	$(MLP) settings docs > docs/settings.md
+
+api-docs: install ## Regenerate docs/api.md from the API's OpenAPI document
+	$(MLP) api docs > docs/api.md
 
 bench: install ## Benchmarks print their figures (slow; not part of `make test`)
 	$(RUN) python benchmarks/training_set.py

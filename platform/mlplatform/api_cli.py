@@ -7,6 +7,8 @@ operator can always get in, even before the server runs.  Secrets are printed on
 from __future__ import annotations
 
 import getpass
+import json
+import sys
 from typing import Annotated
 
 import typer
@@ -44,6 +46,22 @@ def serve() -> None:
         console.print(f"created the admin: {login_hint(settings, services.auth)}", highlight=False)
     console.print(f"platform API and UI at {settings.api.resolved_public_url()}", highlight=False)
     uvicorn.run(create_app(settings, services), host=settings.api.host, port=settings.api.port)
+
+
+@api_app.command()
+def openapi() -> None:
+    """Print the API's OpenAPI document (JSON, with each operation's x-required-role)."""
+    from mlplatform.api.reference import reference_document
+
+    sys.stdout.write(json.dumps(reference_document(), indent=2) + "\n")
+
+
+@api_app.command()
+def docs() -> None:
+    """Print the API reference (docs/api.md) as Markdown, generated from the OpenAPI document."""
+    from mlplatform.api.reference import reference_document, render_markdown
+
+    sys.stdout.write(render_markdown(reference_document()))
 
 
 @users_app.command("create")

@@ -21,6 +21,14 @@ from mlplatform.store.auth import User, role_allows
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 TARGET_PARAMS = ("name", "model", "username", "token_id")
+# Set on the dependencies ``require``/``permit`` return, so the API reference can say which role each route needs.
+ROLE_ATTRIBUTE = "mlplatform_required_role"
+
+
+def required_role(dependency: Callable[..., Any]) -> str | None:
+    """The role a ``require``/``permit`` dependency checks for; None for any other callable."""
+    role = getattr(dependency, ROLE_ATTRIBUTE, None)
+    return role if isinstance(role, str) else None
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,7 @@ def require(role: str) -> Callable[[Request], Principal]:
             raise Problem(403, f"this needs the {role} role; you have {principal.role}", slug="forbidden")
         return principal
 
+    setattr(dependency, ROLE_ATTRIBUTE, role)
     return dependency
 
 
@@ -148,4 +157,5 @@ def permit(action: str, role: str) -> Callable[..., Principal]:
             )
         return principal
 
+    setattr(dependency, ROLE_ATTRIBUTE, role)
     return dependency

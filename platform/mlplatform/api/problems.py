@@ -33,10 +33,24 @@ class ProblemDetails(BaseModel):
     instance: str = Field("", description="The request path the problem occurred at.")
 
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ProblemDetails, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": HTTPStatus(status).phrase}
-    for status in (401, 403, 404, 422)
-}
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for problem documents with these statuses, schema under their real media type.
+
+    ``model`` registers the ``ProblemDetails`` component (FastAPI also lists it under application/json); the
+    explicit schema under ``application/problem+json`` is what lets clients and fuzzers check the error bodies.
+    """
+    schema = {"$ref": "#/components/schemas/ProblemDetails"}
+    return {
+        status: {
+            "model": ProblemDetails,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}},
+            "description": HTTPStatus(status).phrase,
+        }
+        for status in statuses
+    }
+
+
+PROBLEM_RESPONSES = problem_responses(401, 403, 404, 422)
 
 
 class Problem(Exception):  # noqa: N818 - it is the problem, as RFC 9457 names it
