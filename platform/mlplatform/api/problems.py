@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "/problems/"
@@ -50,7 +51,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-PROBLEM_RESPONSES = problem_responses(401, 403, 404, 422)
+# Any request may be malformed (400: a body that is not text), unauthenticated, forbidden, aimed at nothing, or invalid.
+PROBLEM_RESPONSES = problem_responses(400, 401, 403, 404, 422)
 
 
 class Problem(Exception):  # noqa: N818 - it is the problem, as RFC 9457 names it
@@ -112,7 +114,24 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
 async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return problem_response(request, exc.status_code, detail, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return problem_response(request, exc.status_code, detail, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (RFC 9110 section 15.5.6).
+
+    Starlette's own ``Allow`` names only the first route whose path matched, and FastAPI registers one route per
+    method, so ``OPTIONS /api/v1/session`` would claim only POST is allowed.
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

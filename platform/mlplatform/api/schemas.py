@@ -39,7 +39,11 @@ class SessionInfo(BaseModel):
 
 class TrainRequest(_Body):
     estimator_params: dict[ParamKey, ParamValue] = Field(
-        default_factory=dict, max_length=MAX_OVERRIDES, description="Overrides of the spec's estimator parameters."
+        default_factory=dict,
+        max_length=MAX_OVERRIDES,
+        description="Overrides of the spec's estimator parameters.",
+        # pydantic documents the key pattern as patternProperties, which alone still admits any other key.
+        json_schema_extra={"additionalProperties": False},
     )
     window_days: int | None = Field(None, ge=1, le=3650, description="Days of labelled data to train on.")
     reason: Reason = Field(description="Why this run is started (recorded as lineage and in the audit log).")

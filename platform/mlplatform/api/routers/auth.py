@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from mlplatform.api import operations
 from mlplatform.api.deps import Principal, get_services, permit, record, require
-from mlplatform.api.problems import PROBLEM_RESPONSES, Problem
+from mlplatform.api.problems import PROBLEM_RESPONSES, Problem, problem_responses
 from mlplatform.api.schemas import (
     CreateTokenRequest,
     CreateUserRequest,
@@ -28,7 +28,9 @@ Services = Annotated[ApiServices, Depends(get_services)]
 UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN)]
 
 
-@router.post("/session", summary="Log in with username and password; sets the session cookie")
+@router.post(
+    "/session", responses=problem_responses(429), summary="Log in with username and password; sets the session cookie"
+)
 def login(body: LoginRequest, request: Request, response: Response, services: Services) -> SessionInfo:
     """JSON only: a cross-site page cannot send a JSON body without a CORS preflight, so no login CSRF arises."""
     user, session = operations.login(request, response, services, body.username, body.password)
@@ -107,7 +109,7 @@ def list_users(services: Services, _: Annotated[Principal, Depends(require("admi
     return [UserOut.model_validate(user) for user in services.auth.list_users()]
 
 
-@router.post("/users", status_code=201, summary="Create a user (admin)")
+@router.post("/users", status_code=201, responses=problem_responses(409), summary="Create a user (admin)")
 def create_user(
     body: CreateUserRequest,
     request: Request,

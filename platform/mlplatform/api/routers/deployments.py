@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Request
 
 from mlplatform.api import operations
 from mlplatform.api.deps import Principal, get_services, permit, require
-from mlplatform.api.problems import PROBLEM_RESPONSES
+from mlplatform.api.problems import PROBLEM_RESPONSES, problem_responses
 from mlplatform.api.schemas import CanaryRequest, DeploymentOut, DeployRequest, UndeployRequest
 from mlplatform.api.services import ApiServices
 from mlplatform.specs import NAME_PATTERN
@@ -16,6 +16,7 @@ from mlplatform.specs import NAME_PATTERN
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"], responses=PROBLEM_RESPONSES)
 ModelPath = Annotated[str, Path(pattern=NAME_PATTERN)]
 Services = Annotated[ApiServices, Depends(get_services)]
+DEPLOYER_PROBLEMS = problem_responses(409, 501)  # the deployer refused, or cannot do this at all
 
 
 @router.get("", summary="Deployments the deployer knows of")
@@ -23,7 +24,9 @@ def list_deployments(services: Services, _: Annotated[Principal, Depends(require
     return operations.deployments(services)
 
 
-@router.post("", status_code=201, summary="Deploy a model (its champion) on a serving backend")
+@router.post(
+    "", status_code=201, responses=DEPLOYER_PROBLEMS, summary="Deploy a model (its champion) on a serving backend"
+)
 def deploy(
     body: DeployRequest,
     request: Request,
@@ -33,7 +36,7 @@ def deploy(
     return operations.deploy(request, services, principal, body)
 
 
-@router.delete("/{model}", summary="Stop serving a model")
+@router.delete("/{model}", responses=DEPLOYER_PROBLEMS, summary="Stop serving a model")
 def undeploy(
     model: ModelPath,
     request: Request,
@@ -45,7 +48,7 @@ def undeploy(
     return {"model": model, "was_running": was_running}
 
 
-@router.put("/{model}/canary", summary="Send a percentage of traffic to the challenger")
+@router.put("/{model}/canary", responses=DEPLOYER_PROBLEMS, summary="Send a percentage of traffic to the challenger")
 def set_canary(
     model: ModelPath,
     body: CanaryRequest,

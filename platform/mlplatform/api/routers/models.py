@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from mlplatform.api import operations
 from mlplatform.api.deps import Principal, get_services, permit, require
 from mlplatform.api.operations import find_version, registry_errors, version_view
-from mlplatform.api.problems import PROBLEM_RESPONSES
+from mlplatform.api.problems import PROBLEM_RESPONSES, problem_responses
 from mlplatform.api.schemas import PromoteOut, PromoteRequest, RollbackOut, RollbackRequest
 from mlplatform.api.services import ApiServices
 from mlplatform.specs import NAME_PATTERN
@@ -35,7 +35,11 @@ def list_models(services: Services, _: Annotated[Principal, Depends(require("vie
     ]
 
 
-@router.get("/{name}", summary="A model: aliases, versions with metrics and lineage, alias history")
+@router.get(
+    "/{name}",
+    responses=problem_responses(503),
+    summary="A model: aliases, versions with metrics and lineage, alias history",
+)
 def describe_model(
     name: NamePath, services: Services, _: Annotated[Principal, Depends(require("viewer"))]
 ) -> dict[str, Any]:
@@ -44,7 +48,11 @@ def describe_model(
         return services.registry.describe(name)
 
 
-@router.get("/{name}/versions/{version}", summary="One version: metrics, lineage, aliases, gate decision")
+@router.get(
+    "/{name}/versions/{version}",
+    responses=problem_responses(503),
+    summary="One version: metrics, lineage, aliases, gate decision",
+)
 def get_version(
     name: NamePath, version: VersionPath, services: Services, _: Annotated[Principal, Depends(require("viewer"))]
 ) -> dict[str, Any]:
@@ -52,7 +60,7 @@ def get_version(
     return version_view(find_version(services, name, version))
 
 
-@router.get("/{name}/compare", summary="Two versions' metrics side by side")
+@router.get("/{name}/compare", responses=problem_responses(503), summary="Two versions' metrics side by side")
 def compare_versions(
     name: NamePath,
     services: Services,
@@ -63,7 +71,11 @@ def compare_versions(
     return operations.compare_versions(services, name, a, b)
 
 
-@router.post("/{name}/promote", summary="Make a version champion through the gate (override: admin + reason)")
+@router.post(
+    "/{name}/promote",
+    responses=problem_responses(409, 503),
+    summary="Make a version champion through the gate (override: admin + reason)",
+)
 def promote(
     name: NamePath,
     body: PromoteRequest,
@@ -74,7 +86,9 @@ def promote(
     return operations.promote(request, services, principal, name, body)
 
 
-@router.post("/{name}/rollback", summary="Move champion back to its previous holder")
+@router.post(
+    "/{name}/rollback", responses=problem_responses(409, 503), summary="Move champion back to its previous holder"
+)
 def rollback(
     name: NamePath,
     body: RollbackRequest,

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from mlplatform.api.deps import get_services
 from mlplatform.api.metrics import CONTENT_TYPE
-from mlplatform.api.problems import Problem
+from mlplatform.api.problems import Problem, problem_responses
 from mlplatform.api.services import ApiServices
 
 router = APIRouter(tags=["operations"])
@@ -21,7 +21,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the platform database answers")
+@router.get("/readyz", responses=problem_responses(503), summary="Readiness: the platform database answers")
 def readyz(services: Services) -> dict[str, str]:
     try:
         with services.store.engine.connect() as connection:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from mlplatform.api import operations
 from mlplatform.api.deps import Principal, get_services, permit, require
 from mlplatform.api.operations import airflow_errors
-from mlplatform.api.problems import PROBLEM_RESPONSES
+from mlplatform.api.problems import PROBLEM_RESPONSES, problem_responses
 from mlplatform.api.schemas import TrainingRunOut, TrainRequest
 from mlplatform.api.services import ApiServices
 from mlplatform.specs import NAME_PATTERN
@@ -18,9 +18,15 @@ router = APIRouter(prefix="/api/v1/models", tags=["training"], responses=PROBLEM
 NamePath = Annotated[str, Path(pattern=NAME_PATTERN)]
 RunIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:+\-]{1,250}$")]
 Services = Annotated[ApiServices, Depends(get_services)]
+AIRFLOW_PROBLEMS = problem_responses(502, 503)  # Airflow refused, or did not answer
 
 
-@router.post("/{name}/training-runs", status_code=202, summary="Trigger training with parameter overrides")
+@router.post(
+    "/{name}/training-runs",
+    status_code=202,
+    responses=AIRFLOW_PROBLEMS,
+    summary="Trigger training with parameter overrides",
+)
 def trigger_training(
     name: NamePath,
     body: TrainRequest,
@@ -31,7 +37,7 @@ def trigger_training(
     return TrainingRunOut.model_validate(operations.trigger_training(request, services, principal, name, body))
 
 
-@router.get("/{name}/training-runs", summary="Recent training runs with status")
+@router.get("/{name}/training-runs", responses=AIRFLOW_PROBLEMS, summary="Recent training runs with status")
 def list_training_runs(
     name: NamePath,
     services: Services,
@@ -41,7 +47,7 @@ def list_training_runs(
     return [TrainingRunOut.model_validate(run) for run in operations.training_runs(services, name, limit)]
 
 
-@router.get("/{name}/training-runs/{run_id}", summary="One training run's status")
+@router.get("/{name}/training-runs/{run_id}", responses=AIRFLOW_PROBLEMS, summary="One training run's status")
 def get_training_run(
     name: NamePath, run_id: RunIdPath, services: Services, _: Annotated[Principal, Depends(require("viewer"))]
 ) -> TrainingRunOut:
