@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlplatform.config import Settings
+from mlplatform.serving.compiled_trees import Scorer, positive_scorer
 from mlplatform.serving.metrics import ServingMetrics
 from mlplatform.specs import ModelSpec, find_spec
 from mlplatform.training.pipeline import INPUTS_TAG
@@ -155,6 +156,8 @@ class LoadedModel:
     from_cache: bool = False
     array_inputs: bool = False
     """Whether the estimator takes a plain array (column names checked once at load, see ``accept_arrays``)."""
+    scorer: Scorer | None = None
+    """Positive-class probabilities of array rows (compiled trees where exact, see ``compiled_trees``)."""
 
 
 # ------------------------------------------------------------------------------------------------------- validation
@@ -424,15 +427,14 @@ class Predictor:
         if not accepted:
             return []
         matrix = input_matrix(model.model_inputs, features, rows, accepted)
-        if model.array_inputs:
+        if model.scorer is not None:
             import numpy as np
 
-            inputs: Any = np.asarray(matrix, dtype=np.float64)
-        else:
-            import pandas as pd
+            return [float(value) for value in model.scorer(np.asarray(matrix, dtype=np.float64))]
+        import pandas as pd
 
-            inputs = pd.DataFrame(matrix, columns=model.model_inputs)
-        return [float(value) for value in model.estimator.predict_proba(inputs)[:, 1]]
+        frame = pd.DataFrame(matrix, columns=model.model_inputs)
+        return [float(value) for value in model.estimator.predict_proba(frame)[:, 1]]
 
     def _log_predictions(
         self, model: LoadedModel, request_id: str, predictions: list[EntityPrediction], features: dict[str, list[Any]]
@@ -646,6 +648,7 @@ class Predictor:
 
         estimator = mlflow.sklearn.load_model(str(model_dir))
         array_inputs = accept_arrays(estimator, model_inputs, version)
+        scorer = self._scorer(estimator, version) if array_inputs else None
         service = self.features.feature_service(feature_service)
         names = self.features.feature_names(feature_service)
         supplied = {*names, *self.spec.label.request_columns}
@@ -666,7 +669,19 @@ class Predictor:
             stored_features=frozenset(names) & self._stored_feature_names(),
             from_cache=from_cache,
             array_inputs=array_inputs,
+            scorer=scorer,
         )
+
+    @staticmethod
+    def _scorer(estimator: Any, version: str) -> Scorer:
+        """One thread for scikit-learn's own scoring: a request is a few rows, parallelism comes from requests."""
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)  # only libraries already loaded are limited, so after the estimator has loaded
+        scorer, compiled = positive_scorer(estimator, version)
+        how = "compiled trees" if compiled else "the estimator's predict_proba"
+        log.info("version %s scores with %s", version, how)
+        return scorer
 
     def _stored_feature_names(self) -> frozenset[str]:
         """Features of batch views (not on-demand ones, which are computed and never 'missing' per se)."""
