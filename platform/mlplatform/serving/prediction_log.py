@@ -1,11 +1,16 @@
 """The prediction log of the model servers: every prediction, persisted off the request path for drift jobs.
 
 Why asynchronous and bounded: a prediction must never wait for (or fail because of) the log.  ``submit`` only
-puts records on a bounded in-memory queue and returns at once; a background thread writes them in batches to a
+appends records to a bounded in-memory inbox and returns at once; a background thread writes them in batches to a
 sink (partitioned parquet in the embedded profile, a PostgreSQL table in production).  When the queue is full,
 new records are refused and counted (``dropped``, ``on_drop``) rather than blocking the server; when the sink is
 down the writer retries with backoff and keeps records in memory up to the queue bound, counting what it must
 give up.  ``close`` flushes everything accepted, so a graceful shutdown loses nothing.
+
+Why an inbox rather than a ``queue.Queue``: a queue wakes the waiting writer on every put, and each wake-up makes
+the writer take the GIL from the request thread in the middle of a request (measured: the model servers' p95 at
+100 requests/s went from 4 ms without the log to 7 ms with it).  The inbox wakes the writer only when a batch is
+full or at ``close``; otherwise the writer comes by once per flush interval.
 
 Reading back (``read_prediction_log``) gives one flat frame per model for the drift job: base columns, one column
 per entity key and per feature, sorted by time.
@@ -13,11 +18,9 @@ per entity key and per feature, sorted by time.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import math
-import queue
 import re
 import threading
 import time
@@ -46,7 +49,6 @@ RETRY_BASE_S = 0.1
 RETRY_MAX_S = 5.0
 # How long ``close`` waits, after its timeout, for a writer stuck in a sink call before giving up on it.
 _ABANDON_GRACE_S = 1.0
-_WAKE = object()  # put on the queue by ``close`` so an idle writer notices at once
 
 Callback = Callable[[int], None]
 
@@ -461,13 +463,15 @@ class BatchingPredictionLog(PredictionLog):
         self.written = 0
         self.dropped = 0
         self._sink = sink
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._inbox: deque[PredictionRecord] = deque()
+        self._inbox_since: float | None = None  # monotonic time the oldest record in the inbox arrived
+        self._wake = threading.Event()  # a batch is waiting, or close() was called
         self._queue_size = queue_size
         self._batch_size = batch_size
         self._interval = flush_interval_s
         self._on_drop = on_drop
         self._on_write = on_write
-        self._lock = threading.Lock()  # guards accepting + the counters; held only for non-blocking work
+        self._lock = threading.Lock()  # guards the inbox, accepting and the counters; held only for quick work
         self._accepting = True
         self._closing = threading.Event()
         self._abandon = threading.Event()
@@ -479,14 +483,17 @@ class BatchingPredictionLog(PredictionLog):
 
     def submit(self, records: Sequence[PredictionRecord]) -> int:
         accepted = 0
+        batch_waiting = False
         with self._lock:  # so no record slips in after close() has stopped accepting
             if self._accepting:
-                for record in records:
-                    try:
-                        self._queue.put_nowait(record)
-                    except queue.Full:
-                        break
-                    accepted += 1
+                accepted = min(len(records), self._queue_size - len(self._inbox))
+                if accepted > 0:
+                    if not self._inbox:
+                        self._inbox_since = time.monotonic()
+                    self._inbox.extend(itertools.islice(records, accepted))
+                batch_waiting = len(self._inbox) >= self._batch_size
+        if accepted > 0 and batch_waiting and not self._wake.is_set():
+            self._wake.set()
         refused = len(records) - accepted
         if refused:
             self._count_dropped(refused)
@@ -496,8 +503,7 @@ class BatchingPredictionLog(PredictionLog):
         with self._lock:
             self._accepting = False
         self._closing.set()
-        with contextlib.suppress(queue.Full):  # a full queue means a busy writer, which sees ``_closing`` anyway
-            self._queue.put_nowait(_WAKE)
+        self._wake.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
             logger.error("prediction log: sink did not take all records within %.1f s of close; giving up", timeout)
@@ -521,34 +527,31 @@ class BatchingPredictionLog(PredictionLog):
     def _finished(self) -> bool:
         if self._abandon.is_set():
             return True
-        return self._closing.is_set() and not self._pending.records and self._queue.empty()
+        return self._closing.is_set() and not self._pending.records and not self._inbox
 
     def _collect(self) -> None:
-        """Move records from the queue to pending until a batch is full or a write (or retry) is due.
+        """Wait until a batch is full, a flush or retry is due, or ``close``; then move the inbox to pending.
 
-        While the sink is failing the writer keeps draining the queue, so submitters keep being accepted, and
+        While the sink is failing the writer keeps emptying the inbox, so submitters keep being accepted, and
         keeps at most ``queue_size`` records, dropping the oldest beyond that.
         """
         pending = self._pending
-        while True:
-            backing_off = time.monotonic() < pending.retry_at
-            if not backing_off and len(pending.records) >= self._batch_size:
-                return
+        backing_off = time.monotonic() < pending.retry_at
+        if backing_off or len(pending.records) < self._batch_size:
             wait = self._wait_time()
-            if self._closing.is_set() and wait > 0:
-                self._abandon.wait(wait)  # a retry while closing: interruptible by close()'s timeout
-                return
-            try:
-                item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if item is _WAKE:
-                continue
-            assert isinstance(item, PredictionRecord)
-            if pending.oldest_at is None:
-                pending.oldest_at = time.monotonic()
-            pending.records.append(item)
-            self._trim_pending()
+            if wait > 0:
+                # a retry while closing waits on ``_abandon``: interruptible by close()'s timeout
+                (self._abandon if self._closing.is_set() else self._wake).wait(wait)
+        self._wake.clear()
+        with self._lock:
+            taken, self._inbox = self._inbox, deque()
+            since, self._inbox_since = self._inbox_since, None
+        if not taken:
+            return
+        if pending.oldest_at is None:
+            pending.oldest_at = since
+        pending.records.extend(taken)
+        self._trim_pending()
 
     def _wait_time(self) -> float:
         """Seconds until the writer has something to do: a retry, the flush deadline, or 0 when closing."""
@@ -558,9 +561,12 @@ class BatchingPredictionLog(PredictionLog):
             return pending.retry_at - now
         if self._closing.is_set():
             return 0.0
-        if pending.oldest_at is None:
+        with self._lock:
+            since = self._inbox_since
+        oldest = min((moment for moment in (pending.oldest_at, since) if moment is not None), default=None)
+        if oldest is None:
             return self._interval
-        return max(0.0, pending.oldest_at + self._interval - now)
+        return max(0.0, oldest + self._interval - now)
 
     def _write_due(self) -> bool:
         pending = self._pending
@@ -626,12 +632,9 @@ class BatchingPredictionLog(PredictionLog):
         """After an abandoned close: count what could not be written, so ``written + dropped`` adds up."""
         lost = len(self._pending.records)
         self._pending.records.clear()
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            lost += item is not _WAKE
+        with self._lock:
+            lost += len(self._inbox)
+            self._inbox.clear()
         if lost:
             logger.error("prediction log: %d records could not be written before shutdown", lost)
             self._count_dropped(lost)
