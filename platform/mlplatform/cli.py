@@ -1,36 +1,56 @@
 """The `mlplatform` command line.
 
-Commands parse their arguments, build the settings once, and call the same services the API and DAGs use.
-Heavy libraries are imported inside commands so `mlplatform --help` stays instant.
+Commands parse their arguments, build the settings once, and call the same services the API and DAGs use: what
+the API offers (models, promotion, training, deployments, audit) goes through the API itself, remote with
+`--api-url` or in-process in embedded mode (``mlplatform.client``).  Heavy libraries are imported inside commands
+so `mlplatform --help` stays instant.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
-from typing import Annotated, Any
+import time
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from mlplatform.api_cli import api_app
-from mlplatform.config import get_settings
+from mlplatform.client import PlatformClient, PlatformError
+from mlplatform.config import Settings, get_settings
+from mlplatform.control_cli import (
+    CliOptions,
+    api,
+    audit,
+    cli_settings,
+    deployments,
+    emit_json,
+    models_app,
+    training_app,
+)
 from mlplatform.deploy.base import Deployment
 from mlplatform.features.cli import data_app, features_app
-from mlplatform.orchestration.airflow_client import AirflowClient
 from mlplatform.stack.cli import stack_app
 
+if TYPE_CHECKING:
+    from mlplatform.orchestration.airflow_client import AirflowClient
+
 app = typer.Typer(help="mlplatform: features -> training -> registry -> serving -> monitoring.", no_args_is_help=True)
-models_app = typer.Typer(help="Registered models: versions, aliases, metrics, lineage.", no_args_is_help=True)
 settings_app = typer.Typer(help="Inspect the platform's settings.", no_args_is_help=True)
-app.add_typer(stack_app, name="stack", help="Start, stop and inspect the embedded stack (MLflow, Airflow).")
+app.add_typer(
+    stack_app, name="stack", help="Start, stop and inspect the embedded stack (MLflow, Airflow, platform API/UI)."
+)
 app.add_typer(features_app, name="features", help="Apply Feast definitions and materialize online features.")
 app.add_typer(data_app, name="data", help="Generate the demo data set.")
 app.add_typer(models_app, name="models")
+app.add_typer(training_app, name="training")
 app.add_typer(api_app, name="api", help="The platform API server, its users and API tokens.")
 app.add_typer(settings_app, name="settings")
+app.command()(deployments)
+app.command()(audit)
+TERMINAL_RUN_STATES = ("success", "failed")
+DAG_PARSE_TIMEOUT_S = 120.0
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
@@ -39,6 +59,22 @@ errors = Console(stderr=True, soft_wrap=True)
 def _fail(message: str) -> None:
     errors.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code=1)
+
+
+@app.callback()
+def global_options(
+    ctx: typer.Context,
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            "--api-url",
+            help="Platform API to talk to, e.g. https://mlp.example.com (default: MLP_API_URL; unset: embedded "
+            "mode, the API in-process over the local state). The token comes from MLP_API_TOKEN.",
+        ),
+    ] = None,
+) -> None:
+    """mlplatform: features -> training -> registry -> serving -> monitoring."""
+    ctx.obj = CliOptions(api_url=api_url)
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -57,6 +93,7 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 @app.command()
 def train(
+    ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model spec name, e.g. fraud_detector.")],
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the DAG run to its end.")] = False,
     param: Annotated[
@@ -65,49 +102,85 @@ def train(
     window_days: Annotated[int | None, typer.Option(min=1, help="Days of labelled data to train on.")] = None,
     reason: Annotated[str, typer.Option(help="Why this run is started (recorded as lineage).")] = "manual",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the run with --wait.")] = 1800.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run as JSON (its final state with --wait); progress to stderr.")
+    ] = False,
 ) -> None:
-    """Trigger the model's training DAG through Airflow's REST API."""
-    from mlplatform.orchestration.airflow_client import AirflowError
-    from mlplatform.specs import SpecError, find_spec
-
-    settings = get_settings()
-    try:
-        spec = find_spec(settings.specs_dir, model)
-    except SpecError as error:
-        _fail(str(error))
-        return
-    conf: dict[str, Any] = {
-        "estimator_params": _parse_overrides(param or []),
-        "reason": reason,
-        "requested_by": getpass.getuser(),
-    }
-    if window_days is not None:
-        conf["window_days"] = window_days
-    try:
-        client = AirflowClient.from_settings(settings)
-        client.wait_for_dag(spec.training_dag_id, timeout=120)
-        client.unpause(spec.training_dag_id)
-        run = client.trigger(spec.training_dag_id, conf)
-        console.print(f"triggered [bold]{spec.training_dag_id}[/] run [cyan]{run.run_id}[/]")
+    """Trigger the model's training DAG through the platform API (which audits it and asks Airflow)."""
+    settings = cli_settings(ctx)
+    overrides = _parse_overrides(param or [])
+    progress = errors if as_json else console
+    with api(ctx) as client:
+        run = _trigger(client, model, overrides, window_days, reason)
+        progress.print(f"triggered [bold]{run['dag_id']}[/] run [cyan]{run['run_id']}[/]")
         if not wait:
+            if as_json:
+                emit_json(run)
             return
-        final = client.wait(
-            spec.training_dag_id,
-            run.run_id,
-            poll_interval=settings.airflow.poll_interval_s,
-            timeout=timeout,
-            on_progress=lambda states: console.print(
-                "  " + "  ".join(f"{task}={state or 'queued'}" for task, state in states.items()), highlight=False
-            ),
-        )
-        if final.state != "success":
-            _print_failed_task_logs(client, spec.training_dag_id, run.run_id)
+        state = _follow(client, settings, model, run, timeout, progress)
+        if as_json:
+            emit_json(client.training_run(model, run["run_id"]))
+        if state != "success":
+            _fail(f"DAG run {run['run_id']} ended {state}; full logs in the Airflow UI")
+        if not as_json:
+            _print_outcome(client, model, run["run_id"])
+
+
+def _trigger(
+    client: PlatformClient, model: str, overrides: dict[str, Any], window_days: int | None, reason: str
+) -> dict[str, Any]:
+    """Trigger the run; right after `stack up` Airflow may not have parsed the DAG yet, so a missing DAG is retried."""
+    deadline = time.monotonic() + DAG_PARSE_TIMEOUT_S
+    while True:
+        try:
+            return client.train(model, overrides, window_days, reason)
+        except PlatformError as error:
+            if error.type != "/problems/unknown-run" or time.monotonic() > deadline:
+                raise
+            errors.print(f"waiting for Airflow to parse the {model} training DAG ...", highlight=False)
+            time.sleep(3.0)
+
+
+def _follow(
+    client: PlatformClient, settings: Settings, model: str, run: dict[str, Any], timeout: float, out: Console
+) -> str:
+    """Wait for the run's end; embedded mode also shows task progress and failed tasks' logs from Airflow."""
+    if settings.api_url is None:
+        return _follow_in_airflow(settings, run["dag_id"], run["run_id"], timeout, out)
+    deadline = time.monotonic() + timeout
+    state = run["state"]
+    while state not in TERMINAL_RUN_STATES:
+        if time.monotonic() > deadline:
+            _fail(f"DAG run {run['run_id']} still {state} after {timeout:.0f}s")
+        time.sleep(settings.airflow.poll_interval_s)
+        current = client.training_run(model, run["run_id"])["state"]
+        if current != state:
+            out.print(f"  {current}", highlight=False)
+        state = current
+    return str(state)
+
+
+def _follow_in_airflow(settings: Settings, dag_id: str, run_id: str, timeout: float, out: Console) -> str:
+    from mlplatform.orchestration.airflow_client import AirflowClient, AirflowError
+
+    try:
+        with AirflowClient.from_settings(settings) as airflow:
+            final = airflow.wait(
+                dag_id,
+                run_id,
+                poll_interval=settings.airflow.poll_interval_s,
+                timeout=timeout,
+                on_progress=lambda states: out.print(
+                    "  " + "  ".join(f"{task}={state or 'queued'}" for task, state in states.items()),
+                    highlight=False,
+                ),
+            )
+            if final.state != "success":
+                _print_failed_task_logs(airflow, dag_id, run_id)
     except AirflowError as error:
         _fail(str(error))
-        return
-    if final.state != "success":
-        _fail(f"DAG run {run.run_id} ended {final.state}; full logs in the Airflow UI")
-    _print_outcome(model, run.run_id)
+        raise AssertionError("unreachable") from error
+    return str(final.state)
 
 
 def _print_failed_task_logs(client: AirflowClient, dag_id: str, run_id: str, lines: int = 25) -> None:
@@ -123,92 +196,48 @@ def _print_failed_task_logs(client: AirflowClient, dag_id: str, run_id: str, lin
         errors.print(tail, highlight=False, markup=False)
 
 
-def _print_outcome(model: str, dag_run_id: str) -> None:
-    from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
-
-    registry = ModelRegistry(get_settings())
-    produced = [v for v in registry.versions(model) if v.lineage.get("dag_run_id") == dag_run_id]
-    champion = registry.alias_holder(model, CHAMPION)
+def _print_outcome(client: PlatformClient, model: str, dag_run_id: str) -> None:
+    """The version the run registered, its gate verdict, and the champion now."""
+    described = client.model(model)
+    produced = [v for v in described["versions"] if v["lineage"].get("dag_run_id") == dag_run_id]
     if produced:
-        version = produced[0]
-        gate = json.loads(version.tags.get("mlplatform.gate", "{}"))
+        version = client.version(model, int(produced[0]["version"]))
+        gate = version.get("gate") or {}
         verdict = "promoted to champion" if gate.get("passed") else "kept as challenger"
-        console.print(f"version [bold]{version.version}[/] {verdict}: " + "; ".join(gate.get("reasons", [])))
-    console.print(f"champion: [bold green]v{champion.version}[/]" if champion else "no champion yet")
-
-
-@models_app.command("show")
-def models_show(
-    model: Annotated[str, typer.Argument(help="Registered model name.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
-) -> None:
-    """Versions, aliases, metrics and lineage of one model."""
-    from mlplatform.registry.mlflow_registry import ModelRegistry, RegistryUnavailableError
-
-    try:
-        described = ModelRegistry(get_settings()).describe(model)
-    except (LookupError, RegistryUnavailableError) as error:
-        _fail(str(error.args[0]))
-        return
-    if as_json:
-        sys.stdout.write(json.dumps(described, indent=2, sort_keys=True) + "\n")
-        return
-    aliases = ", ".join(f"{alias}=v{version}" for alias, version in described["aliases"].items()) or "none"
-    console.print(f"[bold]{model}[/]  aliases: {aliases}", highlight=False)
-    console.print(f"MLflow UI: {described['tracking_uri']}/#/models/{model}", highlight=False)
-    table = Table("version", "aliases", "roc_auc", "avg precision", "rows", "data window", "gate")
-    for version in described["versions"]:
-        metrics, lineage = version["metrics"], version["lineage"]
-        gate = json.loads(lineage.get("gate", "{}"))
-        table.add_row(
-            version["version"],
-            ",".join(version["aliases"]),
-            f"{metrics.get('roc_auc', float('nan')):.4f}",
-            f"{metrics.get('average_precision', float('nan')):.4f}",
-            lineage.get("row_count", ""),
-            f"{lineage.get('data_window_start', '')[:10]}..{lineage.get('data_window_end', '')[:10]}",
-            "passed" if gate.get("passed") else ("failed" if gate else ""),
-        )
-    console.print(table)
+        console.print(f"version [bold]{version['version']}[/] {verdict}: " + "; ".join(gate.get("reasons", [])))
+    champion = described["aliases"].get("champion")
+    console.print(f"champion: [bold green]v{champion}[/]" if champion else "no champion yet")
 
 
 @app.command()
 def deploy(
+    ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model spec name; its champion is served.")],
     backend: Annotated[str | None, typer.Option(help="bentoml or kserve (default: MLP_SERVING__BACKEND).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (recorded in the audit log).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's answer as JSON.")] = False,
 ) -> None:
-    """Serve the model's champion with a local model server (supervised, logs under the state directory)."""
-    from mlplatform.deploy.base import BACKENDS, DeployError
-    from mlplatform.deploy.local import LocalProcessDeployer
-    from mlplatform.specs import SpecError, find_spec
-
-    settings = get_settings()
-    chosen = backend or settings.serving.backend
-    try:
-        find_spec(settings.specs_dir, model)
-        if chosen not in BACKENDS:
-            raise DeployError(f"unknown backend {chosen!r}; choose one of {', '.join(BACKENDS)}")
-        console.print(f"deploying {model} with {chosen} at {LocalProcessDeployer(settings).url} ...", highlight=False)
-        deployment = LocalProcessDeployer(settings).deploy(model, chosen)
-    except (SpecError, DeployError) as error:
-        _fail(str(error))
+    """Serve the model's champion through the platform API (locally: a supervised server, logs in the state dir)."""
+    if not as_json:
+        console.print(f"deploying {model} with {backend or cli_settings(ctx).serving.backend} ...", highlight=False)
+    with api(ctx) as client:
+        deployment = client.deploy(model, backend, reason)
+    if as_json:
+        emit_json(deployment)
         return
-    console.print(f"[bold green]{model}[/] served by {deployment.backend}: {deployment.predict_url}", highlight=False)
-    console.print(f"  log: {deployment.log_path}", highlight=False)
+    console.print(f"[bold green]{model}[/] served by {deployment['backend']} at {deployment['url']}", highlight=False)
 
 
 @app.command()
-def undeploy(model: Annotated[str, typer.Argument(help="Model whose local server is stopped.")]) -> None:
-    """Stop the model's local server (its prediction log is flushed first)."""
-    from mlplatform.deploy.base import DeployError
-    from mlplatform.deploy.local import LocalProcessDeployer
-
-    try:
-        stopped = LocalProcessDeployer(get_settings()).undeploy(model)
-    except DeployError as error:
-        _fail(str(error))
-        return
-    console.print(f"{model}: stopped" if stopped else f"{model}: was not deployed", highlight=False)
+def undeploy(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model whose server is stopped.")],
+    reason: Annotated[str | None, typer.Option(help="Why (recorded in the audit log).")] = None,
+) -> None:
+    """Stop the model's server through the platform API (its prediction log is flushed first)."""
+    with api(ctx) as client:
+        stopped = client.undeploy(model, reason)
+    console.print(f"{model}: stopped" if stopped["was_running"] else f"{model}: was not deployed", highlight=False)
 
 
 def _deployment_of(model: str) -> Deployment:

@@ -240,6 +240,12 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
 
+    @field_validator("api_url", "api_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """``MLP_API_URL=`` in a shell or CI file means "no API": embedded mode, not a URL of ''."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _absolute_paths(self) -> Settings:
         """Pin relative paths to the working directory now, so child processes (Airflow tasks) agree."""

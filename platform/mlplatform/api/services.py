@@ -159,7 +159,9 @@ class ApiServices:
         try:
             return find_spec(self.settings.specs_dir, name)
         except SpecError:
-            raise Problem(404, f"no model named {name!r}", slug="unknown-model", title="Unknown model") from None
+            known = ", ".join(sorted(path.stem for path in self.settings.specs_dir.glob("*.yaml"))) or "none"
+            detail = f"no model named {name!r}; known models: {known}"
+            raise Problem(404, detail, slug="unknown-model", title="Unknown model") from None
 
     def specs(self) -> dict[str, ModelSpec]:
         try:
