@@ -11,6 +11,7 @@ from mlplatform.api.problems import install_problem_handlers
 from mlplatform.api.routers import audit, auth, deployments, models, ops, training
 from mlplatform.api.services import ApiServices
 from mlplatform.config import Settings
+from mlplatform.ui import install_ui
 
 API_VERSION = "1"
 
@@ -35,4 +36,5 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
     app.middleware("http")(services.metrics.middleware)
     for module in (ops, auth, models, training, deployments, audit):
         app.include_router(module.router)
+    install_ui(app, services)  # the web UI at /, after the API so /api/v1 paths always win
     return app

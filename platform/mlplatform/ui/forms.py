@@ -1,0 +1,274 @@
+"""The UI's forms (POST): log in and out, train, promote, roll back, deploy, undeploy.
+
+Each handler is authorised by the same ``permit(action, role)`` dependency as the REST route (role, CSRF token
+from the form's hidden field, refusals audited), validates the form into the REST request model, and calls the
+same operation.  What follows is Post/Redirect/Get: the outcome, good or refused, is a message on the next page.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, Form, Path, Request, Response
+from pydantic import BaseModel, ValidationError
+
+from mlplatform.api import operations
+from mlplatform.api.deps import Principal, get_services, permit, record
+from mlplatform.api.problems import Problem
+from mlplatform.api.schemas import (
+    MAX_REASON,
+    DeployRequest,
+    LoginRequest,
+    PromoteRequest,
+    RollbackRequest,
+    TrainRequest,
+    UndeployRequest,
+)
+from mlplatform.api.security import LOGIN_CSRF_COOKIE
+from mlplatform.api.services import ApiServices
+from mlplatform.specs import NAME_PATTERN
+from mlplatform.store.audit import RESULT_DENIED
+from mlplatform.ui.pages import login_form
+from mlplatform.ui.render import Flash, Renderer, UiRoute, renderer, safe_next
+
+router = APIRouter(route_class=UiRoute, include_in_schema=False)
+Services = Annotated[ApiServices, Depends(get_services)]
+Render = Annotated[Renderer, Depends(renderer)]
+NamePath = Annotated[str, Path(pattern=NAME_PATTERN)]
+ReasonField = Annotated[str, Form(max_length=MAX_REASON + 100)]
+ShortField = Annotated[str, Form(max_length=64)]
+ParamsField = Annotated[str, Form(max_length=4000)]
+Body = TypeVar("Body", bound=BaseModel)
+PARAM_SEPARATORS = re.compile(r"[\s,;]+")
+
+
+class FormError(Exception):
+    """Form input the request model rejected; the messages name the field and the rule, never the value."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("; ".join(messages))
+        self.messages = messages
+
+
+def validated(schema: type[Body], **values: Any) -> Body:
+    """The form as the REST request model, so a form and a JSON body obey exactly the same rules."""
+    try:
+        return schema.model_validate(values)
+    except ValidationError as error:
+        messages = [f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors()]
+        raise FormError(messages) from None
+
+
+def refused(refusal: Problem | FormError) -> Flash:
+    if isinstance(refusal, FormError):
+        return Flash("error", "The form is invalid", tuple(refusal.messages))
+    return Flash.from_problem(refusal)
+
+
+def model_url(name: str) -> str:
+    return f"/models/{name}"
+
+
+def parse_params(text: str) -> dict[str, Any]:
+    """``max_iter=50 learning_rate=0.1`` -> typed overrides (bool, int, float or text), checked by TrainRequest."""
+    params: dict[str, Any] = {}
+    for token in PARAM_SEPARATORS.split(text.strip()):
+        if not token:
+            continue
+        key, separator, raw = token.partition("=")
+        if not separator or not key:
+            raise FormError([f"estimator_params: {token[:40]!r} is not key=value"])
+        params[key] = _typed(raw)
+    return params
+
+
+def _typed(raw: str) -> bool | int | float | str | None:
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            continue
+    return raw
+
+
+# --------------------------------------------------------------------------------------------------- sessions
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    services: Services,
+    render: Render,
+    username: Annotated[str, Form(max_length=1024)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    csrf_token: Annotated[str, Form(max_length=256)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    """Password login through the API's login (rate limit, audit); the form is protected by a double-submit token."""
+    target = safe_next(next)
+    if not services.sessions.login_csrf_valid(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
+        record(
+            request,
+            username[:64] or "anonymous",
+            "session.login",
+            username[:64],
+            RESULT_DENIED,
+            reason="login form CSRF token missing or wrong",
+        )
+        return login_form(
+            request,
+            services,
+            render,
+            target,
+            status_code=403,
+            error="The login form expired. Please try again.",
+            username=username[:64],
+        )
+    try:
+        body = validated(LoginRequest, username=username, password=password)
+        response = render.redirect(target)
+        operations.login(request, response, services, body.username, body.password)
+    except FormError:
+        return login_form(
+            request,
+            services,
+            render,
+            target,
+            status_code=422,
+            error="Enter a username and a password.",
+            username=username[:64],
+        )
+    except Problem as problem:
+        message = "Unknown user or wrong password." if problem.status == 401 else f"{problem.detail}."
+        page = login_form(
+            request, services, render, target, status_code=problem.status, error=message, username=username[:64]
+        )
+        if "Retry-After" in problem.headers:
+            page.headers["Retry-After"] = problem.headers["Retry-After"]
+        return page
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+    return response
+
+
+@router.post("/logout")
+def logout(
+    request: Request,
+    services: Services,
+    render: Render,
+    principal: Annotated[Principal, Depends(permit("session.logout", "viewer"))],
+) -> Response:
+    response = render.redirect("/login", Flash("info", f"{principal.username} logged out."))
+    operations.logout(request, response, services, principal)
+    return response
+
+
+# ---------------------------------------------------------------------------------------------------- actions
+
+
+@router.post("/models/{name}/train")
+def train(
+    name: NamePath,
+    request: Request,
+    services: Services,
+    render: Render,
+    principal: Annotated[Principal, Depends(permit("training.trigger", "data-scientist"))],
+    reason: ReasonField = "",
+    window_days: ShortField = "",
+    params: ParamsField = "",
+) -> Response:
+    try:
+        body = validated(
+            TrainRequest,
+            reason=reason,
+            window_days=window_days.strip() or None,
+            estimator_params=parse_params(params),
+        )
+        run = operations.trigger_training(request, services, principal, name, body)
+    except (Problem, FormError) as refusal:
+        return render.redirect(model_url(name), refused(refusal))
+    started = Flash("ok", f"Training run {run.run_id} of {name} started; this page follows it until it finishes.")
+    return render.redirect(f"/runs?model={name}", started)
+
+
+@router.post("/models/{name}/promote")
+def promote(
+    name: NamePath,
+    request: Request,
+    services: Services,
+    render: Render,
+    principal: Annotated[Principal, Depends(permit("model.promote", "approver"))],
+    version: ShortField = "",
+    reason: ReasonField = "",
+    override: Annotated[bool, Form()] = False,
+) -> Response:
+    try:
+        body = validated(PromoteRequest, version=version, reason=reason.strip() or None, override=override)
+        result = operations.promote(request, services, principal, name, body)
+    except (Problem, FormError) as refusal:
+        return render.redirect(model_url(name), refused(refusal))
+    gate = tuple(result.gate.reasons)
+    if not result.promoted:
+        return render.redirect(model_url(name), Flash("info", f"v{result.version} is already the champion.", gate))
+    verb = "promoted over the gate" if result.overridden else "promoted"
+    before = f" (was v{result.previous_champion})" if result.previous_champion else ""
+    return render.redirect(model_url(name), Flash("ok", f"v{result.version} {verb} to champion{before}.", gate))
+
+
+@router.post("/models/{name}/rollback")
+def rollback(
+    name: NamePath,
+    request: Request,
+    services: Services,
+    render: Render,
+    principal: Annotated[Principal, Depends(permit("model.rollback", "approver"))],
+    reason: ReasonField = "",
+) -> Response:
+    try:
+        body = validated(RollbackRequest, reason=reason)
+        result = operations.rollback(request, services, principal, name, body)
+    except (Problem, FormError) as refusal:
+        return render.redirect(model_url(name), refused(refusal))
+    done = Flash("ok", f"Rolled back: champion is v{result.to_version} again (was v{result.from_version}).")
+    return render.redirect(model_url(name), done)
+
+
+@router.post("/models/{name}/deploy")
+def deploy(
+    name: NamePath,
+    request: Request,
+    services: Services,
+    render: Render,
+    principal: Annotated[Principal, Depends(permit("deployment.create", "approver"))],
+    backend: ShortField = "",
+    reason: ReasonField = "",
+) -> Response:
+    try:
+        body = validated(DeployRequest, model=name, backend=backend or None, reason=reason.strip() or None)
+        result = operations.deploy(request, services, principal, body)
+    except (Problem, FormError) as refusal:
+        return render.redirect(model_url(name), refused(refusal))
+    return render.redirect(model_url(name), Flash("ok", f"{name} is served by {result.backend} at {result.url}."))
+
+
+@router.post("/models/{name}/undeploy")
+def undeploy(
+    name: NamePath,
+    request: Request,
+    services: Services,
+    render: Render,
+    principal: Annotated[Principal, Depends(permit("deployment.delete", "approver"))],
+    reason: ReasonField = "",
+) -> Response:
+    try:
+        body = validated(UndeployRequest, reason=reason.strip() or None)
+        was_running = operations.undeploy(request, services, principal, name, body)
+    except (Problem, FormError) as refusal:
+        return render.redirect(model_url(name), refused(refusal))
+    text = f"{name} is no longer served." if was_running else f"{name} was not running; its record is removed."
+    return render.redirect(model_url(name), Flash("ok", text))

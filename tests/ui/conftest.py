@@ -1,0 +1,128 @@
+"""Browser tests: Debian's Chromium driven by Playwright, against the real API app served by uvicorn.
+
+Chromium comes from the system (``/usr/bin/chromium``; CI installs the Debian package), never from
+``playwright install``.  Without it the tests skip locally and fail under CI, so a green CI means they ran.
+Screenshots go to ``ui-artifacts/`` (git-ignored; ``MLP_UI_ARTIFACTS`` moves it); with ``MLP_UI_DOCS_IMAGES=1``
+the flow test also refreshes the guide's images under ``docs/images/``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.conftest import REPO_ROOT, free_port
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from playwright.sync_api import Browser, Page
+
+CHROMIUM = Path(os.environ.get("MLP_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 860}
+ARTIFACTS = Path(os.environ.get("MLP_UI_ARTIFACTS", REPO_ROOT / "ui-artifacts"))
+DOCS_IMAGES = REPO_ROOT / "docs" / "images"
+
+
+@dataclass
+class LiveServer:
+    """A uvicorn server running an app in a background thread of the test process."""
+
+    url: str
+    server: Any
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def serve(app: FastAPI) -> LiveServer:
+    """Serve ``app`` on a free loopback port, like `mlplatform api serve` does; returns once it accepts requests."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name="uvicorn-ui-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the API server did not start")
+        time.sleep(0.05)
+    return LiveServer(f"http://127.0.0.1:{port}", server, thread)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.is_file():
+        message = f"browser tests need Chromium at {CHROMIUM} (Debian package chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def new_page(browser: Browser, base_url: str) -> Page:
+    """A fresh browser context (own cookies) whose console errors fail the test that reads ``page.errors``."""
+    context = browser.new_context(base_url=base_url, viewport=VIEWPORT)  # type: ignore[arg-type]
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    # Script errors and CSP violations; a 4xx page the test provokes on purpose (a failed login) is no error here.
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+def screenshot(page: Page, name: str, *, docs: bool = False) -> Path:
+    """Keep a screenshot of the page's content as a test artifact; with MLP_UI_DOCS_IMAGES=1 the guide's copy too."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    box = page.locator("main").bounding_box()
+    height = round(box["y"] + box["height"] + 8) if box else VIEWPORT["height"]
+    page.screenshot(path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": VIEWPORT["width"], "height": height})
+    if docs and os.environ.get("MLP_UI_DOCS_IMAGES") == "1":
+        _small_png(path, DOCS_IMAGES / f"ui-{name}.png")
+    return path
+
+
+def _small_png(source: Path, target: Path) -> None:
+    """A palette PNG at most 1100 px wide: a few tens of kilobytes in the repository instead of hundreds."""
+    from PIL import Image
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(source) as image:
+        image = image.convert("RGB")
+        if image.width > 1100:
+            image = image.resize((1100, round(image.height * 1100 / image.width)), Image.Resampling.LANCZOS)
+        image.quantize(colors=96, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)

@@ -1,0 +1,215 @@
+"""The data scientist's and the approver's flow in a real browser, on a real stack.
+
+Chromium (Playwright) talks to the real API app served by uvicorn; the app talks to a real MLflow server and a real
+Airflow (the embedded stack), which trains the model from the repository's spec on the small demo world.  Two
+training runs are started from the UI and followed until they finish (about half a minute each), then versions are
+compared, the champion is rolled back, promoted through the gate and refused by it, and the audit log shows it all.
+A viewer sees none of the controls and a forged POST is refused with 403 and audited.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from mlplatform.api import create_app
+from mlplatform.api.services import ApiServices
+from mlplatform.config import Settings, get_settings
+from mlplatform.stack import EmbeddedStack
+from tests.conftest import REPO_ROOT, free_port
+from tests.integration.conftest import build_world
+from tests.ui.conftest import LiveServer, new_page, screenshot, serve
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+MODEL = "fraud_detector"
+PASSWORD = "correct horse battery staple"
+USERS = {"dana": "data-scientist", "alex": "approver", "vic": "viewer"}
+RUN_TIMEOUT_S = 300
+
+
+@dataclass
+class UiWorld:
+    settings: Settings
+    services: ApiServices
+    server: LiveServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@pytest.fixture(scope="module")
+def ui_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiWorld]:
+    """Demo data and Feast registry, MLflow + Airflow up, users of each role, and the API/UI serving."""
+    state = tmp_path_factory.mktemp("ui") / "state"
+    settings = get_settings(
+        state_dir=state,
+        specs_dir=REPO_ROOT / "pipelines" / "specs",
+        feast={"repo_path": REPO_ROOT / "feature_repo", "project": "mlp_ui"},
+        airflow={"dags_folder": REPO_ROOT / "pipelines" / "dags", "port": free_port()},
+        mlflow={"port": free_port()},
+    )
+    build_world(settings)
+    stack = EmbeddedStack(settings)
+    server = None
+    try:
+        stack.up()
+        services = ApiServices.from_settings(settings)
+        for username, role in USERS.items():
+            services.auth.create_user(username, role, PASSWORD)
+        server = serve(create_app(settings, services))
+        yield UiWorld(settings, services, server)
+    finally:
+        if server is not None:
+            server.stop()
+        stack.down()  # also on failure: never leave servers behind
+
+
+def log_in(page: Page, username: str, password: str = PASSWORD) -> None:
+    page.goto("/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def log_out(page: Page) -> None:
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_test_id("flash")).to_contain_text("logged out")
+
+
+def train_and_follow(page: Page, reason: str, params: str = "") -> str:
+    """Start a run from the model page, then watch the runs page (it refreshes itself) until the run ends."""
+    page.goto(f"/models/{MODEL}")
+    form = page.get_by_test_id("train-form")
+    form.get_by_label("Reason").fill(reason)
+    form.get_by_label("Parameter overrides").fill(params)
+    form.get_by_role("button", name="Start training").click()
+    flash = page.get_by_test_id("flash")
+    expect(flash).to_contain_text("started")
+    found = re.search(r"Training run (\S+) of", flash.inner_text())
+    assert found, flash.inner_text()
+    run_id = found.group(1)
+    row = page.locator(f'tr[data-run="{run_id}"]')
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    state = row.get_attribute("data-state")
+    while state not in ("success", "failed") and time.monotonic() < deadline:
+        page.wait_for_timeout(1000)
+        state = row.get_attribute("data-state")
+    assert state == "success", f"training run {run_id} ended {state!r}"
+    return run_id
+
+
+def champion_badge(page: Page) -> str:
+    return page.get_by_test_id("champion").inner_text()
+
+
+def test_train_compare_roll_back_promote_and_audit(ui_world: UiWorld, browser: Browser) -> None:
+    page = new_page(browser, ui_world.url)
+
+    # Not logged in: every page leads to the login form, which then leads back.
+    page.goto(f"/models/{MODEL}")
+    expect(page).to_have_url(re.compile(r"/login\?next=%2Fmodels%2Ffraud_detector$"))
+    screenshot(page, "login", docs=True)
+    log_in(page, "dana", "not the password")
+    expect(page.get_by_test_id("login-error")).to_have_text("Unknown user or wrong password.")
+    log_in(page, "dana")
+    expect(page.get_by_test_id("user")).to_have_text("dana")
+
+    # A data scientist trains twice: a deliberately weak model, then the spec's parameters.
+    first = train_and_follow(page, "baseline with few iterations", "max_iter=3")
+    expect(page.locator(f'tr[data-run="{first}"]')).to_contain_text("v1")
+    second = train_and_follow(page, "full model")
+    row = page.locator(f'tr[data-run="{second}"]')
+    expect(row).to_contain_text("v2")
+    expect(row).to_contain_text("champion")  # the pipeline's gate promoted the better model
+    screenshot(page, "runs", docs=True)
+
+    page.goto("/")
+    expect(page.locator(f'tr[data-model="{MODEL}"]')).to_contain_text("champion v2")
+    screenshot(page, "models", docs=True)
+
+    page.goto(f"/models/{MODEL}")
+    expect(page.locator("tr[data-version]")).to_have_count(2)
+    expect(page.locator("#chart-metrics .main-svg").first).to_be_visible()
+    expect(page.get_by_test_id("lineage")).to_contain_text("fraud_detector_v1")
+    expect(page.get_by_test_id("lineage")).to_contain_text(second)
+    expect(page.get_by_test_id("promote-form")).to_have_count(0)  # promoting needs an approver
+    expect(page.get_by_test_id("rollback-form")).to_have_count(0)
+
+    compare = page.get_by_test_id("compare-form")
+    compare.locator("select[name=a]").select_option("1")
+    compare.locator("select[name=b]").select_option("2")
+    compare.get_by_role("button", name="Compare").click()
+    expect(page).to_have_url(re.compile(r"/models/fraud_detector/compare\?a=1&b=2$"))
+    expect(page.locator('tr[data-metric="roc_auc"]')).to_contain_text("+0.")  # v2 beats v1
+    expect(page.locator("#chart-compare .main-svg").first).to_be_visible()
+    expect(page.get_by_test_id("promote-candidate")).to_have_count(0)
+    screenshot(page, "compare", docs=True)
+    log_out(page)
+
+    # An approver rolls back to v1, promotes v2 again through the gate, and is refused promoting v1.
+    log_in(page, "alex")
+    page.goto(f"/models/{MODEL}")
+    rollback = page.get_by_test_id("rollback-form")
+    rollback.get_by_label("Reason").fill("v2 misbehaves in the canary")
+    rollback.get_by_role("button", name="Roll back to v1").click()
+    expect(page.get_by_test_id("flash")).to_contain_text("Rolled back: champion is v1 again (was v2)")
+    assert champion_badge(page) == "champion v1"
+
+    promote = page.get_by_test_id("promote-form")
+    promote.get_by_label("Version").select_option("2")
+    promote.get_by_label("Reason").fill("canary issue was the load balancer")
+    promote.get_by_role("button", name="Promote through the gate").click()
+    expect(page.get_by_test_id("flash")).to_contain_text("v2 promoted to champion (was v1)")
+    assert champion_badge(page) == "champion v2"
+    screenshot(page, "model", docs=True)
+
+    promote = page.get_by_test_id("promote-form")
+    promote.get_by_label("Version").select_option("1")
+    promote.get_by_role("button", name="Promote through the gate").click()
+    refusal = page.get_by_test_id("flash")
+    expect(refusal).to_contain_text("Refused by the promotion gate")
+    expect(refusal).to_contain_text("does not beat champion v2")
+    assert champion_badge(page) == "champion v2"
+    screenshot(page, "refused", docs=True)
+
+    page.goto("/audit?actor=alex")
+    audit = page.get_by_test_id("audit")
+    expect(audit.locator('tr[data-action="model.promote"][data-result="refused by gate"]')).to_have_count(1)
+    expect(audit.locator('tr[data-action="model.promote"][data-result="ok"]')).to_have_count(1)
+    expect(audit.locator('tr[data-action="model.rollback"][data-result="ok"]')).to_have_count(1)
+    page.goto("/audit")
+    expect(page.get_by_test_id("audit").locator('tr[data-action="training.trigger"]')).to_have_count(2)
+    screenshot(page, "audit", docs=True)
+    assert page.errors == []  # type: ignore[attr-defined]
+
+    trail = [(e.actor, e.action, e.result) for e in ui_world.services.audit.query(limit=20) if e.actor != "anonymous"]
+    assert ("dana", "training.trigger", "ok") in trail and ("alex", "model.rollback", "ok") in trail
+
+
+def test_a_viewer_sees_no_controls_and_a_forged_post_is_refused(ui_world: UiWorld, browser: Browser) -> None:
+    page = new_page(browser, ui_world.url)
+    log_in(page, "vic")
+    page.goto(f"/models/{MODEL}")
+    expect(page.get_by_role("heading", name=MODEL)).to_be_visible()
+    for form in ("train-form", "promote-form", "rollback-form", "deploy-form", "compare-form"):
+        expect(page.get_by_test_id(form)).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile("Promote|Roll back|Deploy|Start training"))).to_have_count(0)
+
+    # The session's own CSRF token (from the logout form) makes the forgery as good as it gets: the role decides.
+    csrf = page.locator('form[action="/logout"] input[name="csrf_token"]').get_attribute("value")
+    forged = page.request.post(f"/models/{MODEL}/promote", form={"csrf_token": csrf or "", "version": "1"})
+    assert forged.status == 403
+    assert "this needs the approver role; you have viewer" in forged.text()
+    [event] = ui_world.services.audit.query(actor="vic", action="model.promote", limit=1)
+    assert event.result == "denied"
+
+    page.goto(f"/models/{MODEL}/compare?a=1&b=2")  # comparing needs data-scientist, as in the REST API
+    expect(page.get_by_test_id("problem")).to_contain_text("this needs the data-scientist role; you have viewer")
+    screenshot(page, "forbidden")

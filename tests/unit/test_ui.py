@@ -1,0 +1,408 @@
+"""The web UI in-process (TestClient) over the same fakes as the API tests: login, pages per role, every form's
+outcome and refusal, CSRF, audit parity with the REST API, escaping, static files and security headers.
+
+The real browser, MLflow and Airflow are exercised in tests/ui; these tests pin the rules quickly.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from mlplatform.api import create_app
+from mlplatform.api.services import ApiServices
+from mlplatform.config import Settings
+from mlplatform.registry.mlflow_registry import RegistryUnavailableError
+from mlplatform.ui import charts
+from tests.unit.test_api_app import MODEL, PASSWORD, World, make_world, user_for
+
+CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]*)"')
+
+
+@pytest.fixture()
+def world(settings: Settings) -> World:
+    return make_world(settings)
+
+
+def form_token(html: str) -> str:
+    found = CSRF_INPUT.search(html)
+    assert found, "no CSRF field on the page"
+    return found.group(1)
+
+
+def ui_login(world: World, role: str, password: str = PASSWORD, next: str = "/") -> httpx.Response:
+    token = form_token(world.client.get("/login").text)
+    return world.client.post(
+        "/login",
+        data={"username": user_for(role), "password": password, "csrf_token": token, "next": next},
+        follow_redirects=False,
+    )
+
+
+def logged_in(world: World, role: str) -> str:
+    """Log in through the form; returns the session's CSRF token (as the pages embed it)."""
+    assert ui_login(world, role).status_code == 303
+    return form_token(world.client.get(f"/models/{MODEL}").text)
+
+
+def post_form(world: World, path: str, csrf: str, **fields: Any) -> httpx.Response:
+    return world.client.post(path, data={"csrf_token": csrf, **fields}, follow_redirects=False)
+
+
+def flashes_after(world: World, response: httpx.Response) -> str:
+    """The page a form redirected to, with its flash message."""
+    assert response.status_code == 303, response.text
+    return world.client.get(response.headers["location"]).text
+
+
+# -------------------------------------------------------------------------------------------------------- login
+
+
+def test_pages_need_a_session_and_come_back_after_login(world: World) -> None:
+    response = world.client.get(f"/models/{MODEL}?version=2", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=%2Fmodels%2Ffraud_detector%3Fversion%3D2"
+    page = world.client.get(response.headers["location"])
+    assert page.status_code == 200 and "mlp_login_csrf" in page.headers["set-cookie"]
+    assert 'value="/models/fraud_detector?version=2"' in page.text and "Sign in with SSO" not in page.text
+    logged = ui_login(world, "viewer", next="/models/fraud_detector?version=2")
+    assert logged.headers["location"] == "/models/fraud_detector?version=2"
+    session_cookie = next(c for c in logged.headers.get_list("set-cookie") if c.startswith("mlp_session="))
+    assert "httponly" in session_cookie.lower() and "samesite=lax" in session_cookie.lower()
+    [event] = world.audit(action="session.login", limit=1)
+    assert (event.actor, event.result, event.client) == ("viewer", "ok", "203.0.113.7")
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example", "/\\evil.example", "javascript:x"])
+def test_login_never_redirects_off_site(world: World, target: str) -> None:
+    assert ui_login(world, "viewer", next=target).headers["location"] == "/"
+
+
+def test_wrong_password_and_rate_limit_are_shown_and_audited(world: World) -> None:
+    wrong = ui_login(world, "approver", password="not the password")
+    assert wrong.status_code == 401 and "Unknown user or wrong password." in wrong.text
+    for _ in range(world.services.settings.api.login_attempts_per_minute - 1):
+        ui_login(world, "approver", password="not the password")
+    blocked = ui_login(world, "approver")
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+    assert "too many failed logins" in blocked.text
+    results = [event.result for event in world.audit(action="session.login", actor="approver")]
+    assert results[0] == "denied" and set(results[1:]) == {"failed"}
+
+
+def test_login_form_needs_its_csrf_token(world: World) -> None:
+    world.client.get("/login")
+    response = world.client.post(
+        "/login", data={"username": "viewer", "password": PASSWORD, "csrf_token": "forged"}, follow_redirects=False
+    )
+    assert response.status_code == 403 and "The login form expired" in response.text
+    assert "mlp_session" not in response.headers.get("set-cookie", "")
+    [event] = world.audit(action="session.login", limit=1)
+    assert event.result == "denied" and "CSRF" in event.reason
+
+
+def test_sso_link_appears_when_oidc_is_configured(settings: Settings) -> None:
+    oidc = settings.api.oidc.model_copy(update={"issuer": "https://id.example", "client_id": "mlplatform"})
+    configured = settings.model_copy(update={"api": settings.api.model_copy(update={"oidc": oidc})})
+    page = make_world(configured).client.get("/login").text
+    assert 'href="/api/v1/auth/oidc/login"' in page and "Sign in with SSO" in page
+
+
+def test_logout_ends_the_session(world: World) -> None:
+    csrf = logged_in(world, "viewer")
+    page = flashes_after(world, post_form(world, "/logout", csrf))
+    assert "viewer logged out." in page
+    assert world.client.get("/", follow_redirects=False).status_code == 303
+    assert world.audit(limit=1)[0].action == "session.logout"
+
+
+# --------------------------------------------------------------------------------------------------- role views
+
+FORMS = ("train-form", "promote-form", "rollback-form", "deploy-form", "compare-form")
+VISIBLE = {
+    "viewer": set(),
+    "data-scientist": {"train-form", "compare-form"},
+    "approver": set(FORMS),
+    "admin": set(FORMS),
+}
+
+
+@pytest.mark.parametrize("role", list(VISIBLE))
+def test_each_role_sees_only_the_controls_it_may_use(world: World, role: str) -> None:
+    logged_in(world, role)
+    page = world.client.get(f"/models/{MODEL}").text
+    shown = {form for form in FORMS if f'data-testid="{form}"' in page}
+    assert shown == VISIBLE[role]
+    assert ("Override the gate" in page) == (role == "admin")
+
+
+@pytest.mark.parametrize(
+    ("path", "fields", "action"),
+    [
+        (f"/models/{MODEL}/promote", {"version": "4"}, "model.promote"),
+        (f"/models/{MODEL}/rollback", {"reason": "x"}, "model.rollback"),
+        (f"/models/{MODEL}/deploy", {"backend": "kserve"}, "deployment.create"),
+        (f"/models/{MODEL}/train", {"reason": "x"}, "training.trigger"),
+    ],
+)
+def test_a_viewers_forged_post_is_403_and_audited(world: World, path: str, fields: dict[str, str], action: str) -> None:
+    csrf = logged_in(world, "viewer")
+    response = post_form(world, path, csrf, **fields)
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("text/html")
+    assert "you have viewer" in response.text
+    [event] = world.audit(action=action, limit=1)
+    assert (event.actor, event.result, event.target) == ("viewer", "denied", MODEL)
+    assert world.registry.aliases[MODEL]["champion"] == "2" and world.orchestrator.triggered == []
+
+
+def test_a_post_without_the_sessions_csrf_token_is_refused(world: World) -> None:
+    logged_in(world, "approver")
+    for token in ("", "forged"):
+        response = post_form(world, f"/models/{MODEL}/rollback", token, reason="x")
+        assert response.status_code == 403 and "CSRF" in response.text
+    assert all("CSRF" in event.reason for event in world.audit(action="model.rollback"))
+    assert world.registry.aliases[MODEL]["champion"] == "2"
+
+
+def test_an_expired_session_posting_goes_to_login(world: World) -> None:
+    response = world.client.post(f"/models/{MODEL}/rollback", data={"reason": "x"}, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+    assert "session has ended" in world.client.get("/login").text
+    assert world.audit(limit=1)[0].result == "unauthenticated"
+
+
+# ------------------------------------------------------------------------------------------------------ actions
+
+
+def test_promote_form_passes_the_gate_and_is_audited_like_the_api(world: World) -> None:
+    csrf = logged_in(world, "approver")
+    page = flashes_after(world, post_form(world, f"/models/{MODEL}/promote", csrf, version="4", reason="beats v2"))
+    assert "v4 promoted to champion (was v2)." in page and "roc_auc 0.9700 beats champion v2" in page
+    assert world.registry.aliases[MODEL]["champion"] == "4"
+    [event] = world.audit(action="model.promote")
+    assert (event.target, event.from_value, event.to_value, event.result, event.reason, event.client) == (
+        f"{MODEL}/v4",
+        "2",
+        "4",
+        "ok",
+        "beats v2",
+        "203.0.113.7",
+    )
+    assert "is already the champion" in flashes_after(
+        world, post_form(world, f"/models/{MODEL}/promote", csrf, version="4")
+    )
+
+
+def test_a_gate_refusal_is_a_message_with_the_reasons(world: World) -> None:
+    csrf = logged_in(world, "approver")
+    page = flashes_after(world, post_form(world, f"/models/{MODEL}/promote", csrf, version="3"))
+    assert "Refused by the promotion gate: gate failed" in page
+    assert "roc_auc 0.8000 is below the minimum 0.8500" in page
+    assert world.registry.aliases[MODEL]["champion"] == "2"
+    assert world.audit(limit=1)[0].result == "refused by gate"
+    # Overriding is for admins; an approver who forges the checkbox is refused, and audited.
+    forced = flashes_after(world, post_form(world, f"/models/{MODEL}/promote", csrf, version="3", override="true"))
+    assert "overriding the gate needs the admin role" in forced
+    assert world.audit(limit=1)[0].reason == "override needs role admin"
+
+
+def test_an_admin_overrides_the_gate_with_a_reason(world: World) -> None:
+    csrf = logged_in(world, "admin")
+    missing = flashes_after(world, post_form(world, f"/models/{MODEL}/promote", csrf, version="3", override="true"))
+    assert "an override needs a reason" in missing and world.registry.aliases[MODEL]["champion"] == "2"
+    forced = flashes_after(
+        world, post_form(world, f"/models/{MODEL}/promote", csrf, version="3", override="true", reason="incident 7")
+    )
+    assert "v3 promoted over the gate to champion (was v2)." in forced
+    assert world.audit(limit=1)[0].result == "ok (gate overridden)"
+
+
+def test_rollback_form_goes_back_once_then_says_there_is_nothing_left(world: World) -> None:
+    csrf = logged_in(world, "approver")
+    page = world.client.get(f"/models/{MODEL}").text
+    assert "Roll back to v1" in page
+    done = flashes_after(world, post_form(world, f"/models/{MODEL}/rollback", csrf, reason="latency"))
+    assert "Rolled back: champion is v1 again (was v2)." in done
+    assert "No earlier champion to go back to." in done
+    again = flashes_after(world, post_form(world, f"/models/{MODEL}/rollback", csrf, reason="again"))
+    assert "Nothing to roll back to" in again
+    assert [event.result for event in world.audit(action="model.rollback")] == ["refused", "ok"]
+
+
+def test_train_form_sends_typed_overrides_to_airflow(world: World) -> None:
+    csrf = logged_in(world, "data-scientist")
+    response = post_form(
+        world,
+        f"/models/{MODEL}/train",
+        csrf,
+        reason="tune",
+        params="max_iter=50, learning_rate=0.1 early_stopping=true loss=log_loss",
+        window_days="30",
+    )
+    assert response.headers["location"] == f"/runs?model={MODEL}"
+    page = world.client.get(response.headers["location"]).text
+    assert "Training run manual__1 of fraud_detector started" in page
+    assert '<meta http-equiv="refresh" content="5">' in page  # the fake's run stays queued
+    assert world.orchestrator.triggered == [
+        (
+            "train_fraud_detector",
+            {
+                "estimator_params": {"max_iter": 50, "learning_rate": 0.1, "early_stopping": True, "loss": "log_loss"},
+                "reason": "tune",
+                "requested_by": "data_scientist",
+                "window_days": 30,
+            },
+        )
+    ]
+    assert world.audit(limit=1)[0].action == "training.trigger"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"reason": ""}, "reason: String should have at least 1 character"),
+        ({"reason": "x", "params": "max_iter"}, "is not key=value"),
+        ({"reason": "x", "params": "bad-key=1"}, "estimator_params.bad-key"),
+        ({"reason": "x", "window_days": "0"}, "window_days: Input should be greater than or equal to 1"),
+        ({"reason": "x", "window_days": "soon"}, "window_days: Input should be a valid integer"),
+    ],
+)
+def test_invalid_train_forms_are_explained_and_start_nothing(
+    world: World, fields: dict[str, str], message: str
+) -> None:
+    csrf = logged_in(world, "data-scientist")
+    page = flashes_after(world, post_form(world, f"/models/{MODEL}/train", csrf, **fields))
+    assert "The form is invalid" in page and message in page
+    assert world.orchestrator.triggered == []
+
+
+def test_deploy_and_undeploy_forms(world: World) -> None:
+    csrf = logged_in(world, "approver")
+    page = flashes_after(world, post_form(world, f"/models/{MODEL}/deploy", csrf, backend="kserve"))
+    assert "fraud_detector is served by kserve at http://127.0.0.1:1." in page
+    assert 'data-testid="deployment"' in page and "Stop serving" in page
+    conflict = flashes_after(world, post_form(world, f"/models/{MODEL}/deploy", csrf, backend="bentoml"))
+    assert "Deployment failed: fraud_detector is already served by kserve" in conflict
+    bad = flashes_after(world, post_form(world, f"/models/{MODEL}/deploy", csrf, backend="docker"))
+    assert "backend: Input should be &#39;bentoml&#39; or &#39;kserve&#39;" in bad
+    gone = flashes_after(world, post_form(world, f"/models/{MODEL}/undeploy", csrf))
+    assert "fraud_detector is no longer served." in gone
+    assert [e.result for e in world.audit(target=MODEL, action="deployment.create")] == ["failed", "ok"]
+
+
+def test_unknown_model_is_a_404_page(world: World) -> None:
+    csrf = logged_in(world, "admin")
+    assert world.client.get("/models/no_such_model").status_code == 404
+    refused = post_form(world, "/models/no_such_model/rollback", csrf, reason="x")
+    assert "no model named &#39;no_such_model&#39;" in flashes_after(world, refused)
+    invalid = world.client.get("/models/Not-A-Name")
+    assert invalid.status_code == 422 and invalid.headers["content-type"].startswith("text/html")
+
+
+# -------------------------------------------------------------------------------------------------------- pages
+
+
+def test_models_list_shows_health_at_a_glance(world: World) -> None:
+    logged_in(world, "viewer")
+    page = world.client.get("/").text
+    assert 'data-model="fraud_detector"' in page
+    assert "champion v2 · roc_auc 0.9500" in page and "not deployed" in page and "dot-ok" in page
+
+
+def test_model_page_shows_versions_chart_lineage_and_history(world: World) -> None:
+    logged_in(world, "viewer")
+    page = world.client.get(f"/models/{MODEL}?version=1").text
+    assert page.count("<tr data-version=") == 4
+    assert 'data-plotly="chart-metrics"' in page and "Holdout metrics by version" in page
+    assert "Lineage of v1" in page and "outside Airflow" in page
+    assert "pipeline" in page and "better" in page  # alias history: who and why
+
+
+def test_compare_page_previews_the_gate(world: World) -> None:
+    logged_in(world, "approver")
+    page = world.client.get(f"/models/{MODEL}/compare?a=2&b=3").text
+    assert "Gate: v3 as champion" in page and "would refuse" in page and "below the minimum" in page
+    assert 'data-testid="promote-candidate"' in page
+    assert re.search(r'data-metric="roc_auc".*?-0\.1500', page, re.S)
+    default = world.client.get(f"/models/{MODEL}/compare").text
+    assert "v2 vs v4" in default and "would pass" in default  # champion against the newest other version
+    missing = world.client.get(f"/models/{MODEL}/compare?a=1&b=99")
+    assert missing.status_code == 404
+
+
+def test_comparing_needs_a_data_scientist(world: World) -> None:
+    logged_in(world, "viewer")
+    response = world.client.get(f"/models/{MODEL}/compare?a=1&b=2")
+    assert response.status_code == 403 and "this needs the data-scientist role; you have viewer" in response.text
+
+
+def test_audit_page_filters_pages_and_escapes(world: World) -> None:
+    csrf = logged_in(world, "data-scientist")
+    post_form(world, f"/models/{MODEL}/train", csrf, reason="<script>alert(1)</script>")
+    page = world.client.get("/audit?action=training.trigger").text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
+    assert page.count('data-action="training.trigger"') == 1
+    for _ in range(55):
+        world.services.audit.record(actor="bot", action="probe", target="x", result="ok")
+    first = world.client.get("/audit?actor=bot").text
+    assert first.count('data-action="probe"') == 50
+    older = re.search(r'href="/audit\?actor=bot&amp;before_id=(\d+)"', first)
+    assert older, "no link to older events"
+    second = world.client.get(f"/audit?actor=bot&before_id={older.group(1)}").text
+    assert second.count('data-action="probe"') == 5
+    assert world.client.get("/audit?before_id=0").status_code == 422
+
+
+def test_a_tampered_flash_cookie_is_ignored(world: World) -> None:
+    logged_in(world, "viewer")
+    world.client.cookies.set("mlp_flash", "forged.message")
+    assert 'data-testid="flash"' not in world.client.get("/").text
+
+
+def test_a_backend_outage_blanks_only_its_section(settings: Settings) -> None:
+    def unavailable() -> Any:
+        raise RegistryUnavailableError("MLflow at http://127.0.0.1:1 is unreachable")
+
+    world = make_world(settings)
+    world.services.registry_factory = unavailable
+    world.services._cache.clear()
+    logged_in(world, "viewer")
+    listing = world.client.get("/")
+    assert listing.status_code == 200 and "registry unavailable" in listing.text
+    page = world.client.get(f"/models/{MODEL}")
+    assert page.status_code == 200 and "registry: MLflow at http://127.0.0.1:1 is unreachable" in page.text
+
+
+# ------------------------------------------------------------------------------------------ assets and headers
+
+
+def test_pages_carry_security_headers_and_stay_out_of_openapi(world: World) -> None:
+    response = world.client.get("/login")
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["x-frame-options"] == "DENY" and response.headers["x-content-type-options"] == "nosniff"
+    paths = world.client.get("/openapi.json").json()["paths"]
+    assert all(path.startswith(("/api/", "/healthz", "/readyz", "/metrics")) for path in paths)
+
+
+def test_plotly_comes_from_the_installed_package(world: World) -> None:
+    url = f"/static/plotly-{charts.plotly_version()}.min.js"
+    response = world.client.get(url, headers={"accept-encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip" and "immutable" in response.headers["cache-control"]
+    assert int(response.headers["content-length"]) < len(response.content) / 2  # sent compressed
+    assert response.content.startswith(b"/**") and b"plotly.js v2" in response.content[:400]
+    plain = world.client.get(url, headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == response.content
+    assert world.client.get("/static/plotly-0.0.1.min.js").status_code == 404
+    assert world.client.get("/static/ui.css").headers["content-type"].startswith("text/css")
+    assert world.client.get("/static/..%2F__init__.py").status_code == 404
+    assert world.client.get("/static/missing.js").status_code == 404
+
+
+def test_the_ui_shares_one_app_with_the_api(settings: Settings) -> None:
+    services = ApiServices.from_settings(settings)
+    app = create_app(settings, services)
+    assert app.state.ui is not None and app.state.services is services
