@@ -7,7 +7,7 @@ export UV_PYTHON := python3.11
 RUN := $(UV) run --frozen --no-sync
 MLP := $(RUN) mlplatform
 
-.PHONY: install demo down test lint typecheck fmt settings-docs api-docs bench clean
+.PHONY: install demo down test lint typecheck fmt settings-docs api-docs dashboards bench clean
 
 install: ## Create .venv with every extra and the dev tools, exactly as uv.lock pins them
 	@command -v $(UV) >/dev/null || python3.11 -m pip install --quiet uv
@@ -48,6 +48,9 @@ settings-docs: install ## Regenerate docs/settings.md from the Settings model
 
 api-docs: install ## Regenerate docs/api.md from the API's OpenAPI document
 	$(MLP) api docs > docs/api.md
+
+dashboards: install ## Regenerate the Grafana dashboards (monitoring/grafana/dashboards/*.json) from mlplatform.monitoring.dashboards
+	$(RUN) python -m mlplatform.monitoring.cli dashboards --out monitoring/grafana/dashboards
 
 bench: install ## Benchmarks print their figures (slow; not part of `make test`)
 	$(RUN) python benchmarks/training_set.py
