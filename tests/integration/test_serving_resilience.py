@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 
 from mlplatform.config import Settings
@@ -64,6 +65,44 @@ def test_v2_conformance_with_tritonclient(
     only_key.set_data_from_numpy(customers[:1], binary_data=True)
     with pytest.raises(triton.InferenceServerException, match=r"inputs\.amount: required"):
         client.infer(MODEL, [only_key])
+
+
+def test_grpc_is_off_by_default_and_serves_v2_when_configured(
+    served_world: ServedWorld, tmp_path: Path, running: list[ServerProcess]
+) -> None:
+    """A real gRPC client (KServe's generated v2 stubs) against the server: off unless ``serving.grpc_port``."""
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as v2
+    from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+
+    grpc_port = free_port()
+    server = start_server("kserve", serving_settings(served_world.settings, tmp_path, grpc_port=grpc_port))
+    running.append(server)
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        stub = GRPCInferenceServiceStub(channel)
+        assert stub.ServerLive(v2.ServerLiveRequest(), timeout=10).live
+        assert stub.ModelReady(v2.ModelReadyRequest(name=MODEL), timeout=10).ready
+        request = v2.ModelInferRequest(model_name=MODEL, id="grpc-1")
+        key = request.inputs.add(name="customer_id", datatype="INT64", shape=[2])
+        key.contents.int64_contents.extend([served_world.customers[0], 999_999])
+        amount = request.inputs.add(name="amount", datatype="FP64", shape=[2])
+        amount.contents.fp64_contents.extend([42.0, 5.0])
+        response = stub.ModelInfer(request, timeout=30)
+    assert (response.id, response.model_name, response.model_version) == ("grpc-1", MODEL, "1")
+    outputs = {output.name: output for output in response.outputs}
+    probability = list(outputs["probability"].contents.fp64_contents)
+    assert 0.0 <= probability[0] <= 1.0 and probability[1] == -1.0
+    errors = [item.decode() for item in outputs["error"].contents.bytes_contents]
+    assert errors[0] == "" and errors[1].startswith("unknown entity customer_id=999999")
+
+    default = start_server("kserve", serving_settings(served_world.settings, tmp_path / "default"))
+    running.append(default)
+    listening = {
+        connection.laddr.port
+        for connection in psutil.Process(default.process.pid).net_connections("tcp")
+        if connection.status == psutil.CONN_LISTEN
+    }
+    assert listening == {default.settings.serving.port}  # HTTP only: no gRPC port of its own
 
 
 @pytest.mark.parametrize("kind", KINDS)
