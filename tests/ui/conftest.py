@@ -1,4 +1,4 @@
-"""Browser tests: Debian's Chromium driven by Playwright, against the real API app served by uvicorn.
+"""Browser tests: Debian's Chromium driven by Playwright, against the platform's real API/UI server.
 
 Chromium comes from the system (``/usr/bin/chromium``; CI installs the Debian package), never from
 ``playwright install``.  Without it the tests skip locally and fail under CI, so a green CI means they ran.
@@ -9,19 +9,15 @@ the flow test also refreshes the guide's images under ``docs/images/``.
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import REPO_ROOT, free_port
+from tests.conftest import REPO_ROOT
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
     from playwright.sync_api import Browser, Page
 
 CHROMIUM = Path(os.environ.get("MLP_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -36,35 +32,6 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1280, "height": 860}
 ARTIFACTS = Path(os.environ.get("MLP_UI_ARTIFACTS", REPO_ROOT / "ui-artifacts"))
 DOCS_IMAGES = REPO_ROOT / "docs" / "images"
-
-
-@dataclass
-class LiveServer:
-    """A uvicorn server running an app in a background thread of the test process."""
-
-    url: str
-    server: Any
-    thread: threading.Thread
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
-def serve(app: FastAPI) -> LiveServer:
-    """Serve ``app`` on a free loopback port, like `mlplatform api serve` does; returns once it accepts requests."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name="uvicorn-ui-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the API server did not start")
-        time.sleep(0.05)
-    return LiveServer(f"http://127.0.0.1:{port}", server, thread)
 
 
 @pytest.fixture(scope="session")
@@ -104,12 +71,12 @@ def new_page(browser: Browser, base_url: str) -> Page:
     return page
 
 
-def screenshot(page: Page, name: str, *, docs: bool = False) -> Path:
+def screenshot(page: Page, name: str, *, docs: bool = False, max_height: int = 4000) -> Path:
     """Keep a screenshot of the page's content as a test artifact; with MLP_UI_DOCS_IMAGES=1 the guide's copy too."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     box = page.locator("main").bounding_box()
-    height = round(box["y"] + box["height"] + 8) if box else VIEWPORT["height"]
+    height = min(round(box["y"] + box["height"] + 8) if box else VIEWPORT["height"], max_height)
     page.screenshot(path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": VIEWPORT["width"], "height": height})
     if docs and os.environ.get("MLP_UI_DOCS_IMAGES") == "1":
         _small_png(path, DOCS_IMAGES / f"ui-{name}.png")
@@ -125,4 +92,4 @@ def _small_png(source: Path, target: Path) -> None:
         image = image.convert("RGB")
         if image.width > 1100:
             image = image.resize((1100, round(image.height * 1100 / image.width)), Image.Resampling.LANCZOS)
-        image.quantize(colors=96, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+        image.quantize(colors=128, method=Image.Quantize.MAXCOVERAGE).save(target, optimize=True)

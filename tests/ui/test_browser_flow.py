@@ -1,10 +1,11 @@
-"""The data scientist's and the approver's flow in a real browser, on a real stack.
+"""The data scientist's and the approver's flow in a real browser, on the real embedded stack.
 
-Chromium (Playwright) talks to the real API app served by uvicorn; the app talks to a real MLflow server and a real
-Airflow (the embedded stack), which trains the model from the repository's spec on the small demo world.  Two
-training runs are started from the UI and followed until they finish (about half a minute each), then versions are
-compared, the champion is rolled back, promoted through the gate and refused by it, and the audit log shows it all.
-A viewer sees none of the controls and a forged POST is refused with 403 and audited.
+Chromium (Playwright) talks to the platform API/UI process that `mlplatform stack up` starts, as after
+`make demo`; it talks to the stack's MLflow server and Airflow, which trains the model from the repository's spec
+on the small demo world.  Two training runs are started from the UI and followed until they finish (about half a
+minute each), then versions are compared, the champion is rolled back, promoted through the gate, deployed (a
+KServe process), refused by the gate, undeployed, and the audit log shows it all.  A viewer sees none of the
+controls and a forged POST is refused with 403 and audited.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from dataclasses import dataclass
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from mlplatform.api import create_app
-from mlplatform.api.services import ApiServices
 from mlplatform.config import Settings, get_settings
+from mlplatform.deploy.local import LocalProcessDeployer
 from mlplatform.stack import EmbeddedStack
+from mlplatform.store import PlatformStore
+from mlplatform.store.audit import AuditLog
+from mlplatform.store.auth import AuthRepository
 from tests.conftest import REPO_ROOT, free_port
 from tests.integration.conftest import build_world
-from tests.ui.conftest import LiveServer, new_page, screenshot, serve
+from tests.ui.conftest import new_page, screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -36,17 +39,16 @@ RUN_TIMEOUT_S = 300
 @dataclass
 class UiWorld:
     settings: Settings
-    services: ApiServices
-    server: LiveServer
+    audit: AuditLog
 
     @property
     def url(self) -> str:
-        return self.server.url
+        return self.settings.api.resolved_public_url()
 
 
 @pytest.fixture(scope="module")
 def ui_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiWorld]:
-    """Demo data and Feast registry, MLflow + Airflow up, users of each role, and the API/UI serving."""
+    """Demo data and Feast registry, the stack up (MLflow, Airflow, platform API/UI), and users of each role."""
     state = tmp_path_factory.mktemp("ui") / "state"
     settings = get_settings(
         state_dir=state,
@@ -54,21 +56,22 @@ def ui_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiWorld]:
         feast={"repo_path": REPO_ROOT / "feature_repo", "project": "mlp_ui"},
         airflow={"dags_folder": REPO_ROOT / "pipelines" / "dags", "port": free_port()},
         mlflow={"port": free_port()},
+        api={"port": free_port()},
+        serving={"port": free_port(), "servers_dir": REPO_ROOT / "serving"},
     )
     build_world(settings)
     stack = EmbeddedStack(settings)
-    server = None
+    store = PlatformStore.connect(settings.db_url)
     try:
         stack.up()
-        services = ApiServices.from_settings(settings)
+        auth = AuthRepository(store)  # the same platform DB the API process reads
         for username, role in USERS.items():
-            services.auth.create_user(username, role, PASSWORD)
-        server = serve(create_app(settings, services))
-        yield UiWorld(settings, services, server)
+            auth.create_user(username, role, PASSWORD)
+        yield UiWorld(settings, AuditLog(store))
     finally:
-        if server is not None:
-            server.stop()
+        LocalProcessDeployer(settings).undeploy(MODEL)  # in case the test stopped before "Stop serving"
         stack.down()  # also on failure: never leave servers behind
+        store.dispose()
 
 
 def log_in(page: Page, username: str, password: str = PASSWORD) -> None:
@@ -168,6 +171,15 @@ def test_train_compare_roll_back_promote_and_audit(ui_world: UiWorld, browser: B
     promote.get_by_role("button", name="Promote through the gate").click()
     expect(page.get_by_test_id("flash")).to_contain_text("v2 promoted to champion (was v1)")
     assert champion_badge(page) == "champion v2"
+
+    # Deploying serves the champion (KServe here: the lighter server); the lineage chain ends at the deployment.
+    deploy = page.get_by_test_id("deploy-form")
+    deploy.get_by_label("Backend").select_option("kserve")
+    deploy.get_by_label("Reason").fill("serve the approved champion")
+    deploy.get_by_role("button", name="Deploy").click()
+    expect(page.get_by_test_id("flash")).to_contain_text("fraud_detector is served by kserve", timeout=240_000)
+    expect(page.get_by_test_id("deployment")).to_contain_text("ready")
+    expect(page.get_by_test_id("lineage")).to_contain_text("kserve (ready)")
     screenshot(page, "model", docs=True)
 
     promote = page.get_by_test_id("promote-form")
@@ -177,19 +189,23 @@ def test_train_compare_roll_back_promote_and_audit(ui_world: UiWorld, browser: B
     expect(refusal).to_contain_text("Refused by the promotion gate")
     expect(refusal).to_contain_text("does not beat champion v2")
     assert champion_badge(page) == "champion v2"
-    screenshot(page, "refused", docs=True)
+    screenshot(page, "refused", docs=True, max_height=560)
+    page.get_by_role("button", name="Stop serving").click()
+    expect(page.get_by_test_id("flash")).to_contain_text("fraud_detector is no longer served.")
 
     page.goto("/audit?actor=alex")
     audit = page.get_by_test_id("audit")
     expect(audit.locator('tr[data-action="model.promote"][data-result="refused by gate"]')).to_have_count(1)
     expect(audit.locator('tr[data-action="model.promote"][data-result="ok"]')).to_have_count(1)
     expect(audit.locator('tr[data-action="model.rollback"][data-result="ok"]')).to_have_count(1)
+    expect(audit.locator('tr[data-action="deployment.create"][data-result="ok"]')).to_have_count(1)
+    expect(audit.locator('tr[data-action="deployment.delete"][data-result="ok"]')).to_have_count(1)
     page.goto("/audit")
     expect(page.get_by_test_id("audit").locator('tr[data-action="training.trigger"]')).to_have_count(2)
     screenshot(page, "audit", docs=True)
     assert page.errors == []  # type: ignore[attr-defined]
 
-    trail = [(e.actor, e.action, e.result) for e in ui_world.services.audit.query(limit=20) if e.actor != "anonymous"]
+    trail = [(e.actor, e.action, e.result) for e in ui_world.audit.query(limit=20) if e.actor != "anonymous"]
     assert ("dana", "training.trigger", "ok") in trail and ("alex", "model.rollback", "ok") in trail
 
 
@@ -207,7 +223,7 @@ def test_a_viewer_sees_no_controls_and_a_forged_post_is_refused(ui_world: UiWorl
     forged = page.request.post(f"/models/{MODEL}/promote", form={"csrf_token": csrf or "", "version": "1"})
     assert forged.status == 403
     assert "this needs the approver role; you have viewer" in forged.text()
-    [event] = ui_world.services.audit.query(actor="vic", action="model.promote", limit=1)
+    [event] = ui_world.audit.query(actor="vic", action="model.promote", limit=1)
     assert event.result == "denied"
 
     page.goto(f"/models/{MODEL}/compare?a=1&b=2")  # comparing needs data-scientist, as in the REST API

@@ -200,7 +200,7 @@ def test_promote_form_passes_the_gate_and_is_audited_like_the_api(world: World) 
 def test_a_gate_refusal_is_a_message_with_the_reasons(world: World) -> None:
     csrf = logged_in(world, "approver")
     page = flashes_after(world, post_form(world, f"/models/{MODEL}/promote", csrf, version="3"))
-    assert "Refused by the promotion gate: gate failed" in page
+    assert "Refused by the promotion gate: v3 was not promoted." in page
     assert "roc_auc 0.8000 is below the minimum 0.8500" in page
     assert world.registry.aliases[MODEL]["champion"] == "2"
     assert world.audit(limit=1)[0].result == "refused by gate"

@@ -211,7 +211,10 @@ def promote(
         body = validated(PromoteRequest, version=version, reason=reason.strip() or None, override=override)
         result = operations.promote(request, services, principal, name, body)
     except (Problem, FormError) as refusal:
-        return render.redirect(model_url(name), refused(refusal))
+        message = refused(refusal)
+        if isinstance(refusal, Problem) and refusal.type.endswith("/gate-refused"):
+            message = Flash("error", f"Refused by the promotion gate: v{version} was not promoted.", message.details)
+        return render.redirect(model_url(name), message)
     gate = tuple(result.gate.reasons)
     if not result.promoted:
         return render.redirect(model_url(name), Flash("info", f"v{result.version} is already the champion.", gate))

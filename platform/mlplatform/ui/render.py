@@ -59,11 +59,14 @@ class Flash:
     @classmethod
     def from_problem(cls, problem: Problem) -> Flash:
         """A refusal in the API's own words (the gate's reasons included)."""
-        reasons = problem.extensions.get("reasons") or [
+        reasons = problem.extensions.get("reasons")
+        if reasons:  # the gate's detail is its reasons joined up: list them once, as bullets
+            return cls("error", f"{problem.title}.", tuple(str(reason) for reason in reasons))
+        errors = [
             f"{'.'.join(str(part) for part in error.get('loc', [])[1:])}: {error.get('msg', '')}"
             for error in problem.extensions.get("errors", [])
         ]
-        return cls("error", f"{problem.title}: {problem.detail}", tuple(str(reason) for reason in reasons))
+        return cls("error", f"{problem.title}: {problem.detail}", tuple(errors))
 
 
 def when(value: datetime | int | None) -> str:
