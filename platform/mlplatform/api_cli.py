@@ -122,7 +122,7 @@ def users_list() -> None:
             user.username,
             user.role,
             str(user.active),
-            "yes" if user.has_password else "no",
+            "sso" if user.external_issuer else ("yes" if user.has_password else "no"),
             user.created_at.isoformat(),
         )
     console.print(table)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from mlplatform.api.problems import install_problem_handlers
-from mlplatform.api.routers import audit, auth, deployments, models, ops, training
+from mlplatform.api.routers import audit, auth, deployments, models, oidc, ops, training
 from mlplatform.api.services import ApiServices
 from mlplatform.config import Settings
 from mlplatform.ui import install_ui
@@ -34,7 +34,7 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
     app.state.services = services
     install_problem_handlers(app)
     app.middleware("http")(services.metrics.middleware)
-    for module in (ops, auth, models, training, deployments, audit):
+    for module in (ops, auth, oidc, models, training, deployments, audit):
         app.include_router(module.router)
     install_ui(app, services)  # the web UI at /, after the API so /api/v1 paths always win
     return app

@@ -12,7 +12,8 @@ from mlplatform.store.auth import USERNAME_PATTERN
 
 MAX_REASON = 500
 MAX_OVERRIDES = 32
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REASON)]
+# The pattern tells the schema's readers what stripping enforces: a reason that is only blanks is no reason.
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REASON, pattern=r"\S")]
 ModelName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Version = Annotated[int, Field(gt=0, le=10**9)]
 Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
@@ -50,6 +51,15 @@ class TrainRequest(_Body):
 
 
 class PromoteRequest(_Body):
+    # The route refuses an override without a reason (after the admin check, so a non-admin's attempt is audited as
+    # denied); the schema states the same rule so clients and fuzzers know it.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"override": {"const": True}}, "required": ["override"]},
+            "then": {"required": ["reason"], "properties": {"reason": {"type": "string", "pattern": r"\S"}}},
+        }
+    )
+
     version: Version
     reason: Reason | None = Field(None, description="Why; required with override.")
     override: bool = Field(False, description="Promote even if the gate refuses (admin only, reason required).")
@@ -104,6 +114,7 @@ class UserOut(_FromDomain):
     active: bool
     created_at: datetime
     has_password: bool
+    external_issuer: str | None = Field(None, description="OpenID Connect issuer of an SSO user; null for local users.")
 
 
 class TokenOut(_FromDomain):

@@ -68,6 +68,7 @@ class User:
     active: bool
     created_at: datetime
     has_password: bool
+    external_issuer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ def _user(row: UserRow) -> User:
         active=row.active,
         created_at=_utc(row.created_at),
         has_password=row.password_hash is not None,
+        external_issuer=row.external_issuer,
     )
 
 
@@ -189,6 +191,32 @@ class AuthRepository:
             if session.scalar(select(UserRow.id).where(UserRow.username == username)) is not None:
                 raise AuthStoreError(f"user {username!r} already exists")
             session.add(row)
+        return _user(row)
+
+    def sign_in_external(self, username: str, issuer: str, role: str) -> User:
+        """The user an OpenID Connect provider vouches for: created on first sign-in, role refreshed on each.
+
+        A local user of the same name (or one from another provider) is never taken over: a provider that can
+        assert any name must not become a way into an account it does not own.
+        """
+        check_username(username)
+        check_role(role)
+        with self.store.session() as session, session.begin():
+            row = session.scalar(select(UserRow).where(UserRow.username == username))
+            if row is None:
+                row = UserRow(
+                    username=username,
+                    password_hash=None,
+                    role=role,
+                    active=True,
+                    created_at=datetime.now(UTC),
+                    external_issuer=issuer,
+                )
+                session.add(row)
+            elif row.external_issuer != issuer:
+                raise AuthStoreError(f"user {username!r} exists and does not sign in through this provider")
+            else:
+                row.role = role
         return _user(row)
 
     def get_user(self, username: str) -> User | None:

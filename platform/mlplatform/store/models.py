@@ -53,7 +53,11 @@ class PredictionLogRow(Base):
 
 
 class UserRow(Base):
-    """A local user: password stored as an argon2 hash only; ``role`` is one of the platform roles."""
+    """A user: password stored as an argon2 hash only; ``role`` is one of the platform roles.
+
+    ``external_issuer`` is set for users who sign in through OpenID Connect: that provider vouches for them, they
+    have no password here, and their role follows the provider's claims at each login.
+    """
 
     __tablename__ = "users"
 
@@ -63,6 +67,7 @@ class UserRow(Base):
     role: Mapped[str] = mapped_column(String(32))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    external_issuer: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class ApiTokenRow(Base):
