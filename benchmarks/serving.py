@@ -10,7 +10,9 @@ What it does:
    on), a warm-up, then per repetition an open-loop run of single-entity requests at ``--rate`` and one of
    32-entity batches at ``--batch-rate`` (``benchmarks/loadgen.py`` in its own process).
 3. The bare baseline: the same model behind a minimal Starlette app with the features inline.
-4. Prints a table of medians (min-max over repetitions) and writes ``results.json`` next to the world.
+4. Prints a table of medians (min-max over repetitions), with the p99 as a ratio of the bare server's (the
+   platform's overhead) and the servers' CPU per single-entity request (process tree, from ``psutil``), and
+   writes ``results.json`` next to the world.
 
 With ``--cpu-split`` (default on machines with 2+ cores) servers run on CPU 0 and the load generator on CPU 1.
 """
@@ -109,24 +111,40 @@ def load(url: str, bodies: list[Any], rate: float, duration: float, cpu_split: b
     return dict(json.loads(completed.stdout.strip().splitlines()[-1]))
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a server and all its children (BentoML runs an arbiter and a worker)."""
+    import psutil
+
+    leader = psutil.Process(pid)
+    total = 0.0
+    for process in [leader, *leader.children(recursive=True)]:
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
+
+
 def measure(
-    name: str, predict_url: str, bodies: tuple[list[Any], list[Any]], args: argparse.Namespace
+    name: str, predict_url: str, bodies: tuple[list[Any], list[Any]], args: argparse.Namespace, pid: int
 ) -> list[dict[str, Any]]:
+    """Warm-up, then per repetition a single-entity and a batch run; server CPU per single request as well."""
     singles, batches = bodies
     load(predict_url, singles, rate=50, duration=3, cpu_split=args.cpu_split)  # warm-up
     rows = []
     for repetition in range(args.reps):
+        cpu_before = server_cpu_seconds(pid)
         single = load(predict_url, singles, args.rate, args.duration, args.cpu_split)
+        single["server_cpu_ms"] = (server_cpu_seconds(pid) - cpu_before) * 1000.0 / max(single["ok"], 1)
         batch = load(predict_url, batches, args.batch_rate, args.duration, args.cpu_split)
         print(
-            f"  {name} rep {repetition + 1}: single p99 {single['p99_ms']:.1f} ms, batch p99 {batch['p99_ms']:.1f} ms"
+            f"  {name} rep {repetition + 1}: single p99 {single['p99_ms']:.1f} ms, "
+            f"{single['server_cpu_ms']:.2f} ms CPU/request, batch p99 {batch['p99_ms']:.1f} ms"
         )
         rows.append({"single": single, "batch": batch})
     return rows
 
 
-def summary(values: list[float]) -> str:
-    return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
+def summary(values: list[float], digits: int = 1) -> str:
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 def print_table(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> None:
@@ -135,17 +153,20 @@ def print_table(results: dict[str, list[dict[str, Any]]], args: argparse.Namespa
         f"{args.reps} x {args.duration:.0f} s; median (min-max)"
     )
     header = (
-        f"{'server':<10} {'p50 ms':>18} {'p95 ms':>18} {'p99 ms':>18} {'failed':>7} "
-        f"{'batch p99 ms':>18} {'entities/s':>20}"
+        f"{'server':<10} {'p50 ms':>18} {'p95 ms':>18} {'p99 ms':>18} {'p99/bare':>9} {'CPU ms/req':>16} "
+        f"{'failed':>7} {'batch p99 ms':>18} {'entities/s':>20}"
     )
     print(header)
+    bare_p99 = statistics.median(row["single"]["p99_ms"] for row in results["bare"]) if "bare" in results else None
     for name, rows in results.items():
         single = [row["single"] for row in rows]
         batch = [row["batch"] for row in rows]
+        p99 = [s["p99_ms"] for s in single]
+        ratio = f"{statistics.median(p99) / bare_p99:.2f}" if bare_p99 else "-"
         print(
             f"{name:<10} {summary([s['p50_ms'] for s in single]):>18} {summary([s['p95_ms'] for s in single]):>18} "
-            f"{summary([s['p99_ms'] for s in single]):>18} {sum(s['failed'] for s in single):>7} "
-            f"{summary([b['p99_ms'] for b in batch]):>18} "
+            f"{summary(p99):>18} {ratio:>9} {summary([s['server_cpu_ms'] for s in single], 2):>16} "
+            f"{sum(s['failed'] for s in single):>7} {summary([b['p99_ms'] for b in batch]):>18} "
             f"{summary([b['throughput_rps'] * BATCH for b in batch]):>20}"
         )
 
@@ -180,7 +201,10 @@ def main() -> None:
             print(f"{backend}: starting", flush=True)
             deployment = deployer.deploy(MODEL, backend)  # type: ignore[arg-type]
             try:
-                results[backend] = measure(backend, deployment.predict_url, platform_bodies(backend, entities), args)
+                pid = supervisor.status(f"serve-{MODEL}").pid
+                assert pid is not None, f"{backend} server has no pid"
+                bodies = platform_bodies(backend, entities)
+                results[backend] = measure(backend, deployment.predict_url, bodies, args, pid)
             finally:
                 deployer.undeploy(MODEL)
         results["bare"] = run_bare(settings, entities, args)
@@ -215,7 +239,10 @@ def run_bare(settings: Any, entities: list[dict[str, Any]], args: argparse.Names
     try:
         supervisor.wait_healthy("bare", f"http://127.0.0.1:{port}/readyz", timeout=120)
         print("bare: started", flush=True)
-        return measure("bare", f"http://127.0.0.1:{port}/predict", bare_bodies(settings, entities, model_inputs), args)
+        pid = supervisor.status("bare").pid
+        assert pid is not None
+        bodies = bare_bodies(settings, entities, model_inputs)
+        return measure("bare", f"http://127.0.0.1:{port}/predict", bodies, args, pid)
     finally:
         supervisor.stop("bare")
 
