@@ -203,3 +203,10 @@ def test_embedded_token_file_is_replaced_when_revoked(settings: Settings, embedd
     assert cli(["deployments", "--json"], embedded_env) == []
     assert [t.revoked_at is None for t in auth.list_tokens("admin")] == [False, True]
     assert Path(cli_token_path(settings)).read_text().strip() != ""
+
+
+def test_the_token_is_never_shown_by_settings_show(served: Served) -> None:
+    env = served.env("viewer")
+    shown = runner.invoke(app, ["settings", "show"], env=env)
+    assert shown.exit_code == 0 and env["MLP_API_TOKEN"] not in shown.output
+    assert json.loads(shown.stdout)["api_url"] == served.url
