@@ -108,7 +108,7 @@ def test_sso_link_appears_when_oidc_is_configured(settings: Settings) -> None:
     oidc = settings.api.oidc.model_copy(update={"issuer": "https://id.example", "client_id": "mlplatform"})
     configured = settings.model_copy(update={"api": settings.api.model_copy(update={"oidc": oidc})})
     page = make_world(configured).client.get("/login").text
-    assert 'href="/api/v1/auth/oidc/login"' in page and "Sign in with SSO" in page
+    assert 'href="/api/v1/auth/oidc/login?next=/"' in page and "Sign in with SSO" in page
 
 
 def test_logout_ends_the_session(world: World) -> None:

@@ -134,13 +134,17 @@ def compare_versions(services: ApiServices, name: str, a: int, b: int) -> dict[s
     """Two versions and their metrics side by side (``difference`` is b - a)."""
     services.spec(name)
     first, second = find_version(services, name, a), find_version(services, name, b)
-    metric_names = sorted(set(first.metrics) | set(second.metrics))
+    return {"model": name, "a": version_view(first), "b": version_view(second), "metrics": metric_rows(first, second)}
+
+
+def metric_rows(first: VersionInfo, second: VersionInfo) -> list[dict[str, Any]]:
+    """Every metric either version has, both values and the difference (second - first)."""
     rows = []
-    for metric in metric_names:
+    for metric in sorted(set(first.metrics) | set(second.metrics)):
         left, right = first.metrics.get(metric), second.metrics.get(metric)
         difference = None if left is None or right is None else right - left
         rows.append({"metric": metric, "a": left, "b": right, "difference": difference})
-    return {"model": name, "a": version_view(first), "b": version_view(second), "metrics": rows}
+    return rows
 
 
 def champion_metrics_for(

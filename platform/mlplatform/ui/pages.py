@@ -123,7 +123,6 @@ def compare_page(
     first, second = _pair(registry, a, b)
     if first is None or second is None:
         raise Problem(404, f"model {name!r} needs two versions to compare", slug="unknown-version")
-    compared = operations.compare_versions(services, name, int(first.version), int(second.version))
     candidate = views.gate_candidate(first, second)
     gate, source = operations.gate_decision(services, spec, candidate.info)
     metrics = views.quality_metrics(spec, [first, second])
@@ -135,7 +134,7 @@ def compare_page(
         registry=registry,
         a=first,
         b=second,
-        rows=compared["metrics"],
+        rows=operations.metric_rows(first.info, second.info),
         candidate=candidate,
         gate=gate,
         gate_source=source,

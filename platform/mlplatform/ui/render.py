@@ -32,7 +32,8 @@ from mlplatform.store.auth import role_allows
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 FLASH_COOKIE = "mlp_flash"
 FLASH_TTL_S = 120
-MAX_FLASH_DETAILS = 12
+MAX_FLASH_DETAILS = 12  # with MAX_FLASH_TEXT, keeps the signed cookie well under the browsers' 4 KB
+MAX_FLASH_TEXT = 240
 FlashKind = Literal["ok", "error", "info"]
 
 # What the UI's own pages may load: our own scripts and styles only (plotly injects inline styles), no frames.
@@ -146,7 +147,11 @@ class Renderer:
         response = RedirectResponse(url, status_code=303)
         if flashes:
             payload = [
-                {"kind": item.kind, "text": item.text[:500], "details": list(item.details[:MAX_FLASH_DETAILS])}
+                {
+                    "kind": item.kind,
+                    "text": item.text[:MAX_FLASH_TEXT],
+                    "details": [detail[:MAX_FLASH_TEXT] for detail in item.details[:MAX_FLASH_DETAILS]],
+                }
                 for item in flashes
             ]
             response.set_cookie(
