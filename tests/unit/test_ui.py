@@ -76,6 +76,13 @@ def test_pages_need_a_session_and_come_back_after_login(world: World) -> None:
     assert (event.actor, event.result, event.client) == ("viewer", "ok", "203.0.113.7")
 
 
+def test_login_page_for_a_signed_in_user_or_a_bad_token(world: World) -> None:
+    bad_token = world.client.get("/login", headers={"Authorization": "Bearer nope"}, follow_redirects=False)
+    assert bad_token.status_code == 200 and "Log in" in bad_token.text
+    ui_login(world, "viewer")
+    assert world.client.get("/login?next=/audit", follow_redirects=False).headers["location"] == "/audit"
+
+
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example", "/\\evil.example", "javascript:x"])
 def test_login_never_redirects_off_site(world: World, target: str) -> None:
     assert ui_login(world, "viewer", next=target).headers["location"] == "/"

@@ -111,43 +111,24 @@ def login(
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
     """Password login through the API's login (rate limit, audit); the form is protected by a double-submit token."""
-    target = safe_next(next)
+    target, shown_name = safe_next(next), username[:64]
+
+    def again(status: int, error: str) -> Response:
+        return login_form(request, services, render, target, status_code=status, error=error, username=shown_name)
+
     if not services.sessions.login_csrf_valid(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
-        record(
-            request,
-            username[:64] or "anonymous",
-            "session.login",
-            username[:64],
-            RESULT_DENIED,
-            reason="login form CSRF token missing or wrong",
-        )
-        return login_form(
-            request,
-            services,
-            render,
-            target,
-            status_code=403,
-            error="The login form expired. Please try again.",
-            username=username[:64],
-        )
+        reason = "login form CSRF token missing or wrong"
+        record(request, shown_name or "anonymous", "session.login", shown_name, RESULT_DENIED, reason=reason)
+        return again(403, "The login form expired. Please try again.")
     try:
         body = validated(LoginRequest, username=username, password=password)
         response = render.redirect(target)
         operations.login(request, response, services, body.username, body.password)
     except FormError:
-        return login_form(
-            request,
-            services,
-            render,
-            target,
-            status_code=422,
-            error="Enter a username and a password.",
-            username=username[:64],
-        )
+        return again(422, "Enter a username and a password.")
     except Problem as problem:
-        message = "Unknown user or wrong password." if problem.status == 401 else f"{problem.detail}."
-        page = login_form(
-            request, services, render, target, status_code=problem.status, error=message, username=username[:64]
+        page = again(
+            problem.status, "Unknown user or wrong password." if problem.status == 401 else f"{problem.detail}."
         )
         if "Retry-After" in problem.headers:
             page.headers["Retry-After"] = problem.headers["Retry-After"]

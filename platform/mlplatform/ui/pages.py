@@ -39,7 +39,11 @@ def login_page(
 ) -> Response:
     """The login form; someone already logged in goes straight on."""
     target = safe_next(next)
-    if authenticate(request, services) is not None:
+    try:
+        signed_in = authenticate(request, services) is not None
+    except Problem:  # a bad Bearer token: this page is where that caller has to go anyway
+        signed_in = False
+    if signed_in:
         return RedirectResponse(target, status_code=303)
     return login_form(request, services, render, target)
 

@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Level = Literal["ok", "warn", "bad", "unknown"]
 LEVEL_ORDER: tuple[Level, ...] = ("unknown", "ok", "warn", "bad")  # the worst badge colours the row
-UNFINISHED_RUN_STATES = ("queued", "running", "scheduled", "restarting", "up_for_retry", "deferred")
 # Metrics worth a chart: scores in [0, 1]; sizes, rates of the data and chosen thresholds are not model quality.
 NOT_QUALITY_PREFIXES = ("holdout_", "threshold_")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -178,9 +177,8 @@ def model_summaries(services: ApiServices) -> list[ModelSummary]:
         registry, registry_error = attempt("registry", partial(load_registry, services, spec.name))
         runs, run_error = attempt("training runs", partial(operations.training_runs, services, spec.name, 1))
         errors = [error for error in (registry_error, run_error, deploy_error) if error]
-        summaries.append(
-            ModelSummary(spec, registry, (runs or [None])[0], deployments.get(spec.name), errors)  # type: ignore[list-item]
-        )
+        latest = runs[0] if runs else None
+        summaries.append(ModelSummary(spec, registry, latest, deployments.get(spec.name), errors))
     return summaries
 
 
@@ -322,7 +320,7 @@ class RunRow:
 
     @property
     def finished(self) -> bool:
-        return self.run.state not in UNFINISHED_RUN_STATES
+        return self.run.finished
 
 
 def attach_versions(model: str, runs: list[DagRun], registry: Registry | None) -> list[RunRow]:
