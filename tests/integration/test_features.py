@@ -81,6 +81,31 @@ def _check_online(store: Any, data_dir: Path) -> None:
     assert result["amount_to_mean_7d"][-1] is None
 
 
+def _same(left: list[Any], right: list[Any]) -> bool:
+    """Element-wise equality where NaN equals NaN (both readers must give the very same values)."""
+    return len(left) == len(right) and all(
+        a == b or (isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b))
+        for a, b in zip(left, right, strict=True)
+    )
+
+
+def _check_reader_matches_feast(store: Any, data_dir: Path) -> None:
+    """The serving reader gives exactly Feast's answers: known, unknown and repeated entities, any amounts."""
+    stats = pd.read_parquet(data_dir / "transaction_stats.parquet")
+    customers = [int(c) for c in stats["customer_id"].unique()[:20]]
+    rows = [{"customer_id": c, "amount": 10.0 + 37.5 * i} for i, c in enumerate(customers)]
+    rows += [{"customer_id": 999_999, "amount": 5.0}, {"customer_id": customers[0], "amount": 0.0}, rows[1]]
+    reader = store.online_reader(SERVICE)
+    assert reader.features == [*PROFILE, *STATS, *CONTEXT]
+    for batch in (rows, rows[:1], rows[-3:-2]):
+        expected = store.store.get_online_features(features=store.feature_service(SERVICE), entity_rows=batch)
+        expected_columns = expected.to_dict()
+        got = reader.read(batch)
+        assert set(got) == set(reader.features)
+        for name in reader.features:
+            assert _same(got[name], expected_columns[name]), (name, got[name], expected_columns[name])
+
+
 def test_apply_is_idempotent_and_names_objects(adapter: Any) -> None:
     names = adapter.apply()
     assert {"customer", "customer_profile", "transaction_stats", "transaction_context", SERVICE} <= set(names)
@@ -89,6 +114,7 @@ def test_apply_is_idempotent_and_names_objects(adapter: Any) -> None:
 
 def test_online_lookup_sqlite(adapter: Any, data_dir: Path) -> None:
     _check_online(adapter, data_dir)
+    _check_reader_matches_feast(adapter, data_dir)
 
 
 def test_online_lookup_redis(redis_address: str, tmp_path: Path, data_dir: Path) -> None:
@@ -102,6 +128,7 @@ def test_online_lookup_redis(redis_address: str, tmp_path: Path, data_dir: Path)
         result = store.materialize(END)
         assert result.online_store == "redis"
         _check_online(store, data_dir)
+        _check_reader_matches_feast(store, data_dir)
     finally:
         store.store.teardown()
 

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureService, FeatureStore, RepoConfig
 
+    from mlplatform.features.online_reader import OnlineFeatureReader
+
 ROW_ID = "__mlp_row_id"
 """Column added to the entity frame so every entity row can be found again after Feast's join."""
 EVENT_TIMESTAMP = "event_timestamp"
@@ -168,6 +170,12 @@ class FeatureStoreAdapter:
                 f"unknown feature service {name!r} in Feast project {self._settings.feast.project!r}; "
                 f"available: {', '.join(available) or 'none'}"
             ) from None
+
+    def online_reader(self, feature_service: str) -> OnlineFeatureReader:
+        """A planned-once online lookup of the service for model servers (see ``online_reader``)."""
+        from mlplatform.features.online_reader import OnlineFeatureReader
+
+        return OnlineFeatureReader(self.store, self.feature_service(feature_service))
 
     def feature_names(self, feature_service: str) -> list[str]:
         """The service's feature columns in a stable order (definition order): the columns a model sees."""

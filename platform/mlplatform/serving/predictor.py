@@ -49,6 +49,7 @@ from mlplatform.training.pipeline import INPUTS_TAG
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from mlplatform.features.online_reader import OnlineFeatureReader
     from mlplatform.features.store import FeatureStoreAdapter
     from mlplatform.serving.prediction_log import PredictionLog
 
@@ -158,6 +159,8 @@ class LoadedModel:
     """Whether the estimator takes a plain array (column names checked once at load, see ``accept_arrays``)."""
     scorer: Scorer | None = None
     """Positive-class probabilities of array rows (compiled trees where exact, see ``compiled_trees``)."""
+    reader: OnlineFeatureReader | None = None
+    """The service's online lookup planned once (``None``: the service needs Feast's general path)."""
 
 
 # ------------------------------------------------------------------------------------------------------- validation
@@ -404,8 +407,10 @@ class Predictor:
         return PredictionResult(model.name, model.version, request_id, predictions, errors, timings)
 
     def _fetch(self, model: LoadedModel, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-        """One online-store read for the whole batch."""
+        """One online-store read per feature view for the whole batch."""
         try:
+            if model.reader is not None:
+                return model.reader.read(rows)
             response = self.features.store.get_online_features(features=model.service, entity_rows=rows)
             return dict(response.to_dict())
         except Exception as error:  # any store failure is the same 503 for the client
@@ -670,7 +675,17 @@ class Predictor:
             from_cache=from_cache,
             array_inputs=array_inputs,
             scorer=scorer,
+            reader=self._reader(feature_service),
         )
+
+    def _reader(self, feature_service: str) -> OnlineFeatureReader | None:
+        from mlplatform.features.online_reader import UnsupportedServiceError
+
+        try:
+            return self.features.online_reader(feature_service)
+        except UnsupportedServiceError as reason:
+            log.info("feature service %s is read through Feast's general path: %s", feature_service, reason)
+            return None
 
     @staticmethod
     def _scorer(estimator: Any, version: str) -> Scorer:
