@@ -50,7 +50,7 @@ api-docs: install ## Regenerate docs/api.md from the API's OpenAPI document
 	$(MLP) api docs > docs/api.md
 
 dashboards: install ## Regenerate the Grafana dashboards (monitoring/grafana/dashboards/*.json) from mlplatform.monitoring.dashboards
-	$(RUN) python -m mlplatform.monitoring.cli dashboards --out monitoring/grafana/dashboards
+	$(MLP) monitoring dashboards --out monitoring/grafana/dashboards
 
 bench: install ## Benchmarks print their figures (slow; not part of `make test`)
 	$(RUN) python benchmarks/training_set.py
