@@ -1,0 +1,147 @@
+"""The Alertmanager webhook (drift alerts may trigger a retrain) and each model's retrain records.
+
+The webhook authenticates with its own bearer token (``mlplatform.monitoring.alertmanager.webhook_token``), not a
+user's API token: it may do this one thing only, and user tokens are not accepted here.  The token is checked
+before the body is read, and a body that is not an Alertmanager v4 payload is a 400 (the request is malformed,
+not a valid request for something unprocessable), so Alertmanager logs it instead of retrying it forever.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+
+from mlplatform.api.deps import Principal, client_address, get_services, require
+from mlplatform.api.problems import PROBLEM_RESPONSES, Problem, problem_responses
+from mlplatform.api.schemas import AlertsReceivedOut, RetrainOut
+from mlplatform.api.services import ApiServices
+from mlplatform.monitoring.alertmanager import WebhookPayload, webhook_token
+from mlplatform.specs import NAME_PATTERN
+from mlplatform.store.audit import RESULT_UNAUTHENTICATED
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+WEBHOOK_PATH = "/api/v1/alerts/alertmanager"
+Services = Annotated[ApiServices, Depends(get_services)]
+NamePath = Annotated[str, Path(pattern=NAME_PATTERN)]
+
+
+def _check_token(request: Request, services: ApiServices) -> None:
+    """401 (audited) unless the request carries the webhook's bearer token; compared in constant time."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    expected = webhook_token(services.settings)
+    if scheme.lower() == "bearer" and hmac.compare_digest(credential.strip().encode(), expected.encode()):
+        return
+    why = "no credentials" if not credential else "wrong webhook token"
+    services.audit.record(
+        actor="anonymous",
+        action="alert.receive",
+        target=WEBHOOK_PATH,
+        result=RESULT_UNAUTHENTICATED,
+        reason=why,
+        client=client_address(request),
+    )
+    services.metrics.audit_events.labels(RESULT_UNAUTHENTICATED).inc()
+    raise Problem(
+        401,
+        "the webhook needs 'Authorization: Bearer <webhook token>' (alerts.webhook_token)",
+        slug="unauthenticated",
+        headers={"WWW-Authenticate": 'Bearer realm="mlplatform-alerts"'},
+    )
+
+
+def _parse(body: bytes) -> WebhookPayload:
+    """The payload, or a 400 naming what is wrong (locations and messages only, never the values)."""
+    try:
+        return WebhookPayload.model_validate(json.loads(body))
+    except json.JSONDecodeError as error:
+        raise Problem(400, f"the body is not JSON: {error.msg}", slug="malformed-alert") from None
+    except ValidationError as error:
+        errors = [
+            {"loc": [str(part) for part in item["loc"]], "msg": item["msg"], "type": item["type"]}
+            for item in error.errors(include_input=False, include_url=False)
+        ]
+        summary = "; ".join(f"{'.'.join(e['loc']) or 'body'}: {e['msg']}" for e in errors[:5])
+        raise Problem(
+            400,
+            f"not an Alertmanager webhook payload (version 4): {summary}",
+            slug="malformed-alert",
+            errors=errors,
+        ) from None
+
+
+class _WebhookRoute(APIRoute):
+    """Authenticates, then reads and validates the raw body itself, so a missing token is always a 401 and a
+    malformed body a 400 (FastAPI's own body handling would answer 422, and parse before authenticating)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            services = get_services(request)
+            _check_token(request, services)
+            body = await request.body()
+            if len(body) > MAX_BODY_BYTES:
+                raise Problem(413, f"the body is larger than {MAX_BODY_BYTES} bytes", slug="too-large")
+            request.state.alert_payload = _parse(body)
+            return await handler(request)
+
+        return route
+
+
+webhook_router = APIRouter(route_class=_WebhookRoute, tags=["alerts"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/api/v1/models", tags=["alerts"], responses=PROBLEM_RESPONSES)
+
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """The payload's JSON schema with its ``$defs`` inlined: an ``openapi_extra`` body cannot register components."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(definitions[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+_PAYLOAD_SCHEMA = _inlined(WebhookPayload.model_json_schema(by_alias=True))
+
+
+@webhook_router.post(
+    WEBHOOK_PATH,
+    summary="Alertmanager webhook: firing drift alerts trigger a retrain",
+    description="Authenticated with the webhook token (Authorization: Bearer), not a user's API token. Each alert "
+    "is recorded with the retraining policy's decision: a firing DatasetDriftDetected/FeatureDriftDetected alert "
+    "with a known `model` label triggers the model's training DAG unless it is a duplicate (same fingerprint and "
+    "startsAt), the model is in cooldown or a retrain is in flight. When Airflow is down the trigger is kept "
+    "pending and retried with backoff.",
+    responses=problem_responses(413),
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _PAYLOAD_SCHEMA}}}},
+)
+def alertmanager_webhook(request: Request, services: Services) -> AlertsReceivedOut:
+    payload: WebhookPayload = request.state.alert_payload
+    records = services.retrain_policy.handle(payload, client_address(request))
+    return AlertsReceivedOut(received=len(records), retrains=[RetrainOut.model_validate(r) for r in records])
+
+
+@router.get("/{name}/retrains", summary="Retrain triggers of a model (from drift alerts), newest first")
+def list_retrains(
+    name: NamePath,
+    services: Services,
+    _: Annotated[Principal, Depends(require("viewer"))],
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[RetrainOut]:
+    services.spec(name)
+    return [RetrainOut.model_validate(record) for record in services.retrains.list(name, limit)]
