@@ -20,6 +20,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mlplatform.monitoring import thresholds
+
 MetricName = Literal["roc_auc", "average_precision", "recall_at_precision"]
 NAME_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
 # Estimators are imported by dotted path from a spec; limiting the modules keeps a spec from importing arbitrary code.
@@ -105,6 +107,38 @@ class ServingSpec(_Strict):
     threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Probability at or above which the label is 1.")
 
 
+class MonitoringSpec(_Strict):
+    """The drift check of the model: which window of served traffic it compares with the training reference."""
+
+    window_hours: int = Field(24, ge=1, le=24 * 90, description="Hours of the prediction log each check reads.")
+    min_rows: int = Field(
+        thresholds.DRIFT_MIN_ROWS,
+        ge=10,
+        le=10_000_000,
+        description="Fewer logged rows in the window: recorded as insufficient_data, never judged as drift.",
+    )
+    max_rows: int = Field(
+        50_000,
+        ge=1_000,
+        le=10_000_000,
+        description="Larger windows are compared on a uniform random sample of this many rows (bounds time and "
+        "memory; see docs/performance.md for the error bound).",
+    )
+    drift_share: float = Field(
+        thresholds.DATASET_DRIFT_SHARE,
+        gt=0.0,
+        le=1.0,
+        description="Share of drifted features at or above which the data set counts as drifted.",
+    )
+    schedule: str | None = Field("@daily", description="Airflow schedule of monitor_<model>; null: manual only.")
+
+    @model_validator(mode="after")
+    def _min_rows_below_sample(self) -> MonitoringSpec:
+        if self.min_rows > self.max_rows:
+            raise ValueError("min_rows must not exceed max_rows")
+        return self
+
+
 class ModelSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Registered model name; also names the DAGs.")
     description: str = ""
@@ -120,6 +154,7 @@ class ModelSpec(_Strict):
     gates: GatesSpec = Field(default_factory=GatesSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)
     schedule: str | None = Field(None, description="Airflow schedule (cron or preset); null for manual only.")
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
 
     @model_validator(mode="after")
     def _label_not_a_request_column(self) -> ModelSpec:
@@ -130,6 +165,10 @@ class ModelSpec(_Strict):
     @property
     def training_dag_id(self) -> str:
         return f"train_{self.name}"
+
+    @property
+    def monitoring_dag_id(self) -> str:
+        return f"monitor_{self.name}"
 
     def fingerprint(self) -> str:
         """A short, stable hash of the spec's content, recorded as lineage."""

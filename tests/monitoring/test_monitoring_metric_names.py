@@ -32,12 +32,6 @@ from tests.monitoring.promql import grouping_labels, label_values_metric, number
 
 NOT_YET_EXPORTED = frozenset(
     {
-        "mlplatform_feature_drift_score",
-        "mlplatform_feature_drifted",
-        "mlplatform_dataset_drift_share",
-        "mlplatform_dataset_drift",
-        "mlplatform_drift_check_last_success_timestamp_seconds",
-        "mlplatform_drift_check_rows",
         "mlplatform_online_features_last_materialized_timestamp_seconds",
         "mlplatform_training_runs_total",
         "mlplatform_retrain_triggers_total",

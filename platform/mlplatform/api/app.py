@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from mlplatform.api.problems import install_problem_handlers
-from mlplatform.api.routers import audit, auth, deployments, models, oidc, ops, training
+from mlplatform.api.routers import audit, auth, deployments, drift, models, oidc, ops, training
 from mlplatform.api.services import ApiServices
 from mlplatform.config import Settings
+from mlplatform.monitoring.drift_metrics import serve_from_db
 from mlplatform.ui import install_ui
 
 API_VERSION = "1"
@@ -34,7 +35,8 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
     app.state.services = services
     install_problem_handlers(app)
     app.middleware("http")(services.metrics.middleware)
-    for module in (ops, auth, oidc, models, training, deployments, audit):
+    serve_from_db(services.metrics, services.store)  # drift gauges read from the DB at each scrape
+    for module in (ops, auth, oidc, models, drift, training, deployments, audit):
         app.include_router(module.router)
     install_ui(app, services)  # the web UI at /, after the API so /api/v1 paths always win
     return app

@@ -113,3 +113,59 @@ def build_training_dag(spec: ModelSpec, run_schedule: bool = True) -> DAG:
 def build_training_dags(specs: dict[str, ModelSpec], run_schedules: bool) -> dict[str, DAG]:
     """One training DAG per spec, keyed by DAG id (what a DAG file puts in its globals)."""
     return {spec.training_dag_id: build_training_dag(spec, run_schedules) for spec in specs.values()}
+
+
+def build_monitoring_dag(spec: ModelSpec, run_schedule: bool = True) -> DAG:
+    """The ``monitor_<model>`` DAG: one task running the drift check on the spec's monitoring schedule.
+
+    Why a task that calls ``run_drift_check`` rather than the CLI: the task's return value (the recorded check)
+    lands in XCom for the Airflow UI, and the check's errors surface as task failures with their traceback.
+    """
+    from airflow.sdk import Param, dag, task
+
+    name = spec.name
+
+    @dag(
+        dag_id=spec.monitoring_dag_id,
+        description=f"Drift check of {name}: served traffic vs the champion's training reference",
+        schedule=spec.monitoring.schedule if run_schedule else None,
+        start_date=DEFAULT_START,
+        catchup=False,
+        max_active_runs=1,
+        tags=["mlplatform", "monitoring", name],
+        default_args={"retries": TASK_RETRIES, "retry_delay": TASK_RETRY_DELAY, "owner": spec.owner},
+        params={
+            "window_hours": Param(
+                spec.monitoring.window_hours, type="integer", minimum=1, maximum=24 * 90, description="Log hours"
+            ),
+        },
+        render_template_as_native_obj=True,
+    )
+    def monitoring_pipeline() -> None:
+        @task
+        def drift_check() -> dict[str, Any]:
+            from airflow.sdk import get_current_context
+
+            from mlplatform.config import get_settings
+            from mlplatform.monitoring.drift_check import check_json, run_drift_check
+
+            context = get_current_context()
+            dag_run = context["dag_run"]
+            check = run_drift_check(
+                get_settings(),
+                name,
+                actor=f"airflow:{dag_run.dag_id}/{dag_run.run_id}",
+                window_hours=int(context["params"]["window_hours"]),
+            )
+            summary = check_json(check)
+            summary.pop("features")  # per-feature results live in the platform DB; XCom keeps the verdict
+            return summary
+
+        drift_check()
+
+    return monitoring_pipeline()
+
+
+def build_monitoring_dags(specs: dict[str, ModelSpec], run_schedules: bool) -> dict[str, DAG]:
+    """One monitoring DAG per spec, keyed by DAG id."""
+    return {spec.monitoring_dag_id: build_monitoring_dag(spec, run_schedules) for spec in specs.values()}
