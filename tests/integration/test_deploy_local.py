@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from mlplatform.config import DatabaseSettings
 from mlplatform.deploy.base import DeployError
 from mlplatform.deploy.local import LocalProcessDeployer
 from mlplatform.serving.client import predict
@@ -57,12 +58,15 @@ def test_cli_predict_and_traffic(served_world: ServedWorld, tmp_path: Path, monk
     from mlplatform.cli import app
 
     settings = serving_settings(served_world.settings, tmp_path, backend="kserve")
+    # Its own platform DB: the embedded CLI acts as the bootstrap admin, which the shared world's DB may not have.
+    settings = settings.model_copy(update={"db": DatabaseSettings(url=f"sqlite:///{tmp_path / 'platform.db'}")})
     for key, value in settings.child_env().items():
         monkeypatch.setenv(key, value)
     runner = CliRunner()
     not_deployed = runner.invoke(app, ["predict", MODEL, "-e", "customer_id=1"])
     assert not_deployed.exit_code == 1 and f"mlplatform deploy {MODEL}" in not_deployed.output
-    assert runner.invoke(app, ["deploy", MODEL]).exit_code == 0
+    deployed = runner.invoke(app, ["deploy", MODEL])
+    assert deployed.exit_code == 0, deployed.output
     try:
         customer = served_world.customers[1]
         answered = runner.invoke(app, ["predict", MODEL, "-e", f"customer_id={customer},amount=12.5"])
