@@ -1,0 +1,191 @@
+"""The drift check for real: a champion trained into a real MLflow server (its reference snapshot), a parquet
+prediction log written by the serving sink, real Evidently; then the CLI and the ``monitor_<model>`` DAG.
+
+Each test logs its traffic into its own 24-hour window of one shared log, so the tests stay independent.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from mlplatform.config import Settings
+from mlplatform.monitoring.drift import PREDICTION
+from mlplatform.monitoring.drift_check import load_reference, run_drift_check
+from mlplatform.serving.prediction_log import ParquetSink, PredictionRecord, prediction_log_dir
+from mlplatform.stack.embedded import airflow_env, prepare_airflow_home
+from mlplatform.store import PlatformStore
+from mlplatform.store.drift import DriftCheck, DriftResults, drift_report_path
+from mlplatform.training.pipeline import TrainingRequest, run_all
+from tests.conftest import REPO_ROOT
+from tests.integration.conftest import MlflowServer
+from tests.integration.test_training_pipeline import _settings_with_spec
+
+pytestmark = pytest.mark.integration
+
+MODEL = "fraud_drift"
+MIN_ROWS = 200
+DAY_ONE = datetime(2026, 3, 10, tzinfo=UTC)
+
+
+class World:
+    def __init__(self, settings: Settings, version: str, reference: pd.DataFrame, features: list[str]) -> None:
+        self.settings, self.version, self.reference, self.features = settings, version, reference, features
+
+    def log(self, frame: pd.DataFrame, end: datetime) -> None:
+        """Write ``frame`` (inputs + prediction) as served predictions spread over the 24 hours before ``end``."""
+        step = timedelta(hours=23) / max(len(frame), 1)
+        records = [
+            PredictionRecord(
+                request_id=uuid.uuid4().hex,
+                timestamp=end - timedelta(hours=23, minutes=30) + index * step,
+                model_name=MODEL,
+                model_version=self.version,
+                entity={"customer_id": index},
+                features={name: None if pd.isna(row[name]) else float(row[name]) for name in self.features},
+                score=float(row[PREDICTION]),
+                label=int(row[PREDICTION] >= 0.5),
+            )
+            for index, (_, row) in enumerate(frame.iterrows())
+        ]
+        sink = ParquetSink(prediction_log_dir(self.settings))
+        sink.write(records)
+        sink.close()
+
+    def served_like_training(self, rows: int, seed: int) -> pd.DataFrame:
+        return self.reference.sample(n=rows, replace=True, random_state=seed).reset_index(drop=True)
+
+    def check(self, end: datetime) -> DriftCheck:
+        return run_drift_check(self.settings, MODEL, actor="pytest", now=end)
+
+
+@pytest.fixture(scope="module")
+def world(trained_world: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> World:
+    settings = _settings_with_spec(
+        trained_world, tmp_path_factory.mktemp("drift"), MODEL, monitoring__min_rows=MIN_ROWS
+    )
+    outcome = run_all(settings, TrainingRequest(model=MODEL, run_key="drift/1", actor="pytest", reason="test"))
+    assert outcome.promoted
+    reference, features = load_reference(settings, outcome.run_id)
+    return World(settings, outcome.version, reference, features)
+
+
+def test_same_distribution_is_no_drift_with_a_report(world: World) -> None:
+    end = DAY_ONE
+    world.log(world.served_like_training(1500, seed=1), end)
+    check = world.check(end)
+
+    assert check.status == "no_drift" and check.dataset_drift is False
+    assert (check.rows, check.rows_compared, check.min_rows) == (1500, 1500, MIN_ROWS)
+    assert check.model_version == world.version and check.reference_rows == len(world.reference)
+    assert [f.feature for f in check.features] == world.features
+    assert check.drift_share is not None and check.drift_share < 0.5
+    assert all(f.method and f.threshold is not None and f.score is not None for f in check.features)
+    assert check.prediction_drifted is False and check.prediction_method
+    assert check.has_report and check.id is not None
+    report = drift_report_path(world.settings.state_dir, MODEL, check.id)
+    assert "<html" in report.read_text(encoding="utf-8")[:2000].lower()
+
+
+def test_shifted_traffic_is_drift(world: World) -> None:
+    end = DAY_ONE + timedelta(days=2)
+    shifted = world.served_like_training(1500, seed=2)
+    for name in world.features:
+        spread = float(world.reference[name].std()) or 1.0
+        shifted[name] = shifted[name] * 1.5 + 2 * spread
+    shifted[PREDICTION] = np.clip(shifted[PREDICTION] + 0.3, 0, 1)
+    world.log(shifted, end)
+    check = world.check(end)
+
+    assert check.status == "drift" and check.dataset_drift is True
+    assert check.drift_share is not None and check.drift_share >= 0.5
+    assert check.prediction_drifted is True
+    assert sum(bool(f.drifted) for f in check.features) == round(check.drift_share * len(check.features))
+
+
+def test_too_few_rows_is_recorded_as_insufficient_data(world: World) -> None:
+    end = DAY_ONE + timedelta(days=4)
+    world.log(world.served_like_training(40, seed=3), end)
+    check = world.check(end)
+
+    assert check.status == "insufficient_data"
+    assert (check.rows, check.min_rows, check.rows_compared) == (40, MIN_ROWS, 0)
+    assert check.dataset_drift is None and check.drift_share is None and check.features == ()
+    assert not check.has_report
+
+
+def test_missing_and_out_of_range_values_are_counted(world: World) -> None:
+    end = DAY_ONE + timedelta(days=6)
+    frame = world.served_like_training(1000, seed=4)
+    first, second = world.features[0], world.features[1]
+    frame.loc[:29, first] = np.nan
+    frame.loc[100:111, second] = float(world.reference[second].max()) * 10 + 1000
+    frame.loc[200:204, second] = float(world.reference[second].min()) - 1000
+    world.log(frame, end)
+    check = world.check(end)
+
+    by_name = {f.feature: f for f in check.features}
+    assert by_name[first].missing_count == 30
+    assert by_name[second].out_of_range_count == 17
+    assert by_name[second].reference_max == float(world.reference[second].max())
+
+
+def test_cli_prints_the_recorded_check_as_json(world: World) -> None:
+    from mlplatform.monitoring.drift_cli import drift_app
+
+    end = datetime.now(UTC)
+    world.log(world.served_like_training(300, seed=5), end)
+    env = world.settings.child_env()
+    result = CliRunner().invoke(drift_app, ["check", MODEL, "--window-hours", "24", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["status"] == "no_drift" and body["rows"] == 300 and body["actor"].startswith("cli:")
+    unknown = CliRunner().invoke(drift_app, ["check", "no_such_model"], env=env)
+    assert unknown.exit_code == 1 and "no model spec" in unknown.output
+
+
+RUN_DAG = """
+import json, runpy, sys
+namespace = runpy.run_path(sys.argv[1])
+dag = namespace["monitor_fraud_drift"]
+run = dag.test(run_conf={"window_hours": 48})
+print("RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id, "tasks": [t.task_id for t in dag.tasks]}))
+"""
+
+
+def test_monitoring_dag_runs_the_check(world: World) -> None:
+    settings = world.settings
+    world.log(world.served_like_training(400, seed=6), datetime.now(UTC))
+    prepare_airflow_home(settings)
+    env = airflow_env(settings)
+    airflow = REPO_ROOT / ".venv" / "bin" / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
+    completed = subprocess.run(
+        [sys.executable, "-c", RUN_DAG, str(REPO_ROOT / "pipelines" / "dags" / "model_dags.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    results = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    assert results, f"dag.test printed no result:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
+    result = json.loads(results[-1].removeprefix("RESULT "))
+    assert result["tasks"] == ["drift_check"]
+    assert result["state"].endswith("success"), completed.stderr[-3000:]
+
+    store = PlatformStore.connect(settings.db_url)
+    try:
+        newest = DriftResults(store).for_model(MODEL, limit=1)[0]
+    finally:
+        store.dispose()
+    assert newest.actor == f"airflow:monitor_{MODEL}/{result['run_id']}"
+    assert newest.window_end - newest.window_start == timedelta(hours=48)
+    assert newest.status == "no_drift" and newest.rows >= 400
