@@ -55,10 +55,7 @@ class CompiledEnsemble:
             x = flat.take(row_start + self.feature.take(node))
             # NaN compares False with ``<=``, so only its missing-value direction needs adding.
             go_left = (x <= self.threshold.take(node)) | (np.isnan(x) & self.missing_left.take(node))
-            moved = np.where(go_left, self.left.take(node), self.right.take(node))
-            if np.array_equal(moved, node):  # every row has reached a leaf in every tree
-                break
-            node = moved
+            node = np.where(go_left, self.left.take(node), self.right.take(node))
         terms = np.empty((count, self.roots.size + 1))
         terms[:, 0] = self.baseline
         terms[:, 1:] = self.value.take(node)
