@@ -209,6 +209,58 @@ class ApiSettings(_Section):
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
+class AlertsSettings(_Section):
+    """The Alertmanager webhook (``POST /api/v1/alerts/alertmanager``) and the retraining policy it applies."""
+
+    webhook_token: SecretStr | None = Field(
+        None,
+        description="Bearer token Alertmanager must send to the webhook (it authorises that route only). Unset: "
+        "generated once at state_dir/alerts/webhook_token (0600), which the embedded stack hands to Alertmanager.",
+    )
+    cooldown_s: int = Field(
+        6 * 3600,
+        ge=0,
+        description="After a retrain is triggered for a model, drift alerts for it are skipped this long.",
+    )
+    retry_initial_s: float = Field(5.0, gt=0, description="First wait before retrying a trigger Airflow did not take.")
+    retry_max_s: float = Field(300.0, gt=0, description="Longest wait between retries (the wait doubles each time).")
+    retry_give_up_s: int = Field(
+        24 * 3600, ge=60, description="A trigger still not taken by Airflow this long after the alert is marked failed."
+    )
+    worker_interval_s: float = Field(
+        2.0, gt=0, description="How often the API's retry worker looks for pending triggers that are due."
+    )
+    trigger_timeout_s: float = Field(
+        10.0, gt=0, description="HTTP timeout of one Airflow call made while answering the webhook."
+    )
+
+
+class PrometheusSettings(_Section):
+    """Prometheus and Alertmanager in the embedded stack: started by `stack up` when their binaries are installed."""
+
+    enabled: bool = Field(True, description="Start Prometheus and Alertmanager with the stack when installed.")
+    host: str = Field(LOOPBACK, description="Address Prometheus and Alertmanager bind to.")
+    port: int = Field(
+        9490, ge=1, le=65535, description="Prometheus port (not 9090, where a distribution's own daemon may listen)."
+    )
+    alertmanager_port: int = Field(
+        9493, ge=1, le=65535, description="Alertmanager port (not 9093, where a distribution's own daemon may listen)."
+    )
+    prometheus_binary: str = Field("prometheus", description="Prometheus executable (name on PATH or a path).")
+    alertmanager_binary: str | None = Field(
+        None, description="Alertmanager executable. Unset: `alertmanager`, else Debian's `prometheus-alertmanager`."
+    )
+    config_dir: Path = Field(
+        Path("monitoring"), description="Folder with prometheus/rules/*.yaml and alertmanager/alertmanager.yml."
+    )
+    scrape_interval_s: int = Field(15, ge=1, le=3600, description="Scrape and rule evaluation interval, seconds.")
+    model_server_targets: list[str] = Field(
+        default_factory=list,
+        description='Model server host:port targets to scrape, as JSON (e.g. ["127.0.0.1:8300"]). Unset: the '
+        "local deploy port (serving.host:serving.port).",
+    )
+
+
 class DatabaseSettings(_Section):
     """The platform's own database: alias history and audit events (more tables come with the control plane)."""
 
@@ -239,6 +291,8 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
 
     @field_validator("api_url", "api_token", mode="before")
     @classmethod
@@ -253,6 +307,7 @@ class Settings(BaseSettings):
         self.specs_dir = self.specs_dir.resolve()
         self.airflow.dags_folder = self.airflow.dags_folder.resolve()
         self.feast.repo_path = self.feast.repo_path.resolve()
+        self.prometheus.config_dir = self.prometheus.config_dir.resolve()
         return self
 
     # Derived locations: one place decides the layout of the state directory.

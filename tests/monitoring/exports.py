@@ -42,8 +42,17 @@ def _series_names(family: str, kind: str) -> tuple[str, ...]:
 
 
 def exposition_families(text: str) -> dict[str, str]:
-    """Family name -> type of a text exposition (what a Prometheus scrape of ``/metrics`` reads)."""
-    return {family.name: family.type for family in text_string_to_metric_families(text)}
+    """Family name -> type of a text exposition (what a Prometheus scrape of ``/metrics`` reads).
+
+    prometheus_client writes the creation time of each counter and histogram child as a gauge family of its own,
+    ``<family>_created``; it belongs to that family, so it is left out here.
+    """
+    families = {family.name: family.type for family in text_string_to_metric_families(text)}
+    return {
+        name: kind
+        for name, kind in families.items()
+        if not (name.endswith("_created") and families.get(name.removesuffix("_created")) in ("counter", "histogram"))
+    }
 
 
 def collector_labels(owner: object) -> dict[str, frozenset[str]]:

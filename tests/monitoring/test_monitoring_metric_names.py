@@ -34,7 +34,6 @@ NOT_YET_EXPORTED = frozenset(
     {
         "mlplatform_online_features_last_materialized_timestamp_seconds",
         "mlplatform_training_runs_total",
-        "mlplatform_retrain_triggers_total",
     }
 )
 

@@ -57,6 +57,18 @@ class ApiMetrics:
         self.drift_check_rows = drift_metrics.declared_gauge(metric_names.DRIFT_CHECK_ROWS, self.registry)
         self._refreshers: list[Callable[[], None]] = []
         self._render_lock = threading.Lock()
+        self.retrain_triggers = Counter(
+            metric_names.RETRAIN_TRIGGERS.name.removesuffix("_total"),
+            metric_names.RETRAIN_TRIGGERS.help,
+            list(metric_names.RETRAIN_TRIGGERS.labels),
+            registry=self.registry,
+        )
+
+    def start_model_counters(self, models: list[str]) -> None:
+        """Every model's counters at 0 from the start: ``increase()`` cannot see a series born at 1."""
+        for model in models:
+            for result in metric_names.RETRAIN_TRIGGER_RESULTS:
+                self.retrain_triggers.labels(model, result)
 
     def on_scrape(self, refresh: Callable[[], None]) -> None:
         """Run ``refresh`` before each render: for gauges whose truth lives elsewhere (the DB), read when scraped."""

@@ -190,3 +190,34 @@ class DeploymentOut(BaseModel):
     detail: str
     canary_percent: int
     deployed_by: str | None
+
+
+class RetrainOut(_FromDomain):
+    """One drift alert the webhook received and what the retraining policy did with it."""
+
+    id: int
+    created_at: datetime
+    updated_at: datetime
+    model: str
+    source: str = Field(description="Who asked: alertmanager.")
+    alertname: str | None
+    fingerprint: str | None
+    starts_at: datetime | None
+    idempotency_key: str | None = Field(description="Alert fingerprint @ startsAt: one run per key, ever.")
+    status: Literal["triggered", "pending", "failed", "skipped"] = Field(
+        description="pending: Airflow has not taken the run yet (retried with backoff); failed: given up."
+    )
+    skip_reason: str | None = Field(
+        description="For skipped: duplicate, cooldown, in_flight, not_a_drift_alert, resolved or unknown_model."
+    )
+    reason: str = Field(description="The reason sent in the training run's conf.")
+    dag_id: str | None
+    dag_run_id: str | None = Field(description="The Airflow run (chosen by the platform before Airflow takes it).")
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+
+
+class AlertsReceivedOut(BaseModel):
+    received: int = Field(description="Alerts in the notification.")
+    retrains: list[RetrainOut] = Field(description="One record per alert, in the notification's order.")

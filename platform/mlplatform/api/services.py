@@ -18,12 +18,14 @@ from mlplatform.specs import NAME_PATTERN, ModelSpec, SpecError, find_spec, load
 from mlplatform.store.audit import AuditLog, DeploymentRecords
 from mlplatform.store.auth import AuthRepository
 from mlplatform.store.db import AliasEvent, PlatformStore
+from mlplatform.store.retrains import RetrainRecords
 
 if TYPE_CHECKING:
     from pwdlib import PasswordHash
 
     from mlplatform.config import Settings
     from mlplatform.deploy.base import Deployer
+    from mlplatform.monitoring.retrain import RetrainOrchestrator, RetrainPolicy
     from mlplatform.orchestration.airflow_client import AirflowClient, DagRun
     from mlplatform.registry.mlflow_registry import VersionInfo
 
@@ -43,7 +45,7 @@ class RegistryPort(Protocol):
 class OrchestratorPort(Protocol):
     """Training runs: trigger one, list and read them."""
 
-    def trigger(self, dag_id: str, conf: Mapping[str, Any]) -> DagRun: ...
+    def trigger(self, dag_id: str, conf: Mapping[str, Any], run_id: str | None = None) -> DagRun: ...
 
     def list_runs(self, dag_id: str, limit: int) -> list[DagRun]: ...
 
@@ -53,18 +55,19 @@ class OrchestratorPort(Protocol):
 class AirflowOrchestrator:
     """``OrchestratorPort`` over ``AirflowClient``; a client per call keeps no login state between requests."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, timeout: float = 15.0) -> None:
         self.settings = settings
+        self.timeout = timeout
 
     def _client(self) -> AirflowClient:
         from mlplatform.orchestration.airflow_client import AirflowClient
 
-        return AirflowClient.from_settings(self.settings, timeout=15.0)
+        return AirflowClient.from_settings(self.settings, timeout=self.timeout)
 
-    def trigger(self, dag_id: str, conf: Mapping[str, Any]) -> DagRun:
+    def trigger(self, dag_id: str, conf: Mapping[str, Any], run_id: str | None = None) -> DagRun:
         with self._client() as client:
             client.unpause(dag_id)
-            return client.trigger(dag_id, conf)
+            return client.trigger(dag_id, conf, run_id=run_id)
 
     def list_runs(self, dag_id: str, limit: int) -> list[DagRun]:
         with self._client() as client:
@@ -102,6 +105,8 @@ class ApiServices:
     registry_factory: Callable[[], RegistryPort]
     orchestrator_factory: Callable[[], OrchestratorPort]
     deployer_factory: Callable[[], Deployer]
+    retrains: RetrainRecords
+    retrain_orchestrator_factory: Callable[[], RetrainOrchestrator]
     _cache: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -129,6 +134,10 @@ class ApiServices:
             registry_factory=registry_factory or (lambda: _default_registry(settings, store)),
             orchestrator_factory=orchestrator_factory or (lambda: AirflowOrchestrator(settings)),
             deployer_factory=deployer_factory or (lambda: _default_deployer(settings)),
+            retrains=RetrainRecords(store),
+            # Injected orchestrators (tests) serve retrains too; the real one gets the webhook's shorter timeout.
+            retrain_orchestrator_factory=orchestrator_factory
+            or (lambda: AirflowOrchestrator(settings, timeout=settings.alerts.trigger_timeout_s)),
         )
 
     @property
@@ -151,6 +160,44 @@ class ApiServices:
             self._cache["deployer"] = self.deployer_factory()
         deployer: Deployer = self._cache["deployer"]
         return deployer
+
+    @property
+    def retrain_policy(self) -> RetrainPolicy:
+        """The drift-alert retraining policy (``mlplatform.monitoring.retrain``), over these services."""
+        if "retrain_policy" not in self._cache:
+            from mlplatform.monitoring.retrain import RetrainPolicy
+
+            self._cache["retrain_policy"] = RetrainPolicy(
+                records=self.retrains,
+                audit=self.audit,
+                orchestrator=self._retrain_orchestrator,
+                training_dag=self._training_dag,
+                settings=self.settings.alerts,
+                triggers_counter=self.metrics.retrain_triggers,
+                audit_counter=self.metrics.audit_events,
+            )
+        policy: RetrainPolicy = self._cache["retrain_policy"]
+        return policy
+
+    def _retrain_orchestrator(self) -> RetrainOrchestrator:
+        if "retrain_orchestrator" not in self._cache:
+            self._cache["retrain_orchestrator"] = self.retrain_orchestrator_factory()
+        orchestrator: RetrainOrchestrator = self._cache["retrain_orchestrator"]
+        return orchestrator
+
+    def _training_dag(self, model: str) -> str | None:
+        """The model's training DAG id; None when no valid spec names it (its alerts are not acted on)."""
+        try:
+            return find_spec(self.settings.specs_dir, model).training_dag_id
+        except SpecError:
+            return None
+
+    def model_names(self) -> list[str]:
+        """Names of the models with a spec; empty when the specs folder is missing or invalid."""
+        try:
+            return sorted(load_specs(self.settings.specs_dir))
+        except SpecError:
+            return []
 
     def spec(self, name: str) -> ModelSpec:
         """The model's spec; an unknown model is a 404 problem."""

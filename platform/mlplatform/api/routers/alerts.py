@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
-from mlplatform.api.deps import Principal, client_address, get_services, require
+from mlplatform.api.deps import ROLE_ATTRIBUTE, Principal, client_address, get_services, require
 from mlplatform.api.problems import PROBLEM_RESPONSES, Problem, problem_responses
 from mlplatform.api.schemas import AlertsReceivedOut, RetrainOut
 from mlplatform.api.services import ApiServices
@@ -27,12 +26,17 @@ from mlplatform.store.audit import RESULT_UNAUTHENTICATED
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 WEBHOOK_PATH = "/api/v1/alerts/alertmanager"
+WEBHOOK_ROLE = "webhook-token"  # not a user role: only the webhook's own token opens this route
 Services = Annotated[ApiServices, Depends(get_services)]
 NamePath = Annotated[str, Path(pattern=NAME_PATTERN)]
 
 
-def _check_token(request: Request, services: ApiServices) -> None:
-    """401 (audited) unless the request carries the webhook's bearer token; compared in constant time."""
+def webhook_caller(request: Request) -> None:
+    """401 (audited) unless the request carries the webhook's bearer token; compared in constant time.
+
+    A dependency, so it runs before the route reads the body: without the token nothing is parsed.
+    """
+    services = get_services(request)
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
     expected = webhook_token(services.settings)
     if scheme.lower() == "bearer" and hmac.compare_digest(credential.strip().encode(), expected.encode()):
@@ -55,6 +59,9 @@ def _check_token(request: Request, services: ApiServices) -> None:
     )
 
 
+setattr(webhook_caller, ROLE_ATTRIBUTE, WEBHOOK_ROLE)  # the API reference names what the route checks
+
+
 def _parse(body: bytes) -> WebhookPayload:
     """The payload, or a 400 naming what is wrong (locations and messages only, never the values)."""
     try:
@@ -75,27 +82,7 @@ def _parse(body: bytes) -> WebhookPayload:
         ) from None
 
 
-class _WebhookRoute(APIRoute):
-    """Authenticates, then reads and validates the raw body itself, so a missing token is always a 401 and a
-    malformed body a 400 (FastAPI's own body handling would answer 422, and parse before authenticating)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            services = get_services(request)
-            _check_token(request, services)
-            body = await request.body()
-            if len(body) > MAX_BODY_BYTES:
-                raise Problem(413, f"the body is larger than {MAX_BODY_BYTES} bytes", slug="too-large")
-            request.state.alert_payload = _parse(body)
-            return await handler(request)
-
-        return route
-
-
-webhook_router = APIRouter(route_class=_WebhookRoute, tags=["alerts"], responses=PROBLEM_RESPONSES)
-router = APIRouter(prefix="/api/v1/models", tags=["alerts"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/api/v1", tags=["alerts"], responses=PROBLEM_RESPONSES)
 
 
 def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
@@ -119,8 +106,8 @@ def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
 _PAYLOAD_SCHEMA = _inlined(WebhookPayload.model_json_schema(by_alias=True))
 
 
-@webhook_router.post(
-    WEBHOOK_PATH,
+@router.post(
+    WEBHOOK_PATH.removeprefix("/api/v1"),
     summary="Alertmanager webhook: firing drift alerts trigger a retrain",
     description="Authenticated with the webhook token (Authorization: Bearer), not a user's API token. Each alert "
     "is recorded with the retraining policy's decision: a firing DatasetDriftDetected/FeatureDriftDetected alert "
@@ -128,15 +115,21 @@ _PAYLOAD_SCHEMA = _inlined(WebhookPayload.model_json_schema(by_alias=True))
     "startsAt), the model is in cooldown or a retrain is in flight. When Airflow is down the trigger is kept "
     "pending and retried with backoff.",
     responses=problem_responses(413),
+    dependencies=[Depends(webhook_caller)],
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _PAYLOAD_SCHEMA}}}},
 )
-def alertmanager_webhook(request: Request, services: Services) -> AlertsReceivedOut:
-    payload: WebhookPayload = request.state.alert_payload
-    records = services.retrain_policy.handle(payload, client_address(request))
+async def alertmanager_webhook(request: Request, services: Services) -> AlertsReceivedOut:
+    """The body is read and validated here, not by FastAPI: a malformed one is a 400, not FastAPI's 422."""
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise Problem(413, f"the body is larger than {MAX_BODY_BYTES} bytes", slug="too-large")
+    payload = _parse(body)
+    # The policy talks to the DB and to Airflow (blocking calls): off the event loop.
+    records = await run_in_threadpool(services.retrain_policy.handle, payload, client_address(request))
     return AlertsReceivedOut(received=len(records), retrains=[RetrainOut.model_validate(r) for r in records])
 
 
-@router.get("/{name}/retrains", summary="Retrain triggers of a model (from drift alerts), newest first")
+@router.get("/models/{name}/retrains", summary="Retrain triggers of a model (from drift alerts), newest first")
 def list_retrains(
     name: NamePath,
     services: Services,
