@@ -1,8 +1,11 @@
-"""The first admin: a generated password lives only in a 0600 file, the login hint names it without showing it, and
-the file goes away once the admin has changed the password."""
+"""The first admin: a generated password lives in a 0600 file, is shown once on a terminal only, the login hint
+names the file without showing it, and the file goes away once the admin has changed the password."""
 
 from __future__ import annotations
 
+import sys
+
+import pytest
 from pydantic import SecretStr
 
 from mlplatform.api.bootstrap import ensure_admin, initial_password_path, login_hint
@@ -46,3 +49,19 @@ def test_a_configured_password_writes_no_file(settings: Settings) -> None:
     assert ensure_admin(settings, auth) is None
     assert not initial_password_path(settings).exists()
     assert login_hint(settings, auth) == "user admin, password from MLP_API__ADMIN_PASSWORD"
+
+
+def test_stack_up_shows_the_one_time_password_once_on_a_terminal_only(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlplatform.stack.embedded import admin_created_message
+
+    path = ensure_admin(settings, _auth(settings))
+    assert path is not None
+    password = path.read_text().strip()
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    shown = admin_created_message("admin", path)
+    assert password in shown and "shown once" in shown
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)  # piped, e.g. into a CI log
+    piped = admin_created_message("admin", path)
+    assert password not in piped and str(path) in piped

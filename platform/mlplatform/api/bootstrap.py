@@ -1,9 +1,9 @@
 """The first admin: from settings, or with a one-time generated password kept in a file only its owner can read.
 
-There is never a default password, and the generated one is never printed or logged: terminals end up in CI logs
-and supervised servers write to log files.  It lives in ``state_dir/api/initial_admin_password`` (mode 0600)
-until the admin changes it; ``login_hint`` tells people where to find it and removes the file once it no longer
-opens the door.
+There is never a default password, and the generated one is never logged: supervised servers write to log files.
+``mlplatform stack up`` shows it once when it runs on a terminal (piped output ends up in CI logs, so there it
+names the file instead).  It lives in ``state_dir/api/initial_admin_password`` (mode 0600) until the admin changes
+it; ``login_hint`` tells people where to find it and removes the file once it no longer opens the door.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ Everything lives under ``settings.state_dir``::
     api/initial_admin_password               the first admin's generated password until it is changed, mode 0600
     platform.db                              the platform DB (users, tokens, audit log, alias history)
     logs/<process>.log, run/<process>.pid    supervisor output and pid records
+    prometheus/, alertmanager/               when installed: rendered configs, data (see ``stack.prometheus``)
 
 ``airflow standalone`` is deliberately not used: it leaves its children behind on SIGTERM.  Each Airflow component
 runs as its own supervised process group instead, all sharing one environment built by ``airflow_env``; secrets
@@ -36,6 +37,7 @@ from pathlib import Path
 import httpx
 
 from mlplatform.config import Settings
+from mlplatform.stack import prometheus as monitoring
 from mlplatform.stack.supervisor import ManagedStatus, Supervisor, SupervisorError, port_in_use
 
 Progress = Callable[[str], None]
@@ -46,7 +48,10 @@ AIRFLOW_SCHEDULER = "airflow-scheduler"
 AIRFLOW_DAG_PROCESSOR = "airflow-dag-processor"
 AIRFLOW_PROCESSES = (AIRFLOW_API, AIRFLOW_SCHEDULER, AIRFLOW_DAG_PROCESSOR)
 PLATFORM_API = "mlplatform-api"
-START_ORDER = (MLFLOW, *AIRFLOW_PROCESSES, PLATFORM_API)
+PROMETHEUS = monitoring.PROMETHEUS
+ALERTMANAGER = monitoring.ALERTMANAGER
+CORE_PROCESSES = (MLFLOW, *AIRFLOW_PROCESSES, PLATFORM_API)
+START_ORDER = (*CORE_PROCESSES, ALERTMANAGER, PROMETHEUS)
 
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 # New DAG files (generated from model specs) should show up in seconds, not after Airflow's default 5 minutes.
@@ -55,6 +60,7 @@ MLFLOW_HEALTH_TIMEOUT_S = 90.0
 AIRFLOW_HEALTH_TIMEOUT_S = 150.0
 MIGRATE_TIMEOUT_S = 300.0
 API_HEALTH_TIMEOUT_S = 90.0
+MONITORING_HEALTH_TIMEOUT_S = 30.0
 
 
 class StackError(RuntimeError):
@@ -123,7 +129,44 @@ class EmbeddedStack:
         say(f"Airflow healthy at {self.airflow_url} ({time.monotonic() - started:.1f}s)")
         self.supervisor.wait_healthy(PLATFORM_API, f"{self.api_url}/readyz", timeout=API_HEALTH_TIMEOUT_S)
         say(f"Platform API and UI healthy at {self.api_url} ({time.monotonic() - started:.1f}s)")
+        self.start_monitoring(say)
         return self.status()
+
+    def start_monitoring(self, say: Progress) -> None:
+        """Alertmanager, then Prometheus (which sends it alerts), when installed; a clear note when not."""
+        binaries = monitoring.find_binaries(self.settings)
+        if binaries.alertmanager is None or binaries.prometheus is None:
+            say(f"Skipping Prometheus and Alertmanager: {monitoring.why_skipped(self.settings, binaries)}")
+            return
+        conf = self.settings.prometheus
+        starts = (
+            (ALERTMANAGER, binaries.alertmanager, conf.alertmanager_port, "MLP_PROMETHEUS__ALERTMANAGER_PORT"),
+            (PROMETHEUS, binaries.prometheus, conf.port, "MLP_PROMETHEUS__PORT"),
+        )
+        for name, binary, port, variable in starts:
+            if self.supervisor.status(name).running:
+                say(f"{name} already running at http://{conf.host}:{port}")
+                continue
+            self._ensure_port_free(name, conf.host, port, variable)
+            say(f"Starting {name} at http://{conf.host}:{port}")
+            self.supervisor.start(name, self._monitoring_argv(name, binary), monitoring.monitoring_env())
+        for name, _, port, _ in starts:
+            url = f"http://{conf.host}:{port}"
+            self.supervisor.wait_healthy(name, f"{url}/-/ready", timeout=MONITORING_HEALTH_TIMEOUT_S)
+            say(f"{name} healthy at {url}")
+
+    def _monitoring_argv(self, name: str, binary: str) -> list[str]:
+        """The rendered configuration (rewritten at each start, so it follows the settings) and the command."""
+        if name == ALERTMANAGER:
+            from mlplatform.monitoring.alertmanager import webhook_token
+
+            config = monitoring.write_alertmanager_config(self.settings, webhook_token(self.settings))
+            return monitoring.alertmanager_argv(binary, self.settings, config)
+        return monitoring.prometheus_argv(binary, self.settings, monitoring.write_prometheus_config(self.settings))
+
+    def monitoring_installed(self) -> bool:
+        binaries = monitoring.find_binaries(self.settings)
+        return binaries.prometheus is not None and binaries.alertmanager is not None
 
     def _start_mlflow(self, say: Progress) -> None:
         if self.supervisor.status(MLFLOW).running:
@@ -161,8 +204,9 @@ class EmbeddedStack:
             say(f"Platform API already running at {self.api_url}")
             return
         self._ensure_port_free(PLATFORM_API, self.settings.api.host, self.settings.api.port, "MLP_API__PORT")
-        if bootstrap_platform_admin(self.settings) is not None:
-            say(f"Created the platform admin user {self.settings.api.admin_username!r}")
+        password_file = bootstrap_platform_admin(self.settings)
+        if password_file is not None:
+            say(admin_created_message(self.settings.api.admin_username, password_file))
         say(f"Starting the platform API and UI at {self.api_url}")
         self.supervisor.start(PLATFORM_API, api_argv(), api_env(self.settings), cwd=self.settings.state_dir)
 
@@ -230,20 +274,37 @@ class EmbeddedStack:
         The scheduler and dag-processor have no URL of their own; Airflow's health endpoint reports their
         heartbeats, so one request answers for all three Airflow components.
         """
-        states = {name: self.supervisor.status(name) for name in START_ORDER}
+        names = START_ORDER if self._monitoring_listed() else CORE_PROCESSES
+        states = {name: self.supervisor.status(name) for name in names}
         healthy = {MLFLOW: states[MLFLOW].running and _get_json(f"{self.mlflow_url}/health") is not None}
+        for name, url in self._monitoring_urls().items():
+            if name in states:
+                healthy[name] = states[name].running and _get_json(f"{url}/-/ready") is not None
         healthy[PLATFORM_API] = states[PLATFORM_API].running and _get_json(f"{self.api_url}/readyz") is not None
         airflow_health = _get_json(f"{self.airflow_url}/api/v2/monitor/health") if states[AIRFLOW_API].running else None
         healthy[AIRFLOW_API] = airflow_health is not None
         for name, part in ((AIRFLOW_SCHEDULER, "scheduler"), (AIRFLOW_DAG_PROCESSOR, "dag_processor")):
             healthy[name] = states[name].running and _component_healthy(airflow_health, part)
-        return [self._process_status(states[name], healthy[name]) for name in START_ORDER]
+        return [self._process_status(states[name], healthy[name]) for name in names]
+
+    def _monitoring_listed(self) -> bool:
+        """Prometheus and Alertmanager are listed when installed, or when running anyway (to show and stop them)."""
+        return self.monitoring_installed() or any(
+            self.supervisor.status(name).running for name in (PROMETHEUS, ALERTMANAGER)
+        )
+
+    def _monitoring_urls(self) -> dict[str, str]:
+        return {
+            PROMETHEUS: monitoring.prometheus_url(self.settings),
+            ALERTMANAGER: monitoring.alertmanager_url(self.settings),
+        }
 
     def _process_status(self, state: ManagedStatus, healthy: bool) -> ProcessStatus:
         public_url = {
             MLFLOW: self.mlflow_url,
             AIRFLOW_API: self.airflow_url,
             PLATFORM_API: self.settings.api.resolved_public_url(),
+            **self._monitoring_urls(),
         }.get(state.name)
         return ProcessStatus(
             name=state.name,
@@ -324,6 +385,18 @@ def bootstrap_platform_admin(settings: Settings) -> Path | None:
         return ensure_admin(settings, AuthRepository(store))
     finally:
         store.dispose()
+
+
+def admin_created_message(username: str, password_file: Path) -> str:
+    """The one-time password is shown once, on a terminal only: piped output ends up in CI logs, so it then
+    names the 0600 file instead (which ``login_hint`` removes once the admin has changed the password)."""
+    if sys.stdout.isatty():
+        password = password_file.read_text().strip()
+        return (
+            f"Created the platform admin user {username!r} with the one-time password {password} "
+            f"(shown once; change it after logging in; until then it is also in {password_file})"
+        )
+    return f"Created the platform admin user {username!r}; its one-time password is in {password_file}"
 
 
 # -- Airflow -------------------------------------------------------------------------------------------------
@@ -547,8 +620,10 @@ __all__ = [
     "AIRFLOW_API",
     "AIRFLOW_DAG_PROCESSOR",
     "AIRFLOW_SCHEDULER",
+    "ALERTMANAGER",
     "MLFLOW",
     "PLATFORM_API",
+    "PROMETHEUS",
     "EmbeddedStack",
     "ProcessStatus",
     "StackError",
