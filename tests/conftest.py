@@ -104,4 +104,5 @@ def settings(tmp_path: Path) -> Settings:
         feast={"repo_path": REPO_ROOT / "feature_repo", "project": "mlp_test"},
         airflow={"dags_folder": REPO_ROOT / "pipelines" / "dags", "port": free_port()},
         mlflow={"port": free_port()},
+        prometheus={"port": free_port(), "alertmanager_port": free_port()},
     )

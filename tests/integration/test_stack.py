@@ -101,12 +101,14 @@ def stack(stack_settings: Settings) -> Iterator[EmbeddedStack]:
 def test_stack_up_run_dag_and_down(stack: EmbeddedStack, stack_settings: Settings, tmp_path: Path) -> None:
     messages: list[str] = []
     statuses = stack.up(progress=messages.append)
+    monitoring = ["alertmanager", "prometheus"] if stack.monitoring_installed() else []
     assert [s.name for s in statuses] == [
         "mlflow",
         "airflow-api-server",
         "airflow-scheduler",
         "airflow-dag-processor",
         "mlplatform-api",
+        *monitoring,
     ]
     assert all(s.running and s.healthy and s.pid for s in statuses), statuses
     api_url = f"http://127.0.0.1:{stack_settings.api.port}"

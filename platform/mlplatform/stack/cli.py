@@ -13,7 +13,8 @@ from rich.table import Table
 from mlplatform.config import Settings, get_settings
 
 stack_app = typer.Typer(
-    help="Start, stop and inspect the embedded stack (MLflow, Airflow, platform API/UI).", no_args_is_help=True
+    help="Start, stop and inspect the embedded stack (MLflow, Airflow, platform API/UI, Prometheus, Alertmanager).",
+    no_args_is_help=True,
 )
 
 console = Console(soft_wrap=True)
@@ -48,11 +49,17 @@ def up() -> None:
 
 def _print_endpoints(settings: Settings) -> None:
     """URLs as plain lines (never cut by a table's width), so they can be clicked or copied."""
+    from mlplatform.stack.embedded import EmbeddedStack
+    from mlplatform.stack.prometheus import alertmanager_url, prometheus_url
+
     console.print(f"  MLflow UI   {settings.mlflow.resolved_tracking_uri()}", highlight=False)
     user = f"user {settings.airflow.username}, {_password_hint(settings)}"
     console.print(f"  Airflow UI  {settings.airflow.resolved_api_url()}  ({user})", highlight=False)
     platform_url = settings.api.resolved_public_url()
     console.print(f"  API docs    {platform_url}/docs", highlight=False)
+    if EmbeddedStack(settings).monitoring_installed():
+        console.print(f"  Prometheus  {prometheus_url(settings)}/alerts", highlight=False)
+        console.print(f"  Alertmgr    {alertmanager_url(settings)}", highlight=False)
     console.print(f"  logs        {settings.state_dir / 'logs'}", highlight=False)
     console.print("  stop with `mlplatform stack down`", highlight=False)
     console.print(f"[bold]Platform UI[/] {platform_url}  (log in as {_admin_hint(settings)})", highlight=False)

@@ -1,0 +1,166 @@
+"""Prometheus and Alertmanager of the embedded stack: found binaries, rendered configuration, command lines.
+
+Both are optional (Debian packages ``prometheus`` and ``prometheus-alertmanager``); ``stack up`` starts them when
+installed and says so when not.  Their configuration is rendered from the committed ``monitoring/`` files under
+the state directory::
+
+    prometheus/prometheus.yml                scrape the platform API and model servers, the committed rule files
+    prometheus/data/                         the TSDB
+    alertmanager/alertmanager.yml            the committed routing, webhook URL pointed at this stack's API
+    alertmanager/platform_webhook_token      the webhook's bearer token (mode 0600), the config's credentials_file
+    alertmanager/data/                       silences and notification log
+
+Both listen on 127.0.0.1 on their own ports (9490/9493 by default, not the 9090/9093 a distribution's own
+daemons use), and Alertmanager's cluster listener (0.0.0.0:9094 by default) is switched off: a single instance.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlplatform.config import Settings
+
+PROMETHEUS = "prometheus"
+ALERTMANAGER = "alertmanager"
+ALERTMANAGER_NAMES = ("alertmanager", "prometheus-alertmanager")  # upstream's name, Debian's name
+WEBHOOK_RECEIVER = "platform-webhook"
+WEBHOOK_PATH = "/api/v1/alerts/alertmanager"
+TOKEN_FILE = "platform_webhook_token"  # noqa: S105 - a file name; the committed config's credentials_file
+
+
+@dataclass(frozen=True)
+class MonitoringBinaries:
+    """Where the installed binaries are; None for one that is not installed (or switched off)."""
+
+    prometheus: str | None
+    alertmanager: str | None
+
+
+def find_binaries(settings: Settings) -> MonitoringBinaries:
+    conf = settings.prometheus
+    if not conf.enabled:
+        return MonitoringBinaries(None, None)
+    names = (conf.alertmanager_binary,) if conf.alertmanager_binary else ALERTMANAGER_NAMES
+    alertmanager = next((found for name in names if (found := shutil.which(name))), None)
+    return MonitoringBinaries(shutil.which(conf.prometheus_binary), alertmanager)
+
+
+def why_skipped(settings: Settings, binaries: MonitoringBinaries) -> str:
+    """What ``stack up`` says when it does not start them."""
+    if not settings.prometheus.enabled:
+        return "switched off (MLP_PROMETHEUS__ENABLED=false)"
+    found = (("prometheus", binaries.prometheus), ("alertmanager", binaries.alertmanager))
+    missing = [name for name, path in found if path is None]
+    return f"{' and '.join(missing)} not installed (Debian packages prometheus, prometheus-alertmanager)"
+
+
+def prometheus_dir(settings: Settings) -> Path:
+    return settings.state_dir / "prometheus"
+
+
+def alertmanager_dir(settings: Settings) -> Path:
+    return settings.state_dir / "alertmanager"
+
+
+def prometheus_url(settings: Settings) -> str:
+    return f"http://{settings.prometheus.host}:{settings.prometheus.port}"
+
+
+def alertmanager_url(settings: Settings) -> str:
+    return f"http://{settings.prometheus.host}:{settings.prometheus.alertmanager_port}"
+
+
+def _api_address(settings: Settings) -> str:
+    """Where the stack's API answers locally: Prometheus scrapes it and Alertmanager posts to it."""
+    host = settings.api.host if settings.api.host not in ("0.0.0.0", "::") else "127.0.0.1"  # noqa: S104
+    return f"{host}:{settings.api.port}"
+
+
+def prometheus_config(settings: Settings, rule_files: list[Path] | None = None) -> dict[str, Any]:
+    """Scrape jobs for the platform API and the model servers, the rule files, and the stack's Alertmanager.
+
+    ``rule_files`` defaults to the committed rules; tests pass a rendered copy (e.g. with a shorter ``for``).
+    """
+    conf = settings.prometheus
+    interval = f"{conf.scrape_interval_s}s"
+    servers = conf.model_server_targets or [f"{settings.serving.host}:{settings.serving.port}"]
+    rules = rule_files if rule_files is not None else sorted((conf.config_dir / "prometheus" / "rules").glob("*.yaml"))
+    return {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "rule_files": [str(path) for path in rules],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{conf.host}:{conf.alertmanager_port}"]}]}]},
+        "scrape_configs": [
+            {"job_name": "mlplatform-api", "static_configs": [{"targets": [_api_address(settings)]}]},
+            {"job_name": "mlplatform-serving", "static_configs": [{"targets": servers}]},
+        ],
+    }
+
+
+def alertmanager_config(settings: Settings, committed: dict[str, Any]) -> dict[str, Any]:
+    """The committed configuration with the platform webhook pointed at this stack's API (token file unchanged)."""
+    config: dict[str, Any] = yaml.safe_load(yaml.safe_dump(committed))
+    for receiver in config.get("receivers", []):
+        if receiver.get("name") != WEBHOOK_RECEIVER:
+            continue
+        for webhook in receiver.get("webhook_configs", []):
+            webhook["url"] = f"http://{_api_address(settings)}{WEBHOOK_PATH}"
+    return config
+
+
+def write_prometheus_config(settings: Settings, rule_files: list[Path] | None = None) -> Path:
+    directory = prometheus_dir(settings)
+    (directory / "data").mkdir(parents=True, exist_ok=True)
+    path = directory / "prometheus.yml"
+    path.write_text(_header() + yaml.safe_dump(prometheus_config(settings, rule_files), sort_keys=False))
+    return path
+
+
+def write_alertmanager_config(settings: Settings, token: str) -> Path:
+    """The rendered configuration and, beside it, the webhook token file it names (0600 from the first byte)."""
+    directory = alertmanager_dir(settings)
+    (directory / "data").mkdir(parents=True, exist_ok=True)
+    committed = yaml.safe_load((settings.prometheus.config_dir / "alertmanager" / "alertmanager.yml").read_text())
+    token_path = directory / TOKEN_FILE
+    descriptor = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token + "\n")
+    token_path.chmod(0o600)
+    path = directory / "alertmanager.yml"
+    path.write_text(_header() + yaml.safe_dump(alertmanager_config(settings, committed), sort_keys=False))
+    return path
+
+
+def _header() -> str:
+    return "# Rendered by `mlplatform stack up` from the repository's monitoring/ files; edits are overwritten.\n"
+
+
+def prometheus_argv(binary: str, settings: Settings, config: Path) -> list[str]:
+    return [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={prometheus_dir(settings) / 'data'}",
+        f"--web.listen-address={settings.prometheus.host}:{settings.prometheus.port}",
+        f"--web.external-url={prometheus_url(settings)}",
+    ]
+
+
+def alertmanager_argv(binary: str, settings: Settings, config: Path) -> list[str]:
+    return [
+        binary,
+        f"--config.file={config}",
+        f"--storage.path={alertmanager_dir(settings) / 'data'}",
+        f"--web.listen-address={settings.prometheus.host}:{settings.prometheus.alertmanager_port}",
+        f"--web.external-url={alertmanager_url(settings)}",
+        "--cluster.listen-address=",  # no gossip listener on 0.0.0.0:9094: one instance, loopback only
+    ]
+
+
+def monitoring_env() -> dict[str, str]:
+    """A minimal environment: these daemons need none of the platform's settings (nor its secrets)."""
+    return {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TZ")}
