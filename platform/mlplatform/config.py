@@ -234,6 +234,14 @@ class AlertsSettings(_Section):
         10.0, gt=0, description="HTTP timeout of one Airflow call made while answering the webhook."
     )
 
+    @field_validator("webhook_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty or short token (``MLP_ALERTS__WEBHOOK_TOKEN=``) would open the webhook to guessing."""
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("alerts.webhook_token must be at least 16 characters; unset it to generate one")
+        return value
+
 
 class PrometheusSettings(_Section):
     """Prometheus and Alertmanager in the embedded stack: started by `stack up` when their binaries are installed."""

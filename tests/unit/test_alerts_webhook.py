@@ -417,3 +417,11 @@ def test_the_counter_starts_at_zero_for_every_model_and_result(hook: Hook) -> No
     text = hook.client.get("/metrics").text
     for result in ("triggered", "skipped_cooldown", "skipped_in_flight", "duplicate", "failed"):
         assert f'mlplatform_retrain_triggers_total{{model="{MODEL}",result="{result}"}} 0.0' in text
+
+
+def test_an_empty_or_short_configured_token_is_refused_at_startup(settings: Settings) -> None:
+    from pydantic import ValidationError
+
+    for value in ("", "short"):
+        with pytest.raises(ValidationError, match="at least 16 characters"):
+            type(settings.alerts).model_validate({"webhook_token": value})
