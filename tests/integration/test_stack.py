@@ -112,7 +112,7 @@ def test_stack_up_run_dag_and_down(stack: EmbeddedStack, stack_settings: Setting
     ]
     assert all(s.running and s.healthy and s.pid for s in statuses), statuses
     api_url = f"http://127.0.0.1:{stack_settings.api.port}"
-    assert statuses[-1].url == api_url
+    assert {s.name: s.url for s in statuses}["mlplatform-api"] == api_url
     _check_platform_api(api_url, stack_settings)
 
     # MLflow's default host/CORS checks accept loopback clients: a real API call works by IP and by name.
