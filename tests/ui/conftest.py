@@ -34,8 +34,10 @@ ARTIFACTS = Path(os.environ.get("MLP_UI_ARTIFACTS", REPO_ROOT / "ui-artifacts"))
 DOCS_IMAGES = REPO_ROOT / "docs" / "images"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module, not per session: Playwright's sync API holds an asyncio loop open in the main thread while it
+    runs, and every later test calling ``asyncio.run`` (the embedded CLI does) would fail."""
     if not CHROMIUM.is_file():
         message = f"browser tests need Chromium at {CHROMIUM} (Debian package chromium)"
         if os.environ.get("CI"):
