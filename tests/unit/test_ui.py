@@ -6,7 +6,10 @@ The real browser, MLflow and Airflow are exercised in tests/ui; these tests pin 
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,9 +18,13 @@ import pytest
 from mlplatform.api import create_app
 from mlplatform.api.services import ApiServices
 from mlplatform.config import Settings
-from mlplatform.registry.mlflow_registry import RegistryUnavailableError
+from mlplatform.monitoring import drift_check
+from mlplatform.orchestration.airflow_client import DagRun
+from mlplatform.registry.mlflow_registry import TAG_PREFIX, RegistryUnavailableError
+from mlplatform.store.drift import DriftCheck, DriftResults, FeatureDrift, drift_report_path
+from mlplatform.store.retrains import AlertRef
 from mlplatform.ui import charts
-from tests.unit.test_api_app import MODEL, PASSWORD, World, make_world, user_for
+from tests.unit.test_api_app import MODEL, PASSWORD, World, _version, make_world, user_for
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]*)"')
 
@@ -153,6 +160,7 @@ def test_each_role_sees_only_the_controls_it_may_use(world: World, role: str) ->
         (f"/models/{MODEL}/rollback", {"reason": "x"}, "model.rollback"),
         (f"/models/{MODEL}/deploy", {"backend": "kserve"}, "deployment.create"),
         (f"/models/{MODEL}/train", {"reason": "x"}, "training.trigger"),
+        (f"/models/{MODEL}/drift-check", {}, "drift.check"),
     ],
 )
 def test_a_viewers_forged_post_is_403_and_audited(world: World, path: str, fields: dict[str, str], action: str) -> None:
@@ -413,3 +421,246 @@ def test_the_ui_shares_one_app_with_the_api(settings: Settings) -> None:
     services = ApiServices.from_settings(settings)
     app = create_app(settings, services)
     assert app.state.ui is not None and app.state.services is services
+
+
+# --------------------------------------------------------------------------------------------------- monitoring
+
+NOW = datetime(2026, 5, 4, 12, tzinfo=UTC)
+
+
+def _feature(name: str, drifted: bool, score: float, missing: int = 0, out_of_range: int = 0) -> FeatureDrift:
+    return FeatureDrift(name, "K-S p_value", 0.05, score, drifted, missing, out_of_range, 0.0, 10.0)
+
+
+def _check(status: str, hours_ago: int, **fields: Any) -> DriftCheck:
+    end = NOW - timedelta(hours=hours_ago)
+    base = DriftCheck(
+        model=MODEL,
+        model_version="2",
+        reference_run_id="run2",
+        status=status,  # type: ignore[arg-type]
+        window_start=end - timedelta(hours=24),
+        window_end=end,
+        rows=12 if status == "insufficient_data" else 900,
+        rows_compared=0 if status == "insufficient_data" else 900,
+        min_rows=100,
+        reference_rows=0 if status == "insufficient_data" else 5000,
+        drift_share_threshold=0.5,
+        started_at=end,
+        finished_at=end,
+        actor="monitor_fraud_detector",
+    )
+    return replace(base, **fields)
+
+
+def record_checks(world: World) -> list[int]:
+    """An old calm check, a drifted one with its report, then a quiet window (the latest)."""
+    results = DriftResults(world.services.store)
+    calm = _check(
+        "no_drift",
+        48,
+        drift_share=0.0,
+        dataset_drift=False,
+        has_report=True,
+        features=(_feature("amount", False, 0.4), _feature("hour", False, 0.7)),
+    )
+    drifted = _check(
+        "drift",
+        24,
+        drift_share=1.0,
+        dataset_drift=True,
+        has_report=True,
+        features=(_feature("amount", True, 0.0001, missing=3), _feature("hour", True, 0.001, out_of_range=7)),
+    )
+    ids = [results.record(calm), results.record(drifted), results.record(_check("insufficient_data", 1))]
+    for check_id in ids[:2]:
+        report = drift_report_path(world.services.settings.state_dir, MODEL, check_id)
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text("<html><script>document.title='evidently'</script></html>")
+    return ids
+
+
+def figure(page: str, chart_id: str) -> dict[str, Any]:
+    found = re.search(rf'<script type="application/json" data-plotly="{chart_id}">(.*?)</script>', page, re.S)
+    assert found, f"no {chart_id} on the page"
+    data: dict[str, Any] = json.loads(found.group(1))
+    return data
+
+
+def section(page: str, marker: str) -> str:
+    """The markup from ``marker`` to the end of its table row or table."""
+    return page.split(marker, 1)[1].split("</tr>" if marker.startswith("data-retrain") else "</table>", 1)[0]
+
+
+def test_drift_section_shows_checks_over_time_and_insufficient_data_as_such(world: World) -> None:
+    _, drifted, quiet = record_checks(world)
+    logged_in(world, "viewer")
+    page = world.client.get(f"/models/{MODEL}").text
+
+    latest = section(page, 'data-testid="drift-latest"')
+    assert f"Latest check #{quiet}" in latest and "insufficient data" in latest
+    assert "at least 100 needed for a verdict" in latest and "no verdict" in latest
+    # The quiet check wrote no report: the link is the newest report there is, served by the API with its CSP.
+    report = f"/api/v1/models/{MODEL}/drift/{drifted}/report"
+    assert f'href="{report}"' in page and 'data-testid="drift-report"' in page
+    served = world.client.get(report)
+    assert served.status_code == 200 and served.headers["content-security-policy"] == "sandbox allow-scripts"
+
+    share, threshold, no_data = figure(page, "chart-drift")["data"]
+    assert share["y"] == [0.0, 1.0] and len(threshold["y"]) == 3  # the quiet check is not a zero
+    assert no_data["name"] == "insufficient data (no verdict)" and len(no_data["x"]) == 1
+    assert "12 of 100 rows" in no_data["text"][0]
+    heatmap = figure(page, "chart-drift-features")["data"][0]
+    assert heatmap["y"] == ["amount", "hour"] and heatmap["x"][-1].endswith("no data")
+    assert [row[:2] for row in heatmap["z"]] == [[0.0, 1.0], [0.0, 1.0]] and heatmap["text"][0][2] == "n/a"
+    assert 'data-testid="drift-check-form"' not in page  # a viewer cannot run checks
+
+
+def test_latest_analysed_check_lists_drifted_features_and_data_quality(world: World) -> None:
+    features = (_feature("amount", True, 0.01, 4, 9), _feature("hour", False, 0.5))
+    DriftResults(world.services.store).record(
+        _check("drift", 2, drift_share=0.5, dataset_drift=True, features=features)
+    )
+    logged_in(world, "viewer")
+    page = world.client.get(f"/models/{MODEL}").text
+    latest = section(page, 'data-testid="drift-latest"')
+    assert 'badge-bad">drift<' in latest and "4 / 9" in latest
+    assert section(latest, 'data-testid="drifted-features"').startswith(">amount<")
+    assert "No drift report yet" in page and 'data-feature="hour"' in page
+
+
+def test_no_checks_no_alertmanager_no_retrains_are_said_plainly(world: World) -> None:
+    logged_in(world, "data-scientist")
+    page = world.client.get(f"/models/{MODEL}")
+    assert page.status_code == 200
+    assert "No drift checks yet" in page.text and 'data-testid="drift-check-form"' in page.text
+    url = f"http://127.0.0.1:{world.services.settings.prometheus.alertmanager_port}"
+    assert f"Firing alerts cannot be shown: Alertmanager at {url} is unreachable" in page.text
+    assert "No retrain triggers yet" in page.text and 'data-plotly="chart-drift"' not in page.text
+
+
+def test_alerts_switched_off_are_not_an_error(settings: Settings) -> None:
+    off = settings.model_copy(update={"prometheus": settings.prometheus.model_copy(update={"enabled": False})})
+    world = make_world(off)
+    logged_in(world, "viewer")
+    page = world.client.get(f"/models/{MODEL}")
+    assert page.status_code == 200 and "Alertmanager is switched off" in page.text
+
+
+def _alert(fingerprint: str, starts: datetime) -> AlertRef:
+    return AlertRef(MODEL, "DatasetDriftDetected", fingerprint, starts, f"{fingerprint}@{starts.isoformat()}")
+
+
+def _run(dag_id: str, run_id: str, state: str = "success") -> DagRun:
+    return DagRun.model_validate({"dag_id": dag_id, "dag_run_id": run_id, "state": state})
+
+
+def test_retrain_history_shows_each_decision_and_the_runs_outcome(world: World) -> None:
+    """Triggered retrains are followed into Airflow (run state) and the registry (version, gate, champion)."""
+    records, dag = world.services.retrains, "train_fraud_detector"
+    promoted = records.claim(_alert("aa", NOW - timedelta(hours=3)), dag, "retrain__a", "drift", first_attempt_at=NOW)
+    refused = records.claim(_alert("bb", NOW), dag, "retrain__b", "drift", first_attempt_at=NOW)
+    pending = records.claim(_alert("dd", NOW), dag, "retrain__d", "drift", first_attempt_at=NOW)
+    assert promoted and refused and pending
+    records.triggered(promoted.id, "retrain__a")
+    records.triggered(refused.id, "retrain__b")
+    records.attempt_failed(pending.id, "AirflowUnreachableError: connection refused", NOW + timedelta(minutes=1))
+    skipped = records.skip(_alert("cc", NOW), "cooldown")
+
+    gate_refused = json.dumps({"passed": False, "reasons": ["roc_auc 0.9000 does not beat champion v5"]})
+    world.registry.models[MODEL] += [
+        _version(5, 0.98, 0.8, {f"{TAG_PREFIX}dag_run_id": "retrain__a"}),
+        _version(6, 0.90, 0.8, {f"{TAG_PREFIX}dag_run_id": "retrain__b", "mlplatform.gate": gate_refused}),
+    ]
+    world.registry.move_alias(MODEL, "champion", "5", actor="alertmanager", reason="roc_auc 0.9800 beats v2")
+    world.orchestrator.list_runs = lambda dag_id, limit: [_run(dag_id, "retrain__a")]  # type: ignore[method-assign]
+    world.orchestrator.get_run = _run  # type: ignore[method-assign]  # retrain__b is older than the listing
+    logged_in(world, "viewer")
+    page = world.client.get(f"/models/{MODEL}").text
+
+    first = section(page, f'data-retrain="{promoted.id}"')
+    assert "v5 became champion" in first and 'href="/runs?model=fraud_detector">retrain__a' in first
+    assert "alias history (alertmanager)" in first and "?version=5#lineage" in first
+    second = section(page, f'data-retrain="{refused.id}"')
+    assert "v6 refused by the gate; the champion stays" in second and "does not beat champion v5" in second
+    assert "skipped: cooldown after the last retrain" in section(page, f'data-retrain="{skipped.id}"')
+    waiting = section(page, f'data-retrain="{pending.id}"')
+    assert "pending" in waiting and "connection refused" in waiting
+
+
+def test_retrain_outcomes_follow_airflow_and_say_when_it_is_away(world: World) -> None:
+    records = world.services.retrains
+    claimed = records.claim(_alert("ee", NOW), "train_fraud_detector", "manual__1", "drift", first_attempt_at=NOW)
+    assert claimed is not None
+    records.triggered(claimed.id, "manual__1")
+    logged_in(world, "viewer")
+    page = world.client.get(f"/models/{MODEL}").text
+    assert "run queued" in section(page, f'data-retrain="{claimed.id}"')  # the fake's runs stay queued
+
+    def unreachable(dag_id: str, limit: int) -> list[DagRun]:
+        from mlplatform.orchestration.airflow_client import AirflowUnreachableError
+
+        raise AirflowUnreachableError("down")
+
+    world.orchestrator.list_runs = unreachable  # type: ignore[method-assign]
+    page = world.client.get(f"/models/{MODEL}").text
+    assert "retrain runs: Airflow is unreachable" in page and "run state unknown" in page
+
+
+class FakeDriftCheck:
+    """Stands in for ``run_drift_check`` (MLflow and Evidently are exercised in tests/integration and tests/ui)."""
+
+    def __init__(self, *results: DriftCheck | Exception) -> None:
+        self.results = list(results)
+        self.calls: list[tuple[str, str]] = []
+
+    def __call__(self, settings: Settings, model: str, *, actor: str, store: Any = None, **_: Any) -> DriftCheck:
+        self.calls.append((model, actor))
+        result = self.results.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        results = DriftResults(store)
+        found = results.get(model, results.record(replace(result, actor=actor)))
+        assert found is not None
+        return found
+
+
+def test_run_drift_check_now_calls_the_shared_check_and_says_what_it_found(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeDriftCheck(
+        _check("insufficient_data", 0),
+        _check("drift", 0, drift_share=1.0, dataset_drift=True, features=(_feature("amount", True, 0.001),)),
+        drift_check.DriftCheckError("fraud_detector has no champion: train and promote a version first"),
+    )
+    monkeypatch.setattr(drift_check, "run_drift_check", fake)
+    csrf = logged_in(world, "data-scientist")
+
+    response = post_form(world, f"/models/{MODEL}/drift-check", csrf)
+    assert response.headers["location"] == f"/models/{MODEL}#drift"
+    page = flashes_after(world, response)
+    assert "insufficient data: 12 rows in the window, at least 100 needed." in page
+    assert fake.calls == [(MODEL, "data_scientist")]
+    [event] = world.audit(action="drift.check")
+    assert (event.actor, event.result, event.to_value, event.target) == (
+        "data_scientist",
+        "ok",
+        "insufficient_data",
+        MODEL,
+    )
+
+    drifted = flashes_after(world, post_form(world, f"/models/{MODEL}/drift-check", csrf))
+    assert "drift detected, drift share 1.00 (threshold 0.50), 900 rows." in drifted
+    assert "drifted inputs: amount" in drifted
+    impossible = flashes_after(world, post_form(world, f"/models/{MODEL}/drift-check", csrf))
+    assert "Drift check impossible: fraud_detector has no champion" in impossible
+    assert [e.result for e in world.audit(action="drift.check")] == ["failed", "ok", "ok"]
+
+
+def test_run_drift_check_needs_the_sessions_csrf_token(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeDriftCheck()
+    monkeypatch.setattr(drift_check, "run_drift_check", fake)
+    logged_in(world, "data-scientist")
+    response = post_form(world, f"/models/{MODEL}/drift-check", "forged")
+    assert response.status_code == 403 and fake.calls == []
+    assert world.audit(action="drift.check", limit=1)[0].reason == "missing or wrong CSRF token"

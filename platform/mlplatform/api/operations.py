@@ -9,6 +9,7 @@ as ``Problem`` (the REST API answers them as problem documents, the UI shows the
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -47,7 +48,9 @@ if TYPE_CHECKING:
     from mlplatform.orchestration.airflow_client import DagRun
     from mlplatform.registry.mlflow_registry import VersionInfo
     from mlplatform.specs import ModelSpec
+    from mlplatform.store.drift import DriftCheck
 
+log = logging.getLogger(__name__)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 GATE_TAG = "mlplatform.gate"
@@ -462,3 +465,33 @@ def set_canary(
         reason=reason,
     )
     return deployment_out(services, deployment)
+
+
+# ---------------------------------------------------------------------------------------------------- monitoring
+
+
+def check_drift(request: Request, services: ApiServices, principal: Principal, name: str) -> DriftCheck:
+    """Run the model's drift check now: the same ``run_drift_check`` as the CLI and the monitoring DAG, audited.
+
+    A window with too few rows is a result (``insufficient_data``), not a refusal; no champion is a 409.
+    """
+    from mlplatform.monitoring import drift_check
+    from mlplatform.registry.mlflow_registry import RegistryUnavailableError
+
+    services.spec(name)
+    actor = principal.username
+    try:
+        check = drift_check.run_drift_check(services.settings, name, actor=actor, store=services.store)
+    except drift_check.DriftCheckError as error:
+        record(request, actor, "drift.check", name, RESULT_FAILED, detail={"error": str(error)})
+        raise Problem(409, str(error), slug="drift-check-impossible", title="Drift check impossible") from None
+    except RegistryUnavailableError as error:
+        record(request, actor, "drift.check", name, RESULT_FAILED, detail={"error": str(error)})
+        raise Problem(503, str(error), slug="registry-unavailable", title="Model registry unavailable") from None
+    except Exception as error:  # the prediction log or Evidently failed: say so, details in the server log
+        log.exception("drift check of %s failed", name)
+        record(request, actor, "drift.check", name, RESULT_FAILED, detail={"error": type(error).__name__})
+        raise Problem(500, "the drift check failed; see the API server log", slug="drift-check-failed") from None
+    detail = {"check_id": check.id, "rows": check.rows, "drift_share": check.drift_share}
+    record(request, actor, "drift.check", name, RESULT_OK, to_value=check.status, detail=detail)
+    return check

@@ -13,9 +13,11 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mlplatform.store.drift import DriftCheck
     from mlplatform.ui.views import VersionRow
 
 CHAMPION_COLOUR = "#b7791f"
+DRIFT_COLOUR, CALM_COLOUR, NO_DATA_COLOUR, THRESHOLD_COLOUR = "#c53030", "#2f855a", "#a0aec0", "#975a16"
 PALETTE = ("#2b6cb0", "#c05621", "#2f855a", "#6b46c1", "#b83280", "#4a5568")
 LAYOUT: dict[str, Any] = {
     "margin": {"l": 50, "r": 20, "t": 70, "b": 60},
@@ -81,6 +83,116 @@ def comparison(a: VersionRow, b: VersionRow, metrics: list[str]) -> dict[str, An
         barmode="group",
         title={"text": f"v{a.version} vs v{b.version}: holdout metrics", "x": 0},
         yaxis={"range": [0, 1.1]},
+    )
+    return _figure(figure)
+
+
+def _check_label(check: DriftCheck) -> str:
+    return f"#{check.id} {check.window_end:%m-%d %H:%M}"
+
+
+def drift_over_time(checks: list[DriftCheck]) -> dict[str, Any]:
+    """Dataset drift share per check (oldest first) against its threshold.
+
+    ``insufficient_data`` checks have no share: they are a gap in the line and grey markers along the top, labelled
+    as such, so a quiet window never reads as "no drift".
+    """
+    import plotly.graph_objects as go
+
+    ordered = sorted(checks, key=lambda check: check.id or 0)
+    analysed = [check for check in ordered if check.drift_share is not None]
+    no_data = [check for check in ordered if check.status == "insufficient_data"]
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(
+            x=[check.window_end for check in analysed],
+            y=[check.drift_share for check in analysed],
+            name="drift share",
+            mode="lines+markers",
+            line={"color": PALETTE[0]},
+            marker={"size": 9, "color": [DRIFT_COLOUR if check.dataset_drift else CALM_COLOUR for check in analysed]},
+            text=[f"check #{check.id}: {check.status}, {check.rows} rows" for check in analysed],
+            hovertemplate="%{text}<br>drift share %{y:.2f}<extra></extra>",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=[check.window_end for check in ordered],
+            y=[check.drift_share_threshold for check in ordered],
+            name="threshold",
+            mode="lines",
+            line={"color": THRESHOLD_COLOUR, "dash": "dash", "shape": "hv"},
+            hovertemplate="threshold %{y:.2f}<extra></extra>",
+        )
+    )
+    if no_data:
+        figure.add_trace(
+            go.Scatter(
+                x=[check.window_end for check in no_data],
+                y=[1.05] * len(no_data),
+                name="insufficient data (no verdict)",
+                mode="markers",
+                marker={"symbol": "x-thin-open", "size": 11, "color": NO_DATA_COLOUR, "line": {"width": 2}},
+                text=[f"check #{c.id}: insufficient data, {c.rows} of {c.min_rows} rows" for c in no_data],
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+    figure.update_layout(
+        **LAYOUT,
+        title={"text": "Dataset drift share per check", "x": 0},
+        yaxis={"range": [0, 1.1], "title": {"text": "share of drifted inputs"}},
+    )
+    return _figure(figure)
+
+
+def drift_by_feature(checks: list[DriftCheck], limit: int) -> dict[str, Any]:
+    """Per-feature verdicts of the latest ``limit`` checks: feature x check, red = drifted, score as text.
+
+    Colour is the verdict, not the score: a score is a p-value for one method and a distance for another, so only
+    the verdict (score against that method's threshold) compares across features.  Checks without data are grey.
+    """
+    import plotly.graph_objects as go
+
+    latest = sorted(checks, key=lambda check: check.id or 0)[-limit:]
+    features = sorted({feature.feature for check in latest for feature in check.features})
+    columns = [_check_label(check) + ("<br>no data" if check.status == "insufficient_data" else "") for check in latest]
+    z: list[list[float | None]] = []
+    text: list[list[str]] = []
+    for name in features:
+        z_row, text_row = [], []
+        for check in latest:
+            found = next((feature for feature in check.features if feature.feature == name), None)
+            if check.status == "insufficient_data" or found is None or found.drifted is None:
+                z_row.append(0.5 if check.status == "insufficient_data" else None)
+                text_row.append("n/a")
+                continue
+            z_row.append(1.0 if found.drifted else 0.0)
+            score = "" if found.score is None else f"{found.score:.3g}"
+            text_row.append(score)
+        z.append(z_row)
+        text.append(text_row)
+    figure = go.Figure(
+        go.Heatmap(
+            x=columns,
+            y=features,
+            z=z,
+            text=text,
+            texttemplate="%{text}",
+            zmin=0,
+            zmax=1,
+            colorscale=[[0, CALM_COLOUR], [0.5, NO_DATA_COLOUR], [1, DRIFT_COLOUR]],
+            showscale=False,
+            xgap=2,
+            ygap=2,
+            hovertemplate="%{y} in %{x}: score %{text}<extra></extra>",
+        )
+    )
+    layout = {**LAYOUT, "height": max(220, 90 + 26 * len(features))}
+    figure.update_layout(
+        **layout,
+        title={"text": "Drift per feature (red: drifted; text: the method's score)", "x": 0},
+        xaxis={"type": "category"},
+        yaxis={"autorange": "reversed"},
     )
     return _figure(figure)
 

@@ -1,4 +1,4 @@
-"""The UI's forms (POST): log in and out, train, promote, roll back, deploy, undeploy.
+"""The UI's forms (POST): log in and out, train, check drift, promote, roll back, deploy, undeploy.
 
 Each handler is authorised by the same ``permit(action, role)`` dependency as the REST route (role, CSRF token
 from the form's hidden field, refusals audited), validates the form into the REST request model, and calls the
@@ -29,6 +29,7 @@ from mlplatform.api.security import LOGIN_CSRF_COOKIE
 from mlplatform.api.services import ApiServices
 from mlplatform.specs import NAME_PATTERN
 from mlplatform.store.audit import RESULT_DENIED
+from mlplatform.store.drift import DriftCheck
 from mlplatform.ui.pages import login_form
 from mlplatform.ui.render import Flash, Renderer, UiRoute, renderer, safe_next
 
@@ -175,6 +176,37 @@ def train(
         return render.redirect(model_url(name), refused(refusal))
     started = Flash("ok", f"Training run {run.run_id} of {name} started; this page follows it until it finishes.")
     return render.redirect(f"/runs?model={name}", started)
+
+
+@router.post("/models/{name}/drift-check")
+def drift_check(
+    name: NamePath,
+    request: Request,
+    services: Services,
+    render: Render,
+    principal: Annotated[Principal, Depends(permit("drift.check", "data-scientist"))],
+) -> Response:
+    """Run the drift check now (as ``mlplatform drift check`` does); the verdict is the next page's message."""
+    try:
+        check = operations.check_drift(request, services, principal, name)
+    except Problem as refusal:
+        return render.redirect(f"{model_url(name)}#drift", refused(refusal))
+    return render.redirect(f"{model_url(name)}#drift", drift_flash(check))
+
+
+def drift_flash(check: DriftCheck) -> Flash:
+    """The verdict in words: an empty window is said to be one, never reported as calm."""
+    head = f"Drift check #{check.id} of v{check.model_version}"
+    if check.status == "insufficient_data":
+        text = f"{head}: insufficient data: {check.rows} rows in the window, at least {check.min_rows} needed."
+        return Flash("info", text)
+    drifted = [feature.feature for feature in check.features if feature.drifted]
+    share = f"drift share {check.drift_share or 0:.2f} (threshold {check.drift_share_threshold:.2f})"
+    verdict = "drift detected" if check.status == "drift" else "no drift"
+    details = (f"drifted inputs: {', '.join(drifted)}",) if drifted else ()
+    return Flash(
+        "info" if check.status == "drift" else "ok", f"{head}: {verdict}, {share}, {check.rows} rows.", details
+    )
 
 
 @router.post("/models/{name}/promote")

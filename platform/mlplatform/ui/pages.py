@@ -18,6 +18,7 @@ from mlplatform.api.services import ApiServices
 from mlplatform.deploy.base import BACKENDS
 from mlplatform.specs import NAME_PATTERN
 from mlplatform.ui import charts, views
+from mlplatform.ui.monitoring import HEATMAP_CHECKS, load_monitoring
 from mlplatform.ui.render import Renderer, UiRoute, renderer, safe_next
 
 router = APIRouter(route_class=UiRoute, include_in_schema=False)
@@ -99,12 +100,17 @@ def model_page(
         champion = detail.registry.champion.version if detail.registry.champion else None
         chart = charts.metrics_by_version(rows, metrics, champion)
     pair = views.default_pair(detail.registry) if detail.registry else (None, None)
+    monitoring = load_monitoring(services, name, detail.registry, detail.history)
+    checks = monitoring.checks
     return render.page(
         request,
         "model.html",
         principal,
         model=detail,
         chart=chart,
+        monitoring=monitoring,
+        drift_chart=charts.drift_over_time(checks) if checks else None,
+        feature_chart=charts.drift_by_feature(checks, HEATMAP_CHECKS) if any(c.features for c in checks) else None,
         pair=pair,
         table_metrics=views.table_metrics(detail.spec),
         backends=BACKENDS,

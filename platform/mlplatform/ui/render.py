@@ -193,6 +193,7 @@ def permissions(principal: Principal | None) -> dict[str, bool]:
     return {
         "train": allows("data-scientist"),
         "compare": allows("data-scientist"),
+        "drift_check": allows("data-scientist"),
         "promote": allows("approver"),
         "rollback": allows("approver"),
         "deploy": allows("approver"),
