@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Locator, Page
 
 CHROMIUM = Path(os.environ.get("MLP_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -80,6 +80,16 @@ def screenshot(page: Page, name: str, *, docs: bool = False, max_height: int = 4
     box = page.locator("main").bounding_box()
     height = min(round(box["y"] + box["height"] + 8) if box else VIEWPORT["height"], max_height)
     page.screenshot(path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": VIEWPORT["width"], "height": height})
+    if docs and os.environ.get("MLP_UI_DOCS_IMAGES") == "1":
+        _small_png(path, DOCS_IMAGES / f"ui-{name}.png")
+    return path
+
+
+def element_screenshot(locator: Locator, name: str, *, docs: bool = False) -> Path:
+    """A screenshot of one part of a page (e.g. the model page's monitoring part), kept like ``screenshot``."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    locator.screenshot(path=str(path))
     if docs and os.environ.get("MLP_UI_DOCS_IMAGES") == "1":
         _small_png(path, DOCS_IMAGES / f"ui-{name}.png")
     return path

@@ -6,14 +6,23 @@ on the small demo world.  Two training runs are started from the UI and followed
 minute each), then versions are compared, the champion is rolled back, promoted through the gate, deployed (a
 KServe process), refused by the gate, undeployed, and the audit log shows it all.  A viewer sees none of the
 controls and a forged POST is refused with 403 and audited.
+
+Then drift (after the flow, on its champion): "Run drift check now" runs the real check in the API process on a
+real parquet prediction log (written by the serving sink: first nothing, then traffic like the training data,
+then shifted traffic); the stack's Prometheus scrapes the verdict, its rule fires, Alertmanager shows the alert
+on the page and posts it to the webhook, which starts a retrain in Airflow; the page follows that run to its
+outcome (the gate's verdict on the version it registered).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -26,7 +35,7 @@ from mlplatform.store.audit import AuditLog
 from mlplatform.store.auth import AuthRepository
 from tests.conftest import REPO_ROOT, free_port
 from tests.integration.conftest import build_world
-from tests.ui.conftest import new_page, screenshot
+from tests.ui.conftest import element_screenshot, new_page, screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -58,6 +67,9 @@ def ui_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiWorld]:
         mlflow={"port": free_port()},
         api={"port": free_port()},
         serving={"port": free_port(), "servers_dir": REPO_ROOT / "serving"},
+        # Own ports (never the defaults a developer's stack uses) and short intervals: a drift verdict reaches
+        # Alertmanager and the webhook within seconds.
+        prometheus={"port": free_port(), "alertmanager_port": free_port(), "scrape_interval_s": 2},
     )
     build_world(settings)
     stack = EmbeddedStack(settings)
@@ -229,3 +241,121 @@ def test_a_viewer_sees_no_controls_and_a_forged_post_is_refused(ui_world: UiWorl
     page.goto(f"/models/{MODEL}/compare?a=1&b=2")  # comparing needs data-scientist, as in the REST API
     expect(page.get_by_test_id("problem")).to_contain_text("this needs the data-scientist role; you have viewer")
     screenshot(page, "forbidden")
+
+
+def write_traffic(settings: Settings, rows: int, *, shift: float, seed: int) -> None:
+    """Served predictions of the champion over the last hours, written by the serving's own parquet sink.
+
+    Rows are drawn from the champion's training reference; ``shift`` (in standard deviations) moves every input.
+    """
+    from mlplatform.monitoring.drift import PREDICTION
+    from mlplatform.monitoring.drift_check import load_reference
+    from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
+    from mlplatform.serving.prediction_log import ParquetSink, PredictionRecord, prediction_log_dir
+
+    champion = ModelRegistry(settings).alias_holder(MODEL, CHAMPION)
+    assert champion is not None and champion.run_id
+    reference, features = load_reference(settings, champion.run_id)
+    sample = reference.sample(n=rows, replace=True, random_state=seed).reset_index(drop=True)
+    for name in features:
+        sample[name] = sample[name] + shift * (float(reference[name].std()) or 1.0)
+    now = datetime.now(UTC)
+    records = [
+        PredictionRecord(
+            request_id=uuid.uuid4().hex,
+            timestamp=now - timedelta(hours=2) + int(index) * timedelta(hours=2) / rows,
+            model_name=MODEL,
+            model_version=champion.version,
+            entity={"customer_id": int(index)},
+            features={name: float(row[name]) for name in features},
+            score=float(row[PREDICTION]),
+            label=int(row[PREDICTION] >= 0.5),
+        )
+        for index, row in sample.iterrows()
+    ]
+    sink = ParquetSink(prediction_log_dir(settings))
+    sink.write(records)
+    sink.close()
+
+
+def check_drift_now(page: Page) -> str:
+    page.get_by_test_id("drift-check-form").get_by_role("button", name="Run drift check now").click()
+    flash = page.get_by_test_id("flash")
+    expect(flash).to_contain_text("Drift check #", timeout=120_000)  # the first check imports Evidently
+    return flash.inner_text()
+
+
+def reload_until(page: Page, selector: str, timeout_s: float) -> None:
+    """Reload the page until ``selector`` matches (Prometheus, Alertmanager and Airflow work in the background)."""
+    deadline = time.monotonic() + timeout_s
+    while page.locator(selector).count() == 0 and time.monotonic() < deadline:
+        page.wait_for_timeout(1000)
+        page.reload()
+    expect(page.locator(selector).first).to_be_attached()
+
+
+def require_prometheus(settings: Settings) -> None:
+    """The drift loop needs the stack's Prometheus and Alertmanager: a skip locally without them, a failure in CI."""
+    from mlplatform.stack.prometheus import find_binaries
+
+    binaries = find_binaries(settings)
+    if binaries.prometheus is None or binaries.alertmanager is None:
+        message = "the drift part needs prometheus and prometheus-alertmanager (Debian packages)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def test_drift_alerts_and_retrains_on_the_model_page(ui_world: UiWorld, browser: Browser) -> None:
+    """Runs after the flow above, on its champion (v2)."""
+    require_prometheus(ui_world.settings)
+    page = new_page(browser, ui_world.url)
+    log_in(page, "dana")
+    page.goto(f"/models/{MODEL}")
+    expect(page.locator("#drift")).to_contain_text("No drift checks yet")
+    expect(page.get_by_test_id("alerts-none")).to_be_visible()  # the stack's Alertmanager answers
+    expect(page.get_by_test_id("retrains")).to_have_count(0)
+
+    # Nothing served yet: the check says so, and records it as insufficient data, not as calm.
+    assert "insufficient data: 0 rows in the window, at least 100 needed" in check_drift_now(page)
+    write_traffic(ui_world.settings, 300, shift=0.0, seed=1)
+    assert "no drift" in check_drift_now(page)
+    write_traffic(ui_world.settings, 600, shift=2.0, seed=2)
+    assert "drift detected" in check_drift_now(page)
+
+    expect(page.get_by_test_id("drift-latest")).to_contain_text("drift")
+    expect(page.get_by_test_id("drifted-features")).not_to_have_text("none")
+    expect(page.locator("#chart-drift .main-svg").first).to_be_visible()
+    expect(page.locator("#chart-drift-features .main-svg").first).to_be_visible()
+    expect(page.locator("#chart-drift")).to_contain_text("insufficient data (no verdict)")  # legend entry
+    report = page.get_by_test_id("drift-report").get_attribute("href")
+    assert report and report.startswith(f"/api/v1/models/{MODEL}/drift/")
+    served = page.request.get(report)
+    assert served.status == 200 and served.headers["content-security-policy"] == "sandbox allow-scripts"
+    assert "<html" in served.text()[:2000].lower()
+
+    # Prometheus scrapes the verdict and fires; Alertmanager shows the alert and sends it to the webhook.
+    reload_until(page, 'tr[data-alert="DatasetDriftDetected"]', 90)
+    expect(page.locator('tr[data-alert="DatasetDriftDetected"]').first).to_contain_text("served data drifted")
+    triggered = 'tr[data-retrain][data-status="triggered"]'
+    reload_until(page, triggered, 60)
+    retrain = page.locator(triggered).first
+    expect(retrain).to_contain_text("DatasetDriftDetected")
+    expect(retrain.get_by_role("link", name=re.compile(r"^retrain__"))).to_have_attribute(
+        "href", f"/runs?model={MODEL}"
+    )
+
+    # The retrain run in Airflow, then the gate's verdict on the version it registered.
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while re.match(
+        r"run (queued|running)", page.locator(triggered).first.get_by_test_id("retrain-outcome").inner_text()
+    ):
+        assert time.monotonic() < deadline, "the retrain run did not finish"
+        page.wait_for_timeout(2000)
+        page.reload()
+    outcome = page.locator(triggered).first.get_by_test_id("retrain-outcome")
+    expect(outcome).to_have_text(re.compile(r"^v3 (became champion|refused by the gate; the champion stays)$"))
+    element_screenshot(page.locator("#monitoring"), "drift", docs=True)
+    assert page.errors == []  # type: ignore[attr-defined]
+    [event] = ui_world.audit.query(actor="dana", action="drift.check", limit=1)
+    assert (event.result, event.to_value) == ("ok", "drift")

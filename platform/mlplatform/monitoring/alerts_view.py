@@ -85,6 +85,15 @@ class FiringAlerts:
     alerts: tuple[GettableAlert, ...] = ()
     detail: str = ""
 
+    @property
+    def firing(self) -> list[GettableAlert]:
+        return [alert for alert in self.alerts if alert.state == "firing"]
+
+    @property
+    def muted(self) -> list[GettableAlert]:
+        """Silenced or inhibited (e.g. feature drift while the data set drifts): shown apart, they page nobody."""
+        return [alert for alert in self.alerts if alert.state != "firing"]
+
 
 def alertmanager_url(settings: Settings) -> str:
     """Where the platform's Alertmanager answers; a wildcard bind address is reached on loopback."""
