@@ -31,6 +31,7 @@ from mlplatform.control_cli import (
 )
 from mlplatform.deploy.base import Deployment
 from mlplatform.features.cli import data_app, features_app
+from mlplatform.loop_cli import loop_app
 from mlplatform.monitoring.cli import monitoring_app
 from mlplatform.monitoring.drift_cli import drift_app
 from mlplatform.stack.cli import stack_app
@@ -51,6 +52,7 @@ app.add_typer(api_app, name="api", help="The platform API server, its users and 
 app.add_typer(settings_app, name="settings")
 app.add_typer(monitoring_app, name="monitoring", help="Monitoring assets: Grafana dashboards generated from code.")
 app.add_typer(drift_app, name="drift", help="Drift checks: served traffic against the champion's training reference.")
+app.add_typer(loop_app, name="loop", help="The closed loop: drift -> alert -> retrain -> promotion -> swap.")
 app.command()(deployments)
 app.command()(audit)
 TERMINAL_RUN_STATES = ("success", "failed")

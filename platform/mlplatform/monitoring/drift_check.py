@@ -140,9 +140,13 @@ def run_drift_check(
     actor: str,
     window_hours: int | None = None,
     now: datetime | None = None,
+    since: datetime | None = None,
     store: PlatformStore | None = None,
 ) -> DriftCheck:
-    """Check the last ``window_hours`` (default: the spec's) before ``now``, record the result, return it."""
+    """Check the last ``window_hours`` (default: the spec's) before ``now``, record the result, return it.
+
+    ``since`` starts the window at that instant instead: the closed-loop demo checks exactly the traffic it sent.
+    """
     from mlplatform.serving.prediction_log import read_prediction_log
     from mlplatform.store.db import PlatformStore
 
@@ -152,7 +156,7 @@ def run_drift_check(
     try:
         champion = _champion(settings, store, model)
         end = (now or datetime.now(UTC)).astimezone(UTC)
-        start = end - timedelta(hours=window_hours or spec.monitoring.window_hours)
+        start = since.astimezone(UTC) if since else end - timedelta(hours=window_hours or spec.monitoring.window_hours)
         log = read_prediction_log(settings, model, start, end)
         check = replace(_base_check(spec, champion, start, end, len(log)), actor=actor[:128])
         analysis = None

@@ -1,0 +1,644 @@
+"""The closed loop, end to end on the embedded stack: drifted traffic -> drift check -> Prometheus alert ->
+Alertmanager -> the platform's webhook -> Airflow retrain on fresh data -> gate -> the server swaps champions.
+
+``run_loop`` drives the real components and only *waits* for the ones that act by themselves (Prometheus,
+Alertmanager, the webhook's retrain policy, Airflow, the model server's alias poll); every wait is bounded and a
+stall names the step and the log to read.  What it does itself is what the world would do: the demo data changes
+(the generator's drift over the last ``drift_days``, so the drifted, labelled period lies inside the retrain's
+data window), Feast is re-materialised so online features reflect it, and customers send requests.
+
+The loop first re-establishes its starting point, so it can run again on the same state directory: the data
+without drift, a champion that was not trained on drifted data (an earlier loop's retrained champion is replaced
+by the newest version trained otherwise), and, when an earlier loop's alert is still firing, a drift check of
+undrifted traffic that finds no drift so the alert resolves (this loop's alert is then a new episode, with a new
+idempotency key, instead of a duplicate the webhook ignores).
+
+Without Prometheus and Alertmanager the loop stops after the drift check and says that the alert path was skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from mlplatform.specs import ModelSpec, find_spec
+
+if TYPE_CHECKING:
+    from mlplatform.config import Settings
+    from mlplatform.demo.fraud_data import GeneratedData
+    from mlplatform.deploy.base import Deployment
+    from mlplatform.registry.mlflow_registry import ModelRegistry, VersionInfo
+    from mlplatform.store.db import PlatformStore
+    from mlplatform.store.retrains import RetrainTrigger
+
+ACTOR = "mlplatform loop"
+ALERT = "DatasetDriftDetected"
+POLL_S = 1.0
+
+OUTCOME_PROMOTED = "promoted"
+OUTCOME_KEPT = "kept"
+OUTCOME_NO_DRIFT = "no_drift"
+OUTCOME_ALERT_PATH_SKIPPED = "alert_path_skipped"
+OUTCOME_RETRAIN_SKIPPED = "retrain_skipped"
+
+Say = Callable[[str], None]
+
+
+class LoopStalledError(RuntimeError):
+    """A step did not happen in time (or failed); the message names the step and where to look."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(f"{step}: {message}")
+        self.step = step
+
+
+@dataclass(frozen=True)
+class LoopTimeouts:
+    """Upper bounds of each wait, in seconds (a stalled step fails the loop instead of hanging it)."""
+
+    log: float = 60.0
+    alert: float = 180.0
+    webhook: float = 120.0
+    retrain: float = 1200.0
+    swap: float = 180.0
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """The demo world the loop runs in: the same generator parameters as ``mlplatform data generate``."""
+
+    model: str = "fraud_detector"
+    customers: int = 2000
+    days: int = 90
+    seed: int = 7
+    end: datetime | None = None
+    drift_days: int = 30
+    requests: int = 400
+    rate: float = 50.0
+    timeouts: LoopTimeouts = field(default_factory=LoopTimeouts)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of the timeline."""
+
+    name: str
+    started: datetime
+    finished: datetime
+    detail: str
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished - self.started).total_seconds()
+
+
+@dataclass
+class LoopResult:
+    """The timeline and what the loop ended with."""
+
+    started: datetime
+    steps: list[Step] = field(default_factory=list)
+    outcome: str = ""
+    message: str = ""
+    old_version: str | None = None
+    new_version: str | None = None
+    dag_run_id: str | None = None
+    gate_reasons: list[str] = field(default_factory=list)
+    first_drifted_request: datetime | None = None
+
+    @property
+    def finished(self) -> datetime:
+        return self.steps[-1].finished if self.steps else self.started
+
+    @property
+    def total_seconds(self) -> float:
+        return (self.finished - self.started).total_seconds()
+
+    @property
+    def loop_seconds(self) -> float | None:
+        """From the first drifted request to the new champion serving: the loop's reaction time."""
+        if self.outcome != OUTCOME_PROMOTED or self.first_drifted_request is None:
+            return None
+        return (self.finished - self.first_drifted_request).total_seconds()
+
+    def step(self, name: str) -> Step | None:
+        return next((step for step in self.steps if step.name == name), None)
+
+
+class _Recorder:
+    """Times each step and reports it as it ends, so a long loop shows progress."""
+
+    def __init__(self, result: LoopResult, on_step: Callable[[Step], None]) -> None:
+        self.result = result
+        self.on_step = on_step
+        self.began = datetime.now(UTC)
+
+    def start(self) -> None:
+        self.began = datetime.now(UTC)
+
+    def done(self, name: str, detail: str) -> Step:
+        step = Step(name, self.began, datetime.now(UTC), detail)
+        self.result.steps.append(step)
+        self.on_step(step)
+        self.began = step.finished
+        return step
+
+
+def _quiet(_: str) -> None:
+    """Default progress sink: silent."""
+
+
+def _ignore_step(_: Step) -> None:
+    """Default step sink: nothing."""
+
+
+def run_loop(
+    settings: Settings,
+    options: LoopOptions,
+    *,
+    say: Say = _quiet,
+    on_step: Callable[[Step], None] = _ignore_step,
+) -> LoopResult:
+    """Run the loop once against the running stack and deployed model; returns its timeline and outcome.
+
+    Raises ``LoopStalledError`` when a step does not happen within its timeout (or fails outright).
+    """
+    from mlplatform.registry.mlflow_registry import ModelRegistry
+    from mlplatform.store.db import PlatformStore
+
+    spec = find_spec(settings.specs_dir, options.model)
+    if options.requests < spec.monitoring.min_rows:
+        raise ValueError(
+            f"requests={options.requests} is below {spec.name}'s drift min_rows {spec.monitoring.min_rows}"
+        )
+    result = LoopResult(started=datetime.now(UTC))
+    record = _Recorder(result, on_step)
+    store = PlatformStore.connect(settings.db_url)
+    try:
+        registry = ModelRegistry(settings, store=store)
+        _refuse_cooldown(settings, store, spec.name)
+        deployment = _deployment(settings, spec.name)
+        _baseline(settings, options, spec, registry, store, deployment, record, say)
+        if not _drift(settings, options, spec, deployment, record, say):
+            return result
+        if not _alert_path(settings, spec, store, options.timeouts, record, say):
+            return result
+        _retrain(settings, spec, registry, deployment, options.timeouts, record, say)
+    finally:
+        store.dispose()
+    return result
+
+
+# -- starting point --------------------------------------------------------------------------------------------
+
+
+def _refuse_cooldown(settings: Settings, store: PlatformStore, model: str) -> None:
+    """Fail before doing anything when the retrain policy would skip the alert anyway."""
+    from mlplatform.store.retrains import RetrainRecords
+
+    last = RetrainRecords(store).last_claim(model)
+    if last is None:
+        return
+    until = last.created_at + timedelta(seconds=settings.alerts.cooldown_s)
+    if datetime.now(UTC) < until:
+        raise LoopStalledError(
+            "cooldown",
+            f"a retrain of {model} was triggered at {last.created_at:%H:%M:%S} UTC; the policy skips drift alerts "
+            f"until {until:%H:%M:%S} UTC (alerts.cooldown_s={settings.alerts.cooldown_s}). Wait, or start the stack "
+            "with a shorter MLP_ALERTS__COOLDOWN_S (`make demo` uses 60).",
+        )
+
+
+def _deployment(settings: Settings, model: str) -> Deployment:
+    from mlplatform.deploy.local import LocalProcessDeployer
+
+    for deployment in LocalProcessDeployer(settings).list():
+        if deployment.model == model and deployment.running:
+            return deployment
+    raise LoopStalledError("serving", f"{model} is not deployed; run `mlplatform deploy {model}` first")
+
+
+def _baseline(
+    settings: Settings,
+    options: LoopOptions,
+    spec: ModelSpec,
+    registry: ModelRegistry,
+    store: PlatformStore,
+    deployment: Deployment,
+    record: _Recorder,
+    say: Say,
+) -> None:
+    """The world before drift and its champion served; an earlier loop's alert resolved."""
+    generated = _world(settings, options, drift_after=None, say=say)
+    record.done("baseline data", generated)
+    champion = _baseline_champion(registry, store, spec.name, say)
+    _wait_serving(deployment, settings, spec, champion, options.timeouts.swap, say)
+    record.result.old_version = champion
+    record.done("baseline champion", f"v{champion} serving")
+    if _monitoring_installed(settings) and _firing(settings, spec.name):
+        _resolve_earlier_alert(settings, options, spec, deployment, champion, record, say)
+
+
+def _resolve_earlier_alert(
+    settings: Settings,
+    options: LoopOptions,
+    spec: ModelSpec,
+    deployment: Deployment,
+    champion: str,
+    record: _Recorder,
+    say: Say,
+) -> None:
+    """An alert still firing from an earlier loop must resolve first, or this loop's drift would not be a new
+    episode (same idempotency key: the webhook would call it a duplicate): undrifted traffic, checked, no drift."""
+    since = datetime.now(UTC)
+    sent = _traffic(settings, spec, deployment, options)
+    _wait_logged(settings, spec.name, since, sent, options.timeouts.log, say)
+    check = _check(settings, spec.name, since)
+    if check.status != "no_drift":
+        raise LoopStalledError(
+            "baseline check",
+            f"{ALERT} is still firing from an earlier drift check, and undrifted traffic to v{champion} gave "
+            f"{_verdict(check)}, which cannot resolve it; see the model's drift checks in the platform UI",
+        )
+    _wait_alert_resolved(settings, spec.name, options.timeouts.alert, say)
+    record.done("baseline check", f"{sent} requests, {_verdict(check)}; the earlier {ALERT} resolved")
+
+
+def _world(settings: Settings, options: LoopOptions, drift_after: datetime | None, say: Say) -> str:
+    """Regenerate the demo data (with or without drift) and reload the whole range into the online store."""
+    data = _generate(settings, options, drift_after)
+    say(f"wrote {data.transaction_rows:,} transactions; materializing {data.start:%Y-%m-%d} .. now")
+    seconds = _materialize(settings, data.start)
+    drift = f", drifted from {drift_after:%Y-%m-%d}" if drift_after else ""
+    return f"{data.transaction_rows:,} transactions{drift}; online store reloaded in {seconds:.1f}s"
+
+
+def _generate(settings: Settings, options: LoopOptions, drift_after: datetime | None) -> GeneratedData:
+    from mlplatform.demo.fraud_data import generate
+
+    end = options.end or _today()
+    return generate(
+        settings.data_dir,
+        customers=options.customers,
+        days=options.days,
+        end=end,
+        seed=options.seed,
+        drift_after=drift_after,
+    )
+
+
+def _materialize(settings: Settings, data_start: datetime) -> float:
+    """The whole range, not an incremental run: the history was rewritten, and an incremental run only loads rows
+    newer than its last end (profiles start 30 days before the range)."""
+    from mlplatform.features.store import FeatureStoreAdapter
+
+    return FeatureStoreAdapter(settings).materialize(datetime.now(UTC), data_start - timedelta(days=31)).seconds
+
+
+def _today() -> datetime:
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _baseline_champion(registry: ModelRegistry, store: PlatformStore, model: str, say: Say) -> str:
+    """The champion, unless an earlier loop's retrain made it: then the newest version trained otherwise."""
+    from mlplatform.registry.mlflow_registry import CHAMPION
+    from mlplatform.store.retrains import RetrainRecords
+
+    champion = registry.alias_holder(model, CHAMPION)
+    if champion is None:
+        raise LoopStalledError("baseline champion", f"{model} has no champion; run `mlplatform train {model} --wait`")
+    retrained = {trigger.dag_run_id for trigger in RetrainRecords(store).list(model, limit=500) if trigger.dag_run_id}
+    if champion.lineage.get("dag_run_id") not in retrained:
+        return champion.version
+    candidates = [v for v in registry.versions(model) if v.lineage.get("dag_run_id") not in retrained]
+    if not candidates:
+        raise LoopStalledError("baseline champion", f"every version of {model} came from a drift retrain")
+    baseline = max(candidates, key=lambda version: int(version.version))
+    say(f"champion v{champion.version} was retrained on drifted data by an earlier loop; restoring v{baseline.version}")
+    reason = f"closed-loop demo: baseline before drift (v{champion.version} was trained on an earlier loop's drift)"
+    registry.move_alias(model, CHAMPION, baseline.version, actor=ACTOR, reason=reason)
+    return baseline.version
+
+
+# -- drift -----------------------------------------------------------------------------------------------------
+
+
+def _drift(
+    settings: Settings, options: LoopOptions, spec: ModelSpec, deployment: Deployment, record: _Recorder, say: Say
+) -> bool:
+    """Drifted data and traffic, then the drift check; False (and the outcome set) when no drift was found."""
+    end = options.end or _today()
+    record.done(
+        "drifted data", _world(settings, options, drift_after=end - timedelta(days=options.drift_days), say=say)
+    )
+    since = datetime.now(UTC)
+    record.result.first_drifted_request = since
+    sent = _traffic(settings, spec, deployment, options)
+    record.done("drifted traffic", f"{sent} requests at {options.rate:.0f}/s to {deployment.predict_url}")
+    _wait_logged(settings, spec.name, since, sent, options.timeouts.log, say)
+    check = _check(settings, spec.name, since)
+    record.done("drift check", _verdict(check))
+    if check.status != "drift":
+        record.result.outcome = OUTCOME_NO_DRIFT
+        record.result.message = f"the drift check found {check.status}: nothing for the alert to act on"
+        return False
+    return True
+
+
+def _traffic(settings: Settings, spec: ModelSpec, deployment: Deployment, options: LoopOptions) -> int:
+    """Requests from the latest labelled events (customer and amount), as the demo's traffic command sends them."""
+    from mlplatform.serving.client import recent_entities, send_traffic
+
+    entities = recent_entities(
+        settings.data_dir / spec.label.source, spec.entity_key, spec.label.request_columns, options.requests
+    )
+    report = send_traffic(deployment, entities, options.rate, warmup=0)
+    if report.failures:
+        raise LoopStalledError(
+            "traffic", f"{report.failures}/{report.requests} requests failed; see {deployment.log_path}"
+        )
+    return report.requests
+
+
+def _wait_logged(settings: Settings, model: str, since: datetime, rows: int, timeout: float, say: Say) -> None:
+    """The server writes its prediction log in batches; the check must see every request sent."""
+    from mlplatform.serving.prediction_log import read_prediction_log
+
+    deadline = time.monotonic() + timeout
+    while (logged := len(read_prediction_log(settings, model, since, datetime.now(UTC)))) < rows:
+        if time.monotonic() > deadline:
+            raise LoopStalledError(
+                "prediction log",
+                f"{logged}/{rows} requests logged after {timeout:.0f}s; see the model server's log under "
+                f"{settings.state_dir / 'logs'}",
+            )
+        say(f"waiting for the prediction log: {logged}/{rows}")
+        time.sleep(POLL_S)
+
+
+def _check(settings: Settings, model: str, since: datetime) -> Any:
+    from mlplatform.monitoring.drift_check import run_drift_check
+
+    return run_drift_check(settings, model, actor=ACTOR, since=since)
+
+
+def _verdict(check: Any) -> str:
+    share = f", drift share {check.drift_share:.0%}" if check.drift_share is not None else ""
+    return f"{check.status} ({check.rows} rows{share})"
+
+
+# -- alert -----------------------------------------------------------------------------------------------------
+
+
+def _monitoring_installed(settings: Settings) -> bool:
+    from mlplatform.stack.prometheus import find_binaries
+
+    binaries = find_binaries(settings)
+    return binaries.prometheus is not None and binaries.alertmanager is not None
+
+
+def _alert_path(
+    settings: Settings, spec: ModelSpec, store: PlatformStore, timeouts: LoopTimeouts, record: _Recorder, say: Say
+) -> bool:
+    """Prometheus fires, Alertmanager calls the webhook, the policy triggers a run; False when that cannot go on."""
+    from mlplatform.stack.prometheus import find_binaries, why_skipped
+
+    if not _monitoring_installed(settings):
+        why = why_skipped(settings, find_binaries(settings))
+        record.result.outcome = OUTCOME_ALERT_PATH_SKIPPED
+        record.result.message = (
+            f"skipped the alert path (Prometheus -> Alertmanager -> webhook -> retrain): {why}. The drift check "
+            "above is recorded; install both and run `mlplatform stack up` again to close the loop."
+        )
+        return False
+    firing_since = _wait_alert(settings, spec.name, record.result.steps[-1].started, timeouts.alert, say)
+    record.done("alert firing", f"{ALERT}{{model={spec.name}}} firing in Prometheus (active since {firing_since})")
+    since = record.result.first_drifted_request or record.result.started
+    trigger = _wait_trigger(settings, store, spec.name, since, timeouts.webhook, say)
+    if trigger.status != "triggered":
+        record.result.outcome = OUTCOME_RETRAIN_SKIPPED
+        record.result.message = f"the webhook's policy skipped the retrain: {trigger.skip_reason}"
+        record.done("webhook", record.result.message)
+        return False
+    record.result.dag_run_id = trigger.dag_run_id
+    record.done("webhook", f"Alertmanager -> webhook -> {trigger.dag_id} run {trigger.dag_run_id}")
+    return True
+
+
+def _prometheus_alerts(settings: Settings, model: str) -> list[dict[str, Any]]:
+    from mlplatform.stack.prometheus import prometheus_url
+
+    try:
+        body = httpx.get(f"{prometheus_url(settings)}/api/v1/alerts", timeout=5.0).json()
+    except (httpx.HTTPError, ValueError):
+        return []
+    alerts: list[dict[str, Any]] = body.get("data", {}).get("alerts", [])
+    return [a for a in alerts if a["labels"].get("alertname") == ALERT and a["labels"].get("model") == model]
+
+
+def _wait_alert(settings: Settings, model: str, checked_from: datetime, timeout: float, say: Say) -> str:
+    """The drift alert firing in Prometheus, for an episode that began with this loop's check."""
+    from mlplatform.stack.prometheus import prometheus_url
+
+    deadline = time.monotonic() + timeout
+    while True:
+        for alert in _prometheus_alerts(settings, model):
+            active = datetime.fromisoformat(alert["activeAt"].replace("Z", "+00:00"))
+            if alert["state"] == "firing" and active >= checked_from - timedelta(seconds=1):
+                return f"{active:%H:%M:%S}"
+        if time.monotonic() > deadline:
+            raise LoopStalledError(
+                "alert firing",
+                f"{ALERT} for {model} not firing after {timeout:.0f}s; see {prometheus_url(settings)}/alerts, "
+                f"{prometheus_url(settings)}/targets and {settings.state_dir / 'logs' / 'prometheus.log'}",
+            )
+        say(f"waiting for Prometheus to fire {ALERT} (rules evaluated every {settings.prometheus.scrape_interval_s}s)")
+        time.sleep(POLL_S)
+
+
+def _firing(settings: Settings, model: str) -> bool:
+    return any(alert["state"] == "firing" for alert in _prometheus_alerts(settings, model))
+
+
+def _wait_alert_resolved(settings: Settings, model: str, timeout: float, say: Say) -> None:
+    """An alert left firing by an earlier loop must resolve, so this loop's drift is a new episode."""
+    from mlplatform.stack.prometheus import prometheus_url
+
+    deadline = time.monotonic() + timeout
+    while _firing(settings, model):
+        if time.monotonic() > deadline:
+            raise LoopStalledError(
+                "baseline check",
+                f"{ALERT} for {model} (from an earlier drift check) still firing after {timeout:.0f}s although the "
+                f"baseline check found no drift; see {prometheus_url(settings)}/alerts",
+            )
+        say(f"waiting for the earlier {ALERT} to resolve")
+        time.sleep(POLL_S)
+
+
+def _wait_trigger(
+    settings: Settings, store: PlatformStore, model: str, since: datetime, timeout: float, say: Say
+) -> RetrainTrigger:
+    """The policy's decision on this episode's alert, once Airflow has taken the run (or the policy said no)."""
+    from mlplatform.store.retrains import STATUS_FAILED, STATUS_PENDING, RetrainRecords
+
+    records = RetrainRecords(store)
+    deadline = time.monotonic() + timeout
+    while True:
+        ours = [
+            record
+            for record in records.list(model, limit=20)
+            if record.alertname == ALERT and record.created_at >= since
+        ]
+        decided = [record for record in ours if record.status != STATUS_PENDING]
+        if decided:
+            trigger = decided[-1]
+            if trigger.status == STATUS_FAILED:
+                raise LoopStalledError("webhook", f"the retrain could not be started: {trigger.last_error}")
+            return trigger
+        if time.monotonic() > deadline:
+            pending = f"; pending: {ours[-1].last_error}" if ours else ""
+            raise LoopStalledError(
+                "webhook",
+                f"no retrain decision for {model} after {timeout:.0f}s{pending}; see "
+                f"{settings.state_dir / 'logs' / 'alertmanager.log'} and "
+                f"{settings.state_dir / 'logs' / 'mlplatform-api.log'}",
+            )
+        say("waiting for Alertmanager to call the webhook" + (" (Airflow not taking the run yet)" if ours else ""))
+        time.sleep(POLL_S)
+
+
+# -- retrain and swap ------------------------------------------------------------------------------------------
+
+
+def _retrain(
+    settings: Settings,
+    spec: ModelSpec,
+    registry: ModelRegistry,
+    deployment: Deployment,
+    timeouts: LoopTimeouts,
+    record: _Recorder,
+    say: Say,
+) -> None:
+    """Follow the retrain run, read the gate's decision, and wait for the server to swap when it promoted."""
+    from mlplatform.orchestration.airflow_client import AirflowClient, AirflowError
+
+    result = record.result
+    assert result.dag_run_id is not None
+    try:
+        with AirflowClient.from_settings(settings) as airflow:
+            run = airflow.wait(
+                spec.training_dag_id,
+                result.dag_run_id,
+                poll_interval=settings.airflow.poll_interval_s,
+                timeout=timeouts.retrain,
+                on_progress=lambda states: say(
+                    "retrain: " + "  ".join(f"{task}={state or 'queued'}" for task, state in states.items())
+                ),
+            )
+    except AirflowError as error:
+        raise LoopStalledError("retrain", f"{error}; see {settings.state_dir / 'logs'}") from None
+    if run.state != "success":
+        raise LoopStalledError(
+            "retrain",
+            f"run {result.dag_run_id} ended {run.state}; see `mlplatform training status {spec.name} "
+            f"{result.dag_run_id}` or {settings.airflow.resolved_api_url()}/dags/{spec.training_dag_id}",
+        )
+    version = _version_of_run(registry, spec.name, result.dag_run_id)
+    record.done("retrain", f"{spec.training_dag_id} {run.state}: registered v{version.version} on fresh data")
+    _gate(spec, registry, version, deployment, settings, timeouts, record, say)
+
+
+def _version_of_run(registry: ModelRegistry, model: str, dag_run_id: str) -> VersionInfo:
+    for version in registry.versions(model):
+        if version.lineage.get("dag_run_id") == dag_run_id:
+            return version
+    raise LoopStalledError("retrain", f"run {dag_run_id} succeeded but registered no version of {model}")
+
+
+def _gate(
+    spec: ModelSpec,
+    registry: ModelRegistry,
+    version: VersionInfo,
+    deployment: Deployment,
+    settings: Settings,
+    timeouts: LoopTimeouts,
+    record: _Recorder,
+    say: Say,
+) -> None:
+    import json
+
+    from mlplatform.registry.mlflow_registry import CHAMPION
+
+    result = record.result
+    gate = json.loads(registry.client.get_model_version(spec.name, version.version).tags.get("mlplatform.gate", "{}"))
+    result.gate_reasons = list(gate.get("reasons", []))
+    champion = registry.alias_holder(spec.name, CHAMPION)
+    result.new_version = version.version
+    if champion is None or champion.version != version.version:
+        result.outcome = OUTCOME_KEPT
+        result.message = f"the gate kept champion v{result.old_version}: " + "; ".join(result.gate_reasons)
+        record.done("gate", f"v{version.version} kept as challenger")
+        return
+    record.done("gate", f"v{version.version} promoted: " + "; ".join(result.gate_reasons[-1:]))
+    _wait_serving(deployment, settings, spec, version.version, timeouts.swap, say)
+    result.outcome = OUTCOME_PROMOTED
+    result.message = f"v{version.version} replaced v{result.old_version} as champion and is serving"
+    record.done("new champion serving", f"{deployment.url} answers with v{version.version}")
+
+
+def _wait_serving(
+    deployment: Deployment, settings: Settings, spec: ModelSpec, version: str, timeout: float, say: Say
+) -> None:
+    """Until the server answers with ``version`` (it polls the alias every ``serving.poll_interval_s``)."""
+    from mlplatform.serving.client import PredictionError, predict, recent_entities
+
+    [entity] = recent_entities(settings.data_dir / spec.label.source, spec.entity_key, spec.label.request_columns, 1)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            served = str(predict(deployment, [entity])["version"])
+        except PredictionError as error:
+            served = f"no answer ({error})"
+        if served == version:
+            return
+        if time.monotonic() > deadline:
+            raise LoopStalledError(
+                "serving",
+                f"the server still answers with {served} after {timeout:.0f}s, not v{version}; see "
+                f"{deployment.log_path}",
+            )
+        say(
+            f"waiting for the server to load v{version} (serving v{served}; it polls every "
+            f"{settings.serving.poll_interval_s:.0f}s)"
+        )
+        time.sleep(POLL_S)
+
+
+# -- a world to run the loop in ---------------------------------------------------------------------------------
+
+
+def prepare(settings: Settings, options: LoopOptions, say: Say = _quiet) -> Deployment:
+    """What ``make demo`` does before the loop, for the e2e test and the benchmark: stack up, demo data, features,
+    a first champion, the model served.
+
+    The first champion is trained in this process by the same pipeline functions the DAG's tasks call (the loop's
+    retrain is the one that goes through Airflow); that saves a DAG run's scheduling and task start-up.
+    """
+    from mlplatform.deploy.local import LocalProcessDeployer
+    from mlplatform.features.store import FeatureStoreAdapter
+    from mlplatform.stack.embedded import EmbeddedStack
+    from mlplatform.training.pipeline import TrainingRequest, run_all
+
+    EmbeddedStack(settings).up(progress=say)
+    data = _generate(settings, options, drift_after=None)
+    FeatureStoreAdapter(settings).apply()
+    _materialize(settings, data.start)
+    outcome = run_all(settings, TrainingRequest(model=options.model, run_key=f"prepare/{_today():%Y%m%d}", actor=ACTOR))
+    say(f"first champion v{outcome.champion_version}: {outcome.decision}")
+    return LocalProcessDeployer(settings).deploy(options.model, settings.serving.backend)

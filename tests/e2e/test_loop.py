@@ -1,0 +1,119 @@
+"""The whole loop on the embedded stack, for real: MLflow, Airflow 3, the platform API, Prometheus and Alertmanager
+(temporary state directory, free ports), a served model, drifted traffic, the committed alert rules and routing,
+the webhook's retrain policy, the training DAG on fresh data, the gate and the server's hot swap.
+
+The world is small (400 customers, 40 days) and Prometheus evaluates every second, so the loop takes about two
+minutes on two cores; the first champion is trained in-process (``loop.prepare``), the retrain through Airflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from mlplatform.config import Settings
+from mlplatform.demo import loop
+from mlplatform.deploy.local import LocalProcessDeployer
+from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
+from mlplatform.serving.client import predict
+from mlplatform.specs import find_spec
+from mlplatform.stack.embedded import EmbeddedStack
+from mlplatform.stack.prometheus import prometheus_url
+from mlplatform.store import PlatformStore
+from mlplatform.store.retrains import RetrainRecords
+from tests.conftest import free_port
+from tests.monitoring.conftest import require_tool
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
+
+OPTIONS = loop.LoopOptions(
+    customers=400,
+    days=40,
+    drift_days=20,
+    requests=300,
+    rate=100.0,
+    timeouts=loop.LoopTimeouts(log=30, alert=60, webhook=60, retrain=420, swap=60),
+)
+TIMELINE = [
+    "baseline data",
+    "baseline champion",
+    "drifted data",
+    "drifted traffic",
+    "drift check",
+    "alert firing",
+    "webhook",
+    "retrain",
+    "gate",
+    "new champion serving",
+]
+
+
+@pytest.fixture()
+def loop_settings(settings: Settings) -> Iterator[Settings]:
+    require_tool("prometheus", "prometheus")
+    require_tool("prometheus-alertmanager", "prometheus-alertmanager")
+    serving_port = free_port()
+    configured = settings.model_copy(
+        update={
+            "api": settings.api.model_copy(update={"port": free_port()}),
+            "serving": settings.serving.model_copy(update={"port": serving_port, "poll_interval_s": 2.0}),
+            "prometheus": settings.prometheus.model_copy(update={"scrape_interval_s": 1}),
+            "feast": settings.feast.model_copy(update={"project": "mlp_loop"}),
+        }
+    )
+    try:
+        yield configured
+    finally:
+        LocalProcessDeployer(configured).undeploy(OPTIONS.model)
+        EmbeddedStack(configured).down()
+
+
+def test_drifted_traffic_ends_with_a_new_champion_serving(loop_settings: Settings) -> None:
+    settings = loop_settings
+    deployment = loop.prepare(settings, OPTIONS, say=print)
+    result = loop.run_loop(settings, OPTIONS, on_step=print)  # the timeline shows in a failure's captured output
+
+    assert [step.name for step in result.steps] == TIMELINE, result.message
+    assert result.outcome == loop.OUTCOME_PROMOTED, result.message
+    assert result.loop_seconds is not None and 0 < result.loop_seconds < result.total_seconds
+
+    alerts = httpx.get(f"{prometheus_url(settings)}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+    assert any(a["labels"]["alertname"] == "DatasetDriftDetected" and a["state"] == "firing" for a in alerts)
+
+    store = PlatformStore.connect(settings.db_url)
+    try:
+        triggered = [r for r in RetrainRecords(store).list(OPTIONS.model) if r.status == "triggered"]
+        registry = ModelRegistry(settings, store=store)
+        champion = registry.alias_holder(OPTIONS.model, CHAMPION)
+    finally:
+        store.dispose()
+    assert [r.dag_run_id for r in triggered] == [result.dag_run_id]
+    assert triggered[0].alertname == "DatasetDriftDetected"
+
+    from mlplatform.orchestration.airflow_client import AirflowClient
+
+    with AirflowClient.from_settings(settings) as airflow:
+        assert airflow.get_run(f"train_{OPTIONS.model}", str(result.dag_run_id)).state == "success"
+    assert champion is not None and champion.version == result.new_version != result.old_version
+    assert champion.lineage["dag_run_id"] == result.dag_run_id
+    assert any("beats champion" in reason for reason in result.gate_reasons), result.gate_reasons
+
+    answer = predict(deployment, [{"customer_id": 1001, "amount": 42.0}])
+    assert str(answer["version"]) == result.new_version
+
+
+def test_without_prometheus_the_loop_says_it_skips_the_alert_path(settings: Settings) -> None:
+    """The alert half needs both binaries; without them the loop ends after the drift check and says so."""
+    absent = settings.model_copy(
+        update={"prometheus": settings.prometheus.model_copy(update={"prometheus_binary": "no-such-prometheus"})}
+    )
+    result = loop.LoopResult(started=datetime.now(UTC))
+    recorder = loop._Recorder(result, loop._ignore_step)
+    spec = find_spec(absent.specs_dir, OPTIONS.model)
+    assert not loop._alert_path(absent, spec, None, OPTIONS.timeouts, recorder, loop._quiet)  # type: ignore[arg-type]
+    assert result.outcome == loop.OUTCOME_ALERT_PATH_SKIPPED
+    assert result.message.startswith("skipped the alert path (Prometheus -> Alertmanager -> webhook -> retrain)")
+    assert "prometheus not installed" in result.message
