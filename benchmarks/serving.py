@@ -1,18 +1,26 @@
-"""Serving latency and throughput: both platform backends and the bare model, in one run on one machine state.
+"""Serving latency and throughput: the platform's two servers, the stock compositions and the bare model.
 
-Usage: uv run python benchmarks/serving.py [--duration 20] [--rate 200] [--batch-rate 40] [--reps 3]
-                                           [--backends kserve bentoml] [--cpu-split]
+Usage: uv run python benchmarks/serving.py [--rates 200 400] [--batch-rate 100] [--duration 20] [--reps 3]
+           [--servers kserve bentoml stock-kserve stock-bentoml bare] [--search] [--p99-target-ms 10]
+           [--cpu-split]
 
-What it does:
+What it does, in one run on one machine state:
 1. Builds a world once under ``.mlplatform/bench-serving`` (demo data ending today, Feast apply + materialize into
    the sqlite online store, a real ``mlflow server``, one trained champion) and reuses it on later runs.
-2. For each backend: ``LocalProcessDeployer`` starts the real server (feature lookup, prediction log, metrics all
-   on), a warm-up, then per repetition an open-loop run of single-entity requests at ``--rate`` and one of
-   32-entity batches at ``--batch-rate`` (``benchmarks/loadgen.py`` in its own process).
-3. The bare baseline: the same model behind a minimal Starlette app with the features inline.
-4. Prints a table of medians (min-max over repetitions), with the p99 as a ratio of the bare server's (the
-   platform's overhead) and the servers' CPU per single-entity request (process tree, from ``psutil``), and
-   writes ``results.json`` next to the world.
+2. Starts each server in turn as a real process:
+   - ``kserve``, ``bentoml``: the platform's servers through ``LocalProcessDeployer`` (feature lookup, prediction
+     log and metrics all on);
+   - ``stock-kserve``, ``stock-bentoml``: what a user wires by hand, the library's own server + a Feast SDK call +
+     the scikit-learn model (``benchmarks/stock_kserve.py``, ``benchmarks/stock_bentoml.py``);
+   - ``bare``: the same model behind a minimal Starlette app with the features inline, scoring as the platform's
+     Predictor does (``benchmarks/bare_server.py``).
+3. Per server: a warm-up, then per repetition an open-loop run of single-entity requests at each of ``--rates`` and
+   one of 32-entity batches at ``--batch-rate`` (``benchmarks/loadgen.py``: fixed schedule, its own process); the
+   server's CPU per request from its process tree.  With ``--search``, the highest single-entity rate whose p99
+   stays within ``--p99-target-ms`` with no failures, found by bisection on short runs; its points also give a
+   latency-vs-rate plot (``docs/images/serving-latency-vs-rate.png``).
+4. Prints a table of medians (min-max over repetitions), the p99 as a ratio of the bare server's, and writes
+   ``results.json`` next to the world.
 
 With ``--cpu-split`` (default on machines with 2+ cores) servers run on CPU 0 and the load generator on CPU 1.
 """
@@ -20,12 +28,15 @@ With ``--cpu-split`` (default on machines with 2+ cores) servers run on CPU 0 an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 WORLD = ROOT / ".mlplatform" / "bench-serving"
 MODEL = "fraud_detector"
 BATCH = 32
+SERVERS = ("kserve", "bentoml", "stock-kserve", "stock-bentoml", "bare")
 
 
 def settings_for(mlflow_port: int, serving_port: int) -> Any:
@@ -94,7 +106,7 @@ def bare_bodies(settings: Any, entities: list[dict[str, Any]], model_inputs: lis
 
 
 def platform_bodies(backend: str, entities: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
-    key = "instances" if backend == "kserve" else "entities"
+    key = "instances" if backend.endswith("kserve") else "entities"
     singles = [{key: [entity]} for entity in entities]
     batches = [{key: entities[i : i + BATCH]} for i in range(0, len(entities) - BATCH + 1, BATCH)]
     return singles, batches
@@ -123,128 +135,235 @@ def server_cpu_seconds(pid: int) -> float:
     return total
 
 
-def measure(
-    name: str, predict_url: str, bodies: tuple[list[Any], list[Any]], args: argparse.Namespace, pid: int
-) -> list[dict[str, Any]]:
-    """Warm-up, then per repetition a single-entity and a batch run; server CPU per single request as well."""
-    singles, batches = bodies
-    load(predict_url, singles, rate=50, duration=3, cpu_split=args.cpu_split)  # warm-up
-    rows = []
+@dataclass
+class Server:
+    """A running server under test: where to send requests, what to send, whose CPU to count."""
+
+    name: str
+    url: str
+    bodies: tuple[list[Any], list[Any]]
+    pid: int
+
+
+def single_run(server: Server, rate: float, duration: float, cpu_split: bool) -> dict[str, Any]:
+    cpu_before = server_cpu_seconds(server.pid)
+    result = load(server.url, server.bodies[0], rate, duration, cpu_split)
+    result["server_cpu_ms"] = (server_cpu_seconds(server.pid) - cpu_before) * 1000.0 / max(result["ok"], 1)
+    result["rate"] = rate
+    return result
+
+
+def measure(server: Server, args: argparse.Namespace) -> dict[str, Any]:
+    """Warm-up; per repetition single-entity runs at every rate and a batch run; then the optional search."""
+    load(server.url, server.bodies[0], rate=50, duration=3, cpu_split=args.cpu_split)
+    singles: dict[str, list[dict[str, Any]]] = {str(rate): [] for rate in args.rates}
+    batches = []
     for repetition in range(args.reps):
-        cpu_before = server_cpu_seconds(pid)
-        single = load(predict_url, singles, args.rate, args.duration, args.cpu_split)
-        single["server_cpu_ms"] = (server_cpu_seconds(pid) - cpu_before) * 1000.0 / max(single["ok"], 1)
-        batch = load(predict_url, batches, args.batch_rate, args.duration, args.cpu_split)
-        print(
-            f"  {name} rep {repetition + 1}: single p99 {single['p99_ms']:.1f} ms, "
-            f"{single['server_cpu_ms']:.2f} ms CPU/request, batch p99 {batch['p99_ms']:.1f} ms"
-        )
-        rows.append({"single": single, "batch": batch})
-    return rows
+        for rate in args.rates:
+            single = single_run(server, rate, args.duration, args.cpu_split)
+            singles[str(rate)].append(single)
+            print(
+                f"  {server.name} rep {repetition + 1} @{rate:.0f}/s: p99 {single['p99_ms']:.1f} ms, "
+                f"{single['failed']} failed, {single['server_cpu_ms']:.2f} ms CPU/request",
+                flush=True,
+            )
+        batch = load(server.url, server.bodies[1], args.batch_rate, args.duration, args.cpu_split)
+        batches.append(batch)
+        print(f"  {server.name} rep {repetition + 1} batches: p99 {batch['p99_ms']:.1f} ms", flush=True)
+    found = search_max_rate(server, args) if args.search else None
+    return {"singles": singles, "batches": batches, "search": found}
+
+
+def search_max_rate(server: Server, args: argparse.Namespace) -> dict[str, Any]:
+    """Bisection for the highest rate with p99 <= target and no failures (short runs; each probe is kept)."""
+    low, high = 0.0, args.search_max_rate
+    probes = []
+    for step in range(args.search_steps):
+        rate = round(min(high, max(args.rates)) if step == 0 else (low + high) / 2)
+        probe = single_run(server, rate, args.search_duration, args.cpu_split)
+        probes.append(probe)
+        passed = probe["p99_ms"] <= args.p99_target_ms and probe["failed"] == 0
+        print(f"  {server.name} search @{rate}/s: p99 {probe['p99_ms']:.1f} ms -> {'ok' if passed else 'over'}")
+        low, high = (rate, high) if passed else (low, rate)
+        load(server.url, server.bodies[0], rate=50, duration=2, cpu_split=args.cpu_split)  # drain any backlog
+    return {"max_rate": low, "probes": probes}
 
 
 def summary(values: list[float], digits: int = 1) -> str:
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
-def print_table(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> None:
-    print(
-        f"\nsingle entity at {args.rate:.0f} req/s; batches of {BATCH} at {args.batch_rate:.0f} req/s; "
-        f"{args.reps} x {args.duration:.0f} s; median (min-max)"
-    )
+def print_table(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+    print(f"\n{args.reps} x {args.duration:.0f} s per cell; median (min-max); single-entity requests unless noted")
     header = (
-        f"{'server':<10} {'p50 ms':>18} {'p95 ms':>18} {'p99 ms':>18} {'p99/bare':>9} {'CPU ms/req':>16} "
-        f"{'failed':>7} {'batch p99 ms':>18} {'entities/s':>20}"
+        f"{'server':<14} {'rate/s':>6} {'p50 ms':>18} {'p99 ms':>20} {'p99/bare':>8} {'CPU ms/req':>17} {'failed':>6}"
     )
     print(header)
-    bare_p99 = statistics.median(row["single"]["p99_ms"] for row in results["bare"]) if "bare" in results else None
-    for name, rows in results.items():
-        single = [row["single"] for row in rows]
-        batch = [row["batch"] for row in rows]
-        p99 = [s["p99_ms"] for s in single]
-        ratio = f"{statistics.median(p99) / bare_p99:.2f}" if bare_p99 else "-"
+    for rate in args.rates:
+        bare = results.get("bare", {}).get("singles", {}).get(str(rate))
+        bare_p99 = statistics.median(run["p99_ms"] for run in bare) if bare else None
+        for name, result in results.items():
+            runs = result["singles"][str(rate)]
+            p99 = [run["p99_ms"] for run in runs]
+            ratio = f"{statistics.median(p99) / bare_p99:.2f}" if bare_p99 else "-"
+            print(
+                f"{name:<14} {rate:>6.0f} {summary([run['p50_ms'] for run in runs]):>18} {summary(p99):>20} "
+                f"{ratio:>8} {summary([run['server_cpu_ms'] for run in runs], 2):>17} "
+                f"{sum(run['failed'] for run in runs):>6}"
+            )
+    offered = args.batch_rate * BATCH
+    print(f"\nbatches of {BATCH} at {args.batch_rate:.0f}/s ({offered:.0f} entity predictions/s offered)")
+    print(f"{'server':<14} {'p50 ms':>18} {'p99 ms':>20} {'entities/s':>24} {'failed':>6}")
+    for name, result in results.items():
+        runs = result["batches"]
         print(
-            f"{name:<10} {summary([s['p50_ms'] for s in single]):>18} {summary([s['p95_ms'] for s in single]):>18} "
-            f"{summary(p99):>18} {ratio:>9} {summary([s['server_cpu_ms'] for s in single], 2):>16} "
-            f"{sum(s['failed'] for s in single):>7} {summary([b['p99_ms'] for b in batch]):>18} "
-            f"{summary([b['throughput_rps'] * BATCH for b in batch]):>20}"
+            f"{name:<14} {summary([run['p50_ms'] for run in runs]):>18} {summary([run['p99_ms'] for run in runs]):>20} "
+            f"{summary([run['throughput_rps'] * BATCH for run in runs]):>24} {sum(run['failed'] for run in runs):>6}"
         )
+    if args.search:
+        print(f"\nhighest single-entity rate with p99 <= {args.p99_target_ms:.0f} ms and no failures")
+        for name, result in results.items():
+            print(f"{name:<14} {result['search']['max_rate']:>6.0f}/s")
+
+
+def plot(results: dict[str, dict[str, Any]], args: argparse.Namespace, path: Path) -> None:
+    """p99 against offered rate for every server (all fixed-rate runs and search probes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    for name, result in results.items():
+        points = [run for runs in result["singles"].values() for run in runs]
+        points += result["search"]["probes"] if result.get("search") else []
+        points.sort(key=lambda run: run["rate"])
+        axis.plot([run["rate"] for run in points], [run["p99_ms"] for run in points], marker="o", label=name)
+    axis.axhline(args.p99_target_ms, color="grey", linestyle="--", linewidth=1, label=f"{args.p99_target_ms:.0f} ms")
+    axis.set(xlabel="offered single-entity requests/s", ylabel="p99 latency (ms, log)", yscale="log")
+    axis.set_title("Serving latency vs rate (feature lookup included; bare has features inline)")
+    axis.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+
+
+@contextlib.contextmanager
+def platform_server(name: str, settings: Any, entities: list[dict[str, Any]], supervisor: Any) -> Iterator[Server]:
+    from mlplatform.deploy.local import LocalProcessDeployer
+
+    deployer = LocalProcessDeployer(settings)
+    deployment = deployer.deploy(MODEL, name)  # type: ignore[arg-type]
+    try:
+        pid = supervisor.status(f"serve-{MODEL}").pid
+        assert pid is not None, f"{name} server has no pid"
+        yield Server(name, deployment.predict_url, platform_bodies(name, entities), pid)
+    finally:
+        deployer.undeploy(MODEL)
+
+
+@contextlib.contextmanager
+def process_server(
+    name: str, argv: list[str], env: dict[str, str], port: int, paths: tuple[str, str], bodies: Any, supervisor: Any
+) -> Iterator[Server]:
+    """A benchmark-only server (bare or stock) under the supervisor; ``paths`` are (ready probe, predict path)."""
+    supervisor.start(name, argv, env, cwd=ROOT / "benchmarks")
+    try:
+        supervisor.wait_healthy(name, f"http://127.0.0.1:{port}{paths[0]}", timeout=180)
+        pid = supervisor.status(name).pid
+        assert pid is not None
+        yield Server(name, f"http://127.0.0.1:{port}{paths[1]}", bodies, pid)
+    finally:
+        supervisor.stop(name)
+
+
+def champion_files(settings: Any) -> tuple[str, list[str]]:
+    """The champion's model directory (downloaded once) and its input columns in fitted order."""
+    import mlflow.artifacts
+
+    from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry, mlflow_client
+    from mlplatform.training.pipeline import INPUTS_TAG
+
+    champion = ModelRegistry(settings).alias_holder(MODEL, CHAMPION)
+    assert champion is not None
+    model_inputs = json.loads(mlflow_client(settings).get_run(str(champion.run_id)).data.tags[INPUTS_TAG])
+    target = WORLD / f"model-v{champion.version}"
+    if not (target / "MLmodel").is_file():
+        mlflow.artifacts.download_artifacts(
+            f"models:/{MODEL}/{champion.version}",
+            dst_path=str(target),
+            tracking_uri=settings.mlflow.resolved_tracking_uri(),
+        )
+    return str(target), model_inputs
+
+
+def start_server(name: str, settings: Any, entities: list[dict[str, Any]], supervisor: Any) -> Any:
+    """The context manager that runs server ``name``."""
+    from tests.conftest import free_port
+
+    if name in ("kserve", "bentoml"):
+        return platform_server(name, settings, entities, supervisor)
+    model_dir, inputs = champion_files(settings)
+    port = free_port()
+    env = {**os.environ, **settings.child_env(), "BENTOML_DO_NOT_TRACK": "true"}
+    here = ROOT / "benchmarks"
+    if name == "bare":
+        argv = [sys.executable, str(here / "bare_server.py"), model_dir, "--port", str(port)]
+        bodies = bare_bodies(settings, entities, inputs)
+        return process_server(name, argv, env, port, ("/readyz", "/predict"), bodies, supervisor)
+    if name == "stock-kserve":
+        argv = [sys.executable, str(here / "stock_kserve.py"), model_dir, "--inputs", ",".join(inputs)]
+        argv += ["--http_port", str(port), "--grpc_port", str(free_port())]
+        paths = (f"/v1/models/{MODEL}", f"/v1/models/{MODEL}:predict")
+        return process_server(name, argv, env, port, paths, platform_bodies(name, entities), supervisor)
+    env.update({"STOCK_MODEL_DIR": model_dir, "STOCK_MODEL_INPUTS": ",".join(inputs)})
+    argv = [sys.executable, "-m", "bentoml", "serve", "stock_bentoml:StockService", "--port", str(port)]
+    argv += ["--host", "127.0.0.1"]
+    return process_server(name, argv, env, port, ("/readyz", "/predict"), platform_bodies(name, entities), supervisor)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=20.0)
-    parser.add_argument("--rate", type=float, default=200.0)
-    parser.add_argument("--batch-rate", type=float, default=40.0)
+    parser.add_argument("--rates", type=float, nargs="+", default=[200.0, 400.0])
+    parser.add_argument("--batch-rate", type=float, default=100.0)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--backends", nargs="+", default=["kserve", "bentoml"], choices=["kserve", "bentoml"])
+    parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
+    parser.add_argument("--search", action="store_true", help="find each server's highest rate within the target")
+    parser.add_argument("--p99-target-ms", type=float, default=10.0)
+    parser.add_argument("--search-max-rate", type=float, default=1200.0)
+    parser.add_argument("--search-steps", type=int, default=6)
+    parser.add_argument("--search-duration", type=float, default=10.0)
     parser.add_argument("--cpu-split", action=argparse.BooleanOptionalAction, default=(os.cpu_count() or 1) >= 2)
     args = parser.parse_args()
 
-    from mlplatform.deploy.local import LocalProcessDeployer
     from mlplatform.stack.embedded import mlflow_argv, mlflow_dir, mlflow_env
     from mlplatform.stack.supervisor import Supervisor
     from tests.conftest import free_port
 
     settings = settings_for(free_port(), free_port())
+    # Every MLflow call here and in the servers started from here talks to the world's server; MLflow's default
+    # would create ./mlflow.db.
+    os.environ["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_REGISTRY_URI"] = settings.mlflow.resolved_tracking_uri()
     supervisor = Supervisor(settings.state_dir)
     if args.cpu_split:
         os.sched_setaffinity(0, {0})  # servers started from here inherit CPU 0
     supervisor.start("mlflow", mlflow_argv(settings), mlflow_env(settings), cwd=mlflow_dir(settings))
-    results: dict[str, list[dict[str, Any]]] = {}
+    results: dict[str, dict[str, Any]] = {}
     try:
         supervisor.wait_healthy("mlflow", f"{settings.mlflow.resolved_tracking_uri()}/health", timeout=120)
         build_world(settings)
         entities = request_entities(settings, 2000)
-        deployer = LocalProcessDeployer(settings)
-        for backend in args.backends:
-            print(f"{backend}: starting", flush=True)
-            deployment = deployer.deploy(MODEL, backend)  # type: ignore[arg-type]
-            try:
-                pid = supervisor.status(f"serve-{MODEL}").pid
-                assert pid is not None, f"{backend} server has no pid"
-                bodies = platform_bodies(backend, entities)
-                results[backend] = measure(backend, deployment.predict_url, bodies, args, pid)
-            finally:
-                deployer.undeploy(MODEL)
-        results["bare"] = run_bare(settings, entities, args)
+        for name in args.servers:
+            print(f"{name}: starting", flush=True)
+            with start_server(name, settings, entities, supervisor) as server:
+                results[name] = measure(server, args)
     finally:
         supervisor.stop("mlflow")
     (WORLD / "results.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
     print_table(results, args)
-
-
-def run_bare(settings: Any, entities: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
-    import mlflow.artifacts
-
-    from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry, mlflow_client
-    from mlplatform.stack.supervisor import Supervisor
-    from mlplatform.training.pipeline import INPUTS_TAG
-    from tests.conftest import free_port
-
-    champion = ModelRegistry(settings).alias_holder(MODEL, CHAMPION)
-    assert champion is not None
-    model_inputs = json.loads(mlflow_client(settings).get_run(str(champion.run_id)).data.tags[INPUTS_TAG])
-    mlflow.set_tracking_uri(settings.mlflow.resolved_tracking_uri())
-    mlflow.set_registry_uri(settings.mlflow.resolved_tracking_uri())
-    model_dir = mlflow.artifacts.download_artifacts(
-        f"models:/{MODEL}/{champion.version}",
-        dst_path=str(WORLD / "bare-model"),
-        tracking_uri=settings.mlflow.resolved_tracking_uri(),
-    )
-    port = free_port()
-    supervisor = Supervisor(settings.state_dir)
-    argv = [sys.executable, str(ROOT / "benchmarks" / "bare_server.py"), model_dir, "--port", str(port)]
-    supervisor.start("bare", argv, dict(os.environ))
-    try:
-        supervisor.wait_healthy("bare", f"http://127.0.0.1:{port}/readyz", timeout=120)
-        print("bare: started", flush=True)
-        pid = supervisor.status("bare").pid
-        assert pid is not None
-        bodies = bare_bodies(settings, entities, model_inputs)
-        return measure("bare", f"http://127.0.0.1:{port}/predict", bodies, args, pid)
-    finally:
-        supervisor.stop("bare")
+    if args.search:
+        plot(results, args, ROOT / "docs" / "images" / "serving-latency-vs-rate.png")
 
 
 if __name__ == "__main__":
