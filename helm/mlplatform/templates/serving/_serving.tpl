@@ -1,0 +1,54 @@
+{{/*
+The model server container, shared by both backends: our serving image running serving/<backend>/...  with the
+settings of the platform (port 8080 in-cluster, bound to all interfaces). Call with
+(dict "root" $ "model" <model values> "backend" "kserve|bentoml").
+*/}}
+{{- define "mlp.servingContainer" -}}
+{{- $root := .root -}}
+{{- $serving := $root.Values.serving -}}
+{{- $resources := .model.resources | default $serving.defaults.resources -}}
+- name: {{ if eq .backend "kserve" }}kserve-container{{ else }}model-server{{ end }}
+  image: {{ include "mlp.image" (dict "root" $root "name" $root.Values.image.serving) }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  args: [python, serving/{{ .backend }}/{{ if eq .backend "kserve" }}server.py{{ else }}service.py{{ end }}, --model, {{ .model.name | quote }}]
+  ports:
+    - name: http1
+      containerPort: {{ $serving.port }}
+      protocol: TCP
+  env:
+    {{- include "mlp.platformEnv" $root | nindent 4 }}
+    - name: MLP_SERVING__HOST
+      value: 0.0.0.0
+    - name: MLP_SERVING__MODEL_CACHE_DIR
+      value: /var/lib/mlplatform/serving
+    {{- if eq .backend "bentoml" }}
+    - name: BENTOML_HOME
+      value: /tmp/bentoml
+    {{- end }}
+  volumeMounts:
+    {{- include "mlp.scratchMounts" $root | nindent 4 }}
+    {{- include "mlp.feastMount" $root | nindent 4 }}
+  startupProbe:
+    httpGet: {path: /livez, port: http1}
+    periodSeconds: 5
+    failureThreshold: 36
+  livenessProbe:
+    httpGet: {path: /livez, port: http1}
+    periodSeconds: 20
+    timeoutSeconds: 5
+  {{- /* Ready only once a model is loaded (both servers answer 503 with the reason before). */}}
+  readinessProbe:
+    httpGet: {path: /readyz, port: http1}
+    periodSeconds: 5
+    timeoutSeconds: 3
+  resources:
+    {{- toYaml $resources | nindent 4 }}
+  securityContext:
+    {{- include "mlp.containerSecurityContext" $root | nindent 4 }}
+{{- end -}}
+
+{{/* Labels of a model server's pods; the PodMonitor and NetworkPolicy select model servers by them. */}}
+{{- define "mlp.servingLabels" -}}
+{{ include "mlp.labels" (dict "root" .root "component" "model-server") }}
+mlplatform.io/model: {{ .model.name | quote }}
+{{- end -}}
