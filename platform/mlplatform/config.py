@@ -146,6 +146,70 @@ class ServingSettings(_Section):
         return value.resolve()
 
 
+class DeploySettings(_Section):
+    """Where `deploy` runs model servers: local processes, or KServe/BentoML objects in a Kubernetes namespace."""
+
+    target: Literal["local", "kubernetes", "auto"] = Field(
+        "local",
+        description="Deployer the API, UI and CLI use. auto: kubernetes when a service-account token is mounted "
+        "(/var/run/secrets/kubernetes.io/serviceaccount/token, i.e. inside a pod), else local. The Helm chart "
+        "sets kubernetes.",
+    )
+    namespace: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Namespace of the model servers. Unset: the pod's own namespace in a cluster, else default.",
+    )
+    kserve_mode: Literal["RawDeployment", "Serverless"] = Field(
+        "RawDeployment",
+        description="KServe deployment mode annotation. RawDeployment needs neither Knative nor Istio; traffic "
+        "splitting (canary) needs Serverless.",
+    )
+    image_registry: str = Field("ghcr.io/mlplatform", description="Registry prefix of the platform's images.")
+    serving_image: str = Field("mlplatform-serving", description="Model server image name (both backends).")
+    image_tag: str | None = Field(None, description="Model server image tag. Unset: the platform's own version.")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description="Pull policy of the model server container."
+    )
+    image_servers_dir: str = Field(
+        "/app/serving", description="Folder of the model server entry points (bentoml/, kserve/) inside the image."
+    )
+    serving_config_map: str | None = Field(
+        "mlplatform-serving",
+        description="ConfigMap whose keys become the model servers' environment (MLP_MLFLOW__*, MLP_FEAST__*, ...); "
+        "the chart creates it. Unset: none.",
+    )
+    serving_secret: str | None = Field(
+        "mlplatform-serving",
+        description="Secret whose keys become the model servers' environment (database URLs, Redis password); "
+        "optional in the pod, so a missing Secret does not block start. Unset: none.",
+    )
+    service_account: str | None = Field(None, description="ServiceAccount of model server pods. Unset: default.")
+    cpu_request: str = Field("250m", description="CPU request of a model server container.")
+    cpu_limit: str = Field("1", description="CPU limit of a model server container.")
+    memory_request: str = Field("512Mi", description="Memory request of a model server container.")
+    memory_limit: str = Field("1Gi", description="Memory limit of a model server container.")
+    min_replicas: int = Field(1, ge=1, le=1000, description="Fewest model server replicas.")
+    max_replicas: int = Field(3, ge=1, le=1000, description="Most model server replicas (CPU-based autoscaling).")
+    target_cpu_percent: int = Field(70, ge=1, le=100, description="CPU utilisation the autoscaler aims for.")
+    canary_alias: str = Field(
+        "challenger", pattern=r"^[a-z][a-z0-9_-]*$", description="Registry alias a canary revision serves."
+    )
+    ready_timeout_s: float = Field(300.0, gt=0, description="How long deploy and canary wait for readiness.")
+    poll_interval_s: float = Field(2.0, gt=0, description="How often readiness is polled while waiting.")
+    force_conflicts: bool = Field(
+        False,
+        description="Server-side apply with force: take over fields another manager (kubectl, a GitOps tool) "
+        "owns. Off: such a conflict fails the deploy and names the other manager.",
+    )
+
+    @model_validator(mode="after")
+    def _replicas_ordered(self) -> DeploySettings:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("deploy.min_replicas must not exceed deploy.max_replicas")
+        return self
+
+
 class OidcSettings(_Section):
     """Optional single sign-on through an OpenID Connect provider (authorization code flow with PKCE)."""
 
@@ -297,6 +361,7 @@ class Settings(BaseSettings):
     feast: FeastSettings = Field(default_factory=FeastSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    deploy: DeploySettings = Field(default_factory=DeploySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)

@@ -85,6 +85,14 @@ def _default_registry(settings: Settings, store: PlatformStore) -> RegistryPort:
 
 
 def _default_deployer(settings: Settings) -> Deployer:
+    """``deploy.target`` picks the deployer; ``auto`` means Kubernetes inside a pod (a mounted service account)."""
+    from mlplatform.deploy.kubernetes.deployer import in_cluster
+
+    target = settings.deploy.target
+    if target == "kubernetes" or (target == "auto" and in_cluster()):
+        from mlplatform.deploy.kubernetes import KubernetesDeployer
+
+        return KubernetesDeployer(settings)
     from mlplatform.deploy.local import LocalProcessDeployer
 
     return LocalProcessDeployer(settings)

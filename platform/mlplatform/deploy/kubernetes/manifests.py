@@ -1,0 +1,256 @@
+"""Kubernetes objects for one model server, as pure functions of (spec, settings, rollout) -> dict.
+
+Pure so they can be checked offline against the InferenceService CRD schema and the Kubernetes OpenAPI models
+(no API server runs in CI), and so what the deployer applies is exactly what a test inspected.
+
+* KServe: one ``serving.kserve.io/v1beta1`` InferenceService whose predictor is a custom container running our
+  serving image (``python <servers>/kserve/server.py --model <name>``); KServe makes the Deployment, Service and
+  autoscaler.  The mode annotation comes from ``settings.deploy.kserve_mode`` (RawDeployment by default).
+* BentoML: an ``apps/v1`` Deployment, a Service and an ``autoscaling/v2`` HorizontalPodAutoscaler running the
+  BentoML entry point of the same image.
+
+Environment-specific configuration (MLflow URI, Feast stores, prediction log URL and their credentials) reaches
+the pods through the ConfigMap and Secret the chart creates (``envFrom``), never copied into these objects:
+anyone who may read an InferenceService could otherwise read the database password.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import dataclass
+from typing import Any
+
+from mlplatform.config import Settings
+from mlplatform.deploy.base import Backend
+from mlplatform.deploy.local import ENTRY_POINTS
+from mlplatform.specs import ModelSpec
+
+Manifest = dict[str, Any]
+
+KSERVE_GROUP = "serving.kserve.io"
+KSERVE_VERSION = "v1beta1"
+KSERVE_PLURAL = "inferenceservices"
+KSERVE_CONTAINER = "kserve-container"  # the name KServe requires for a custom predictor container
+PORT = 8080
+STATE_DIR = "/var/lib/mlplatform"  # an emptyDir: model cache and parquet prediction log (the root fs is read-only)
+
+MANAGED_BY = "mlplatform"
+MODEL_LABEL = "mlplatform.io/model"
+BACKEND_LABEL = "mlplatform.io/backend"
+ALIAS_ANNOTATION = "mlplatform.io/alias"
+FINGERPRINT_ANNOTATION = "mlplatform.io/spec-fingerprint"
+MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+
+HEALTH_PATHS: dict[Backend, tuple[str, str]] = {  # (readiness, liveness)
+    "kserve": ("/v2/health/ready", "/v2/health/live"),
+    "bentoml": ("/readyz", "/livez"),
+}
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """What the pods serve: a registry alias, and the share of traffic a new revision gets (KServe canary)."""
+
+    alias: str
+    canary_percent: int | None = None
+
+
+def resource_name(model: str) -> str:
+    """Kubernetes names are DNS labels: ``fraud_detector`` -> ``fraud-detector`` (the model label keeps ``_``)."""
+    return model.replace("_", "-")
+
+
+def managed_selector(backend: Backend | None = None) -> str:
+    """Label selector of every object this platform applies (for one backend, if given)."""
+    selector = f"app.kubernetes.io/managed-by={MANAGED_BY}"
+    return f"{selector},{BACKEND_LABEL}={backend}" if backend else selector
+
+
+def image(settings: Settings) -> str:
+    """``<registry>/mlplatform-serving:<tag>``; the tag defaults to the platform's version so both move together."""
+    deploy = settings.deploy
+    tag = deploy.image_tag or importlib.metadata.version("mlplatform")
+    return f"{deploy.image_registry.rstrip('/')}/{deploy.serving_image}:{tag}"
+
+
+def labels(spec: ModelSpec, backend: Backend) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": resource_name(spec.name),
+        "app.kubernetes.io/component": "model-server",
+        "app.kubernetes.io/part-of": "mlplatform",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        MODEL_LABEL: spec.name,
+        BACKEND_LABEL: backend,
+    }
+
+
+def _metadata(spec: ModelSpec, backend: Backend, namespace: str) -> Manifest:
+    return {
+        "name": resource_name(spec.name),
+        "namespace": namespace,
+        "labels": labels(spec, backend),
+        "annotations": {FINGERPRINT_ANNOTATION: spec.fingerprint()},
+    }
+
+
+def _container(spec: ModelSpec, settings: Settings, backend: Backend, rollout: Rollout, name: str) -> Manifest:
+    """The serving container, identical for both backends except the entry point and the health paths."""
+    deploy = settings.deploy
+    ready_path, live_path = HEALTH_PATHS[backend]
+    env_from: list[Manifest] = []
+    if deploy.serving_config_map:
+        env_from.append({"configMapRef": {"name": deploy.serving_config_map}})
+    if deploy.serving_secret:
+        env_from.append({"secretRef": {"name": deploy.serving_secret, "optional": True}})
+    entry = f"{deploy.image_servers_dir.rstrip('/')}/{ENTRY_POINTS[backend]}"
+    return {
+        "name": name,
+        "image": image(settings),
+        "imagePullPolicy": deploy.image_pull_policy,
+        "command": ["python", entry, "--model", spec.name],
+        # `env` wins over `envFrom`: these four are what makes this pod this deployment.
+        "env": [
+            {"name": "MLP_SERVING__HOST", "value": "0.0.0.0"},  # noqa: S104 - a pod serves its own network namespace
+            {"name": "MLP_SERVING__PORT", "value": str(PORT)},
+            {"name": "MLP_SERVING__BACKEND", "value": backend},
+            {"name": "MLP_SERVING__ALIAS", "value": rollout.alias},
+            {"name": "MLP_STATE_DIR", "value": STATE_DIR},
+        ],
+        "envFrom": env_from,
+        "ports": [{"name": "http1" if backend == "kserve" else "http", "containerPort": PORT, "protocol": "TCP"}],
+        "resources": {
+            "requests": {"cpu": deploy.cpu_request, "memory": deploy.memory_request},
+            "limits": {"cpu": deploy.cpu_limit, "memory": deploy.memory_limit},
+        },
+        "readinessProbe": {"httpGet": {"path": ready_path, "port": PORT}, "periodSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {
+            "httpGet": {"path": live_path, "port": PORT},
+            "initialDelaySeconds": 30,
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": "state", "mountPath": STATE_DIR}, {"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108
+    }
+
+
+def _pod_fields(settings: Settings) -> Manifest:
+    """Pod-level fields shared by the InferenceService predictor and the BentoML pod template."""
+    fields: Manifest = {
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "volumes": [{"name": "state", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+    }
+    if settings.deploy.service_account:
+        fields["serviceAccountName"] = settings.deploy.service_account
+    return fields
+
+
+def inference_service(spec: ModelSpec, settings: Settings, rollout: Rollout, namespace: str) -> Manifest:
+    """The InferenceService for ``spec``: custom predictor container, replicas, and the canary share if any.
+
+    ``canaryTrafficPercent`` is KServe's own canary: the new revision gets that share, the last rolled-out revision
+    the rest.  KServe routes it only in Serverless (Knative) mode; the deployer refuses a canary in RawDeployment
+    mode instead of writing a field that would silently do nothing.
+    """
+    deploy = settings.deploy
+    metadata = _metadata(spec, "kserve", namespace)
+    metadata["annotations"] |= {MODE_ANNOTATION: deploy.kserve_mode, ALIAS_ANNOTATION: rollout.alias}
+    predictor: Manifest = {
+        "minReplicas": deploy.min_replicas,
+        "maxReplicas": deploy.max_replicas,
+        **_pod_fields(settings),
+        "containers": [_container(spec, settings, "kserve", rollout, KSERVE_CONTAINER)],
+    }
+    if deploy.kserve_mode == "RawDeployment":
+        metadata["annotations"]["serving.kserve.io/autoscalerClass"] = "hpa"
+        predictor |= {"scaleMetric": "cpu", "scaleTarget": deploy.target_cpu_percent}
+    if rollout.canary_percent is not None:
+        predictor["canaryTrafficPercent"] = rollout.canary_percent
+    return {
+        "apiVersion": f"{KSERVE_GROUP}/{KSERVE_VERSION}",
+        "kind": "InferenceService",
+        "metadata": metadata,
+        "spec": {"predictor": predictor},
+    }
+
+
+def bentoml_deployment(spec: ModelSpec, settings: Settings, rollout: Rollout, namespace: str) -> Manifest:
+    """The BentoML server as a Deployment; ``replicas`` is left to the HorizontalPodAutoscaler (not applied)."""
+    metadata = _metadata(spec, "bentoml", namespace)
+    metadata["annotations"][ALIAS_ANNOTATION] = rollout.alias
+    pod_labels = labels(spec, "bentoml")
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata,
+        "spec": {
+            "selector": {"matchLabels": _selector(spec)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": pod_labels, "annotations": {ALIAS_ANNOTATION: rollout.alias}},
+                "spec": {
+                    **_pod_fields(settings),
+                    "automountServiceAccountToken": False,
+                    "containers": [_container(spec, settings, "bentoml", rollout, "bentoml")],
+                },
+            },
+        },
+    }
+
+
+def bentoml_service(spec: ModelSpec, settings: Settings, namespace: str) -> Manifest:
+    """ClusterIP Service on port 80 in front of the BentoML pods (the same port KServe's Services use)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(spec, "bentoml", namespace),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": _selector(spec),
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def bentoml_autoscaler(spec: ModelSpec, settings: Settings, namespace: str) -> Manifest:
+    """CPU-based HorizontalPodAutoscaler between ``deploy.min_replicas`` and ``deploy.max_replicas``."""
+    deploy = settings.deploy
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(spec, "bentoml", namespace),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": resource_name(spec.name)},
+            "minReplicas": deploy.min_replicas,
+            "maxReplicas": deploy.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": deploy.target_cpu_percent},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def bentoml_objects(spec: ModelSpec, settings: Settings, rollout: Rollout, namespace: str) -> list[Manifest]:
+    """Deployment, Service and autoscaler, in the order they are applied."""
+    return [
+        bentoml_deployment(spec, settings, rollout, namespace),
+        bentoml_service(spec, settings, namespace),
+        bentoml_autoscaler(spec, settings, namespace),
+    ]
+
+
+def _selector(spec: ModelSpec) -> dict[str, str]:
+    """Immutable once a Deployment exists, so it holds only what never changes: the model and the backend."""
+    return {MODEL_LABEL: spec.name, BACKEND_LABEL: "bentoml"}

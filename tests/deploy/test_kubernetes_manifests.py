@@ -1,0 +1,173 @@
+"""The deployer's manifest builders: every object validates against its schema, and the fields that matter agree."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from mlplatform.config import Settings
+from mlplatform.deploy.kubernetes import manifests
+from mlplatform.deploy.kubernetes.manifests import Rollout
+from mlplatform.specs import ModelSpec, find_spec
+from tests.deploy.schemas import validate
+
+NAMESPACE = "models"
+
+
+@pytest.fixture()
+def spec(settings: Settings) -> ModelSpec:
+    return find_spec(settings.specs_dir, "fraud_detector")
+
+
+def _with(settings: Settings, **deploy: Any) -> Settings:
+    return settings.model_copy(update={"deploy": settings.deploy.model_copy(update=deploy)})
+
+
+def _all_objects(spec: ModelSpec, settings: Settings) -> list[dict[str, Any]]:
+    """Every variant the deployer can emit: both modes, canary shares, both backends."""
+    serverless = _with(settings, kserve_mode="Serverless", service_account="models", serving_secret=None)
+    return [
+        manifests.inference_service(spec, settings, Rollout("champion"), NAMESPACE),
+        manifests.inference_service(spec, serverless, Rollout("challenger", 25), NAMESPACE),
+        manifests.inference_service(spec, serverless, Rollout("champion", 0), NAMESPACE),
+        *manifests.bentoml_objects(spec, settings, Rollout("champion"), NAMESPACE),
+        *manifests.bentoml_objects(spec, serverless, Rollout("champion"), NAMESPACE),
+    ]
+
+
+def test_every_manifest_validates_against_its_schema(spec: ModelSpec, settings: Settings) -> None:
+    for obj in _all_objects(spec, settings):
+        validate(obj)
+
+
+def test_the_schemas_reject_what_the_api_server_would(spec: ModelSpec, settings: Settings) -> None:
+    """The checks above are only worth something if a wrong object fails them."""
+    isvc = manifests.inference_service(spec, settings, Rollout("champion"), NAMESPACE)
+    isvc["spec"]["predictor"]["containers"][0]["ports"][0]["containerPort"] = "8080"
+    with pytest.raises(AssertionError, match=r"containers\.0\.ports\.0\.containerPort: '8080' is not of type"):
+        validate(isvc)
+    isvc = manifests.inference_service(spec, settings, Rollout("champion"), NAMESPACE)
+    isvc["spec"]["predictor"]["minReplica"] = 1
+    with pytest.raises(AssertionError, match="minReplica"):
+        validate(isvc)
+    deployment = manifests.bentoml_deployment(spec, settings, Rollout("champion"), NAMESPACE)
+    deployment["spec"]["template"]["spec"]["containers"][0]["portz"] = []
+    with pytest.raises(AssertionError, match="portz"):
+        validate(deployment)
+    with pytest.raises(AssertionError, match=r"no schema for networking\.k8s\.io/v1 Ingress"):
+        validate({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "x"}})
+
+
+def test_inference_service_runs_our_serving_image_as_a_custom_predictor(spec: ModelSpec, settings: Settings) -> None:
+    isvc = manifests.inference_service(spec, settings, Rollout("champion"), NAMESPACE)
+
+    assert isvc["metadata"]["name"] == "fraud-detector" and isvc["metadata"]["namespace"] == NAMESPACE
+    assert isvc["metadata"]["labels"]["mlplatform.io/model"] == "fraud_detector"
+    annotations = isvc["metadata"]["annotations"]
+    assert annotations["serving.kserve.io/deploymentMode"] == "RawDeployment"
+    assert annotations["serving.kserve.io/autoscalerClass"] == "hpa"
+    assert annotations["mlplatform.io/spec-fingerprint"] == spec.fingerprint()
+    predictor = isvc["spec"]["predictor"]
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (1, 3)
+    assert (predictor["scaleMetric"], predictor["scaleTarget"]) == ("cpu", 70)
+    assert "canaryTrafficPercent" not in predictor
+    (container,) = predictor["containers"]
+    assert container["name"] == "kserve-container"
+    version = importlib.metadata.version("mlplatform")
+    assert container["image"] == f"ghcr.io/mlplatform/mlplatform-serving:{version}"
+    assert container["command"] == ["python", "/app/serving/kserve/server.py", "--model", "fraud_detector"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env == {
+        "MLP_SERVING__HOST": "0.0.0.0",
+        "MLP_SERVING__PORT": "8080",
+        "MLP_SERVING__BACKEND": "kserve",
+        "MLP_SERVING__ALIAS": "champion",
+        "MLP_STATE_DIR": "/var/lib/mlplatform",
+    }
+    assert container["ports"] == [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8080}
+    assert container["resources"] == {
+        "requests": {"cpu": "250m", "memory": "512Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    }
+    assert container["envFrom"] == [
+        {"configMapRef": {"name": "mlplatform-serving"}},
+        {"secretRef": {"name": "mlplatform-serving", "optional": True}},
+    ]
+
+
+def test_canary_share_and_alias_reach_the_predictor(spec: ModelSpec, settings: Settings) -> None:
+    serverless = _with(settings, kserve_mode="Serverless")
+    isvc = manifests.inference_service(spec, serverless, Rollout("challenger", 25), NAMESPACE)
+    predictor = isvc["spec"]["predictor"]
+    assert predictor["canaryTrafficPercent"] == 25
+    assert "scaleMetric" not in predictor  # Knative autoscales by concurrency in Serverless mode
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
+    assert isvc["metadata"]["annotations"]["mlplatform.io/alias"] == "challenger"
+    assert {"name": "MLP_SERVING__ALIAS", "value": "challenger"} in predictor["containers"][0]["env"]
+
+
+def test_every_container_is_locked_down(spec: ModelSpec, settings: Settings) -> None:
+    for obj in _all_objects(spec, settings):
+        if obj["kind"] not in ("InferenceService", "Deployment"):
+            continue
+        pod = obj["spec"]["predictor"] if obj["kind"] == "InferenceService" else obj["spec"]["template"]["spec"]
+        assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+        for container in pod["containers"]:
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] and context["runAsNonRoot"]
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"] == {"drop": ["ALL"]}
+            assert container["resources"]["limits"] and container["resources"]["requests"]
+            assert container["readinessProbe"] and container["livenessProbe"]
+            mounts = {mount["name"] for mount in container["volumeMounts"]}
+            assert mounts <= {volume["name"] for volume in pod["volumes"]}
+
+
+def test_bentoml_objects_agree_on_names_labels_and_ports(spec: ModelSpec, settings: Settings) -> None:
+    deployment, service, autoscaler = manifests.bentoml_objects(spec, settings, Rollout("champion"), NAMESPACE)
+
+    pod = deployment["spec"]["template"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= pod["metadata"]["labels"].items()
+    assert service["spec"]["selector"] == selector
+    assert "replicas" not in deployment["spec"]  # the autoscaler owns the replica count
+    (container,) = pod["spec"]["containers"]
+    assert container["command"] == ["python", "/app/serving/bentoml/service.py", "--model", "fraud_detector"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    (port,) = service["spec"]["ports"]
+    assert port["targetPort"] == container["ports"][0]["name"] and container["ports"][0]["containerPort"] == 8080
+    assert autoscaler["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
+    assert (autoscaler["spec"]["minReplicas"], autoscaler["spec"]["maxReplicas"]) == (1, 3)
+    assert {obj["metadata"]["name"] for obj in (deployment, service, autoscaler)} == {"fraud-detector"}
+
+
+def test_no_secret_setting_reaches_a_manifest(spec: ModelSpec, settings: Settings) -> None:
+    """Credentials come from the chart's Secret through envFrom, never from the platform's own settings."""
+    secret = "s3cr3t-pa55word-value"
+    leaky = settings.model_copy(
+        update={
+            "db": settings.db.model_copy(update={"url": f"postgresql://u:{secret}@db/platform"}),
+            "api_token": SecretStr(secret),
+            "serving": settings.serving.model_copy(update={"prediction_log_url": f"postgresql://u:{secret}@db/p"}),
+        }
+    )
+    for obj in _all_objects(spec, leaky):
+        assert secret not in json.dumps(obj)
+
+
+def test_builders_are_pure(spec: ModelSpec, settings: Settings) -> None:
+    assert _all_objects(spec, settings) == _all_objects(spec, settings)
+    custom = _with(settings, image_registry="registry.example.com/ml/", image_tag="1.2.3", serving_config_map=None)
+    isvc = manifests.inference_service(spec, custom, Rollout("champion"), NAMESPACE)
+    container = isvc["spec"]["predictor"]["containers"][0]
+    assert container["image"] == "registry.example.com/ml/mlplatform-serving:1.2.3"
+    assert container["envFrom"] == [{"secretRef": {"name": "mlplatform-serving", "optional": True}}]
