@@ -174,15 +174,18 @@ class DeploySettings(_Section):
     image_servers_dir: str = Field(
         "/app/serving", description="Folder of the model server entry points (bentoml/, kserve/) inside the image."
     )
-    serving_config_map: str | None = Field(
-        "mlplatform-serving",
-        description="ConfigMap whose keys become the model servers' environment (MLP_MLFLOW__*, MLP_FEAST__*, ...); "
-        "the chart creates it. Unset: none.",
-    )
     serving_secret: str | None = Field(
-        "mlplatform-serving",
-        description="Secret whose keys become the model servers' environment (database URLs, Redis password); "
-        "optional in the pod, so a missing Secret does not block start. Unset: none.",
+        None,
+        description="Secret whose keys become the model servers' environment: the credentials they need "
+        "(MLP_DB__URL, MLP_FEAST__REDIS_CONNECTION_STRING); optional in the pod. Unset: none.",
+    )
+    feast_volume_claim: str | None = Field(
+        None,
+        description="PersistentVolumeClaim with the Feast registry and offline sources, mounted read-only at "
+        "feast_mount_path in model server pods. Unset: an emptyDir.",
+    )
+    feast_mount_path: str = Field(
+        "/var/lib/mlplatform-feast", description="Where model server pods mount the Feast volume."
     )
     service_account: str | None = Field(None, description="ServiceAccount of model server pods. Unset: default.")
     cpu_request: str = Field("250m", description="CPU request of a model server container.")

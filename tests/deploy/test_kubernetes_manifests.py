@@ -29,7 +29,9 @@ def _with(settings: Settings, **deploy: Any) -> Settings:
 
 def _all_objects(spec: ModelSpec, settings: Settings) -> list[dict[str, Any]]:
     """Every variant the deployer can emit: both modes, canary shares, both backends."""
-    serverless = _with(settings, kserve_mode="Serverless", service_account="models", serving_secret=None)
+    serverless = _with(
+        settings, kserve_mode="Serverless", service_account="models", serving_secret="env", feast_volume_claim="f"
+    )
     return [
         manifests.inference_service(spec, settings, Rollout("champion"), NAMESPACE),
         manifests.inference_service(spec, serverless, Rollout("challenger", 25), NAMESPACE),
@@ -86,18 +88,49 @@ def test_inference_service_runs_our_serving_image_as_a_custom_predictor(spec: Mo
         "MLP_SERVING__PORT": "8080",
         "MLP_SERVING__BACKEND": "kserve",
         "MLP_SERVING__ALIAS": "champion",
+        "MLP_SERVING__PREDICTION_LOG": "parquet",
+        "MLP_SERVING__POLL_INTERVAL_S": "10",
         "MLP_STATE_DIR": "/var/lib/mlplatform",
-    }
+        "MLP_FEAST__PROJECT": "mlp_test",
+        "MLP_FEAST__ONLINE_STORE": "sqlite",
+        "MLP_FEAST__OFFLINE_STORE": "duckdb",
+    }  # no MLflow URI or Feast paths: the embedded defaults (127.0.0.1, the state dir) mean nothing in a pod
     assert container["ports"] == [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}]
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8080}
     assert container["resources"] == {
         "requests": {"cpu": "250m", "memory": "512Mi"},
         "limits": {"cpu": "1", "memory": "1Gi"},
     }
-    assert container["envFrom"] == [
-        {"configMapRef": {"name": "mlplatform-serving"}},
-        {"secretRef": {"name": "mlplatform-serving", "optional": True}},
-    ]
+    assert container["envFrom"] == []
+    assert predictor["labels"] == isvc["metadata"]["labels"]  # KServe puts predictor labels on the pods
+    assert predictor["automountServiceAccountToken"] is False
+    assert {"name": "feast", "emptyDir": {}} in predictor["volumes"]
+
+
+def test_the_chart_configured_services_reach_the_servers(spec: ModelSpec, settings: Settings) -> None:
+    """In a cluster the chart sets MLflow, Feast paths and the Secret; the servers get the same locations."""
+    configured = settings.model_copy(
+        update={
+            "mlflow": settings.mlflow.model_copy(update={"tracking_uri": "http://mlp-mlflow:5000"}),
+            "feast": settings.feast.model_copy(
+                update={"registry_path": "/var/lib/mlplatform-feast/registry.db", "online_store": "redis"}
+            ),
+            "deploy": settings.deploy.model_copy(
+                update={"serving_secret": "mlp-serving-env", "feast_volume_claim": "feast-shared"}
+            ),
+        }
+    )
+    obj = manifests.bentoml_deployment(spec, configured, Rollout("champion"), NAMESPACE)
+    pod = obj["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["MLP_MLFLOW__TRACKING_URI"] == "http://mlp-mlflow:5000"
+    assert env["MLP_FEAST__REGISTRY_PATH"] == "/var/lib/mlplatform-feast/registry.db"
+    assert env["MLP_FEAST__ONLINE_STORE"] == "redis"
+    assert container["envFrom"] == [{"secretRef": {"name": "mlp-serving-env", "optional": True}}]
+    feast = {"name": "feast", "persistentVolumeClaim": {"claimName": "feast-shared", "readOnly": True}}
+    assert feast in pod["volumes"]
+    assert {"name": "feast", "mountPath": "/var/lib/mlplatform-feast"} in container["volumeMounts"]
 
 
 def test_canary_share_and_alias_reach_the_predictor(spec: ModelSpec, settings: Settings) -> None:
@@ -158,6 +191,7 @@ def test_no_secret_setting_reaches_a_manifest(spec: ModelSpec, settings: Setting
             "db": settings.db.model_copy(update={"url": f"postgresql://u:{secret}@db/platform"}),
             "api_token": SecretStr(secret),
             "serving": settings.serving.model_copy(update={"prediction_log_url": f"postgresql://u:{secret}@db/p"}),
+            "feast": settings.feast.model_copy(update={"redis_connection_string": f"redis:6379,password={secret}"}),
         }
     )
     for obj in _all_objects(spec, leaky):
@@ -166,8 +200,6 @@ def test_no_secret_setting_reaches_a_manifest(spec: ModelSpec, settings: Setting
 
 def test_builders_are_pure(spec: ModelSpec, settings: Settings) -> None:
     assert _all_objects(spec, settings) == _all_objects(spec, settings)
-    custom = _with(settings, image_registry="registry.example.com/ml/", image_tag="1.2.3", serving_config_map=None)
+    custom = _with(settings, image_registry="registry.example.com/ml/", image_tag="1.2.3")
     isvc = manifests.inference_service(spec, custom, Rollout("champion"), NAMESPACE)
-    container = isvc["spec"]["predictor"]["containers"][0]
-    assert container["image"] == "registry.example.com/ml/mlplatform-serving:1.2.3"
-    assert container["envFrom"] == [{"secretRef": {"name": "mlplatform-serving", "optional": True}}]
+    assert isvc["spec"]["predictor"]["containers"][0]["image"] == "registry.example.com/ml/mlplatform-serving:1.2.3"

@@ -9,9 +9,11 @@ Pure so they can be checked offline against the InferenceService CRD schema and 
 * BentoML: an ``apps/v1`` Deployment, a Service and an ``autoscaling/v2`` HorizontalPodAutoscaler running the
   BentoML entry point of the same image.
 
-Environment-specific configuration (MLflow URI, Feast stores, prediction log URL and their credentials) reaches
-the pods through the ConfigMap and Secret the chart creates (``envFrom``), never copied into these objects:
-anyone who may read an InferenceService could otherwise read the database password.
+The servers get the platform's own service locations (MLflow URI, Feast project, stores and shared volume,
+prediction log sink), but only those set explicitly (the chart sets them; an embedded default such as
+``127.0.0.1:5500`` means nothing inside a pod) and never a credential: the database URL and the Redis connection
+string reach the pods through the Secret named by ``deploy.serving_secret`` (``envFrom``), because anyone who may
+read an InferenceService could otherwise read the database password.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ ALIAS_ANNOTATION = "mlplatform.io/alias"
 FINGERPRINT_ANNOTATION = "mlplatform.io/spec-fingerprint"
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 
-HEALTH_PATHS: dict[Backend, tuple[str, str]] = {  # (readiness, liveness)
-    "kserve": ("/v2/health/ready", "/v2/health/live"),
+HEALTH_PATHS: dict[Backend, tuple[str, str]] = {  # (readiness, liveness); ready only once a model is loaded
+    "kserve": ("/v2/health/ready", "/livez"),
     "bentoml": ("/readyz", "/livez"),
 }
 
@@ -98,8 +100,6 @@ def _container(spec: ModelSpec, settings: Settings, backend: Backend, rollout: R
     deploy = settings.deploy
     ready_path, live_path = HEALTH_PATHS[backend]
     env_from: list[Manifest] = []
-    if deploy.serving_config_map:
-        env_from.append({"configMapRef": {"name": deploy.serving_config_map}})
     if deploy.serving_secret:
         env_from.append({"secretRef": {"name": deploy.serving_secret, "optional": True}})
     entry = f"{deploy.image_servers_dir.rstrip('/')}/{ENTRY_POINTS[backend]}"
@@ -108,14 +108,7 @@ def _container(spec: ModelSpec, settings: Settings, backend: Backend, rollout: R
         "image": image(settings),
         "imagePullPolicy": deploy.image_pull_policy,
         "command": ["python", entry, "--model", spec.name],
-        # `env` wins over `envFrom`: these four are what makes this pod this deployment.
-        "env": [
-            {"name": "MLP_SERVING__HOST", "value": "0.0.0.0"},  # noqa: S104 - a pod serves its own network namespace
-            {"name": "MLP_SERVING__PORT", "value": str(PORT)},
-            {"name": "MLP_SERVING__BACKEND", "value": backend},
-            {"name": "MLP_SERVING__ALIAS", "value": rollout.alias},
-            {"name": "MLP_STATE_DIR", "value": STATE_DIR},
-        ],
+        "env": _server_env(settings, backend, rollout),
         "envFrom": env_from,
         "ports": [{"name": "http1" if backend == "kserve" else "http", "containerPort": PORT, "protocol": "TCP"}],
         "resources": {
@@ -136,15 +129,52 @@ def _container(spec: ModelSpec, settings: Settings, backend: Backend, rollout: R
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumeMounts": [{"name": "state", "mountPath": STATE_DIR}, {"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108
+        "volumeMounts": [
+            {"name": "state", "mountPath": STATE_DIR},
+            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - HOME and BENTOML_HOME in the image
+            {"name": "feast", "mountPath": deploy.feast_mount_path},
+        ],
     }
 
 
+def _server_env(settings: Settings, backend: Backend, rollout: Rollout) -> list[Manifest]:
+    """What makes this pod this deployment, plus the explicitly configured, non-secret service locations.
+
+    ``env`` wins over ``envFrom``, so the serving keys here hold even if the Secret carries others.
+    """
+    env = {
+        "MLP_SERVING__HOST": "0.0.0.0",  # noqa: S104 - a pod serves its own network namespace
+        "MLP_SERVING__PORT": str(PORT),
+        "MLP_SERVING__BACKEND": backend,
+        "MLP_SERVING__ALIAS": rollout.alias,
+        "MLP_SERVING__PREDICTION_LOG": settings.serving.prediction_log,
+        "MLP_SERVING__POLL_INTERVAL_S": f"{settings.serving.poll_interval_s:g}",
+        "MLP_STATE_DIR": STATE_DIR,
+        "MLP_FEAST__PROJECT": settings.feast.project,
+        "MLP_FEAST__ONLINE_STORE": settings.feast.online_store,
+        "MLP_FEAST__OFFLINE_STORE": settings.feast.offline_store,
+    }
+    explicit = {
+        "MLP_MLFLOW__TRACKING_URI": settings.mlflow.tracking_uri,
+        "MLP_FEAST__REGISTRY_PATH": settings.feast.registry_path,
+        "MLP_FEAST__DATA_DIR": settings.feast.data_dir,
+    }
+    env |= {key: str(value) for key, value in explicit.items() if value is not None}
+    return [{"name": key, "value": value} for key, value in env.items()]
+
+
 def _pod_fields(settings: Settings) -> Manifest:
-    """Pod-level fields shared by the InferenceService predictor and the BentoML pod template."""
+    """Pod-level fields shared by the InferenceService predictor and the BentoML pod template.
+
+    No service-account token: a model server never talks to the Kubernetes API.  The Feast volume holds the
+    registry file and offline sources the chart's ``feast.sharedVolume`` claim shares (an emptyDir without one).
+    """
+    claim = settings.deploy.feast_volume_claim
+    feast: Manifest = {"persistentVolumeClaim": {"claimName": claim, "readOnly": True}} if claim else {"emptyDir": {}}
     fields: Manifest = {
+        "automountServiceAccountToken": False,
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        "volumes": [{"name": "state", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+        "volumes": [{"name": "state", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}, {"name": "feast", **feast}],
     }
     if settings.deploy.service_account:
         fields["serviceAccountName"] = settings.deploy.service_account
@@ -162,6 +192,7 @@ def inference_service(spec: ModelSpec, settings: Settings, rollout: Rollout, nam
     metadata = _metadata(spec, "kserve", namespace)
     metadata["annotations"] |= {MODE_ANNOTATION: deploy.kserve_mode, ALIAS_ANNOTATION: rollout.alias}
     predictor: Manifest = {
+        "labels": labels(spec, "kserve"),
         "minReplicas": deploy.min_replicas,
         "maxReplicas": deploy.max_replicas,
         **_pod_fields(settings),
@@ -196,7 +227,6 @@ def bentoml_deployment(spec: ModelSpec, settings: Settings, rollout: Rollout, na
                 "metadata": {"labels": pod_labels, "annotations": {ALIAS_ANNOTATION: rollout.alias}},
                 "spec": {
                     **_pod_fields(settings),
-                    "automountServiceAccountToken": False,
                     "containers": [_container(spec, settings, "bentoml", rollout, "bentoml")],
                 },
             },
