@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
+from tests.monitoring.conftest import amtool, promtool  # noqa: F401 - fixtures shared with the monitoring tests
 
 CHART = REPO_ROOT / "helm" / "mlplatform"
 PROFILES_DIR = CHART / "ci"

@@ -32,6 +32,8 @@ RBAC_ALLOWED = {
     ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "watch", "create", "update", "patch", "delete"},
 }
 BENTOML_RESOURCES = {("apps", "deployments"), ("", "services"), ("autoscaling", "horizontalpodautoscalers")}
+# Knative's queue-proxy sidecar, in front of the server in KServe's Serverless mode.
+KNATIVE_QUEUE_PROXY_PORT = 8012
 # Batch pods have nothing to probe (they end; activeDeadlineSeconds bounds a hang).
 UNPROBED_KINDS = {"CronJob", "Job"}
 
@@ -117,12 +119,13 @@ def test_service_ports_and_probes_agree_with_containers(helm: str, profile: str)
             assert port["targetPort"] in declared, f"{_name(service)} targets undeclared port {port['targetPort']}"
     for monitor in of_kind(objects, "PodMonitor"):
         for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+            assert endpoint["portNumber"] == 8080, "model servers listen on 8080 (MLP_SERVING__PORT)"
             servers = [
                 w for w in workloads(objects) if selects(monitor["spec"]["selector"]["matchLabels"], pod_labels(w))
             ]
             for server in servers:
-                ports = {p["name"] for c in pod_spec(server)["containers"] for p in c.get("ports", [])}  # type: ignore[index]
-                assert endpoint["port"] in ports
+                ports = {p["containerPort"] for c in pod_spec(server)["containers"] for p in c.get("ports", [])}  # type: ignore[index]
+                assert endpoint["portNumber"] in ports
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -193,6 +196,8 @@ def test_every_workload_has_network_policies(helm: str, profile: str) -> None:
         assert own, f"{_name(workload)} has no NetworkPolicy of its own"
         exposed = {p["containerPort"] for c in pod_spec(workload)["containers"] for p in c.get("ports", [])}  # type: ignore[index]
         allowed = {port["port"] for p in own for rule in p["spec"].get("ingress", []) for port in rule["ports"]}
+        if workload["kind"] == "InferenceService" and "Serverless" in str(workload["metadata"]["annotations"]):
+            exposed.add(KNATIVE_QUEUE_PROXY_PORT)
         assert allowed <= exposed, f"{_name(workload)} admits traffic to ports it does not serve"
 
 
@@ -209,7 +214,9 @@ def test_stateless_services_have_disruption_budgets(helm: str, profile: str) -> 
 def test_profiles_render_what_they_promise(helm: str) -> None:
     canary = of_kind(render(helm, "kserve-canary"), "InferenceService")
     assert {i["metadata"]["name"] for i in canary} == {"fraud-detector", "churn-predictor"}
-    for isvc in canary:
+    for isvc in canary:  # KServe routes a canary share through Knative only
+        assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
+    for isvc in of_kind(render(helm, "production"), "InferenceService"):
         assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
     assert [i["spec"]["predictor"].get("canaryTrafficPercent") for i in canary] == [10, None] or [
         i["spec"]["predictor"].get("canaryTrafficPercent") for i in canary

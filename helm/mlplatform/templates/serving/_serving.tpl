@@ -47,6 +47,15 @@ settings of the platform (port 8080 in-cluster, bound to all interfaces). Call w
     {{- include "mlp.containerSecurityContext" $root | nindent 4 }}
 {{- end -}}
 
+{{/*
+Selects every model server in the namespace: the chart's and those mlplatform.deploy.kubernetes creates (which
+carry the same part-of and component labels), for the PodMonitor and the NetworkPolicies.
+*/}}
+{{- define "mlp.modelServerSelector" -}}
+app.kubernetes.io/part-of: mlplatform
+app.kubernetes.io/component: model-server
+{{- end -}}
+
 {{/* Labels of a model server's pods; the PodMonitor and NetworkPolicy select model servers by them. */}}
 {{- define "mlp.servingLabels" -}}
 {{ include "mlp.labels" (dict "root" .root "component" "model-server") }}
