@@ -18,6 +18,8 @@ Without Prometheus and Alertmanager the loop stops after the drift check and say
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,7 +65,9 @@ class LoopTimeouts:
 
     log: float = 60.0
     alert: float = 180.0
-    webhook: float = 120.0
+    # Alertmanager sends a group's next notification only after group_interval (5 min in the committed routing):
+    # a new episode right after an earlier one's notification waits that long.
+    webhook: float = 360.0
     retrain: float = 1200.0
     swap: float = 180.0
 
@@ -297,7 +301,8 @@ def _materialize(settings: Settings, data_start: datetime) -> float:
     newer than its last end (profiles start 30 days before the range)."""
     from mlplatform.features.store import FeatureStoreAdapter
 
-    return FeatureStoreAdapter(settings).materialize(datetime.now(UTC), data_start - timedelta(days=31)).seconds
+    with contextlib.redirect_stdout(io.StringIO()):  # Feast prints its own progress; the loop reports the step
+        return FeatureStoreAdapter(settings).materialize(datetime.now(UTC), data_start - timedelta(days=31)).seconds
 
 
 def _today() -> datetime:
@@ -505,7 +510,8 @@ def _wait_trigger(
             pending = f"; pending: {ours[-1].last_error}" if ours else ""
             raise LoopStalledError(
                 "webhook",
-                f"no retrain decision for {model} after {timeout:.0f}s{pending}; see "
+                f"no retrain decision for {model} after {timeout:.0f}s{pending} (a notification right after an "
+                "earlier one of the same alert waits for Alertmanager's group_interval); see "
                 f"{settings.state_dir / 'logs' / 'alertmanager.log'} and "
                 f"{settings.state_dir / 'logs' / 'mlplatform-api.log'}",
             )
