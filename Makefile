@@ -7,7 +7,7 @@ export UV_PYTHON := python3.11
 RUN := $(UV) run --frozen --no-sync
 MLP := $(RUN) mlplatform
 
-.PHONY: install demo down test lint typecheck fmt settings-docs api-docs dashboards bench clean tools chart-sync
+.PHONY: install demo down test lint typecheck fmt settings-docs api-docs dashboards bench clean tools chart-sync kind-up kind-smoke kind-down
 
 install: ## Create .venv with every extra and the dev tools, exactly as uv.lock pins them
 	@command -v $(UV) >/dev/null || python3.11 -m pip install --quiet uv
@@ -63,6 +63,15 @@ chart-sync: ## Copy the alert rules and dashboards of monitoring/ into the chart
 	mkdir -p helm/mlplatform/files/prometheus/rules helm/mlplatform/files/grafana/dashboards
 	cp monitoring/prometheus/rules/*.yaml helm/mlplatform/files/prometheus/rules/
 	cp monitoring/grafana/dashboards/*.json helm/mlplatform/files/grafana/dashboards/
+
+kind-up: ## A kind cluster with KServe, kube-prometheus-stack, Airflow and our chart (needs Docker; see infrastructure/kind)
+	infrastructure/kind/up.sh
+
+kind-smoke: install ## On the kind cluster: log in, train, deploy through the platform, predict
+	infrastructure/kind/smoke.sh
+
+kind-down: ## Delete the kind cluster
+	kind delete cluster --name $${KIND_CLUSTER:-mlplatform}
 
 bench: install ## Benchmarks print their figures (slow; not part of `make test`)
 	$(RUN) python benchmarks/training_set.py
