@@ -1,8 +1,8 @@
 """Serving latency and throughput: the platform's two servers, the stock compositions and the bare model.
 
 Usage: uv run python benchmarks/serving.py [--rates 200 400] [--batch-rate 100] [--duration 20] [--reps 3]
-           [--servers kserve bentoml stock-kserve stock-bentoml bare] [--search] [--p99-target-ms 10]
-           [--cpu-split]
+           [--servers kserve bentoml stock-kserve stock-bentoml bare] [--sweep 100 200 400 600 800]
+           [--sweep-duration 15] [--p99-target-ms 10] [--cpu-split]
 
 What it does, in one run on one machine state:
 1. Builds a world once under ``.mlplatform/bench-serving`` (demo data ending today, Feast apply + materialize into
@@ -16,9 +16,9 @@ What it does, in one run on one machine state:
      Predictor does (``benchmarks/bare_server.py``).
 3. Per server: a warm-up, then per repetition an open-loop run of single-entity requests at each of ``--rates`` and
    one of 32-entity batches at ``--batch-rate`` (``benchmarks/loadgen.py``: fixed schedule, its own process); the
-   server's CPU per request from its process tree.  With ``--search``, the highest single-entity rate whose p99
-   stays within ``--p99-target-ms`` with no failures, found by bisection on short runs; its points also give a
-   latency-vs-rate plot (``docs/images/serving-latency-vs-rate.png``).
+   server's CPU per request from its process tree.  With ``--sweep``, single-entity runs at rising rates give the
+   highest rate whose p99 stays within ``--p99-target-ms`` with no failures, and a latency-vs-rate plot
+   (``docs/images/serving-latency-vs-rate.png``).
 4. Prints a table of medians (min-max over repetitions), the p99 as a ratio of the bare server's, and writes
    ``results.json`` next to the world.
 
@@ -57,7 +57,7 @@ def settings_for(mlflow_port: int, serving_port: int) -> Any:
         specs_dir=ROOT / "pipelines" / "specs",
         feast={"repo_path": ROOT / "feature_repo", "project": "bench_serving"},
         mlflow={"port": mlflow_port},
-        serving={"port": serving_port, "poll_interval_s": 30.0},
+        serving={"port": serving_port, "poll_interval_s": 2.0},
     )
 
 
@@ -75,9 +75,16 @@ def build_world(settings: Any) -> None:
     features = FeatureStoreAdapter(settings)
     features.apply()
     features.materialize(datetime.now(UTC))
-    if ModelRegistry(settings).alias_holder(MODEL, CHAMPION) is None:
+    registry = ModelRegistry(settings)
+    if registry.alias_holder(MODEL, CHAMPION) is None:
         print("training the champion ...", flush=True)
         run_all(settings, TrainingRequest(model=MODEL, run_key=f"bench/{time.time():.0f}", actor="benchmark"))
+    if len(registry.versions(MODEL)) < 2:  # a second version for the swap-under-load run
+        print("training a second version ...", flush=True)
+        request = TrainingRequest(
+            model=MODEL, run_key=f"bench/{time.time():.0f}", actor="benchmark", estimator_params={"max_iter": 150}
+        )
+        run_all(settings, request)
 
 
 def request_entities(settings: Any, count: int) -> list[dict[str, Any]]:
@@ -112,15 +119,39 @@ def platform_bodies(backend: str, entities: list[dict[str, Any]]) -> tuple[list[
     return singles, batches
 
 
-def load(url: str, bodies: list[Any], rate: float, duration: float, cpu_split: bool) -> dict[str, Any]:
-    path = WORLD / "bodies.json"
+ACCEPTED: dict[str, int] = {}
+"""Entity predictions answered with 200 per URL, to compare with the prediction log's records."""
+
+
+def start_load(url: str, bodies: list[Any], rate: float, duration: float, cpu_split: bool) -> Any:
+    """The load generator in its own process (on CPU 1 with ``cpu_split``)."""
+    path = WORLD / f"bodies-{len(bodies)}-{abs(hash(url))}.json"
     path.write_text(json.dumps(bodies))
     command = [sys.executable, str(ROOT / "benchmarks" / "loadgen.py"), url, str(path), "--rate", str(rate)]
     command += ["--duration", str(duration)]
     if cpu_split:
         command = ["taskset", "-c", "1", *command]
-    completed = subprocess.run(command, capture_output=True, text=True, check=True)
-    return dict(json.loads(completed.stdout.strip().splitlines()[-1]))
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.entities_per_request = _entities_per_request(bodies[0])  # type: ignore[attr-defined]
+    process.url = url  # type: ignore[attr-defined]
+    return process
+
+
+def finish_load(process: Any) -> dict[str, Any]:
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"load generator failed: {stderr[-2000:]}")
+    result = dict(json.loads(stdout.strip().splitlines()[-1]))
+    ACCEPTED[process.url] = ACCEPTED.get(process.url, 0) + result["ok"] * process.entities_per_request
+    return result
+
+
+def _entities_per_request(body: dict[str, Any]) -> int:
+    return len(next(iter(body.values())))
+
+
+def load(url: str, bodies: list[Any], rate: float, duration: float, cpu_split: bool) -> dict[str, Any]:
+    return finish_load(start_load(url, bodies, rate, duration, cpu_split))
 
 
 def server_cpu_seconds(pid: int) -> float:
@@ -143,6 +174,14 @@ class Server:
     url: str
     bodies: tuple[list[Any], list[Any]]
     pid: int
+    accepted: int | None = None
+    logged: int | None = None
+
+
+def count_logged(settings: Any, start: datetime, end: datetime) -> int:
+    from mlplatform.serving.prediction_log import read_prediction_log
+
+    return len(read_prediction_log(settings, MODEL, start, end))
 
 
 def single_run(server: Server, rate: float, duration: float, cpu_split: bool) -> dict[str, Any]:
@@ -153,8 +192,47 @@ def single_run(server: Server, rate: float, duration: float, cpu_split: bool) ->
     return result
 
 
-def measure(server: Server, args: argparse.Namespace) -> dict[str, Any]:
-    """Warm-up; per repetition single-entity runs at every rate and a batch run; then the optional search."""
+def swap_under_load(server: Server, settings: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Single-entity load at the highest rate while ``champion`` moves to the other version and back: how many
+    requests failed, and which versions answered."""
+    from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
+
+    registry = ModelRegistry(settings)
+    current = registry.alias_holder(MODEL, CHAMPION)
+    assert current is not None
+    other = next(v.version for v in registry.versions(MODEL) if v.version != current.version)
+    rate, duration = max(args.rates), args.duration
+    generator = start_load(server.url, server.bodies[0], rate, duration, args.cpu_split)
+    time.sleep(duration / 4)
+    registry.move_alias(MODEL, CHAMPION, other, actor="benchmark", reason="swap under load")
+    time.sleep(duration / 2)
+    registry.move_alias(MODEL, CHAMPION, current.version, actor="benchmark", reason="swap back")
+    result = finish_load(generator)
+    result["versions"] = sorted({current.version, other})
+    result["swaps"] = swaps_counted(server)
+    print(
+        f"  {server.name} swap under load @{rate:.0f}/s: {result['failed']} failed of {result['sent']}, "
+        f"{result['swaps']:.0f} swaps counted by the server",
+        flush=True,
+    )
+    return result
+
+
+def swaps_counted(server: Server) -> float:
+    """The server's own count of model swaps (``mlplatform_serving_model_swaps_total``)."""
+    from urllib.parse import urlsplit
+
+    import httpx
+
+    parts = urlsplit(server.url)
+    text = httpx.get(f"{parts.scheme}://{parts.netloc}/metrics", timeout=10).text
+    prefix = "mlplatform_serving_model_swaps_total{"
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def measure(server: Server, settings: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Warm-up; per repetition single-entity runs at every rate and a batch run; the optional sweep; for the
+    platform's servers a model swap under load."""
     load(server.url, server.bodies[0], rate=50, duration=3, cpu_split=args.cpu_split)
     singles: dict[str, list[dict[str, Any]]] = {str(rate): [] for rate in args.rates}
     batches = []
@@ -170,23 +248,29 @@ def measure(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         batch = load(server.url, server.bodies[1], args.batch_rate, args.duration, args.cpu_split)
         batches.append(batch)
         print(f"  {server.name} rep {repetition + 1} batches: p99 {batch['p99_ms']:.1f} ms", flush=True)
-    found = search_max_rate(server, args) if args.search else None
-    return {"singles": singles, "batches": batches, "search": found}
+    found = sweep_rates(server, args) if args.sweep else None
+    swap = swap_under_load(server, settings, args) if server.name in ("kserve", "bentoml") else None
+    return {"singles": singles, "batches": batches, "sweep": found, "swap": swap}
 
 
-def search_max_rate(server: Server, args: argparse.Namespace) -> dict[str, Any]:
-    """Bisection for the highest rate with p99 <= target and no failures (short runs; each probe is kept)."""
-    low, high = 0.0, args.search_max_rate
-    probes = []
-    for step in range(args.search_steps):
-        rate = round(min(high, max(args.rates)) if step == 0 else (low + high) / 2)
-        probe = single_run(server, rate, args.search_duration, args.cpu_split)
-        probes.append(probe)
-        passed = probe["p99_ms"] <= args.p99_target_ms and probe["failed"] == 0
-        print(f"  {server.name} search @{rate}/s: p99 {probe['p99_ms']:.1f} ms -> {'ok' if passed else 'over'}")
-        low, high = (rate, high) if passed else (low, rate)
+def sweep_rates(server: Server, args: argparse.Namespace) -> dict[str, Any]:
+    """Single-entity runs at rising rates; the sustainable rate is the highest one below which every run kept
+    p99 within the target with no failures.  A sweep rather than a bisection: one noisy short run cannot send a
+    bisection off course, and the points also draw the latency-vs-rate curve."""
+    points = []
+    sustained = 0.0
+    failed_once = False
+    for rate in args.sweep:
+        point = single_run(server, rate, args.sweep_duration, args.cpu_split)
+        points.append(point)
+        passed = point["p99_ms"] <= args.p99_target_ms and point["failed"] == 0
+        print(f"  {server.name} sweep @{rate:.0f}/s: p99 {point['p99_ms']:.1f} ms -> {'ok' if passed else 'over'}")
+        failed_once = failed_once or not passed
+        sustained = rate if passed and not failed_once else sustained
+        if point["p99_ms"] > 20 * args.p99_target_ms:
+            break  # saturated: higher rates only queue more
         load(server.url, server.bodies[0], rate=50, duration=2, cpu_split=args.cpu_split)  # drain any backlog
-    return {"max_rate": low, "probes": probes}
+    return {"max_rate": sustained, "probes": points}
 
 
 def summary(values: list[float], digits: int = 1) -> str:
@@ -220,14 +304,23 @@ def print_table(results: dict[str, dict[str, Any]], args: argparse.Namespace) ->
             f"{name:<14} {summary([run['p50_ms'] for run in runs]):>18} {summary([run['p99_ms'] for run in runs]):>20} "
             f"{summary([run['throughput_rps'] * BATCH for run in runs]):>24} {sum(run['failed'] for run in runs):>6}"
         )
-    if args.search:
-        print(f"\nhighest single-entity rate with p99 <= {args.p99_target_ms:.0f} ms and no failures")
+    print("\nmodel swap under load (champion moved to the other version and back) and the prediction log")
+    print(f"{'server':<14} {'swaps':>6} {'failed':>8} {'sent':>8} {'answered':>10} {'logged':>10}")
+    for name, result in results.items():
+        if result.get("swap"):
+            swap = result["swap"]
+            print(
+                f"{name:<14} {swap['swaps']:>6.0f} {swap['failed']:>8} {swap['sent']:>8} {result['accepted']:>10} "
+                f"{result['logged']:>10}"
+            )
+    if args.sweep:
+        print(f"\nhighest single-entity rate with p99 <= {args.p99_target_ms:.0f} ms and no failures (sweep)")
         for name, result in results.items():
-            print(f"{name:<14} {result['search']['max_rate']:>6.0f}/s")
+            print(f"{name:<14} {result['sweep']['max_rate']:>6.0f}/s")
 
 
 def plot(results: dict[str, dict[str, Any]], args: argparse.Namespace, path: Path) -> None:
-    """p99 against offered rate for every server (all fixed-rate runs and search probes)."""
+    """p99 against offered rate for every server (all fixed-rate runs and sweep points)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -236,7 +329,7 @@ def plot(results: dict[str, dict[str, Any]], args: argparse.Namespace, path: Pat
     figure, axis = plt.subplots(figsize=(8, 4.5))
     for name, result in results.items():
         points = [run for runs in result["singles"].values() for run in runs]
-        points += result["search"]["probes"] if result.get("search") else []
+        points += result["sweep"]["probes"] if result.get("sweep") else []
         points.sort(key=lambda run: run["rate"])
         axis.plot([run["rate"] for run in points], [run["p99_ms"] for run in points], marker="o", label=name)
     axis.axhline(args.p99_target_ms, color="grey", linestyle="--", linewidth=1, label=f"{args.p99_target_ms:.0f} ms")
@@ -253,13 +346,18 @@ def platform_server(name: str, settings: Any, entities: list[dict[str, Any]], su
     from mlplatform.deploy.local import LocalProcessDeployer
 
     deployer = LocalProcessDeployer(settings)
+    started = datetime.now(UTC)
     deployment = deployer.deploy(MODEL, name)  # type: ignore[arg-type]
     try:
         pid = supervisor.status(f"serve-{MODEL}").pid
         assert pid is not None, f"{name} server has no pid"
-        yield Server(name, deployment.predict_url, platform_bodies(name, entities), pid)
+        server = Server(name, deployment.predict_url, platform_bodies(name, entities), pid)
+        yield server
     finally:
-        deployer.undeploy(MODEL)
+        deployer.undeploy(MODEL)  # graceful: the server flushes its prediction log before it exits
+    server.logged = count_logged(settings, started, datetime.now(UTC))
+    server.accepted = ACCEPTED.get(deployment.predict_url, 0)
+    print(f"  {name}: {server.accepted} entity predictions answered, {server.logged} in the prediction log")
 
 
 @contextlib.contextmanager
@@ -329,11 +427,9 @@ def main() -> None:
     parser.add_argument("--batch-rate", type=float, default=100.0)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
-    parser.add_argument("--search", action="store_true", help="find each server's highest rate within the target")
+    parser.add_argument("--sweep", type=float, nargs="*", default=[], help="rates for the max-rate sweep and plot")
     parser.add_argument("--p99-target-ms", type=float, default=10.0)
-    parser.add_argument("--search-max-rate", type=float, default=1200.0)
-    parser.add_argument("--search-steps", type=int, default=6)
-    parser.add_argument("--search-duration", type=float, default=10.0)
+    parser.add_argument("--sweep-duration", type=float, default=15.0)
     parser.add_argument("--cpu-split", action=argparse.BooleanOptionalAction, default=(os.cpu_count() or 1) >= 2)
     args = parser.parse_args()
 
@@ -357,12 +453,13 @@ def main() -> None:
         for name in args.servers:
             print(f"{name}: starting", flush=True)
             with start_server(name, settings, entities, supervisor) as server:
-                results[name] = measure(server, args)
+                results[name] = measure(server, settings, args)
+            results[name]["accepted"], results[name]["logged"] = server.accepted, server.logged
     finally:
         supervisor.stop("mlflow")
     (WORLD / "results.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
     print_table(results, args)
-    if args.search:
+    if args.sweep:
         plot(results, args, ROOT / "docs" / "images" / "serving-latency-vs-rate.png")
 
 
