@@ -320,7 +320,7 @@ def print_table(results: dict[str, dict[str, Any]], args: argparse.Namespace) ->
 
 
 def plot(results: dict[str, dict[str, Any]], args: argparse.Namespace, path: Path) -> None:
-    """p99 against offered rate for every server (all fixed-rate runs and sweep points)."""
+    """p99 against offered rate for every server: the median of all runs at a rate, bars from min to max."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -328,10 +328,17 @@ def plot(results: dict[str, dict[str, Any]], args: argparse.Namespace, path: Pat
 
     figure, axis = plt.subplots(figsize=(8, 4.5))
     for name, result in results.items():
+        by_rate: dict[float, list[float]] = {}
         points = [run for runs in result["singles"].values() for run in runs]
-        points += result["sweep"]["probes"] if result.get("sweep") else []
-        points.sort(key=lambda run: run["rate"])
-        axis.plot([run["rate"] for run in points], [run["p99_ms"] for run in points], marker="o", label=name)
+        for run in points + (result["sweep"]["probes"] if result.get("sweep") else []):
+            by_rate.setdefault(run["rate"], []).append(run["p99_ms"])
+        rates = sorted(by_rate)
+        medians = [statistics.median(by_rate[rate]) for rate in rates]
+        spread = [
+            [median - min(by_rate[rate]) for rate, median in zip(rates, medians, strict=True)],
+            [max(by_rate[rate]) - median for rate, median in zip(rates, medians, strict=True)],
+        ]
+        axis.errorbar(rates, medians, yerr=spread, marker="o", capsize=3, label=name)
     axis.axhline(args.p99_target_ms, color="grey", linestyle="--", linewidth=1, label=f"{args.p99_target_ms:.0f} ms")
     axis.set(xlabel="offered single-entity requests/s", ylabel="p99 latency (ms, log)", yscale="log")
     axis.set_title("Serving latency vs rate (feature lookup included; bare has features inline)")
