@@ -190,6 +190,31 @@ def test_full_queue_drops_and_counts_without_blocking() -> None:
     assert log.dropped == 200 - accepted + 1
 
 
+class SlowSinkForTest(PredictionSink):
+    """A healthy sink that takes its time, like a database under load."""
+
+    def __init__(self) -> None:
+        self.records: list[PredictionRecord] = []
+
+    def write(self, records: Sequence[PredictionRecord]) -> None:
+        time.sleep(0.005)
+        self.records.extend(records)
+
+    def read(self, model_name: str, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+        raise NotImplementedError("SlowSinkForTest only records writes")
+
+
+def test_a_burst_never_drops_what_was_accepted() -> None:
+    """Overflow is refused at ``submit``; everything ``submit`` accepted is written, however big the burst."""
+    sink = SlowSinkForTest()
+    log = BatchingPredictionLog(sink, queue_size=100, batch_size=10, flush_interval_s=0.01)
+    accepted = sum(log.submit([make_record(index)]) for index in range(5_000))
+    log.close()
+    assert 100 <= accepted < 5_000
+    assert log.written == accepted == len(sink.records)
+    assert log.dropped == 5_000 - accepted
+
+
 def test_close_flushes_everything_accepted(tmp_path: Path) -> None:
     """A long flush interval and a big batch: only ``close`` can have written the records."""
     settings = log_settings(tmp_path, "parquet", log_flush_interval_s=600, log_batch_size=10_000)

@@ -530,28 +530,40 @@ class BatchingPredictionLog(PredictionLog):
         return self._closing.is_set() and not self._pending.records and not self._inbox
 
     def _collect(self) -> None:
-        """Wait until a batch is full, a flush or retry is due, or ``close``; then move the inbox to pending.
+        """Wait until a batch is waiting, a flush or retry is due, or ``close``; then move inbox records to pending.
 
-        While the sink is failing the writer keeps emptying the inbox, so submitters keep being accepted, and
-        keeps at most ``queue_size`` records, dropping the oldest beyond that.
+        Pending takes only what fits under ``queue_size`` while the sink is healthy, so an accepted record is never
+        dropped because of a burst: the rest stays in the inbox, whose bound refuses new ones.  While the sink is
+        failing the writer keeps emptying the inbox, so submitters keep being accepted, and keeps at most
+        ``queue_size`` records, dropping the oldest beyond that.
         """
         pending = self._pending
         backing_off = time.monotonic() < pending.retry_at
-        if backing_off or len(pending.records) < self._batch_size:
+        if backing_off or len(pending.records) + len(self._inbox) < self._batch_size:
             wait = self._wait_time()
             if wait > 0:
                 # a retry while closing waits on ``_abandon``: interruptible by close()'s timeout
                 (self._abandon if self._closing.is_set() else self._wake).wait(wait)
         self._wake.clear()
-        with self._lock:
-            taken, self._inbox = self._inbox, deque()
-            since, self._inbox_since = self._inbox_since, None
+        taken, since = self._take_inbox(backing_off=time.monotonic() < pending.retry_at)
         if not taken:
             return
         if pending.oldest_at is None:
             pending.oldest_at = since
         pending.records.extend(taken)
         self._trim_pending()
+
+    def _take_inbox(self, backing_off: bool) -> tuple[deque[PredictionRecord], float | None]:
+        """Inbox records for pending (all of them while backing off, else what fits) and the oldest's arrival."""
+        room = self._queue_size if backing_off else max(0, self._queue_size - len(self._pending.records))
+        with self._lock:
+            since = self._inbox_since
+            if room >= len(self._inbox):
+                taken, self._inbox = self._inbox, deque()
+                self._inbox_since = None
+            else:
+                taken = deque(self._inbox.popleft() for _ in range(room))
+        return taken, since
 
     def _wait_time(self) -> float:
         """Seconds until the writer has something to do: a retry, the flush deadline, or 0 when closing."""
