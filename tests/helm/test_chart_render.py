@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from mlplatform.deploy.kubernetes.client import RBAC_RULES
 from tests.helm.conftest import (
     CHART,
     PROFILES,
@@ -23,13 +24,13 @@ from tests.helm.conftest import (
 from tests.helm.schemas import SchemaMissingError, validate_manifest
 
 EXPECTED_PROFILES = {"minimal", "production", "bentoml", "kserve-canary", "monitoring-off"}
-# Everything the platform's Role may do: model servers in its own namespace, nothing more.
+# Everything the platform's Role may do: exactly what the Kubernetes deployer uses (its RBAC_RULES), in its own
+# namespace, nothing more.
 RBAC_ALLOWED = {
-    ("serving.kserve.io", "inferenceservices"): {"get", "list", "watch", "create", "update", "patch", "delete"},
-    ("serving.kserve.io", "inferenceservices/status"): {"get"},
-    ("apps", "deployments"): {"get", "list", "watch", "create", "update", "patch", "delete"},
-    ("", "services"): {"get", "list", "watch", "create", "update", "patch", "delete"},
-    ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    (group, resource): set(rule["verbs"])
+    for rule in RBAC_RULES
+    for group in rule["apiGroups"]
+    for resource in rule["resources"]
 }
 BENTOML_RESOURCES = {("apps", "deployments"), ("", "services"), ("autoscaling", "horizontalpodautoscalers")}
 # Knative's queue-proxy sidecar, in front of the server in KServe's Serverless mode.
@@ -169,7 +170,7 @@ def test_rbac_is_least_privilege(helm: str, profile: str) -> None:
                 for resource in rule["resources"]:
                     allowed = RBAC_ALLOWED.get((group, resource))
                     assert allowed is not None, f"{_name(role)} grants {group}/{resource}"
-                    assert set(rule["verbs"]) <= allowed, f"{_name(role)} grants {rule['verbs']} on {resource}"
+                    assert set(rule["verbs"]) == allowed, f"{_name(role)} grants {rule['verbs']} on {resource}"
                     granted.add((group, resource))
         assert bool(granted & BENTOML_RESOURCES) == bentoml, "Deployments/Services/HPAs only for the BentoML backend"
     for binding in of_kind(objects, "RoleBinding"):
