@@ -6,8 +6,9 @@ Starts its own embedded stack (MLflow, Airflow, platform API, Prometheus, Alertm
 directory on free ports, prepares the demo world once (``mlplatform.demo.loop.prepare``: data, features, a first
 champion, the model served), then runs the loop ``--runs`` times with ``mlplatform.demo.loop.run_loop`` (what
 `mlplatform loop run` calls).  Each run after the first starts by restoring the pre-drift champion and resolving
-the earlier alert, as a second `make demo` would; the retrain policy's cooldown is 0 so every run may retrain,
-and runs start at least Alertmanager's group_interval (5 min) after the previous run's notification (not measured).
+the earlier alert, as a second `make demo` would (that includes waiting for Alertmanager to deliver the
+resolution, up to its 5 min group_interval, before the drifted traffic); the retrain policy's cooldown is 0 so
+every run may retrain.
 
 Prints each run's timeline, then per step the median seconds over the runs, the median total and the median of
 the headline figure (first drifted request -> new champion serving); writes JSON to ``--out``.  Needs the Debian
@@ -21,13 +22,10 @@ import json
 import socket
 import statistics
 import tempfile
-import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-GROUP_INTERVAL_S = 300
 
 
 def free_port() -> int:
@@ -72,8 +70,6 @@ def main() -> None:
             prepare(settings, options, say=lambda message: print(f"  {message}", flush=True))
             results = []
             for run in range(1, args.runs + 1):
-                if results:
-                    pause_for_alertmanager(results[-1])
                 print(f"run {run}/{args.runs}", flush=True)
                 result = run_loop(
                     settings,
@@ -86,18 +82,6 @@ def main() -> None:
             LocalProcessDeployer(settings).undeploy(options.model)
             EmbeddedStack(settings).down()
     report(results, args)
-
-
-def pause_for_alertmanager(previous: Any) -> None:
-    """Alertmanager holds a group's next notification until ``group_interval`` (5 min, committed routing) after
-    its last one; a run started sooner would measure that hold, which a demo run minutes apart never meets."""
-    webhook = previous.step("webhook")
-    if webhook is None:
-        return
-    wait = (webhook.finished + timedelta(seconds=GROUP_INTERVAL_S + 10) - datetime.now(UTC)).total_seconds()
-    if wait > 0:
-        print(f"  (not measured) waiting {wait:.0f}s for Alertmanager's group_interval", flush=True)
-        time.sleep(wait)
 
 
 def report(results: list[Any], args: argparse.Namespace) -> None:

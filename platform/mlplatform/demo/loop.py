@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 ACTOR = "mlplatform loop"
 ALERT = "DatasetDriftDetected"
 POLL_S = 1.0
+# Alertmanager removes an emptied alert group at its next maintenance pass (every 30 s, fixed in its dispatcher);
+# an alert arriving before that joins the old group and waits for its group_interval (5 min) instead of group_wait.
+ALERTMANAGER_MAINTENANCE_S = 31.0
 
 OUTCOME_PROMOTED = "promoted"
 OUTCOME_KEPT = "kept"
@@ -65,8 +68,8 @@ class LoopTimeouts:
 
     log: float = 60.0
     alert: float = 180.0
-    # Alertmanager sends a group's next notification only after group_interval (5 min in the committed routing):
-    # a new episode right after an earlier one's notification waits that long.
+    # Alertmanager delivers an earlier alert's resolution at its group's next group_interval tick (5 min in the
+    # committed routing); the baseline waits for it, or the new episode would look like the notified one.
     webhook: float = 360.0
     retrain: float = 1200.0
     swap: float = 180.0
@@ -245,7 +248,7 @@ def _baseline(
     record.result.old_version = champion
     record.done("baseline champion", f"v{champion} serving")
     if _monitoring_installed(settings) and _firing(settings, spec.name):
-        _resolve_earlier_alert(settings, options, spec, deployment, champion, record, say)
+        _resolve_earlier_alert(settings, options, spec, deployment, champion, store, record, say)
 
 
 def _resolve_earlier_alert(
@@ -254,11 +257,16 @@ def _resolve_earlier_alert(
     spec: ModelSpec,
     deployment: Deployment,
     champion: str,
+    store: PlatformStore,
     record: _Recorder,
     say: Say,
 ) -> None:
     """An alert still firing from an earlier loop must resolve first, or this loop's drift would not be a new
-    episode (same idempotency key: the webhook would call it a duplicate): undrifted traffic, checked, no drift."""
+    episode (same idempotency key: the webhook would call it a duplicate): undrifted traffic, checked, no drift.
+
+    The resolution must also reach the webhook: Alertmanager sends it at the group's next group_interval tick,
+    and until then a new firing of the same labels counts as the alert it already notified (no new notification
+    before repeat_interval, 12 h)."""
     since = datetime.now(UTC)
     sent = _traffic(settings, spec, deployment, options)
     _wait_logged(settings, spec.name, since, sent, options.timeouts.log, say)
@@ -270,6 +278,8 @@ def _resolve_earlier_alert(
             f"{_verdict(check)}, which cannot resolve it; see the model's drift checks in the platform UI",
         )
     _wait_alert_resolved(settings, spec.name, options.timeouts.alert, say)
+    _wait_resolution_delivered(settings, store, spec.name, since, options.timeouts.webhook, say)
+    _wait_policy_ready(settings, store, spec, options.timeouts.retrain, say)
     record.done("baseline check", f"{sent} requests, {_verdict(check)}; the earlier {ALERT} resolved")
 
 
@@ -486,6 +496,61 @@ def _wait_alert_resolved(settings: Settings, model: str, timeout: float, say: Sa
         time.sleep(POLL_S)
 
 
+def _wait_resolution_delivered(
+    settings: Settings, store: PlatformStore, model: str, since: datetime, timeout: float, say: Say
+) -> None:
+    from mlplatform.monitoring.retrain import SKIP_RESOLVED
+    from mlplatform.store.retrains import RetrainRecords
+
+    records = RetrainRecords(store)
+    deadline = time.monotonic() + timeout
+    while not any(
+        r.alertname == ALERT and r.skip_reason == SKIP_RESOLVED and r.created_at >= since
+        for r in records.list(model, limit=20)
+    ):
+        if time.monotonic() > deadline:
+            raise LoopStalledError(
+                "baseline check",
+                f"Alertmanager did not deliver the earlier {ALERT}'s resolution within {timeout:.0f}s; see "
+                f"{settings.state_dir / 'logs' / 'alertmanager.log'}",
+            )
+        say(f"waiting for Alertmanager to deliver the earlier {ALERT}'s resolution (at its group_interval)")
+        time.sleep(POLL_S)
+    say("waiting for Alertmanager to drop the resolved alert's group")
+    time.sleep(ALERTMANAGER_MAINTENANCE_S)
+
+
+def _wait_policy_ready(settings: Settings, store: PlatformStore, spec: ModelSpec, timeout: float, say: Say) -> None:
+    """Until the retrain policy would act on a new alert: no retrain in flight, the cooldown over.
+
+    Undrifted traffic is not drift-free feature by feature (online features are the latest snapshot, training saw
+    them at transaction time), so once the earlier data-set alert has resolved its feature alerts are no longer
+    inhibited and may start a retrain of their own; it runs on the undrifted data, before the loop drifts it.
+    """
+    from mlplatform.orchestration.airflow_client import AirflowClient
+    from mlplatform.store.retrains import STATUS_PENDING, RetrainRecords
+
+    records = RetrainRecords(store)
+    deadline = time.monotonic() + timeout
+    with AirflowClient.from_settings(settings) as airflow:
+        while (last := records.last_claim(spec.name)) is not None:
+            cooling = datetime.now(UTC) < last.created_at + timedelta(seconds=settings.alerts.cooldown_s)
+            running = last.status == STATUS_PENDING or (
+                last.dag_run_id is not None and not airflow.get_run(spec.training_dag_id, last.dag_run_id).finished
+            )
+            if not (cooling or running):
+                return
+            if time.monotonic() > deadline:
+                raise LoopStalledError(
+                    "baseline check",
+                    f"the retrain started at {last.created_at:%H:%M:%S} ({last.alertname}) still "
+                    f"{'running' if running else 'in cooldown'} after {timeout:.0f}s; see "
+                    f"{settings.state_dir / 'logs'}",
+                )
+            say(f"waiting for the retrain started by {last.alertname} to finish and its cooldown to pass")
+            time.sleep(POLL_S * 3)
+
+
 def _wait_trigger(
     settings: Settings, store: PlatformStore, model: str, since: datetime, timeout: float, say: Say
 ) -> RetrainTrigger:
@@ -510,8 +575,7 @@ def _wait_trigger(
             pending = f"; pending: {ours[-1].last_error}" if ours else ""
             raise LoopStalledError(
                 "webhook",
-                f"no retrain decision for {model} after {timeout:.0f}s{pending} (a notification right after an "
-                "earlier one of the same alert waits for Alertmanager's group_interval); see "
+                f"no retrain decision for {model} after {timeout:.0f}s{pending}; see "
                 f"{settings.state_dir / 'logs' / 'alertmanager.log'} and "
                 f"{settings.state_dir / 'logs' / 'mlplatform-api.log'}",
             )
