@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +64,30 @@ def trained_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         yield MlflowServer(settings=settings, supervisor=supervisor)
     finally:
         supervisor.stop("mlflow")
+
+
+def run_dag_test(settings: Settings, script: str) -> dict[str, Any]:
+    """Run ``script`` (which calls ``dag.test()`` on a DAG of the repo's DAG file and prints ``RESULT <json>``) in a
+    child process with the embedded stack's Airflow environment: Airflow reads its configuration on first import."""
+    import json
+    import subprocess
+    import sys
+
+    from mlplatform.stack.embedded import airflow_env, prepare_airflow_home
+
+    prepare_airflow_home(settings)
+    env = airflow_env(settings)
+    airflow = REPO_ROOT / ".venv" / "bin" / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
+    completed = subprocess.run(
+        [sys.executable, "-c", script, str(REPO_ROOT / "pipelines" / "dags" / "model_dags.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    results = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    assert results, f"dag.test printed no result:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
+    result: dict[str, Any] = json.loads(results[-1].removeprefix("RESULT "))
+    result["stderr"] = completed.stderr[-3000:]
+    return result

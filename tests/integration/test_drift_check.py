@@ -7,8 +7,6 @@ Each test logs its traffic into its own 24-hour window of one shared log, so the
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -21,12 +19,10 @@ from mlplatform.config import Settings
 from mlplatform.monitoring.drift import PREDICTION
 from mlplatform.monitoring.drift_check import load_reference, run_drift_check
 from mlplatform.serving.prediction_log import ParquetSink, PredictionRecord, prediction_log_dir
-from mlplatform.stack.embedded import airflow_env, prepare_airflow_home
 from mlplatform.store import PlatformStore
 from mlplatform.store.drift import DriftCheck, DriftResults, drift_report_path
 from mlplatform.training.pipeline import TrainingRequest, run_all
-from tests.conftest import REPO_ROOT
-from tests.integration.conftest import MlflowServer
+from tests.integration.conftest import MlflowServer, run_dag_test
 from tests.integration.test_training_pipeline import _settings_with_spec
 
 pytestmark = pytest.mark.integration
@@ -164,22 +160,9 @@ print("RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id, "ta
 def test_monitoring_dag_runs_the_check(world: World) -> None:
     settings = world.settings
     world.log(world.served_like_training(400, seed=6), datetime.now(UTC))
-    prepare_airflow_home(settings)
-    env = airflow_env(settings)
-    airflow = REPO_ROOT / ".venv" / "bin" / "airflow"
-    subprocess.run([str(airflow), "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
-    completed = subprocess.run(
-        [sys.executable, "-c", RUN_DAG, str(REPO_ROOT / "pipelines" / "dags" / "model_dags.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    results = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-    assert results, f"dag.test printed no result:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
-    result = json.loads(results[-1].removeprefix("RESULT "))
+    result = run_dag_test(settings, RUN_DAG)
     assert result["tasks"] == ["drift_check"]
-    assert result["state"].endswith("success"), completed.stderr[-3000:]
+    assert result["state"].endswith("success"), result["stderr"]
 
     store = PlatformStore.connect(settings.db_url)
     try:

@@ -6,7 +6,6 @@ environment the embedded stack gives its components (``airflow_env``).
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
-from mlplatform.stack.embedded import airflow_env, prepare_airflow_home
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import MlflowServer
+from tests.integration.conftest import MlflowServer, run_dag_test
 
 pytestmark = pytest.mark.integration
 
@@ -32,22 +30,9 @@ print("RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id, "ta
 
 def test_generated_dag_trains_registers_and_promotes(trained_world: MlflowServer) -> None:
     settings = trained_world.settings
-    prepare_airflow_home(settings)
-    env = airflow_env(settings)
-    airflow = REPO_ROOT / ".venv" / "bin" / "airflow"
-    subprocess.run([str(airflow), "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
-    completed = subprocess.run(
-        [sys.executable, "-c", RUN_DAG, str(REPO_ROOT / "pipelines" / "dags" / "model_dags.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    results = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-    assert results, f"dag.test printed no result:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
-    result = json.loads(results[-1].removeprefix("RESULT "))
+    result = run_dag_test(settings, RUN_DAG)
     assert result["tasks"] == ["gate_and_promote", "prepare_training_set", "register_version", "train_and_evaluate"]
-    assert result["state"].endswith("success"), completed.stderr[-3000:]
+    assert result["state"].endswith("success"), result["stderr"]
 
     registry = ModelRegistry(settings)
     versions = [v for v in registry.versions("fraud_detector") if v.lineage.get("dag_run_id") == result["run_id"]]
