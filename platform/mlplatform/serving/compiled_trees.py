@@ -32,15 +32,22 @@ PROBE_ROWS = 512
 
 @dataclass(frozen=True)
 class CompiledEnsemble:
-    """All trees of a binary HistGradientBoostingClassifier as flat arrays; leaves point to themselves."""
+    """All trees of a binary HistGradientBoostingClassifier as flat arrays, laid out for a short walk.
+
+    Node layout: the two children of a split are adjacent (right = left + 1) and ``next`` holds the right child,
+    so one level of the walk is ``node = next[node] - (x <= threshold[node])``.  A leaf has threshold +inf and
+    ``next = itself + 1``, so it stays put.  Missing values need no test of their own: each row is passed twice
+    side by side, first with NaN replaced by -inf (which goes left at any threshold), then unchanged (NaN
+    compares False, so it goes right); ``column`` picks the copy that matches the node's learned direction.
+    """
 
     roots: npt.NDArray[np.intp]
-    feature: npt.NDArray[np.intp]
+    column: npt.NDArray[np.intp]
+    """Index into the doubled row: ``feature`` for missing-goes-left nodes, ``n_features + feature`` otherwise."""
     threshold: npt.NDArray[np.float64]
-    missing_left: npt.NDArray[np.bool_]
-    left: npt.NDArray[np.intp]
-    right: npt.NDArray[np.intp]
+    next: npt.NDArray[np.intp]
     value: npt.NDArray[np.float64]
+    leaf: npt.NDArray[np.bool_]
     depth: int
     baseline: float
     n_features: int
@@ -48,17 +55,19 @@ class CompiledEnsemble:
     def raw(self, rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """The summed leaf values per row, added in scikit-learn's order (baseline, tree 1, tree 2, ...)."""
         count = rows.shape[0]
-        flat = np.ascontiguousarray(rows, dtype=np.float64).ravel()
-        row_start = (np.arange(count, dtype=np.intp) * self.n_features)[:, None]
-        node = np.broadcast_to(self.roots, (count, self.roots.size)).copy()
+        doubled = np.empty((count, 2 * self.n_features))
+        doubled[:, self.n_features :] = rows
+        doubled[:, : self.n_features] = np.where(np.isnan(rows), -np.inf, rows)
+        flat = doubled.ravel()
+        node = np.tile(self.roots, count) if count > 1 else self.roots
+        offsets = np.repeat(np.arange(count, dtype=np.intp) * (2 * self.n_features), self.roots.size)
         for _ in range(self.depth):
-            x = flat.take(row_start + self.feature.take(node))
-            # NaN compares False with ``<=``, so only its missing-value direction needs adding.
-            go_left = (x <= self.threshold.take(node)) | (np.isnan(x) & self.missing_left.take(node))
-            node = np.where(go_left, self.left.take(node), self.right.take(node))
+            columns = self.column.take(node)
+            x = flat.take(columns + offsets if count > 1 else columns)
+            node = self.next.take(node) - (x <= self.threshold.take(node))
         terms = np.empty((count, self.roots.size + 1))
         terms[:, 0] = self.baseline
-        terms[:, 1:] = self.value.take(node)
+        terms[:, 1:] = self.value.take(node).reshape(count, self.roots.size)
         return np.cumsum(terms, axis=1)[:, -1]
 
     def predict_positive(self, rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -82,32 +91,61 @@ def compile_hgb(estimator: Any) -> CompiledEnsemble | None:
     trees = [predictors[0].nodes for predictors in estimator._predictors]
     if not trees or any(nodes["is_categorical"].any() for nodes in trees):
         return None
-    offsets = np.cumsum([0] + [len(nodes) for nodes in trees[:-1]])
-    nodes = np.concatenate(trees)
-    index = np.arange(len(nodes))
-    tree_offset = np.repeat(offsets, [len(tree) for tree in trees])
-    leaf = nodes["is_leaf"].astype(bool)
+    n_features = int(estimator.n_features_in_)
+    order, roots = _children_side_by_side(trees)
+    new_id = {old: new for new, old in enumerate(order)}
+    records = [trees[tree][node] for tree, node in order]
+    leaf = np.array([bool(record["is_leaf"]) for record in records])
+    column = [_doubled_column(record, n_features) for record in records]
+    right = [
+        new + 1 if record["is_leaf"] else new_id[(tree, int(record["right"]))]
+        for new, ((tree, _), record) in enumerate(zip(order, records, strict=True))
+    ]
     return CompiledEnsemble(
-        roots=offsets.astype(np.intp),
-        feature=np.where(leaf, 0, nodes["feature_idx"]).astype(np.intp),
-        threshold=nodes["num_threshold"].astype(np.float64),
-        missing_left=nodes["missing_go_to_left"].astype(bool),
-        left=np.where(leaf, index, nodes["left"].astype(np.intp) + tree_offset),
-        right=np.where(leaf, index, nodes["right"].astype(np.intp) + tree_offset),
-        value=nodes["value"].astype(np.float64),
-        depth=int(nodes["depth"].max()),
+        roots=np.array(roots, dtype=np.intp),
+        column=np.array(column, dtype=np.intp),
+        threshold=np.where(leaf, np.inf, np.array([float(record["num_threshold"]) for record in records])),
+        next=np.array(right, dtype=np.intp),
+        value=np.array([float(record["value"]) for record in records]),
+        leaf=leaf,
+        depth=max(int(nodes["depth"].max()) for nodes in trees),
         baseline=float(np.asarray(estimator._baseline_prediction).ravel()[0]),
-        n_features=int(estimator.n_features_in_),
+        n_features=n_features,
     )
+
+
+def _children_side_by_side(trees: list[Any]) -> tuple[list[tuple[int, int]], list[int]]:
+    """Every (tree, node) in a breadth-first order per tree, which puts each split's children next to each other
+    (left first); and the position of each tree's root in that order."""
+    order: list[tuple[int, int]] = []
+    roots = []
+    for tree, nodes in enumerate(trees):
+        roots.append(len(order))
+        order.append((tree, 0))
+        position = len(order) - 1
+        while position < len(order):
+            node = nodes[order[position][1]]
+            if not node["is_leaf"]:
+                order.extend(((tree, int(node["left"])), (tree, int(node["right"]))))
+            position += 1
+    return order, roots
+
+
+def _doubled_column(record: Any, n_features: int) -> int:
+    """Where a node reads its feature in the doubled row (see ``CompiledEnsemble``); leaves read column 0."""
+    if record["is_leaf"]:
+        return 0
+    return int(record["feature_idx"]) + (0 if record["missing_go_to_left"] else n_features)
 
 
 def probe_rows(ensemble: CompiledEnsemble, seed: int = 0) -> npt.NDArray[np.float64]:
     """Rows that exercise the splits: values at, just below and above the thresholds, and NaN."""
     rng = np.random.default_rng(seed)
-    splits = ensemble.left != np.arange(ensemble.left.size)
+    splits = ~ensemble.leaf
+    features = ensemble.column % ensemble.n_features
     rows = np.empty((PROBE_ROWS, ensemble.n_features))
     for column in range(ensemble.n_features):
-        thresholds = ensemble.threshold[splits & (ensemble.feature == column)]
+        thresholds = ensemble.threshold[splits & (features == column)]
         if thresholds.size == 0:
             rows[:, column] = rng.normal(size=PROBE_ROWS)
             continue
