@@ -133,6 +133,26 @@ def test_online_lookup_redis(redis_address: str, tmp_path: Path, data_dir: Path)
         store.store.teardown()
 
 
+def test_serving_reader_sees_writes_made_after_it_was_planned(tmp_path: Path, data_dir: Path) -> None:
+    """The reader's own sqlite connection caches pages and maps the file: a later write by another connection
+    (as materialization does) must still be read, not a stale cached value."""
+    from mlplatform.features import FeatureStoreAdapter
+
+    store = FeatureStoreAdapter(_settings(tmp_path, data_dir, "mlp_fresh"))
+    store.apply()
+    store.materialize(END)
+    reader = store.online_reader(SERVICE)
+    profile = pd.read_parquet(data_dir / "customer_profile.parquet")
+    customer = int(profile["customer_id"].iloc[0])
+    row = {"customer_id": customer, "amount": 10.0}
+    before = reader.read([row])["credit_limit"][0]
+    update = profile[profile["customer_id"] == customer].sort_values("event_timestamp").tail(1).copy()
+    update["credit_limit"] = before + 1234.5
+    update["event_timestamp"] = END
+    store.store.write_to_online_store("customer_profile", update)
+    assert reader.read([row])["credit_limit"][0] == before + 1234.5
+
+
 def test_materialize_before_apply_says_what_to_do(tmp_path: Path, data_dir: Path) -> None:
     from mlplatform.features import FeatureStoreAdapter
 

