@@ -8,6 +8,9 @@ process without "duplicated timeseries" errors.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
@@ -37,6 +40,19 @@ STAGE_BUCKETS = (
 )
 SCORE_BUCKETS = tuple(round(step / 20, 2) for step in range(1, 21))
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+@dataclass(frozen=True)
+class ModelSeries:
+    """One model's request-path series with their label values bound once: ``labels()`` takes a lock and
+    builds a key on every call, six times per request otherwise.  Binding also exports every outcome and stage
+    from the start, at 0, as Prometheus advises for known label values."""
+
+    requests: dict[str, Any]
+    stages: dict[str, Any]
+    scores: Any
+    scored: Any
+    rejected: Any
 
 
 class ServingMetrics:
@@ -99,6 +115,15 @@ class ServingMetrics:
             "Entities scored or rejected, by result (scored, rejected).",
             ["model", "result"],
             registry=self.registry,
+        )
+
+    def model_series(self, model: str) -> ModelSeries:
+        return ModelSeries(
+            requests={outcome: self.requests.labels(model, outcome) for outcome in OUTCOMES},
+            stages={stage: self.stage_seconds.labels(model, stage) for stage in STAGES},
+            scores=self.scores.labels(model),
+            scored=self.entities.labels(model, "scored"),
+            rejected=self.entities.labels(model, "rejected"),
         )
 
     def set_model_version(self, model: str, version: str, from_cache: bool) -> None:

@@ -298,6 +298,7 @@ class Predictor:
         self.alias = settings.serving.alias
         self.spec = spec or find_spec(settings.specs_dir, model_name)
         self.metrics = metrics or ServingMetrics()
+        self._series = self.metrics.model_series(model_name)
         self.cache = ModelCache(settings.serving_dir, model_name)
         self._use_log = prediction_log and settings.serving.prediction_log != "off"
         self._log: PredictionLog | None = None
@@ -372,10 +373,10 @@ class Predictor:
             )
             result = self._score(model, rows, request_id or uuid.uuid4().hex, began)
         except ServingError as error:
-            self.metrics.requests.labels(self.name, error.outcome).inc()
+            self._series.requests[error.outcome].inc()
             raise
         outcome = "partial" if result.errors else "ok"
-        self.metrics.requests.labels(self.name, outcome).inc()
+        self._series.requests[outcome].inc()
         return result
 
     def _score(self, model: LoadedModel, rows: list[dict[str, Any]], request_id: str, began: float) -> PredictionResult:
@@ -473,14 +474,14 @@ class Predictor:
             self.metrics.log_dropped.labels(self.name).inc(len(records))
 
     def _observe(self, timings: dict[str, float], predictions: list[EntityPrediction], rejected: int) -> None:
+        series = self._series
         for stage, seconds in timings.items():
-            self.metrics.stage_seconds.labels(self.name, stage).observe(seconds)
-        scores = self.metrics.scores.labels(self.name)
+            series.stages[stage].observe(seconds)
         for item in predictions:
-            scores.observe(item.probability)
-        self.metrics.entities.labels(self.name, "scored").inc(len(predictions))
+            series.scores.observe(item.probability)
+        series.scored.inc(len(predictions))
         if rejected:
-            self.metrics.entities.labels(self.name, "rejected").inc(rejected)
+            series.rejected.inc(rejected)
 
     # ------------------------------------------------------------------ loading and swapping
 
