@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import bentoml
 from starlette.applications import Starlette
@@ -62,11 +61,12 @@ def create_app() -> Starlette:
     every request while the Predictor validates the body itself."""
 
     async def predict(request: Request) -> Response:
-        from mlplatform.serving.predictor import ServingError
+        from mlplatform.serving.predictor import ServingError, parse_request_body
 
         predictor = _predictor()
         try:
-            entities, request_id = _parse_body(await request.body(), request.headers.get("x-request-id"))
+            body, header_id = await request.body(), request.headers.get("x-request-id")
+            entities, request_id = parse_request_body(body, "entities", header_id)
             result = predictor.predict(entities, request_id)
         except ServingError as error:
             return JSONResponse({"error": error.message}, status_code=error.status)
@@ -107,24 +107,6 @@ def create_app() -> Starlette:
             Route("/status", status, methods=["GET"]),
         ]
     )
-
-
-def _parse_body(raw: bytes, header_id: str | None) -> tuple[Any, str | None]:
-    """``{"entities": [...], "request_id": "optional"}``; entity checks are the Predictor's."""
-    from mlplatform.serving.predictor import InvalidRequestError
-
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidRequestError(f"body: not valid JSON ({error})") from None
-    if not isinstance(body, dict):
-        raise InvalidRequestError(f"body: must be a JSON object, got {type(body).__name__}")
-    if "entities" not in body:
-        raise InvalidRequestError("entities: required (a list of entity objects)")
-    request_id = body.get("request_id") or header_id
-    if request_id is not None and not isinstance(request_id, str):
-        raise InvalidRequestError(f"request_id: must be a string, got {type(request_id).__name__}")
-    return body["entities"], request_id
 
 
 @bentoml.service(

@@ -37,7 +37,8 @@ REJECTED_LABEL = -1
 
 
 def build_model(predictor: Predictor) -> Any:
-    """A ``kserve.Model`` named after the platform model, answering v1 and v2 requests through ``predictor``."""
+    """A ``kserve.Model`` named after the platform model, answering v2 requests through ``predictor`` (v1 requests
+    are ``V1FastPath``'s)."""
     import kserve
     from kserve import InferOutput, InferRequest, InferResponse
     from kserve.model import InferenceVerb
@@ -99,17 +100,6 @@ def build_model(predictor: Predictor) -> Any:
             return v2_response(result, InferOutput, InferResponse)
 
     return PlatformModel()
-
-
-def _json_body(raw: bytes) -> Any:
-    import json
-
-    from mlplatform.serving.predictor import InvalidRequestError
-
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidRequestError(f"body: not valid JSON ({error})") from None
 
 
 def v2_entities(request: Any, entity_key: str, request_columns: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -183,7 +173,7 @@ class V1FastPath:
     Why: for a one-entity request the route, dependency solving, exception and exit-stack middlewares, the data
     plane's readiness check, decode and encode, and the response class cost about as much CPU as the whole
     Predictor (feature lookup, model, log and metrics).  The v1 body is the platform's own JSON, parsed and
-    answered by the same functions as before (``_json_body``, ``v1_request``, ``v1_response``), with the same
+    answered by the same functions as before (``parse_request_body``, ``v1_response``), with the same
     statuses and messages; v2 keeps KServe's codec, which the Open Inference Protocol needs.
     """
 
@@ -198,17 +188,17 @@ class V1FastPath:
             return
         body = await _read_body(receive)
         status, answer = self.answer(body, _header(scope, b"x-request-id"))
-        payload = json_bytes(answer)
+        payload = _json_bytes(answer)
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
     def answer(self, body: bytes, header_id: str | None) -> tuple[int, dict[str, Any]]:
         """Status and JSON body; a ``ServingError`` is its status with ``{"error": message}``, never a trace."""
-        from mlplatform.serving.predictor import ServingError
+        from mlplatform.serving.predictor import ServingError, parse_request_body
 
         try:
-            instances, request_id = v1_request(_json_body(body), header_id)
+            instances, request_id = parse_request_body(body, "instances", header_id)
             result = self.predictor.predict(instances, request_id, field="instances")
         except ServingError as error:
             return error.status, {"error": error.message}
@@ -231,24 +221,10 @@ def _header(scope: Any, name: bytes) -> str | None:
     return None
 
 
-def json_bytes(answer: dict[str, Any]) -> bytes:
+def _json_bytes(answer: dict[str, Any]) -> bytes:
     import orjson
 
     return orjson.dumps(answer)
-
-
-def v1_request(payload: Any, header_id: str | None) -> tuple[Any, str | None]:
-    """The instances and request id of a v1 body (entity checks are the Predictor's)."""
-    from mlplatform.serving.predictor import InvalidRequestError
-
-    if not isinstance(payload, dict):
-        raise InvalidRequestError("body: must be a JSON object with an 'instances' list")
-    if "instances" not in payload:
-        raise InvalidRequestError("instances: required (a list of entity objects)")
-    request_id = payload.get("request_id") or header_id
-    if request_id is not None and not isinstance(request_id, str):
-        raise InvalidRequestError(f"request_id: must be a string, got {type(request_id).__name__}")
-    return payload["instances"], request_id
 
 
 def install_platform_routes(app: FastAPI, predictor: Predictor) -> None:

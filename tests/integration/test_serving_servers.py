@@ -87,6 +87,18 @@ def test_malformed_requests_are_422_naming_the_field(server: ServerProcess, enti
     assert f"{server.entities_field}" in response.json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("raw", "message"), [(b"{oops", "body: not valid JSON"), (b"[]", "body: must be a JSON object")]
+)
+def test_malformed_bodies_are_422_with_the_reason(server: ServerProcess, raw: bytes, message: str) -> None:
+    with httpx.Client(timeout=30) as client:
+        response = client.post(
+            server.url + server.predict_path(), content=raw, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 422, response.text
+    assert message in response.json()["error"]
+
+
 def test_oversized_batch_is_413(server: ServerProcess) -> None:
     too_many = [{"customer_id": 1001, "amount": 1.0}] * (server.settings.serving.max_batch_size + 1)
     with httpx.Client(timeout=30) as client:

@@ -20,6 +20,7 @@ from mlplatform.serving.predictor import (
     PredictionResult,
     RowError,
     input_matrix,
+    parse_request_body,
     unknown_rows,
     validate_entities,
 )
@@ -187,3 +188,30 @@ def test_accept_arrays_checks_the_fitted_columns_once() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "X does not have valid feature names" warning any more
         assert np.allclose(model.predict_proba(frame.head(2).to_numpy())[:, 1], expected)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{not json", "body: not valid JSON"),
+        (b"\xff\xfe", "body: not valid JSON"),
+        (b"[1, 2]", "body: must be a JSON object with an 'instances' list, got list"),
+        (b'{"entities": []}', "instances: required"),
+        (b'{"instances": [], "request_id": 7}', "request_id: must be a string, got int"),
+    ],
+)
+def test_request_body_errors_name_the_field(raw: bytes, message: str) -> None:
+    with pytest.raises(InvalidRequestError, match=message.replace("[", r"\[")):
+        parse_request_body(raw, "instances", None)
+
+
+def test_request_body_takes_the_id_from_the_body_then_the_header() -> None:
+    entities = [{"customer_id": 1, "amount": 2.0}]
+    assert parse_request_body(
+        b'{"entities": [{"customer_id": 1, "amount": 2.0}], "request_id": "r1"}', "entities", "h"
+    ) == (
+        entities,
+        "r1",
+    )
+    assert parse_request_body(b'{"entities": []}', "entities", "h") == ([], "h")
+    assert parse_request_body(b'{"entities": []}', "entities", None) == ([], None)

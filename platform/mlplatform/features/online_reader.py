@@ -5,10 +5,10 @@ work around the read, not the read itself: converting every request value to pro
 response, converting it back with ``to_dict``, and runtime type checks.  A model server asks the same question
 thousands of times a second, so ``OnlineFeatureReader`` resolves the service once (Feast's own resolution: which
 views, which features, join keys, request data, on-demand views) and per request does only what must happen: the
-entity keys, one ``online_read`` per feature view (the store's own read, sqlite or Redis), the conversion of the
-values read, and the on-demand transformations called exactly as Feast calls them.
+entity keys, one read per feature view, the conversion of the values read, and the on-demand transformations
+called with the inputs Feast gives them.
 
-Two more layers are cut where they are pure overhead for a model server:
+Three more layers are cut where they are pure overhead for a model server:
 * **The sqlite store is read with one query per view on a connection of the reader's own**, selecting only the
   entity key, feature name and value.  Feast's ``SqliteOnlineStore.online_read`` also parses every row's
   ``event_ts`` into a timezone-aware datetime (its connection declares types), which the lookup never uses: at
@@ -16,6 +16,8 @@ Two more layers are cut where they are pure overhead for a model server:
 * **Values are decoded with a scalar fast path**: ``int64_val``, ``double_val`` and the other plain scalars are
   what Feast's ``feast_value_type_to_python_type`` returns unchanged, so only those skip its chain of checks;
   every other kind still goes through Feast's converter.
+* **On-demand views are called through their transformation**, not the typeguard-checked ``transform_dict``
+  (see ``_Transform``).  Other stores (Redis) are read through the store's own ``online_read``.
 
 The answers equal Feast's (``tests/integration/test_features.py`` compares them on sqlite and Redis), and a
 service using something this reader does not cover (non-python on-demand modes, aggregations, precomputed
@@ -35,7 +37,6 @@ if TYPE_CHECKING:
 
 SCALAR_KINDS = frozenset(("int32_val", "int64_val", "double_val", "float_val", "bool_val", "string_val", "bytes_val"))
 """Value kinds Feast's converter returns as they are (no JSON, collection, timestamp, UUID or decimal handling)."""
-
 
 SQLITE_CACHE_KIB = 64 * 1024
 SQLITE_MMAP_BYTES = 256 * 1024 * 1024

@@ -166,6 +166,24 @@ class LoadedModel:
 # ------------------------------------------------------------------------------------------------------- validation
 
 
+def parse_request_body(raw: bytes, field: str, header_id: str | None) -> tuple[Any, str | None]:
+    """The entity list and request id of a JSON body ``{field: [...], "request_id": "optional"}``, as both
+    servers take it (``instances`` on KServe v1, ``entities`` on BentoML); the id falls back to the
+    ``x-request-id`` header.  The entities themselves are checked by ``validate_entities``."""
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidRequestError(f"body: not valid JSON ({error})") from None
+    if not isinstance(body, dict):
+        raise InvalidRequestError(f"body: must be a JSON object with an {field!r} list, got {type(body).__name__}")
+    if field not in body:
+        raise InvalidRequestError(f"{field}: required (a list of entity objects)")
+    request_id = body.get("request_id") or header_id
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidRequestError(f"request_id: must be a string, got {type(request_id).__name__}")
+    return body[field], request_id
+
+
 def validate_entities(
     entities: object, entity_key: str, request_columns: Sequence[str], max_batch_size: int, field: str = "entities"
 ) -> list[dict[str, Any]]:
