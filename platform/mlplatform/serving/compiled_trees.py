@@ -59,11 +59,14 @@ class CompiledEnsemble:
         doubled[:, self.n_features :] = rows
         doubled[:, : self.n_features] = np.where(np.isnan(rows), -np.inf, rows)
         flat = doubled.ravel()
-        node = np.tile(self.roots, count) if count > 1 else self.roots
-        offsets = np.repeat(np.arange(count, dtype=np.intp) * (2 * self.n_features), self.roots.size)
+        if count == 1:  # the common serving case: every node reads the one row, no offsets to add
+            node, offsets = self.roots, None
+        else:
+            node = np.tile(self.roots, count)
+            offsets = np.repeat(np.arange(count, dtype=np.intp) * (2 * self.n_features), self.roots.size)
         for _ in range(self.depth):
             columns = self.column.take(node)
-            x = flat.take(columns + offsets if count > 1 else columns)
+            x = flat.take(columns if offsets is None else columns + offsets)
             node = self.next.take(node) - (x <= self.threshold.take(node))
         terms = np.empty((count, self.roots.size + 1))
         terms[:, 0] = self.baseline
