@@ -75,13 +75,13 @@ class _Transform:
 
     ``call`` is the view's transformation itself (batch or singleton, as the view declares), not the view's
     ``transform_dict``: that method is wrapped by typeguard, whose argument and result checks walked every
-    input and output dict, about a fifth of a one-entity lookup.  ``aliases`` are the (short, full) source
-    feature names ``transform_dict`` fills in both ways before the call.
+    input and output dict, about a fifth of a one-entity lookup.  ``sources`` are the (short, full) names of the
+    declared source features: the short names are the inputs, and ``transform_dict`` fills in both ways before
+    the call.
     """
 
     call: Any
-    inputs: list[str]
-    aliases: list[tuple[str, str]]
+    sources: list[tuple[str, str]]
     outputs: list[tuple[str, Any]]
 
 
@@ -117,7 +117,7 @@ class OnlineFeatureReader:
         self._serialize_key = serialize_entity_key
         self._store = store
         self._provider = store._get_provider()
-        self._sqlite = _sqlite_connection(store)
+        self._sqlite = _sqlite_connection(store, self._provider)
         context = _get_cached_request_context(store.registry, store.project, service, False)
         odfvs, type_map, grouped, entityless = context[1], context[3], context[5], context[8]
         if entityless:
@@ -161,7 +161,7 @@ class OnlineFeatureReader:
         ]
         transformation = view.feature_transformation
         call = transformation.transform_singleton if view.singleton else transformation.transform
-        return _Transform(call, [short for short, _ in sources], sources, outputs)
+        return _Transform(call, sources, outputs)
 
     def read(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         """Features for entity rows (join keys and request values, as ``get_online_features`` takes them)."""
@@ -233,8 +233,8 @@ class OnlineFeatureReader:
         for row in rows:
             for key, value in row.items():
                 inputs.setdefault(key, []).append(value)
-        inputs.update({name: columns[name] for name in transform.inputs if name in columns})
-        for short, full in transform.aliases:  # a UDF may use either name, as under Feast's ``transform_dict``
+        inputs.update({short: columns[short] for short, _ in transform.sources if short in columns})
+        for short, full in transform.sources:  # a UDF may use either name, as under Feast's ``transform_dict``
             if full in inputs:
                 inputs[short] = inputs[full]
             elif short in inputs:
@@ -250,7 +250,7 @@ class OnlineFeatureReader:
         return [python_value(value) for value in self._to_protos(values, kind)]
 
 
-def _sqlite_connection(store: FeatureStore) -> sqlite3.Connection | None:
+def _sqlite_connection(store: FeatureStore, provider: Any) -> sqlite3.Connection | None:
     """A connection of the reader's own to the sqlite online store (``None`` for other stores).
 
     Without declared-type parsing (Feast's connection turns every ``event_ts`` into a datetime), and shared by
@@ -262,8 +262,7 @@ def _sqlite_connection(store: FeatureStore) -> sqlite3.Connection | None:
     """
     from feast.infra.online_stores.sqlite import SqliteOnlineStore
 
-    online = store._get_provider().online_store
-    if type(online) is not SqliteOnlineStore:
+    if type(provider.online_store) is not SqliteOnlineStore:
         return None
     connection = sqlite3.connect(SqliteOnlineStore._get_db_path(store.config), check_same_thread=False)
     connection.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
