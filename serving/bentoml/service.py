@@ -61,7 +61,7 @@ def create_app() -> Starlette:
     every request while the Predictor validates the body itself."""
 
     async def predict(request: Request) -> Response:
-        from mlplatform.serving.predictor import ServingError, parse_request_body
+        from mlplatform.serving.predictor import ServingError, parse_request_body, response_body
 
         predictor = _predictor()
         try:
@@ -70,19 +70,7 @@ def create_app() -> Starlette:
             result = predictor.predict(entities, request_id)
         except ServingError as error:
             return JSONResponse({"error": error.message}, status_code=error.status)
-        key = predictor.spec.entity_key
-        return JSONResponse(
-            {
-                "model": result.model,
-                "version": result.version,
-                "request_id": result.request_id,
-                "predictions": [
-                    {key: item.entity[key], "probability": item.probability, "label": item.label}
-                    for item in result.predictions
-                ],
-                "errors": [{"index": row.index, key: row.entity[key], "error": row.error} for row in result.errors],
-            }
-        )
+        return JSONResponse(response_body(result, predictor.spec.entity_key))
 
     async def metrics(_: Request) -> Response:
         from mlplatform.serving.metrics import render_metrics

@@ -151,21 +151,6 @@ def v2_response(result: PredictionResult, output_type: Any, response_type: Any) 
     )
 
 
-def v1_response(result: PredictionResult, entity_key: str) -> dict[str, Any]:
-    return {
-        "model": result.model,
-        "version": result.version,
-        "request_id": result.request_id,
-        "predictions": [
-            {entity_key: item.entity[entity_key], "probability": item.probability, "label": item.label}
-            for item in result.predictions
-        ],
-        "errors": [
-            {"index": row.index, entity_key: row.entity[entity_key], "error": row.error} for row in result.errors
-        ],
-    }
-
-
 class V1FastPath:
     """``POST /v1/models/<name>:predict`` answered before FastAPI's routing and KServe's data plane; every
     other request goes on to KServe's app unchanged.
@@ -173,7 +158,7 @@ class V1FastPath:
     Why: for a one-entity request the route, dependency solving, exception and exit-stack middlewares, the data
     plane's readiness check, decode and encode, and the response class cost about as much CPU as the whole
     Predictor (feature lookup, model, log and metrics).  The v1 body is the platform's own JSON, parsed and
-    answered by the same functions as before (``parse_request_body``, ``v1_response``), with the same
+    answered by the functions BentoML's server uses too (``parse_request_body``, ``response_body``), with the same
     statuses and messages; v2 keeps KServe's codec, which the Open Inference Protocol needs.
     """
 
@@ -195,14 +180,14 @@ class V1FastPath:
 
     def answer(self, body: bytes, header_id: str | None) -> tuple[int, dict[str, Any]]:
         """Status and JSON body; a ``ServingError`` is its status with ``{"error": message}``, never a trace."""
-        from mlplatform.serving.predictor import ServingError, parse_request_body
+        from mlplatform.serving.predictor import ServingError, parse_request_body, response_body
 
         try:
             instances, request_id = parse_request_body(body, "instances", header_id)
             result = self.predictor.predict(instances, request_id, field="instances")
         except ServingError as error:
             return error.status, {"error": error.message}
-        return 200, v1_response(result, self.predictor.spec.entity_key)
+        return 200, response_body(result, self.predictor.spec.entity_key)
 
 
 async def _read_body(receive: Any) -> bytes:

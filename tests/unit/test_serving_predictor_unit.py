@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -201,17 +202,12 @@ def test_accept_arrays_checks_the_fitted_columns_once() -> None:
     ],
 )
 def test_request_body_errors_name_the_field(raw: bytes, message: str) -> None:
-    with pytest.raises(InvalidRequestError, match=message.replace("[", r"\[")):
+    with pytest.raises(InvalidRequestError, match=re.escape(message)):
         parse_request_body(raw, "instances", None)
 
 
 def test_request_body_takes_the_id_from_the_body_then_the_header() -> None:
-    entities = [{"customer_id": 1, "amount": 2.0}]
-    assert parse_request_body(
-        b'{"entities": [{"customer_id": 1, "amount": 2.0}], "request_id": "r1"}', "entities", "h"
-    ) == (
-        entities,
-        "r1",
-    )
+    with_id = b'{"entities": [{"customer_id": 1, "amount": 2.0}], "request_id": "r1"}'
+    assert parse_request_body(with_id, "entities", "h") == ([{"customer_id": 1, "amount": 2.0}], "r1")
     assert parse_request_body(b'{"entities": []}', "entities", "h") == ([], "h")
     assert parse_request_body(b'{"entities": []}', "entities", None) == ([], None)

@@ -184,6 +184,23 @@ def parse_request_body(raw: bytes, field: str, header_id: str | None) -> tuple[A
     return body[field], request_id
 
 
+def response_body(result: PredictionResult, entity_key: str) -> dict[str, Any]:
+    """The JSON answer of both servers' entity API (KServe v1, BentoML): the counterpart of
+    ``parse_request_body``."""
+    return {
+        "model": result.model,
+        "version": result.version,
+        "request_id": result.request_id,
+        "predictions": [
+            {entity_key: item.entity[entity_key], "probability": item.probability, "label": item.label}
+            for item in result.predictions
+        ],
+        "errors": [
+            {"index": row.index, entity_key: row.entity[entity_key], "error": row.error} for row in result.errors
+        ],
+    }
+
+
 def validate_entities(
     entities: object, entity_key: str, request_columns: Sequence[str], max_batch_size: int, field: str = "entities"
 ) -> list[dict[str, Any]]:
