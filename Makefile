@@ -7,7 +7,7 @@ export UV_PYTHON := python3.11
 RUN := $(UV) run --frozen --no-sync
 MLP := $(RUN) mlplatform
 
-.PHONY: install demo down test lint typecheck fmt settings-docs api-docs dashboards bench clean tools chart-sync kind-up kind-smoke kind-down
+.PHONY: install demo down test lint typecheck fmt settings-docs api-docs dashboards bench clean tools chart-sync bench-serving kind-up kind-smoke kind-down
 
 install: ## Create .venv with every extra and the dev tools, exactly as uv.lock pins them
 	@command -v $(UV) >/dev/null || python3.11 -m pip install --quiet uv
@@ -77,6 +77,10 @@ bench: install ## Benchmarks print their figures (slow; not part of `make test`)
 	$(RUN) python benchmarks/training_set.py
 	$(RUN) python benchmarks/prediction_log.py
 	$(RUN) python benchmarks/loop.py --runs 3
+
+bench-serving: install ## The serving benchmark of docs/performance.md: five servers, three reps, rate sweep (~25 min)
+	$(RUN) python benchmarks/serving.py --rates 200 400 --reps 3 --duration 15 --batch-rate 100 \
+	    --sweep 100 200 300 400 500 600 800 1000 1200 1600 --sweep-duration 10
 
 clean: down
 	rm -rf .mlplatform
