@@ -78,9 +78,8 @@ bench: install ## Benchmarks print their figures (slow; not part of `make test`)
 	$(RUN) python benchmarks/prediction_log.py
 	$(RUN) python benchmarks/loop.py --runs 3
 
-bench-serving: install ## The serving benchmark of docs/performance.md: five servers, three reps, rate sweep (~25 min)
-	$(RUN) python benchmarks/serving.py --rates 200 400 --reps 3 --duration 15 --batch-rate 100 \
-	    --sweep 100 200 300 400 500 600 800 1000 1200 1600 --sweep-duration 10
+bench-serving: install ## The serving benchmark of docs/performance.md, its defaults: five servers, 3 reps, rate sweep (~25 min)
+	$(RUN) python benchmarks/serving.py
 
 clean: down
 	rm -rf .mlplatform

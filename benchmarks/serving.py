@@ -1,8 +1,11 @@
 """Serving latency and throughput: the platform's two servers, the stock compositions and the bare model.
 
-Usage: uv run python benchmarks/serving.py [--rates 200 400] [--batch-rate 100] [--duration 20] [--reps 3]
-           [--servers kserve bentoml stock-kserve stock-bentoml bare] [--sweep 100 200 400 600 800]
-           [--sweep-duration 15] [--p99-target-ms 10] [--cpu-split]
+Usage: uv run python benchmarks/serving.py [--rates 200 400] [--batch-rate 100] [--duration 15] [--reps 3]
+           [--servers kserve bentoml stock-kserve stock-bentoml bare]
+           [--sweep 100 200 300 400 500 600 800 1000 1200 1600] [--sweep-duration 10] [--p99-target-ms 10]
+           [--cpu-split]
+The defaults are the run docs/performance.md reports (about 25 minutes; ``make bench-serving``); ``--sweep`` with
+no rates skips the sweep and the plot.
 
 What it does, in one run on one machine state:
 1. Builds a world once under ``.mlplatform/bench-serving`` (demo data ending today, Feast apply + materialize into
@@ -16,7 +19,7 @@ What it does, in one run on one machine state:
      Predictor does (``benchmarks/bare_server.py``).
 3. Per server: a warm-up, then per repetition an open-loop run of single-entity requests at each of ``--rates`` and
    one of 32-entity batches at ``--batch-rate`` (``benchmarks/loadgen.py``: fixed schedule, its own process); the
-   server's CPU per request from its process tree.  With ``--sweep``, single-entity runs at rising rates give the
+   server's CPU per request from its process tree.  Then the sweep: single-entity runs at rising rates give the
    highest rate whose p99 stays within ``--p99-target-ms`` with no failures, and a latency-vs-rate plot
    (``docs/images/serving-latency-vs-rate.png``).
 4. Prints a table of medians (min-max over repetitions), the p99 as a ratio of the bare server's, and writes
@@ -47,6 +50,7 @@ WORLD = ROOT / ".mlplatform" / "bench-serving"
 MODEL = "fraud_detector"
 BATCH = 32
 SERVERS = ("kserve", "bentoml", "stock-kserve", "stock-bentoml", "bare")
+SWEEP_RATES = (100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 800.0, 1000.0, 1200.0, 1600.0)
 
 
 def settings_for(mlflow_port: int, serving_port: int) -> Any:
@@ -429,14 +433,16 @@ def start_server(name: str, settings: Any, entities: list[dict[str, Any]], super
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--rates", type=float, nargs="+", default=[200.0, 400.0])
     parser.add_argument("--batch-rate", type=float, default=100.0)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
-    parser.add_argument("--sweep", type=float, nargs="*", default=[], help="rates for the max-rate sweep and plot")
+    parser.add_argument(
+        "--sweep", type=float, nargs="*", default=list(SWEEP_RATES), help="rates for the max-rate sweep and plot"
+    )
     parser.add_argument("--p99-target-ms", type=float, default=10.0)
-    parser.add_argument("--sweep-duration", type=float, default=15.0)
+    parser.add_argument("--sweep-duration", type=float, default=10.0)
     parser.add_argument("--cpu-split", action=argparse.BooleanOptionalAction, default=(os.cpu_count() or 1) >= 2)
     args = parser.parse_args()
 
