@@ -9,9 +9,10 @@ MLP := $(RUN) mlplatform
 
 .PHONY: install demo down test lint typecheck fmt settings-docs api-docs dashboards bench clean tools chart-sync bench-serving kind-up kind-smoke kind-down
 
-install: ## Create .venv with every extra and the dev tools, exactly as uv.lock pins them
+install: ## Create .venv with every extra and the dev tools, exactly as uv.lock pins them; add missing system tools
 	@command -v $(UV) >/dev/null || python3.11 -m pip install --quiet uv
 	$(UV) sync --frozen --all-extras
+	@infrastructure/tools/system-tools.sh
 
 # The demo's one override: a retrain blocks drift alerts for 60 s instead of 6 h, so `make demo` can run its loop again.
 demo: export MLP_ALERTS__COOLDOWN_S ?= 60
@@ -28,11 +29,10 @@ demo: install ## Stack up, demo data, features, train through Airflow, serve the
 	@echo "The stack and the model server keep running for exploring. Stop them with: make down"
 	$(MLP) stack status
 
-down: ## Stop the model server and every process the embedded stack started
-	-$(MLP) undeploy fraud_detector
+down: ## Stop every model server and every process the embedded stack started
 	$(MLP) stack down
 
-test: install tools ## Unit, integration and end-to-end tests (PostgreSQL/Redis tests need MLP_TEST_POSTGRES_URL / MLP_TEST_REDIS)
+test: install tools ## Every test; PostgreSQL/Redis found on their default local ports (MLP_TEST_POSTGRES_URL / MLP_TEST_REDIS override)
 	$(RUN) pytest
 
 lint: install

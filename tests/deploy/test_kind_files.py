@@ -8,8 +8,8 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
-from tests.helm.conftest import helm_path, run_helm, skip_or_fail
+from tests.conftest import REPO_ROOT, skip_missing
+from tests.helm.conftest import helm_path, run_helm
 
 KIND = REPO_ROOT / "infrastructure" / "kind"
 UP = (KIND / "up.sh").read_text()
@@ -42,7 +42,7 @@ def test_the_secrets_the_chart_values_name_are_created_by_up_sh() -> None:
 def test_the_kind_values_render_with_the_chart() -> None:
     helm = helm_path()
     if helm is None:
-        skip_or_fail("helm is not installed: run `make tools` (infrastructure/tools/get-helm.sh)")
+        skip_missing("helm, not installed", "`make tools` (infrastructure/tools/get-helm.sh) puts it in tools/bin")
     assert helm is not None
     result = run_helm(helm, "template", "mlp", "helm/mlplatform", "-n", "mlplatform", values=[KIND / "values.yaml"])
     assert result.returncode == 0, result.stderr

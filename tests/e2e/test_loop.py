@@ -8,6 +8,7 @@ minutes on two cores; the first champion is trained in-process (``loop.prepare``
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -105,10 +106,30 @@ def test_drifted_traffic_ends_with_a_new_champion_serving(loop_settings: Setting
     assert str(answer["version"]) == result.new_version
 
 
-def test_without_prometheus_the_loop_says_it_skips_the_alert_path(settings: Settings) -> None:
-    """The alert half needs both binaries; without them the loop ends after the drift check and says so."""
+@pytest.mark.parametrize(
+    ("prometheus", "alertmanager", "missing"),
+    [
+        (None, None, "prometheus and alertmanager not installed"),
+        (None, sys.executable, "prometheus not installed"),
+        (sys.executable, None, "alertmanager not installed"),
+    ],
+    ids=["neither", "only-alertmanager", "only-prometheus"],
+)
+def test_without_prometheus_the_loop_says_it_skips_the_alert_path(
+    settings: Settings, prometheus: str | None, alertmanager: str | None, missing: str
+) -> None:
+    """The alert half needs both binaries; without either the loop ends after the drift check and names what is
+    missing.  The binaries are settings, so the test holds whichever of them this machine has installed (a present
+    one is stood in for by the Python interpreter: the loop stops before running anything)."""
     absent = settings.model_copy(
-        update={"prometheus": settings.prometheus.model_copy(update={"prometheus_binary": "no-such-prometheus"})}
+        update={
+            "prometheus": settings.prometheus.model_copy(
+                update={
+                    "prometheus_binary": prometheus or "no-such-prometheus",
+                    "alertmanager_binary": alertmanager or "no-such-alertmanager",
+                }
+            )
+        }
     )
     result = loop.LoopResult(started=datetime.now(UTC))
     recorder = loop._Recorder(result, loop._ignore_step)
@@ -116,4 +137,4 @@ def test_without_prometheus_the_loop_says_it_skips_the_alert_path(settings: Sett
     assert not loop._alert_path(absent, spec, None, OPTIONS.timeouts, recorder, loop._quiet)  # type: ignore[arg-type]
     assert result.outcome == loop.OUTCOME_ALERT_PATH_SKIPPED
     assert result.message.startswith("skipped the alert path (Prometheus -> Alertmanager -> webhook -> retrain)")
-    assert "prometheus not installed" in result.message
+    assert f"{missing} (Debian packages" in result.message

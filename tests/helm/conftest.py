@@ -1,8 +1,8 @@
 """Chart tests: `helm` (infrastructure/tools/get-helm.sh puts a hash-verified binary in tools/bin) renders the
 chart for every value profile in helm/mlplatform/ci/; the tests assert on the rendered objects.
 
-Without helm (or kubernetes-validate) the tests skip locally with the reason; under CI (``CI`` set) they fail, so
-a green CI always means the chart was rendered and validated.
+Without helm (or kubernetes-validate) the tests are skipped with the reason; under CI every skip fails, so a green
+CI means the chart was rendered and validated.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, skip_missing
 from tests.monitoring.conftest import amtool, promtool  # noqa: F401 - fixtures shared with the monitoring tests
 
 CHART = REPO_ROOT / "helm" / "mlplatform"
@@ -26,12 +26,6 @@ PROFILES = sorted(path.name.removesuffix("-values.yaml") for path in PROFILES_DI
 RELEASE = "mlp"
 NAMESPACE = "mlplatform"
 Manifest = dict[str, Any]
-
-
-def skip_or_fail(message: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def helm_path() -> str | None:
@@ -45,7 +39,7 @@ def helm_path() -> str | None:
 def helm() -> str:
     path = helm_path()
     if path is None:
-        skip_or_fail("helm is not installed: run `make tools` (infrastructure/tools/get-helm.sh)")
+        skip_missing("helm, not installed", "`make tools` (infrastructure/tools/get-helm.sh) puts it in tools/bin")
     assert path is not None
     return path
 
@@ -55,7 +49,7 @@ def _kubernetes_validate() -> None:
     try:
         import kubernetes_validate  # noqa: F401
     except ImportError:
-        skip_or_fail("kubernetes-validate is not installed (dev dependency group; `uv sync`)")
+        skip_missing("kubernetes-validate, not installed", "`make install` (the dev dependency group of uv.lock)")
 
 
 def run_helm(

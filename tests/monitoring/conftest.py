@@ -1,13 +1,13 @@
 """Fixtures for the monitoring assets: the Prometheus tools, the rule files, and what the services export.
 
 promtool (Debian ``prometheus``) and amtool / Alertmanager (Debian ``prometheus-alertmanager``) are installed by
-``.ci/run``.  Where one is missing the tests that need it are skipped with the reason, locally; under CI
-(``CI`` set) a missing tool fails them, so a green CI always means the rules and the configuration were checked.
+``make install`` (``infrastructure/tools/system-tools.sh``).  Where one is missing the tests that need it are
+skipped with the reason; under CI every skip fails, so a green CI means the rules and the configuration were
+checked.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, skip_missing
 
 MONITORING = REPO_ROOT / "monitoring"
 RULES_DIR = MONITORING / "prometheus" / "rules"
@@ -27,13 +27,12 @@ RUNBOOKS_DIR = REPO_ROOT / "docs" / "runbooks"
 
 
 def require_tool(name: str, package: str) -> str:
-    """Path of a command-line tool; skip (locally) or fail (under CI) without it."""
+    """Path of a command-line tool; the test is skipped (a failure under CI) without it."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed (Debian package {package}; .ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_missing(
+            f"{name}, not installed", f"`make install` adds it where it can, or `sudo apt-get install {package}`"
+        )
     return path
 
 

@@ -1,7 +1,7 @@
 """Browser tests: Debian's Chromium driven by Playwright, against the platform's real API/UI server.
 
-Chromium comes from the system (``/usr/bin/chromium``; CI installs the Debian package), never from
-``playwright install``.  Without it the tests skip locally and fail under CI, so a green CI means they ran.
+Chromium comes from the system (``/usr/bin/chromium``; ``make install`` adds the Debian package where it can), never
+from ``playwright install``.  Without it the tests are skipped with the reason; under CI every skip fails.
 Screenshots go to ``ui-artifacts/`` (git-ignored; ``MLP_UI_ARTIFACTS`` moves it); with ``MLP_UI_DOCS_IMAGES=1``
 the flow test also refreshes the guide's images under ``docs/images/``.
 """
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, skip_missing
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
@@ -39,10 +39,10 @@ def browser() -> Iterator[Browser]:
     """Per module, not per session: Playwright's sync API holds an asyncio loop open in the main thread while it
     runs, and every later test calling ``asyncio.run`` (the embedded CLI does) would fail."""
     if not CHROMIUM.is_file():
-        message = f"browser tests need Chromium at {CHROMIUM} (Debian package chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_missing(
+            f"Chromium at {CHROMIUM}, not installed",
+            "`make install` adds it where it can, or `sudo apt-get install chromium` (MLP_TEST_CHROMIUM: another path)",
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -16,7 +16,6 @@ outcome (the gate's verdict on the version it registered).
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
@@ -33,7 +32,7 @@ from mlplatform.stack import EmbeddedStack
 from mlplatform.store import PlatformStore
 from mlplatform.store.audit import AuditLog
 from mlplatform.store.auth import AuthRepository
-from tests.conftest import REPO_ROOT, free_port
+from tests.conftest import REPO_ROOT, free_port, skip_missing
 from tests.integration.conftest import build_world
 from tests.ui.conftest import element_screenshot, new_page, screenshot
 
@@ -295,15 +294,15 @@ def reload_until(page: Page, selector: str, timeout_s: float) -> None:
 
 
 def require_prometheus(settings: Settings) -> None:
-    """The drift loop needs the stack's Prometheus and Alertmanager: a skip locally without them, a failure in CI."""
+    """The drift loop needs the stack's Prometheus and Alertmanager: a skip without them (a failure under CI)."""
     from mlplatform.stack.prometheus import find_binaries
 
     binaries = find_binaries(settings)
     if binaries.prometheus is None or binaries.alertmanager is None:
-        message = "the drift part needs prometheus and prometheus-alertmanager (Debian packages)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_missing(
+            "prometheus and alertmanager for the drift part, not installed",
+            "`make install` adds them where it can, or `sudo apt-get install prometheus prometheus-alertmanager`",
+        )
 
 
 def test_drift_alerts_and_retrains_on_the_model_page(ui_world: UiWorld, browser: Browser) -> None:

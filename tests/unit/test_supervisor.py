@@ -229,3 +229,14 @@ def test_up_refuses_a_port_held_by_a_foreign_process(settings: Settings) -> None
         with pytest.raises(StackError, match=f"127.0.0.1:{settings.mlflow.port} is already in use.*MLP_MLFLOW__PORT"):
             EmbeddedStack(settings).up()
     assert not any(state.running for state in EmbeddedStack(settings).status())
+
+
+def test_stack_down_stops_every_models_server_and_leaves_no_process(settings: Settings) -> None:
+    """Not only the demo's: a server for any model (and any other supervised process) goes with the stack."""
+    supervisor = Supervisor(settings.state_dir)
+    started = [supervisor.start(name, SLEEPER, dict(os.environ)) for name in ("serve-churn", "serve-prices")]
+    messages: list[str] = []
+    EmbeddedStack(settings).down(progress=messages.append)
+    assert all(_gone(int(state.pid or 0)) for state in started)
+    assert supervisor.names() == []
+    assert [m.split(" (")[0] for m in messages] == ["Stopping serve-churn", "Stopping serve-prices"]

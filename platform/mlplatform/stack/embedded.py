@@ -250,10 +250,13 @@ class EmbeddedStack:
     # -- down ------------------------------------------------------------------------------------------------
 
     def down(self, progress: Progress | None = None) -> None:
-        """Stop every stack process in reverse start order, each with its whole process group."""
+        """Stop every process the supervisor started under this state directory, each with its whole process group:
+        first whatever is not part of the stack itself (every model's server, whichever deployed it), then the
+        stack in reverse start order, so no server outlives the services it reads from."""
         say = progress or _no_progress
         survivors: dict[str, list[int]] = {}
-        for name in reversed(START_ORDER):
+        others = sorted(set(self.supervisor.names()) - set(START_ORDER))
+        for name in (*others, *reversed(START_ORDER)):
             state = self.supervisor.status(name)
             if not state.running and not state.stale_pidfile:
                 continue

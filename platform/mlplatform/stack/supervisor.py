@@ -84,6 +84,12 @@ class Supervisor:
         """Where the named process's pid record is kept while it runs."""
         return self.run_dir / f"{name}.pid"
 
+    def names(self) -> list[str]:
+        """Every name with a pid record (running or stale): what ``stop`` may have to act on."""
+        if not self.run_dir.is_dir():
+            return []
+        return sorted(path.stem for path in self.run_dir.glob("*.pid"))
+
     # -- start -----------------------------------------------------------------------------------------------
 
     def start(
