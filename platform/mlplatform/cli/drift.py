@@ -75,7 +75,3 @@ def check_command(model: ModelArgument, window_hours: WindowOption = None, as_js
         sys.stdout.write(json.dumps(check_json(check), indent=2) + "\n")
         return
     _print_check(console, check)
-
-
-if __name__ == "__main__":
-    drift_app()

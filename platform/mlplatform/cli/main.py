@@ -2,8 +2,8 @@
 
 Commands parse their arguments, build the settings once, and call the same services the API and DAGs use: what
 the API offers (models, promotion, training, deployments, audit) goes through the API itself, remote with
-`--api-url` or in-process in embedded mode (``mlplatform.client``).  Heavy libraries are imported inside commands
-so `mlplatform --help` stays instant.
+`--api-url` or in-process in embedded mode (``cli.platform_api_client``).  Heavy libraries are imported inside
+commands so `mlplatform --help` stays instant.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from mlplatform.api_cli import api_app
-from mlplatform.client import PlatformClient, PlatformError
-from mlplatform.config import Settings, get_settings
-from mlplatform.control_cli import (
+from mlplatform.cli.api_server import api_app
+from mlplatform.cli.drift import drift_app
+from mlplatform.cli.features import data_app, features_app
+from mlplatform.cli.loop import loop_app
+from mlplatform.cli.models import (
     CliOptions,
     api,
     audit,
@@ -29,12 +30,11 @@ from mlplatform.control_cli import (
     models_app,
     training_app,
 )
+from mlplatform.cli.monitoring import monitoring_app
+from mlplatform.cli.platform_api_client import PlatformClient, PlatformError
+from mlplatform.cli.stack import stack_app
+from mlplatform.config import Settings, get_settings
 from mlplatform.deploy.base import Deployment
-from mlplatform.features.cli import data_app, features_app
-from mlplatform.loop_cli import loop_app
-from mlplatform.monitoring.cli import monitoring_app
-from mlplatform.monitoring.drift_cli import drift_app
-from mlplatform.stack.cli import stack_app
 
 if TYPE_CHECKING:
     from mlplatform.orchestration.airflow_client import AirflowClient
@@ -316,7 +316,7 @@ def traffic(
 @settings_app.command("docs")
 def settings_docs() -> None:
     """Print the settings catalogue (docs/settings.md) as Markdown."""
-    from mlplatform.catalogue import render_catalogue
+    from mlplatform.cli.settings_catalogue import render_catalogue
 
     sys.stdout.write(render_catalogue())
 
@@ -325,7 +325,3 @@ def settings_docs() -> None:
 def settings_show() -> None:
     """The effective settings (secrets masked) as JSON."""
     sys.stdout.write(get_settings().model_dump_json(indent=2) + "\n")
-
-
-def main() -> None:
-    app()

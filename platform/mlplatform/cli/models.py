@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mlplatform.client import PlatformClient, PlatformError, platform_client
+from mlplatform.cli.platform_api_client import PlatformClient, PlatformError, platform_client
 from mlplatform.config import Settings, get_settings
 
 models_app = typer.Typer(
