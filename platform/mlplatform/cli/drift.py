@@ -8,13 +8,14 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from mlplatform.store.drift import DriftCheck
+if TYPE_CHECKING:
+    from mlplatform.store.drift import DriftCheck
 
 drift_app = typer.Typer(help="Drift checks: served traffic against the champion's training reference.")
 
