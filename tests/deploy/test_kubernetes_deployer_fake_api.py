@@ -16,8 +16,8 @@ from mlplatform.api.services import _default_deployer
 from mlplatform.config import Settings
 from mlplatform.deploy.base import DeployError
 from mlplatform.deploy.kubernetes import deployer as deployer_module
-from mlplatform.deploy.kubernetes.client import RBAC_RULES
 from mlplatform.deploy.kubernetes.deployer import KubernetesDeployer
+from mlplatform.deploy.kubernetes.kube_api import RBAC_RULES
 from mlplatform.deploy.local import LocalProcessDeployer
 from tests.deploy.fake_kubernetes_api import (
     FakeKubernetesApi,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mlplatform.deploy.kubernetes.client import RBAC_RULES
+from mlplatform.deploy.kubernetes.kube_api import RBAC_RULES
 from tests.helm.conftest import (
     CHART,
     PROFILES,

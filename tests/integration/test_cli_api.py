@@ -22,8 +22,8 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
-from mlplatform.cli import app
-from mlplatform.client import cli_token_path
+from mlplatform.cli.main import app
+from mlplatform.cli.platform_api_client import cli_token_path
 from mlplatform.config import Settings
 from mlplatform.store import PlatformStore
 from mlplatform.store.auth import AuthRepository

@@ -55,7 +55,7 @@ def test_deploy_refuses_a_port_taken_by_another_program(served_world: ServedWorl
 
 
 def test_cli_predict_and_traffic(served_world: ServedWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlplatform.cli import app
+    from mlplatform.cli.main import app
 
     settings = serving_settings(served_world.settings, tmp_path, backend="kserve")
     # Its own platform DB: the embedded CLI acts as the bootstrap admin, which the shared world's DB may not have.

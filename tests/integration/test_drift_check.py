@@ -135,7 +135,7 @@ def test_missing_and_out_of_range_values_are_counted(world: World) -> None:
 
 
 def test_cli_prints_the_recorded_check_as_json(world: World) -> None:
-    from mlplatform.monitoring.drift_cli import drift_app
+    from mlplatform.cli.drift import drift_app
 
     end = datetime.now(UTC)
     world.log(world.served_like_training(300, seed=5), end)

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from mlplatform.cli.monitoring import monitoring_app
 from mlplatform.monitoring import thresholds
-from mlplatform.monitoring.cli import monitoring_app
 from mlplatform.monitoring.dashboards import DATASOURCE, GRID_WIDTH, SCHEMA_VERSION, build_dashboards, render
 from mlplatform.monitoring.metric_names import PLATFORM_API_METRICS
 from mlplatform.serving.metrics import ServingMetrics

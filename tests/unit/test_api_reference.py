@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlplatform.api.reference import reference_document, render_markdown
-from mlplatform.cli import app
+from mlplatform.cli.main import app
 from tests.conftest import REPO_ROOT
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mlplatform.catalogue import render_catalogue
-from mlplatform.cli import app
+from mlplatform.cli.main import app
+from mlplatform.cli.settings_catalogue import render_catalogue
 from tests.conftest import REPO_ROOT, free_port
 
 runner = CliRunner()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from mlplatform.catalogue import render_catalogue
+from mlplatform.cli.settings_catalogue import render_catalogue
 from mlplatform.config import get_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mlplatform.config import Settings
 from mlplatform.deploy.base import BACKENDS, Backend, Deployer, DeployError, Deployment
 from mlplatform.deploy.kubernetes import manifests
-from mlplatform.deploy.kubernetes.client import (
+from mlplatform.deploy.kubernetes.kube_api import (
     AUTOSCALER,
     DEPLOYMENT,
     INFERENCE_SERVICE,

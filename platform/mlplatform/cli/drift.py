@@ -8,13 +8,14 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from mlplatform.store.drift import DriftCheck
+if TYPE_CHECKING:
+    from mlplatform.store.drift import DriftCheck
 
 drift_app = typer.Typer(help="Drift checks: served traffic against the champion's training reference.")
 
@@ -75,7 +76,3 @@ def check_command(model: ModelArgument, window_hours: WindowOption = None, as_js
         sys.stdout.write(json.dumps(check_json(check), indent=2) + "\n")
         return
     _print_check(console, check)
-
-
-if __name__ == "__main__":
-    drift_app()

@@ -7,23 +7,15 @@ import time
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from mlplatform.cli._common import console, fail
 from mlplatform.config import Settings, get_settings
 
 stack_app = typer.Typer(
     help="Start, stop and inspect the embedded stack (MLflow, Airflow, platform API/UI, Prometheus, Alertmanager).",
     no_args_is_help=True,
 )
-
-console = Console(soft_wrap=True)
-errors = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(message: str) -> None:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code=1)
 
 
 def _say(message: str) -> None:
@@ -41,7 +33,7 @@ def up() -> None:
     try:
         EmbeddedStack(settings).up(progress=_say)
     except (StackError, SupervisorError) as error:
-        _fail(str(error))
+        fail(str(error))
         return
     console.print(f"[bold green]stack up[/] in {time.monotonic() - started:.0f}s", highlight=False)
     _print_endpoints(settings)
@@ -74,7 +66,7 @@ def down() -> None:
     try:
         EmbeddedStack(settings).down(progress=_say)
     except StackError as error:
-        _fail(str(error))
+        fail(str(error))
         return
     console.print("[bold]stack down[/]", highlight=False)
 

@@ -1,7 +1,7 @@
 """``mlplatform monitoring ...``: regenerate (or check) the committed Grafana dashboards.
 
-A sub-app of its own so the main CLI mounts it with one line; it also runs alone as
-``python -m mlplatform.monitoring.cli`` (what ``make dashboards`` calls).
+A sub-app of its own so the main CLI mounts it with one line (``make dashboards`` runs
+``mlplatform monitoring dashboards``).
 """
 
 from __future__ import annotations
@@ -42,7 +42,3 @@ def dashboards_command(out: OutOption = DEFAULT_DIRECTORY, check: CheckOption = 
         return
     for path in write_dashboards(out):
         console.print(f"[green]wrote[/green] {path}")
-
-
-if __name__ == "__main__":
-    monitoring_app()

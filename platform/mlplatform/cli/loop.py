@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from mlplatform.cli._common import console, errors
 
 if TYPE_CHECKING:
     from mlplatform.demo.loop import LoopResult, Step
@@ -18,8 +19,6 @@ if TYPE_CHECKING:
 loop_app = typer.Typer(
     help="The closed loop: drift -> alert -> retrain -> gated promotion -> the server swaps.", no_args_is_help=True
 )
-console = Console(soft_wrap=True)
-errors = Console(stderr=True, soft_wrap=True)
 
 
 @loop_app.callback()
