@@ -3,11 +3,9 @@ metrics, and the KServe v2 tensor mapping."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -25,7 +23,6 @@ from mlplatform.serving.predictor import (
     unknown_rows,
     validate_entities,
 )
-from tests.conftest import REPO_ROOT
 
 
 def _validate(entities: object, limit: int = 3) -> list[dict[str, Any]]:
@@ -119,19 +116,11 @@ def test_metrics_track_one_served_version() -> None:
     assert ServingMetrics().render() != b""  # a second instance does not clash with the first
 
 
-def _kserve_server() -> ModuleType:
-    path = REPO_ROOT / "serving" / "kserve" / "server.py"
-    spec = importlib.util.spec_from_file_location("kserve_server_under_test", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_v2_tensors_map_to_entities_and_back() -> None:
     from kserve import InferInput, InferOutput, InferRequest, InferResponse
 
-    server = _kserve_server()
+    from mlplatform.serving.adapters import kserve as server
+
     request = InferRequest(
         model_name="m",
         infer_inputs=[
@@ -155,7 +144,8 @@ def test_v2_tensors_map_to_entities_and_back() -> None:
 def test_v2_missing_or_mistyped_inputs_are_422() -> None:
     from kserve import InferInput, InferRequest
 
-    server = _kserve_server()
+    from mlplatform.serving.adapters import kserve as server
+
     only_key = InferRequest(model_name="m", infer_inputs=[InferInput("customer_id", [1], "INT64", data=[1])])
     with pytest.raises(InvalidRequestError, match=r"inputs\.amount: required"):
         server.v2_entities(only_key, "customer_id", ("amount",))
