@@ -183,7 +183,7 @@ class Server:
 
 
 def count_logged(settings: Any, start: datetime, end: datetime) -> int:
-    from mlplatform.serving.prediction_log import read_prediction_log
+    from mlplatform.predictions.reader import read_prediction_log
 
     return len(read_prediction_log(settings, MODEL, start, end))
 

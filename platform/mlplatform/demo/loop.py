@@ -382,7 +382,7 @@ def _traffic(settings: Settings, spec: ModelSpec, deployment: Deployment, option
 
 def _wait_logged(settings: Settings, model: str, since: datetime, rows: int, timeout: float, say: Say) -> None:
     """The server writes its prediction log in batches; the check must see every request sent."""
-    from mlplatform.serving.prediction_log import read_prediction_log
+    from mlplatform.predictions.reader import read_prediction_log
 
     deadline = time.monotonic() + timeout
     while (logged := len(read_prediction_log(settings, model, since, datetime.now(UTC)))) < rows:

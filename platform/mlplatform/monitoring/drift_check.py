@@ -147,7 +147,7 @@ def run_drift_check(
 
     ``since`` starts the window at that instant instead: the closed-loop demo checks exactly the traffic it sent.
     """
-    from mlplatform.serving.prediction_log import read_prediction_log
+    from mlplatform.predictions.reader import read_prediction_log
     from mlplatform.store.db import PlatformStore
 
     spec = find_spec(settings.specs_dir, model)

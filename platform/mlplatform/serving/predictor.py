@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     from mlplatform.features.online_reader import OnlineFeatureReader
     from mlplatform.features.store import FeatureStoreAdapter
-    from mlplatform.serving.prediction_log import PredictionLog
+    from mlplatform.predictions.writer import PredictionLog
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +353,7 @@ class Predictor:
         Never raises for an unavailable model: the server starts unready and the poller keeps trying.
         """
         if self._use_log:
-            from mlplatform.serving.prediction_log import open_prediction_log
+            from mlplatform.predictions.writer import open_prediction_log
 
             counter_drop = self.metrics.log_dropped.labels(self.name)
             counter_write = self.metrics.log_written.labels(self.name)
@@ -482,7 +482,7 @@ class Predictor:
     ) -> None:
         if self._log is None or not predictions:
             return
-        from mlplatform.serving.prediction_log import PredictionRecord
+        from mlplatform.predictions.records import PredictionRecord
 
         now = datetime.now(UTC)
         key = self.spec.entity_key
