@@ -643,10 +643,11 @@ def _gate(
 ) -> None:
     import json
 
+    from mlplatform.registry.lineage import Lineage
     from mlplatform.registry.mlflow_registry import CHAMPION
 
     result = record.result
-    gate = json.loads(registry.client.get_model_version(spec.name, version.version).tags.get("mlplatform.gate", "{}"))
+    gate = json.loads(registry.client.get_model_version(spec.name, version.version).tags.get(Lineage.GATE_TAG, "{}"))
     result.gate_reasons = list(gate.get("reasons", []))
     champion = registry.alias_holder(spec.name, CHAMPION)
     result.new_version = version.version

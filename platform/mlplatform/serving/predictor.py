@@ -41,10 +41,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlplatform.config import Settings
+from mlplatform.registry.lineage import Lineage
 from mlplatform.serving.compiled_trees import Scorer, positive_scorer
 from mlplatform.serving.metrics import ServingMetrics
 from mlplatform.specs import ModelSpec, find_spec
-from mlplatform.training.pipeline import INPUTS_TAG
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FEATURE_SERVICE_TAG = "mlplatform.feature_service"
 CACHE_MANIFEST = "current.json"
 REGISTRY_CHECK_TIMEOUT_S = 3.0
 
@@ -614,7 +613,7 @@ class Predictor:
         import mlflow.artifacts
 
         client = self._mlflow()
-        feature_service = target.tags.get(FEATURE_SERVICE_TAG) or self.spec.features.service
+        feature_service = target.tags.get(Lineage.FEATURE_SERVICE_TAG) or self.spec.features.service
         model_inputs = self._model_inputs(client, target)
         with tempfile.TemporaryDirectory(prefix="mlp-model-") as scratch:
             local = mlflow.artifacts.download_artifacts(
@@ -637,14 +636,18 @@ class Predictor:
         return loaded
 
     def _model_inputs(self, client: MlflowClient, target: _AliasTarget) -> list[str]:
-        raw = target.tags.get(INPUTS_TAG)
+        raw = target.tags.get(Lineage.MODEL_INPUTS_TAG)
         if raw is None and target.run_id:
-            raw = client.get_run(target.run_id).data.tags.get(INPUTS_TAG)
+            raw = client.get_run(target.run_id).data.tags.get(Lineage.MODEL_INPUTS_TAG)
         if raw is None:
-            raise ValueError(f"version {target.version} has no {INPUTS_TAG} tag on its run: cannot order inputs")
+            raise ValueError(
+                f"version {target.version} has no {Lineage.MODEL_INPUTS_TAG} tag on its run: cannot order inputs"
+            )
         inputs = json.loads(raw)
         if not isinstance(inputs, list) or not all(isinstance(item, str) for item in inputs):
-            raise ValueError(f"{INPUTS_TAG} of version {target.version} is not a JSON list of column names")
+            raise ValueError(
+                f"{Lineage.MODEL_INPUTS_TAG} of version {target.version} is not a JSON list of column names"
+            )
         return inputs
 
     def _load_from_cache(self) -> None:
