@@ -10,19 +10,11 @@ from typing import Any
 
 import pytest
 
+from mlplatform.serving.errors import BatchTooLargeError, InvalidRequestError
+from mlplatform.serving.loading import ModelCache
 from mlplatform.serving.metrics import ServingMetrics
-from mlplatform.serving.predictor import (
-    BatchTooLargeError,
-    EntityPrediction,
-    InvalidRequestError,
-    ModelCache,
-    PredictionResult,
-    RowError,
-    input_matrix,
-    parse_request_body,
-    unknown_rows,
-    validate_entities,
-)
+from mlplatform.serving.scoring import EntityPrediction, PredictionResult, RowError, input_matrix, unknown_rows
+from mlplatform.serving.wire import parse_request_body, validate_entities
 
 
 def _validate(entities: object, limit: int = 3) -> list[dict[str, Any]]:
@@ -119,7 +111,7 @@ def test_metrics_track_one_served_version() -> None:
 def test_v2_tensors_map_to_entities_and_back() -> None:
     from kserve import InferInput, InferOutput, InferRequest, InferResponse
 
-    from mlplatform.serving.adapters import kserve as server
+    from mlplatform.serving import wire as server
 
     request = InferRequest(
         model_name="m",
@@ -144,7 +136,7 @@ def test_v2_tensors_map_to_entities_and_back() -> None:
 def test_v2_missing_or_mistyped_inputs_are_422() -> None:
     from kserve import InferInput, InferRequest
 
-    from mlplatform.serving.adapters import kserve as server
+    from mlplatform.serving import wire as server
 
     only_key = InferRequest(model_name="m", infer_inputs=[InferInput("customer_id", [1], "INT64", data=[1])])
     with pytest.raises(InvalidRequestError, match=r"inputs\.amount: required"):
@@ -167,7 +159,7 @@ def test_accept_arrays_checks_the_fitted_columns_once() -> None:
     import pandas as pd
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from mlplatform.serving.predictor import accept_arrays
+    from mlplatform.serving.loading import accept_arrays
 
     frame = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0] * 10, "b": [1.0, 0.0, 1.0, 0.0] * 10})
     labels = [0, 1, 0, 1] * 10

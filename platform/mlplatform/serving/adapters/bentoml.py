@@ -59,7 +59,8 @@ def create_app() -> Starlette:
     every request while the Predictor validates the body itself."""
 
     async def predict(request: Request) -> Response:
-        from mlplatform.serving.predictor import ServingError, parse_request_body, response_body
+        from mlplatform.serving.errors import ServingError
+        from mlplatform.serving.wire import parse_request_body, response_body
 
         predictor = _predictor()
         try:

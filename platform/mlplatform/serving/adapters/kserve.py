@@ -1,4 +1,4 @@
-"""KServe 0.21 adapter: a ``kserve.Model`` and ``ModelServer`` around the Predictor, v1 fast path, v2 codec.
+"""KServe 0.21 adapter: a ``kserve.Model`` and ``ModelServer`` around the Predictor, and the v1 fast path.
 
 The entry point ``serving/kserve/server.py`` parses arguments, builds the Predictor and calls ``serve``.  Request
 formats and status codes are documented in ``serving/kserve/README.md``.
@@ -27,14 +27,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from mlplatform.serving.predictor import PredictionResult, Predictor
+    from mlplatform.serving.predictor import Predictor
 
 log = logging.getLogger("mlplatform.serving.kserve")
-
-V2_FP_TYPES = ("FP64", "FP32", "FP16")
-V2_INT_TYPES = ("INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8")
-REJECTED_PROBABILITY = -1.0
-REJECTED_LABEL = -1
 
 
 def build_model(predictor: Predictor) -> Any:
@@ -44,7 +39,8 @@ def build_model(predictor: Predictor) -> Any:
     from kserve import InferOutput, InferRequest, InferResponse
     from kserve.model import InferenceVerb
 
-    from mlplatform.serving.predictor import InvalidRequestError
+    from mlplatform.serving.errors import InvalidRequestError
+    from mlplatform.serving.wire import v2_entities, v2_response
 
     class PlatformModel(kserve.Model):  # type: ignore[misc]
         """Readiness is the Predictor's (a model is loaded); ``load`` never blocks (the poller loads)."""
@@ -103,55 +99,6 @@ def build_model(predictor: Predictor) -> Any:
     return PlatformModel()
 
 
-def v2_entities(request: Any, entity_key: str, request_columns: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Entity dicts from v2 tensors: one INT64 input per entity key, one FP64 input per request column, all [N]."""
-    from mlplatform.serving.predictor import InvalidRequestError
-
-    columns: dict[str, list[Any]] = {}
-    for name, allowed in (
-        (entity_key, V2_INT_TYPES),
-        *((column, V2_FP_TYPES + V2_INT_TYPES) for column in request_columns),
-    ):
-        tensor = request.get_input_by_name(name)
-        if tensor is None:
-            given = [item.name for item in request.inputs]
-            raise InvalidRequestError(f"inputs.{name}: required (an input tensor named {name!r}); got {given}")
-        if tensor.datatype not in allowed:
-            raise InvalidRequestError(f"inputs.{name}: datatype must be one of {list(allowed)}, got {tensor.datatype}")
-        try:
-            values = tensor.as_numpy().reshape(-1).tolist()
-        except Exception as error:  # kserve raises assorted errors for data/shape mismatches
-            raise InvalidRequestError(f"inputs.{name}: data does not match datatype/shape: {error}") from None
-        columns[name] = values
-    sizes = {name: len(values) for name, values in columns.items()}
-    if len(set(sizes.values())) > 1:
-        raise InvalidRequestError(f"inputs: all inputs must have the same length, got {sizes}")
-    size = next(iter(sizes.values()))
-    return [{name: values[index] for name, values in columns.items()} for index in range(size)]
-
-
-def v2_response(result: PredictionResult, output_type: Any, response_type: Any) -> Any:
-    """Outputs aligned with the inputs; rejected rows get probability -1, label -1 and their error text."""
-    probabilities = [REJECTED_PROBABILITY] * result.size
-    labels = [REJECTED_LABEL] * result.size
-    errors = [""] * result.size
-    for item in result.predictions:
-        probabilities[item.index], labels[item.index] = item.probability, item.label
-    for row in result.errors:
-        errors[row.index] = row.error
-    outputs = [
-        output_type(name="probability", shape=[result.size], datatype="FP64", data=probabilities),
-        output_type(name="label", shape=[result.size], datatype="INT64", data=labels),
-        output_type(name="error", shape=[result.size], datatype="BYTES", data=errors),
-    ]
-    return response_type(
-        response_id=result.request_id,
-        model_name=result.model,
-        model_version=result.version,
-        infer_outputs=outputs,
-    )
-
-
 class V1FastPath:
     """``POST /v1/models/<name>:predict`` answered before FastAPI's routing and KServe's data plane; every
     other request goes on to KServe's app unchanged.
@@ -181,7 +128,8 @@ class V1FastPath:
 
     def answer(self, body: bytes, header_id: str | None) -> tuple[int, dict[str, Any]]:
         """Status and JSON body; a ``ServingError`` is its status with ``{"error": message}``, never a trace."""
-        from mlplatform.serving.predictor import ServingError, parse_request_body, response_body
+        from mlplatform.serving.errors import ServingError
+        from mlplatform.serving.wire import parse_request_body, response_body
 
         try:
             instances, request_id = parse_request_body(body, "instances", header_id)
@@ -250,7 +198,7 @@ def install_error_handlers(app: FastAPI, predictor: Predictor) -> None:
     from fastapi.responses import JSONResponse
     from kserve.errors import ModelNotReady
 
-    from mlplatform.serving.predictor import ServingError
+    from mlplatform.serving.errors import ServingError
 
     async def serving_error(_: Any, error: Exception) -> JSONResponse:
         assert isinstance(error, ServingError)
