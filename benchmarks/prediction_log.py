@@ -27,7 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from mlplatform.config import Settings, get_settings
-from mlplatform.serving.prediction_log import PredictionRecord, open_prediction_log
+from mlplatform.predictions.records import PredictionRecord
+from mlplatform.predictions.writer import open_prediction_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import scratch_postgres

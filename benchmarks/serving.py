@@ -183,7 +183,7 @@ class Server:
 
 
 def count_logged(settings: Any, start: datetime, end: datetime) -> int:
-    from mlplatform.serving.prediction_log import read_prediction_log
+    from mlplatform.predictions.reader import read_prediction_log
 
     return len(read_prediction_log(settings, MODEL, start, end))
 
@@ -390,12 +390,12 @@ def champion_files(settings: Any) -> tuple[str, list[str]]:
     """The champion's model directory (downloaded once) and its input columns in fitted order."""
     import mlflow.artifacts
 
+    from mlplatform.registry.lineage import Lineage
     from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry, mlflow_client
-    from mlplatform.training.pipeline import INPUTS_TAG
 
     champion = ModelRegistry(settings).alias_holder(MODEL, CHAMPION)
     assert champion is not None
-    model_inputs = json.loads(mlflow_client(settings).get_run(str(champion.run_id)).data.tags[INPUTS_TAG])
+    model_inputs = json.loads(mlflow_client(settings).get_run(str(champion.run_id)).data.tags[Lineage.MODEL_INPUTS_TAG])
     target = WORLD / f"model-v{champion.version}"
     if not (target / "MLmodel").is_file():
         mlflow.artifacts.download_artifacts(

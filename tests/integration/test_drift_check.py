@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 from mlplatform.config import Settings
 from mlplatform.monitoring.drift import PREDICTION
 from mlplatform.monitoring.drift_check import load_reference, run_drift_check
-from mlplatform.serving.prediction_log import ParquetSink, PredictionRecord, prediction_log_dir
+from mlplatform.predictions.records import PredictionRecord
+from mlplatform.predictions.sinks import ParquetSink, prediction_log_dir
 from mlplatform.store import PlatformStore
 from mlplatform.store.drift import DriftCheck, DriftResults, drift_report_path
 from mlplatform.training.pipeline import TrainingRequest, run_all

@@ -109,7 +109,7 @@ def test_grpc_is_off_by_default_and_serves_v2_when_configured(
 def test_sigterm_flushes_every_prediction_to_the_log(
     kind: str, served_world: ServedWorld, tmp_path: Path, running: list[ServerProcess]
 ) -> None:
-    from mlplatform.serving.prediction_log import read_prediction_log
+    from mlplatform.predictions.reader import read_prediction_log
 
     # A long flush interval: records are still queued at SIGTERM, so only a graceful shutdown writes them.
     settings = serving_settings(served_world.settings, tmp_path, log_flush_interval_s=600, log_batch_size=10_000)

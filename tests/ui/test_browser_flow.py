@@ -249,8 +249,9 @@ def write_traffic(settings: Settings, rows: int, *, shift: float, seed: int) -> 
     """
     from mlplatform.monitoring.drift import PREDICTION
     from mlplatform.monitoring.drift_check import load_reference
+    from mlplatform.predictions.records import PredictionRecord
+    from mlplatform.predictions.sinks import ParquetSink, prediction_log_dir
     from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
-    from mlplatform.serving.prediction_log import ParquetSink, PredictionRecord, prediction_log_dir
 
     champion = ModelRegistry(settings).alias_holder(MODEL, CHAMPION)
     assert champion is not None and champion.run_id

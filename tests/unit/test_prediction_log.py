@@ -19,14 +19,10 @@ import pandas as pd
 import pytest
 
 from mlplatform.config import Settings, get_settings
-from mlplatform.serving.prediction_log import (
-    BASE_COLUMNS,
-    BatchingPredictionLog,
-    PredictionRecord,
-    PredictionSink,
-    open_prediction_log,
-    read_prediction_log,
-)
+from mlplatform.predictions.reader import read_prediction_log
+from mlplatform.predictions.records import BASE_COLUMNS, PredictionRecord
+from mlplatform.predictions.sinks import PredictionSink
+from mlplatform.predictions.writer import BatchingPredictionLog, open_prediction_log
 
 MODEL = "fraud_detector"
 # Starts just before a UTC midnight so the records span two date partitions.

@@ -3,29 +3,18 @@ metrics, and the KServe v2 tensor mapping."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from mlplatform.serving.errors import BatchTooLargeError, InvalidRequestError
+from mlplatform.serving.loading import ModelCache
 from mlplatform.serving.metrics import ServingMetrics
-from mlplatform.serving.predictor import (
-    BatchTooLargeError,
-    EntityPrediction,
-    InvalidRequestError,
-    ModelCache,
-    PredictionResult,
-    RowError,
-    input_matrix,
-    parse_request_body,
-    unknown_rows,
-    validate_entities,
-)
-from tests.conftest import REPO_ROOT
+from mlplatform.serving.scoring import EntityPrediction, PredictionResult, RowError, input_matrix, unknown_rows
+from mlplatform.serving.wire import parse_request_body, validate_entities
 
 
 def _validate(entities: object, limit: int = 3) -> list[dict[str, Any]]:
@@ -119,19 +108,11 @@ def test_metrics_track_one_served_version() -> None:
     assert ServingMetrics().render() != b""  # a second instance does not clash with the first
 
 
-def _kserve_server() -> ModuleType:
-    path = REPO_ROOT / "serving" / "kserve" / "server.py"
-    spec = importlib.util.spec_from_file_location("kserve_server_under_test", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_v2_tensors_map_to_entities_and_back() -> None:
     from kserve import InferInput, InferOutput, InferRequest, InferResponse
 
-    server = _kserve_server()
+    from mlplatform.serving import wire as server
+
     request = InferRequest(
         model_name="m",
         infer_inputs=[
@@ -155,7 +136,8 @@ def test_v2_tensors_map_to_entities_and_back() -> None:
 def test_v2_missing_or_mistyped_inputs_are_422() -> None:
     from kserve import InferInput, InferRequest
 
-    server = _kserve_server()
+    from mlplatform.serving import wire as server
+
     only_key = InferRequest(model_name="m", infer_inputs=[InferInput("customer_id", [1], "INT64", data=[1])])
     with pytest.raises(InvalidRequestError, match=r"inputs\.amount: required"):
         server.v2_entities(only_key, "customer_id", ("amount",))
@@ -177,7 +159,7 @@ def test_accept_arrays_checks_the_fitted_columns_once() -> None:
     import pandas as pd
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from mlplatform.serving.predictor import accept_arrays
+    from mlplatform.serving.loading import accept_arrays
 
     frame = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0] * 10, "b": [1.0, 0.0, 1.0, 0.0] * 10})
     labels = [0, 1, 0, 1] * 10

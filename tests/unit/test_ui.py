@@ -20,7 +20,8 @@ from mlplatform.api.services import ApiServices
 from mlplatform.config import Settings
 from mlplatform.monitoring import drift_check
 from mlplatform.orchestration.airflow_client import DagRun
-from mlplatform.registry.mlflow_registry import TAG_PREFIX, RegistryUnavailableError
+from mlplatform.registry.lineage import Lineage
+from mlplatform.registry.mlflow_registry import RegistryUnavailableError
 from mlplatform.store.drift import DriftCheck, DriftResults, FeatureDrift, drift_report_path
 from mlplatform.store.retrains import AlertRef
 from mlplatform.ui import charts
@@ -569,8 +570,8 @@ def test_retrain_history_shows_each_decision_and_the_runs_outcome(world: World) 
 
     gate_refused = json.dumps({"passed": False, "reasons": ["roc_auc 0.9000 does not beat champion v5"]})
     world.registry.models[MODEL] += [
-        _version(5, 0.98, 0.8, {f"{TAG_PREFIX}dag_run_id": "retrain__a"}),
-        _version(6, 0.90, 0.8, {f"{TAG_PREFIX}dag_run_id": "retrain__b", "mlplatform.gate": gate_refused}),
+        _version(5, 0.98, 0.8, {f"{Lineage.PREFIX}dag_run_id": "retrain__a"}),
+        _version(6, 0.90, 0.8, {f"{Lineage.PREFIX}dag_run_id": "retrain__b", "mlplatform.gate": gate_refused}),
     ]
     world.registry.move_alias(MODEL, "champion", "5", actor="alertmanager", reason="roc_auc 0.9800 beats v2")
     world.orchestrator.list_runs = lambda dag_id, limit: [_run(dag_id, "retrain__a")]  # type: ignore[method-assign]

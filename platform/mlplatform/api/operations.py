@@ -32,6 +32,7 @@ from mlplatform.api.schemas import (
     UndeployRequest,
 )
 from mlplatform.api.services import ApiServices
+from mlplatform.registry.lineage import Lineage
 from mlplatform.store.audit import (
     RESULT_DENIED,
     RESULT_FAILED,
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-GATE_TAG = "mlplatform.gate"
 ROLLBACK_PREFIX = "rollback: "
 
 
@@ -115,7 +115,7 @@ def find_version(services: ApiServices, name: str, version: int) -> VersionInfo:
 
 def recorded_gate(info: VersionInfo) -> dict[str, Any] | None:
     """The pipeline's gate decision stored on the version, if any."""
-    gate = info.tags.get(GATE_TAG)
+    gate = info.tags.get(Lineage.GATE_TAG)
     decision: dict[str, Any] | None = json.loads(gate) if gate else None
     return decision
 

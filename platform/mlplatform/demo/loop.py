@@ -382,7 +382,7 @@ def _traffic(settings: Settings, spec: ModelSpec, deployment: Deployment, option
 
 def _wait_logged(settings: Settings, model: str, since: datetime, rows: int, timeout: float, say: Say) -> None:
     """The server writes its prediction log in batches; the check must see every request sent."""
-    from mlplatform.serving.prediction_log import read_prediction_log
+    from mlplatform.predictions.reader import read_prediction_log
 
     deadline = time.monotonic() + timeout
     while (logged := len(read_prediction_log(settings, model, since, datetime.now(UTC)))) < rows:
@@ -643,10 +643,11 @@ def _gate(
 ) -> None:
     import json
 
+    from mlplatform.registry.lineage import Lineage
     from mlplatform.registry.mlflow_registry import CHAMPION
 
     result = record.result
-    gate = json.loads(registry.client.get_model_version(spec.name, version.version).tags.get("mlplatform.gate", "{}"))
+    gate = json.loads(registry.client.get_model_version(spec.name, version.version).tags.get(Lineage.GATE_TAG, "{}"))
     result.gate_reasons = list(gate.get("reasons", []))
     champion = registry.alias_holder(spec.name, CHAMPION)
     result.new_version = version.version

@@ -49,8 +49,9 @@ def load_reference(settings: Settings, run_id: str) -> tuple[pd.DataFrame, list[
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
+    from mlplatform.registry.lineage import Lineage
     from mlplatform.registry.mlflow_registry import mlflow_client
-    from mlplatform.training.pipeline import INPUTS_TAG, REFERENCE_ARTIFACT
+    from mlplatform.training.pipeline import REFERENCE_ARTIFACT
 
     tags = mlflow_client(settings).get_run(run_id).data.tags
     with tempfile.TemporaryDirectory(prefix="mlp-reference-") as scratch:
@@ -64,7 +65,7 @@ def load_reference(settings: Settings, run_id: str) -> tuple[pd.DataFrame, list[
         except MlflowException as error:
             raise DriftCheckError(f"run {run_id} has no {REFERENCE_ARTIFACT}: {error.message}") from None
         reference = pd.read_parquet(local)
-    return reference, list(json.loads(tags[INPUTS_TAG]))
+    return reference, list(json.loads(tags[Lineage.MODEL_INPUTS_TAG]))
 
 
 def current_frame(log: pd.DataFrame, features: list[str], champion_version: str) -> pd.DataFrame:
@@ -147,7 +148,7 @@ def run_drift_check(
 
     ``since`` starts the window at that instant instead: the closed-loop demo checks exactly the traffic it sent.
     """
-    from mlplatform.serving.prediction_log import read_prediction_log
+    from mlplatform.predictions.reader import read_prediction_log
     from mlplatform.store.db import PlatformStore
 
     spec = find_spec(settings.specs_dir, model)

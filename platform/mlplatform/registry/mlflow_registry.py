@@ -8,7 +8,6 @@ are built on that history.
 from __future__ import annotations
 
 import functools
-import json
 import ssl
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from mlplatform.config import Settings
+from mlplatform.registry.lineage import Lineage
 from mlplatform.store import AliasEvent, PlatformStore
 
 if TYPE_CHECKING:
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-TAG_PREFIX = "mlplatform."
-RUN_KEY_TAG = "mlplatform.run_key"
 
 
 class RegistryUnavailableError(RuntimeError):
@@ -46,7 +44,7 @@ class VersionInfo:
 
     @property
     def lineage(self) -> dict[str, str]:
-        return {key.removeprefix(TAG_PREFIX): value for key, value in self.tags.items() if key.startswith(TAG_PREFIX)}
+        return Lineage.of_version(self.tags)
 
 
 @functools.cache
@@ -214,8 +212,3 @@ class ModelRegistry:
             tags=dict(version.tags or {}),
             metrics=metrics,
         )
-
-
-def lineage_json(value: object) -> str:
-    """Tag values are strings; structured lineage is stored as compact, sorted JSON."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))

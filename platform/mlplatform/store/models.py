@@ -29,7 +29,7 @@ class AliasEventRow(Base):
 
 
 class PredictionLogRow(Base):
-    """One logged prediction of a model server (production sink of ``mlplatform.serving.prediction_log``).
+    """One logged prediction of a model server (production sink of ``mlplatform.predictions.sinks``).
 
     Entity keys and features differ per model, hence JSON; drift jobs read a time window of one model, hence the
     (model_name, ts) index.

@@ -27,13 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlplatform.config import Settings
+from mlplatform.registry.lineage import Lineage, lineage_json
 from mlplatform.registry.mlflow_registry import (
     CHALLENGER,
     CHAMPION,
-    RUN_KEY_TAG,
     ModelRegistry,
     VersionInfo,
-    lineage_json,
     mlflow_client,
 )
 from mlplatform.specs import ModelSpec, find_spec
@@ -43,9 +42,6 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
-STAGE_TAG = "mlplatform.stage"
-INPUTS_TAG = "mlplatform.model_inputs"
-LINEAGE_TAG_PREFIX = "mlplatform.lineage."
 TRAINING_SET_ARTIFACT = "data/training_set.parquet"
 HOLDOUT_ARTIFACT = "data/holdout.parquet"
 REFERENCE_ARTIFACT = "reference/features.parquet"
@@ -116,29 +112,29 @@ def prepare_training_set(settings: Settings, request: TrainingRequest) -> str:
     training_set = features.training_set(entity_frame, spec.features.service)
     model_inputs = [*features.feature_names(spec.features.service), *spec.label.request_columns]
     _check_training_set(training_set, spec, model_inputs)
-    lineage = {
-        "feature_service": spec.features.service,
-        "feature_views": lineage_json(features.feature_service_lineage(spec.features.service)),
-        "data_window_start": window.start.isoformat(),
-        "data_window_end": window.end.isoformat(),
-        "row_count": str(len(training_set)),
-        "data_hash": frame_hash(training_set),
-        "spec_hash": spec.fingerprint(),
-        "git_commit": git_commit(),
-        "dag_id": request.dag_id or "",
-        "dag_run_id": request.dag_run_id or "",
-        "reason": request.reason,
-    }
+    lineage = Lineage(
+        feature_service=spec.features.service,
+        feature_views=lineage_json(features.feature_service_lineage(spec.features.service)),
+        data_window_start=window.start.isoformat(),
+        data_window_end=window.end.isoformat(),
+        row_count=str(len(training_set)),
+        data_hash=frame_hash(training_set),
+        spec_hash=spec.fingerprint(),
+        git_commit=git_commit(),
+        dag_id=request.dag_id or "",
+        dag_run_id=request.dag_run_id or "",
+        reason=request.reason,
+    )
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / Path(TRAINING_SET_ARTIFACT).name
         training_set.to_parquet(path, index=False)
         client.log_artifact(run_id, str(path), str(Path(TRAINING_SET_ARTIFACT).parent))
-    for key, value in lineage.items():
-        client.set_tag(run_id, LINEAGE_TAG_PREFIX + key, value)
-    client.set_tag(run_id, INPUTS_TAG, json.dumps(model_inputs))
+    for key, value in lineage.run_tags().items():
+        client.set_tag(run_id, key, value)
+    client.set_tag(run_id, Lineage.MODEL_INPUTS_TAG, json.dumps(model_inputs))
     client.log_param(run_id, "window_days", (window.end - window.start).days)
     client.log_param(run_id, "rows", len(training_set))
-    client.set_tag(run_id, STAGE_TAG, "prepared")
+    client.set_tag(run_id, Lineage.STAGE_TAG, "prepared")
     return run_id
 
 
@@ -213,7 +209,7 @@ def _train_and_evaluate(
     if _stage(client, run_id) == "trained":
         return dict(client.get_run(run_id).data.metrics)
     run = client.get_run(run_id)
-    model_inputs: list[str] = json.loads(run.data.tags[INPUTS_TAG])
+    model_inputs: list[str] = json.loads(run.data.tags[Lineage.MODEL_INPUTS_TAG])
     training_set = _read_parquet_artifact(settings, run_id, TRAINING_SET_ARTIFACT)
     split = time_split(training_set, "event_timestamp", spec.label.column, spec.split.holdout_fraction)
     params = {**spec.estimator.params, **request.estimator_params}
@@ -245,7 +241,7 @@ def _train_and_evaluate(
         _reference_snapshot(split.train, model_inputs, estimator, spec).to_parquet(reference_path, index=False)
         mlflow.log_artifact(str(reference_path), str(Path(REFERENCE_ARTIFACT).parent))
         _log_model(estimator, train_inputs)
-    client.set_tag(run_id, STAGE_TAG, "trained")
+    client.set_tag(run_id, Lineage.STAGE_TAG, "trained")
     return metrics
 
 
@@ -286,15 +282,13 @@ def register_version(settings: Settings, request: TrainingRequest, run_id: str) 
     registry = ModelRegistry(settings)
     client = registry.client
     run = client.get_run(run_id)
-    if run.data.tags.get(STAGE_TAG) != "trained":
-        raise TrainingDataError(f"run {run_id} has no trained model yet (stage {run.data.tags.get(STAGE_TAG)!r})")
+    if run.data.tags.get(Lineage.STAGE_TAG) != "trained":
+        raise TrainingDataError(
+            f"run {run_id} has no trained model yet (stage {run.data.tags.get(Lineage.STAGE_TAG)!r})"
+        )
     model_id = _logged_model_id(client, run_id)
-    tags = {
-        f"mlplatform.{key.removeprefix(LINEAGE_TAG_PREFIX)}": value
-        for key, value in run.data.tags.items()
-        if key.startswith(LINEAGE_TAG_PREFIX)
-    }
-    tags[RUN_KEY_TAG] = request.run_key
+    tags = Lineage.version_tags(run.data.tags)
+    tags[Lineage.RUN_KEY_TAG] = request.run_key
     version, created = registry.register(request.model, run_id, model_id, tags)
     if created or registry.alias_holder(request.model, CHALLENGER) is None:
         registry.move_alias(
@@ -320,7 +314,7 @@ def gate_and_promote(settings: Settings, request: TrainingRequest, version: str)
     spec = find_spec(settings.specs_dir, request.model)
     registry = ModelRegistry(settings)
     challenger = registry.client.get_model_version(request.model, version)
-    recorded = (challenger.tags or {}).get("mlplatform.gate")
+    recorded = (challenger.tags or {}).get(Lineage.GATE_TAG)
     if recorded is not None:
         return GateDecision(**json.loads(recorded))
     run_id = str(challenger.run_id)
@@ -340,7 +334,7 @@ def gate_and_promote(settings: Settings, request: TrainingRequest, version: str)
         decision = GateDecision(passed=True, reasons=[f"v{version} is already the champion"])
     elif decision.passed:
         registry.move_alias(request.model, CHAMPION, version, actor=request.actor, reason=decision.summary)
-    registry.set_version_tags(request.model, version, {"mlplatform.gate": json.dumps(asdict(decision))})
+    registry.set_version_tags(request.model, version, {Lineage.GATE_TAG: json.dumps(asdict(decision))})
     return decision
 
 
@@ -354,7 +348,7 @@ def _score_on_holdout(settings: Settings, spec: ModelSpec, champion: VersionInfo
     mlflow.set_tracking_uri(settings.mlflow.resolved_tracking_uri())
     holdout = _read_parquet_artifact(settings, run_id, HOLDOUT_ARTIFACT)
     champion_run = mlflow_client(settings).get_run(str(champion.run_id))
-    champion_inputs: list[str] = json.loads(champion_run.data.tags[INPUTS_TAG])
+    champion_inputs: list[str] = json.loads(champion_run.data.tags[Lineage.MODEL_INPUTS_TAG])
     missing = [name for name in champion_inputs if name not in holdout.columns]
     if missing:
         # A champion built on other features cannot be judged on this holdout; the gate then refuses.
@@ -391,19 +385,19 @@ def run_all(settings: Settings, request: TrainingRequest) -> TrainingOutcome:
 def _find_or_create_run(client: MlflowClient, spec: ModelSpec, request: TrainingRequest) -> str:
     experiment = client.get_experiment_by_name(spec.name)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(spec.name)
-    found = client.search_runs([experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{request.run_key}'")
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{Lineage.RUN_KEY_TAG}` = '{request.run_key}'")
     if found:
         return str(found[0].info.run_id)
     run = client.create_run(
         experiment_id,
         run_name=request.run_key.replace("/", "-")[:200],
-        tags={RUN_KEY_TAG: request.run_key, "mlplatform.actor": request.actor, "mlplatform.model": spec.name},
+        tags={Lineage.RUN_KEY_TAG: request.run_key, Lineage.ACTOR_TAG: request.actor, Lineage.MODEL_TAG: spec.name},
     )
     return str(run.info.run_id)
 
 
 def _stage(client: MlflowClient, run_id: str) -> str | None:
-    return client.get_run(run_id).data.tags.get(STAGE_TAG)
+    return client.get_run(run_id).data.tags.get(Lineage.STAGE_TAG)
 
 
 def _read_parquet_artifact(settings: Settings, run_id: str, artifact_path: str) -> pd.DataFrame:

@@ -1,0 +1,84 @@
+"""Prediction-log records and the frame shape every reader gives back.
+
+Why a package of its own: the model servers write these records and the drift job reads them; keeping the
+records, sinks, writer and reader below both ``serving`` and ``monitoring`` lets each import them without
+importing the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+BASE_COLUMNS = ("request_id", "timestamp", "model_name", "model_version", "score", "label")
+_RESERVED = frozenset(BASE_COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    """One prediction as the drift job needs it: who was scored, with which inputs, by which model, with what.
+
+    Names of entity keys and features become column names, so they must not collide with each other or with the
+    base columns (checked here, on the request path, so a bad record fails loudly instead of poisoning a batch).
+    """
+
+    request_id: str
+    timestamp: datetime
+    model_name: str
+    model_version: str
+    entity: dict[str, Any]
+    features: dict[str, float | None]
+    score: float
+    label: int
+
+    def __post_init__(self) -> None:
+        if self.timestamp.tzinfo is None:
+            raise ValueError(f"PredictionRecord.timestamp must be timezone-aware (UTC), got {self.timestamp!r}")
+        if not _RESERVED.isdisjoint(self.entity) or not _RESERVED.isdisjoint(self.features):
+            raise ValueError(f"entity keys and feature names must not be any of {sorted(_RESERVED)}")
+        if not self.entity.keys().isdisjoint(self.features):
+            clash = sorted(self.entity.keys() & self.features.keys())
+            raise ValueError(f"names used both as entity key and feature: {clash}")
+
+
+def records_frame(
+    base: list[dict[str, Any]], entities: list[dict[str, Any]], features: list[dict[str, float | None]]
+) -> pd.DataFrame:
+    """The documented read shape from parallel lists of base values, entity dicts and feature dicts."""
+    entity_keys = union_keys(entities)
+    feature_names = union_keys(features)
+    frame = pd.DataFrame(base, columns=list(BASE_COLUMNS))
+    entity_frame = pd.DataFrame(entities, columns=entity_keys, index=frame.index)
+    feature_frame = pd.DataFrame(features, columns=feature_names, index=frame.index, dtype="float64")
+    return ordered_frame(pd.concat([frame, entity_frame, feature_frame], axis=1), entity_keys, feature_names)
+
+
+def ordered_frame(frame: pd.DataFrame, entity_keys: list[str], feature_names: list[str]) -> pd.DataFrame:
+    """Columns in documented order, stable dtypes, rows sorted by time."""
+    entity_keys = [key for key in entity_keys if key in frame.columns]
+    feature_names = [name for name in feature_names if name in frame.columns]
+    columns = ["request_id", "timestamp", "model_name", "model_version", *entity_keys, *feature_names, "score", "label"]
+    frame = frame[columns].copy()
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True).dt.as_unit("us")
+    frame["score"] = frame["score"].astype("float64")
+    frame["label"] = frame["label"].astype("int64")
+    for name in feature_names:
+        frame[name] = frame[name].astype("float64")
+    return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def union_keys(dicts: Iterable[dict[str, Any]]) -> list[str]:
+    """Keys of all dicts, in first-seen order."""
+    keys: dict[str, None] = {}
+    for item in dicts:
+        keys.update(dict.fromkeys(item))
+    return list(keys)
+
+
+def to_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; naive values (sqlite returns them) are taken to be UTC already."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -1,0 +1,79 @@
+"""Lineage: where a model version came from, and every ``mlplatform.*`` MLflow tag name the platform writes.
+
+Why one owner: training writes these tags, the registry reads them back, serving and the drift job look up the
+model's inputs and feature service by them.  Spelled in one place, a renamed tag cannot leave a reader behind.
+
+Lineage travels in two steps: ``prepare`` stages it on the training run (``mlplatform.lineage.<field>``, set
+before the model exists); ``register_version`` copies it onto the registered version (``mlplatform.<field>``),
+where the API, UI and serving read it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """The lineage of one training run; every value a string, as MLflow stores tags."""
+
+    PREFIX: ClassVar[str] = "mlplatform."
+    """Every platform tag starts so; on a version, ``mlplatform.<field>`` holds one lineage field."""
+    RUN_PREFIX: ClassVar[str] = "mlplatform.lineage."
+    """Lineage staged on the training run, ``mlplatform.lineage.<field>``."""
+    STAGE_TAG: ClassVar[str] = "mlplatform.stage"
+    """Run: how far the training pipeline got (``prepared``, ``trained``)."""
+    MODEL_INPUTS_TAG: ClassVar[str] = "mlplatform.model_inputs"
+    """Run: the model's input columns in fit order, a JSON list."""
+    RUN_KEY_TAG: ClassVar[str] = "mlplatform.run_key"
+    """Run and version: the idempotency key of the training request."""
+    ACTOR_TAG: ClassVar[str] = "mlplatform.actor"
+    """Run: who asked for the training."""
+    MODEL_TAG: ClassVar[str] = "mlplatform.model"
+    """Run: the model's name."""
+    GATE_TAG: ClassVar[str] = "mlplatform.gate"
+    """Version: the promotion gate's decision, JSON."""
+    FEATURE_SERVICE_TAG: ClassVar[str] = "mlplatform.feature_service"
+    """Version: the Feast feature service the model was trained on (the ``feature_service`` field)."""
+
+    feature_service: str
+    feature_views: str
+    """JSON (``lineage_json``) of the service's views and their versions."""
+    data_window_start: str
+    data_window_end: str
+    row_count: str
+    data_hash: str
+    spec_hash: str
+    git_commit: str
+    dag_id: str
+    dag_run_id: str
+    reason: str
+
+    def run_tags(self) -> dict[str, str]:
+        """The tags that stage this lineage on the training run."""
+        return {self.RUN_PREFIX + key: value for key, value in asdict(self).items()}
+
+    @classmethod
+    def version_tags(cls, run_tags: Mapping[str, str]) -> dict[str, str]:
+        """The version's lineage tags from its run's: every staged key, so runs staged by an older release keep
+        theirs."""
+        return {
+            cls.PREFIX + key.removeprefix(cls.RUN_PREFIX): value
+            for key, value in run_tags.items()
+            if key.startswith(cls.RUN_PREFIX)
+        }
+
+    @classmethod
+    def of_version(cls, version_tags: Mapping[str, str]) -> dict[str, str]:
+        """Every platform tag of a version by its short name (``dag_run_id``, ``gate``, ...), as shown to users."""
+        return {
+            key.removeprefix(cls.PREFIX): value for key, value in version_tags.items() if key.startswith(cls.PREFIX)
+        }
+
+
+def lineage_json(value: object) -> str:
+    """Tag values are strings; structured lineage is stored as compact, sorted JSON."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

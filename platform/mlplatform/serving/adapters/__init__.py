@@ -1,0 +1,1 @@
+"""Model-server adapters: the KServe and BentoML adaptation code the thin entry points under serving/ call."""

@@ -1,0 +1,289 @@
+"""KServe 0.21 adapter: a ``kserve.Model`` and ``ModelServer`` around the Predictor, and the v1 fast path.
+
+The entry point ``serving/kserve/server.py`` parses arguments, builds the Predictor and calls ``serve``.  Request
+formats and status codes are documented in ``serving/kserve/README.md``.
+
+Why a small ``ModelServer`` subclass: stock KServe binds HTTP to ``0.0.0.0``, always starts gRPC, refuses to
+start without a ready model and serves the global Prometheus registry on ``/metrics``.  The platform binds to
+``settings.serving.host``, starts gRPC only when ``settings.serving.grpc_port`` is set, starts unready (503 with
+the reason) when no model can be loaded yet, and serves its own ``ServingMetrics`` registry.  It also writes no
+line per request: stock KServe logs an access line and two timing lines for every call (a third of a millisecond
+of CPU each time, and a full disk at a few hundred requests/s); the platform's metrics and prediction log say
+more, at a fraction of the cost.  v1 predictions are answered by ``V1FastPath`` ahead of KServe's FastAPI
+routing and data plane, which cost as much CPU as the prediction itself (figures in docs/serving.md).
+
+KServe's private hooks overridden here (``RESTServer._add_middlewares``, ``RESTServer._add_exception_handlers``,
+``ModelServer._rest_server``/``_grpc_server``/``servers``/``setup_event_loop``/``_serve``) are checked against the
+pinned version by ``tests/unit/test_private_hooks.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from mlplatform.serving.predictor import Predictor
+
+log = logging.getLogger("mlplatform.serving.kserve")
+
+
+def build_model(predictor: Predictor) -> Any:
+    """A ``kserve.Model`` named after the platform model, answering v2 requests through ``predictor`` (v1 requests
+    are ``V1FastPath``'s)."""
+    import kserve
+    from kserve import InferOutput, InferRequest, InferResponse
+    from kserve.model import InferenceVerb
+
+    from mlplatform.serving.errors import InvalidRequestError
+    from mlplatform.serving.wire import v2_entities, v2_response
+
+    class PlatformModel(kserve.Model):  # type: ignore[misc]
+        """Readiness is the Predictor's (a model is loaded); ``load`` never blocks (the poller loads)."""
+
+        def __init__(self) -> None:
+            super().__init__(predictor.name)
+
+        @property
+        def ready(self) -> bool:
+            return predictor.ready
+
+        @ready.setter
+        def ready(self, _value: bool) -> None:
+            """KServe sets ``ready`` on start/stop; the Predictor alone decides it."""
+
+        def load(self) -> bool:
+            return predictor.ready
+
+        def validate(self, payload: Any) -> Any:
+            """The Predictor validates (422 naming the field); KServe's own check would answer 400."""
+            return payload
+
+        async def __call__(
+            self, body: Any, headers: dict[str, str] | None = None, verb: Any = InferenceVerb.PREDICT
+        ) -> tuple[Any, dict[str, str]]:
+            """Straight to ``predict`` (v2 over REST and gRPC come through here).  KServe's own ``__call__``
+            times pre-processing, predict and post-processing into histograms of the global registry, which
+            ``/metrics`` does not serve (the Predictor's stage histograms are the platform's): three timers and
+            three label lookups per request for series nobody reads.  Pre- and post-processing are identities."""
+            if verb != InferenceVerb.PREDICT:
+                raise NotImplementedError(f"{predictor.name}: only predict is served, not {verb}")
+            return self.predict(body, headers), {}
+
+        def get_input_types(self) -> list[dict[str, Any]]:
+            spec = predictor.spec
+            return [
+                {"name": spec.entity_key, "datatype": "INT64", "shape": [-1]},
+                *({"name": column, "datatype": "FP64", "shape": [-1]} for column in spec.label.request_columns),
+            ]
+
+        def get_output_types(self) -> list[dict[str, Any]]:
+            return [
+                {"name": "probability", "datatype": "FP64", "shape": [-1]},
+                {"name": "label", "datatype": "INT64", "shape": [-1]},
+                {"name": "error", "datatype": "BYTES", "shape": [-1]},
+            ]
+
+        def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+            """v2 requests (REST and gRPC); v1 is answered by ``V1FastPath`` before KServe's data plane."""
+            if not isinstance(payload, InferRequest):
+                raise InvalidRequestError("body: this model answers v2 inference requests here (v1: :predict)")
+            entities = v2_entities(payload, predictor.spec.entity_key, predictor.spec.label.request_columns)
+            result = predictor.predict(entities, payload.id or (headers or {}).get("x-request-id"))
+            return v2_response(result, InferOutput, InferResponse)
+
+    return PlatformModel()
+
+
+class V1FastPath:
+    """``POST /v1/models/<name>:predict`` answered before FastAPI's routing and KServe's data plane; every
+    other request goes on to KServe's app unchanged.
+
+    Why: for a one-entity request the route, dependency solving, exception and exit-stack middlewares, the data
+    plane's readiness check, decode and encode, and the response class cost about as much CPU as the whole
+    Predictor (feature lookup, model, log and metrics).  The v1 body is the platform's own JSON, parsed and
+    answered by the functions BentoML's server uses too (``parse_request_body``, ``response_body``), with the same
+    statuses and messages; v2 keeps KServe's codec, which the Open Inference Protocol needs.
+    """
+
+    def __init__(self, app: Any, predictor: Predictor) -> None:
+        self.app = app
+        self.predictor = predictor
+        self.path = f"/v1/models/{predictor.name}:predict"
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        status, answer = self.answer(body, _header(scope, b"x-request-id"))
+        payload = _json_bytes(answer)
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    def answer(self, body: bytes, header_id: str | None) -> tuple[int, dict[str, Any]]:
+        """Status and JSON body; a ``ServingError`` is its status with ``{"error": message}``, never a trace."""
+        from mlplatform.serving.errors import ServingError
+        from mlplatform.serving.wire import parse_request_body, response_body
+
+        try:
+            instances, request_id = parse_request_body(body, "instances", header_id)
+            result = self.predictor.predict(instances, request_id, field="instances")
+        except ServingError as error:
+            return error.status, {"error": error.message}
+        return 200, response_body(result, self.predictor.spec.entity_key)
+
+
+async def _read_body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _header(scope: Any, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _json_bytes(answer: dict[str, Any]) -> bytes:
+    import orjson
+
+    return orjson.dumps(answer)
+
+
+def install_platform_routes(app: FastAPI, predictor: Predictor) -> None:
+    """Routes registered before KServe's own so they win: our metrics registry, readiness that means "model loaded".
+
+    The error handlers are added by ``install_error_handlers`` after KServe's (the last registration wins).
+    """
+    from fastapi import Response
+    from fastapi.responses import JSONResponse
+
+    from mlplatform.serving.metrics import render_metrics
+
+    async def metrics() -> Response:
+        body, content_type = render_metrics(predictor.metrics)
+        return Response(content=body, media_type=content_type)
+
+    async def live() -> JSONResponse:
+        return JSONResponse({"live": True})
+
+    async def ready() -> JSONResponse:
+        if predictor.ready and predictor.model is not None:
+            model = predictor.model
+            return JSONResponse(
+                {"ready": True, "model": model.name, "version": model.version, "from_cache": model.from_cache}
+            )
+        return JSONResponse({"ready": False, "reason": predictor.reason}, status_code=503)
+
+    app.add_api_route("/metrics", metrics, methods=["GET"])
+    app.add_api_route("/livez", live, methods=["GET"])
+    app.add_api_route("/readyz", ready, methods=["GET"])
+    app.add_api_route("/v2/health/ready", ready, methods=["GET"])
+
+
+def install_error_handlers(app: FastAPI, predictor: Predictor) -> None:
+    """``ServingError`` -> its status with ``{"error": message}`` (KServe's body shape), never a traceback; and
+    KServe's own "model not ready" (raised before our code runs) -> 503 carrying the Predictor's reason."""
+    from fastapi.responses import JSONResponse
+    from kserve.errors import ModelNotReady
+
+    from mlplatform.serving.errors import ServingError
+
+    async def serving_error(_: Any, error: Exception) -> JSONResponse:
+        assert isinstance(error, ServingError)
+        return JSONResponse({"error": error.message}, status_code=error.status)
+
+    async def not_ready(_: Any, _error: Exception) -> JSONResponse:
+        message = f"no model loaded for {predictor.name}@{predictor.alias}: {predictor.reason}"
+        return JSONResponse({"error": message}, status_code=503)
+
+    app.add_exception_handler(ServingError, serving_error)
+    app.add_exception_handler(ModelNotReady, not_ready)
+
+
+def silence_access_log() -> None:
+    """No uvicorn access line per request: it checks ``hasHandlers()`` once per connection, so none must exist."""
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
+
+
+def serve(predictor: Predictor) -> None:
+    """Run the HTTP (and optional gRPC) server until SIGTERM/SIGINT, then flush the prediction log."""
+    from kserve import model_server
+    from kserve.model_server import ModelServer
+    from kserve.protocol.grpc.server import GRPCServer
+    from kserve.protocol.rest.server import RESTServer
+
+    settings = predictor.settings.serving
+
+    class PlatformRESTServer(RESTServer):  # type: ignore[misc]
+        def _add_middlewares(self, app: FastAPI) -> None:
+            """Only the v1 fast path: stock KServe's per-request timing log lines are what our histograms
+            already measure."""
+            app.add_middleware(V1FastPath, predictor=predictor)
+
+        def _add_exception_handlers(self, app: FastAPI) -> None:
+            super()._add_exception_handlers(app)
+            install_error_handlers(app, predictor)
+
+    class PlatformModelServer(ModelServer):  # type: ignore[misc]
+        def start(self, models: list[Any]) -> None:
+            for model in models:
+                self.register_model(model)
+            rest = PlatformRESTServer(
+                "kserve.model_server:app",
+                self.dataplane,
+                self.model_repository_extension,
+                self.http_port,
+                grace_period=self.grace_period,
+                timeout_keep_alive=self.timeout_keep_alive,
+            )
+            rest.config.host = settings.host
+            silence_access_log()
+            self._rest_server = rest
+            self.servers.append(rest.start())
+            if self.enable_grpc:
+                self._grpc_server = GRPCServer(
+                    self.grpc_port,
+                    self.dataplane,
+                    self.model_repository_extension,
+                    kwargs=vars(model_server.args),
+                    grace_period=self.grace_period,
+                )
+                self.servers.append(self._grpc_server.start(self.max_threads))
+            self.setup_event_loop()
+            # uvicorn handles SIGTERM/SIGINT while it runs and re-raises them afterwards: this handler then stops
+            # gRPC (if any) instead of killing the process before the prediction log is flushed.
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, self._after_http_stopped)
+            asyncio.run(self._serve())
+
+        def _after_http_stopped(self, sig: int, _frame: Any) -> None:
+            if self._grpc_server is not None:
+                asyncio.get_running_loop().create_task(self._grpc_server.stop(sig))
+
+    install_platform_routes(model_server.app, predictor)
+    server = PlatformModelServer(
+        http_port=settings.port,
+        grpc_port=settings.grpc_port or 8081,
+        enable_grpc=settings.grpc_port is not None,
+        enable_latency_logging=False,
+        grace_period=10,
+    )
+    try:
+        server.start([build_model(predictor)])
+    finally:
+        predictor.close()
+        log.info("prediction log flushed; server stopped")

@@ -1,0 +1,228 @@
+"""Scoring: features from the online store, the model's probabilities, row errors for unknown entities, the
+prediction log and the stage timings; and the results both servers turn into answers.
+
+* **One online-store call per request** for the whole batch; request-time values (``spec.label.request_columns``)
+  come from each entity and go to Feast too (on-demand features use them).
+* **Unknown entities are rejected** per row: a row for which *every* feature of the service's stored (batch)
+  feature views is missing gets a per-row error and no prediction (the rest of the batch is still scored).
+  Scoring such a row would only score the request-time values against a model trained on customers with
+  history, which is silently wrong; the caller is better placed to decide (e.g. a rules fallback).
+* **Every scored entity becomes a ``PredictionRecord``** handed to the prediction log, which queues and never
+  blocks (a full queue drops records and counts them).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from mlplatform.serving.errors import FeatureStoreUnavailableError
+
+if TYPE_CHECKING:
+    from mlplatform.config import Settings
+    from mlplatform.features.store import FeatureStoreAdapter
+    from mlplatform.predictions.writer import PredictionLog
+    from mlplatform.serving.loading import LoadedModel
+    from mlplatform.serving.metrics import ServingMetrics
+    from mlplatform.specs import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EntityPrediction:
+    """The score of one entity; ``index`` is its position in the request."""
+
+    index: int
+    entity: dict[str, Any]
+    probability: float
+    label: int
+
+
+@dataclass(frozen=True)
+class RowError:
+    """Why one entity got no prediction."""
+
+    index: int
+    entity: dict[str, Any]
+    error: str
+
+
+@dataclass(frozen=True)
+class PredictionResult:
+    """What one request returns: predictions and per-row errors, both indexed by request position."""
+
+    model: str
+    version: str
+    request_id: str
+    predictions: list[EntityPrediction]
+    errors: list[RowError]
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return len(self.predictions) + len(self.errors)
+
+
+class Scoring:
+    """Scores validated rows of one model: one online-store read for the batch, the model, the prediction log and
+    the stage histograms.  Holds no request state; the model comes in with each call."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        spec: ModelSpec,
+        metrics: ServingMetrics,
+        features: Callable[[], FeatureStoreAdapter],
+    ) -> None:
+        self.settings = settings
+        self.spec = spec
+        self.name = spec.name
+        self.metrics = metrics
+        self._series = metrics.model_series(spec.name)
+        self._features = features
+        self.log: PredictionLog | None = None
+        """The prediction log scored entities go to (``None``: not logged)."""
+
+    def score(self, model: LoadedModel, rows: list[dict[str, Any]], request_id: str, began: float) -> PredictionResult:
+        """Features, model and threshold for validated rows; unknown entities become row errors; logged and timed."""
+        features = self._fetch(model, rows)
+        fetched = time.perf_counter()
+        rejected = set(unknown_rows(features, model.stored_features, len(rows)))
+        accepted = [index for index in range(len(rows)) if index not in rejected]
+        probabilities = self._predict_proba(model, features, rows, accepted)
+        predicted = time.perf_counter()
+        threshold = self.spec.serving.threshold
+        predictions = [
+            EntityPrediction(index, rows[index], probability, int(probability >= threshold))
+            for index, probability in zip(accepted, probabilities, strict=True)
+        ]
+        key = self.spec.entity_key
+        errors = [
+            RowError(
+                index,
+                rows[index],
+                f"unknown entity {key}={rows[index][key]}: the online store has no features for it in feature "
+                f"service {model.feature_service!r} (policy: reject)",
+            )
+            for index in sorted(rejected)
+        ]
+        timings = {"feature_fetch": fetched - began, "predict": predicted - fetched}
+        self._log_predictions(model, request_id, predictions, features)
+        timings["total"] = time.perf_counter() - began
+        self._observe(timings, predictions, len(errors))
+        return PredictionResult(model.name, model.version, request_id, predictions, errors, timings)
+
+    def _fetch(self, model: LoadedModel, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        """One online-store read per feature view for the whole batch."""
+        try:
+            if model.reader is not None:
+                return model.reader.read(rows)
+            response = self._features().store.get_online_features(features=model.service, entity_rows=rows)
+            return dict(response.to_dict())
+        except Exception as error:  # any store failure is the same 503 for the client
+            raise FeatureStoreUnavailableError(
+                f"the Feast online store ({self._online_store_description()}) could not be read: "
+                f"{type(error).__name__}: {error}"
+            ) from None
+
+    def _online_store_description(self) -> str:
+        feast = self.settings.feast
+        if feast.online_store == "redis":
+            return f"redis at {feast.redis_connection_string.split(',')[0]}"
+        return f"sqlite at {self.settings.feast_online_path}"
+
+    @staticmethod
+    def _predict_proba(
+        model: LoadedModel, features: dict[str, list[Any]], rows: list[dict[str, Any]], accepted: list[int]
+    ) -> list[float]:
+        if not accepted:
+            return []
+        matrix = input_matrix(model.model_inputs, features, rows, accepted)
+        if model.scorer is not None:
+            import numpy as np
+
+            return [float(value) for value in model.scorer(np.asarray(matrix, dtype=np.float64))]
+        import pandas as pd
+
+        frame = pd.DataFrame(matrix, columns=model.model_inputs)
+        return [float(value) for value in model.estimator.predict_proba(frame)[:, 1]]
+
+    def _log_predictions(
+        self, model: LoadedModel, request_id: str, predictions: list[EntityPrediction], features: dict[str, list[Any]]
+    ) -> None:
+        if self.log is None or not predictions:
+            return
+        from mlplatform.predictions.records import PredictionRecord
+
+        now = datetime.now(UTC)
+        key = self.spec.entity_key
+        records = [
+            PredictionRecord(
+                request_id=request_id,
+                timestamp=now,
+                model_name=model.name,
+                model_version=model.version,
+                entity={key: item.entity[key]},
+                features={
+                    name: _as_float(features[name][item.index] if name in features else item.entity.get(name))
+                    for name in model.model_inputs
+                },
+                score=item.probability,
+                label=item.label,
+            )
+            for item in predictions
+        ]
+        try:
+            self.log.submit(records)
+        except Exception:  # the log must never fail a prediction
+            log.exception("prediction log rejected %d records", len(records))
+            self.metrics.log_dropped.labels(self.name).inc(len(records))
+
+    def _observe(self, timings: dict[str, float], predictions: list[EntityPrediction], rejected: int) -> None:
+        series = self._series
+        for stage, seconds in timings.items():
+            series.stages[stage].observe(seconds)
+        for item in predictions:
+            series.scores.observe(item.probability)
+        series.scored.inc(len(predictions))
+        if rejected:
+            series.rejected.inc(rejected)
+
+
+def unknown_rows(features: dict[str, list[Any]], stored_features: frozenset[str], size: int) -> list[int]:
+    """Indexes of rows for which every stored feature is missing (``None`` or NaN): entities Feast does not know."""
+    columns = [features[name] for name in stored_features if name in features]
+    if not columns:
+        return []
+    return [index for index in range(size) if all(_missing(column[index]) for column in columns)]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def input_matrix(
+    model_inputs: Sequence[str], features: dict[str, list[Any]], rows: Sequence[dict[str, Any]], indexes: list[int]
+) -> list[list[float]]:
+    """Model input rows in the trained column order: Feast features first, request values from the entity."""
+    matrix: list[list[float]] = []
+    for index in indexes:
+        values: list[float] = []
+        for name in model_inputs:
+            value = features[name][index] if name in features else rows[index].get(name)
+            values.append(math.nan if value is None else float(value))
+        matrix.append(values)
+    return matrix
+
+
+def _as_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number

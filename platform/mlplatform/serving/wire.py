@@ -1,0 +1,149 @@
+"""The wire format both model servers speak: the entity API's JSON body and answer, entity validation, and the
+Open Inference Protocol (v2) tensors KServe carries.
+
+Why here and not in each server: the same body must get the same checks, statuses and messages whichever server
+answers it (KServe v1 ``instances``, BentoML ``entities``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from mlplatform.serving.errors import BatchTooLargeError, InvalidRequestError
+
+if TYPE_CHECKING:
+    from mlplatform.serving.scoring import PredictionResult
+
+V2_FP_TYPES = ("FP64", "FP32", "FP16")
+V2_INT_TYPES = ("INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8")
+REJECTED_PROBABILITY = -1.0
+REJECTED_LABEL = -1
+
+
+def parse_request_body(raw: bytes, field: str, header_id: str | None) -> tuple[Any, str | None]:
+    """The entity list and request id of a JSON body ``{field: [...], "request_id": "optional"}``, as both
+    servers take it (``instances`` on KServe v1, ``entities`` on BentoML); the id falls back to the
+    ``x-request-id`` header.  The entities themselves are checked by ``validate_entities``."""
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidRequestError(f"body: not valid JSON ({error})") from None
+    if not isinstance(body, dict):
+        raise InvalidRequestError(f"body: must be a JSON object with an {field!r} list, got {type(body).__name__}")
+    if field not in body:
+        raise InvalidRequestError(f"{field}: required (a list of entity objects)")
+    request_id = body.get("request_id") or header_id
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidRequestError(f"request_id: must be a string, got {type(request_id).__name__}")
+    return body[field], request_id
+
+
+def response_body(result: PredictionResult, entity_key: str) -> dict[str, Any]:
+    """The JSON answer of both servers' entity API (KServe v1, BentoML): the counterpart of
+    ``parse_request_body``."""
+    return {
+        "model": result.model,
+        "version": result.version,
+        "request_id": result.request_id,
+        "predictions": [
+            {entity_key: item.entity[entity_key], "probability": item.probability, "label": item.label}
+            for item in result.predictions
+        ],
+        "errors": [
+            {"index": row.index, entity_key: row.entity[entity_key], "error": row.error} for row in result.errors
+        ],
+    }
+
+
+def validate_entities(
+    entities: object, entity_key: str, request_columns: Sequence[str], max_batch_size: int, field: str = "entities"
+) -> list[dict[str, Any]]:
+    """Check the request's entities and return normalised rows (``{key: int, column: float}``).
+
+    Whole-request checks (rather than per-row errors) because a malformed row is a client bug, not data the
+    platform lacks: the client gets a 422 naming the first bad field and fixes its code.
+    """
+    if not isinstance(entities, list):
+        raise InvalidRequestError(f"{field}: must be a list of objects, got {type(entities).__name__}")
+    if not entities:
+        raise InvalidRequestError(f"{field}: must contain at least one entity")
+    if len(entities) > max_batch_size:
+        raise BatchTooLargeError(
+            f"{field}: {len(entities)} entities exceed the limit of {max_batch_size} per request "
+            "(settings: serving.max_batch_size); split the batch"
+        )
+    return [
+        _validate_entity(f"{field}[{index}]", entity, entity_key, request_columns)
+        for index, entity in enumerate(entities)
+    ]
+
+
+def _validate_entity(where: str, entity: object, entity_key: str, request_columns: Sequence[str]) -> dict[str, Any]:
+    if not isinstance(entity, dict):
+        raise InvalidRequestError(f"{where}: must be an object, got {type(entity).__name__}")
+    key = entity.get(entity_key)
+    if key is None:
+        raise InvalidRequestError(f"{where}.{entity_key}: required (the entity key)")
+    if isinstance(key, bool) or not isinstance(key, int):
+        raise InvalidRequestError(f"{where}.{entity_key}: must be an integer, got {type(key).__name__} {key!r}")
+    row: dict[str, Any] = {entity_key: key}
+    for column in request_columns:
+        value = entity.get(column)
+        if value is None:
+            raise InvalidRequestError(f"{where}.{column}: required (a request-time value the model needs)")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidRequestError(f"{where}.{column}: must be a number, got {type(value).__name__} {value!r}")
+        if not math.isfinite(value):
+            raise InvalidRequestError(f"{where}.{column}: must be a finite number, got {value!r}")
+        row[column] = float(value)
+    return row
+
+
+def v2_entities(request: Any, entity_key: str, request_columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Entity dicts from v2 tensors: one INT64 input per entity key, one FP64 input per request column, all [N]."""
+    columns: dict[str, list[Any]] = {}
+    for name, allowed in (
+        (entity_key, V2_INT_TYPES),
+        *((column, V2_FP_TYPES + V2_INT_TYPES) for column in request_columns),
+    ):
+        tensor = request.get_input_by_name(name)
+        if tensor is None:
+            given = [item.name for item in request.inputs]
+            raise InvalidRequestError(f"inputs.{name}: required (an input tensor named {name!r}); got {given}")
+        if tensor.datatype not in allowed:
+            raise InvalidRequestError(f"inputs.{name}: datatype must be one of {list(allowed)}, got {tensor.datatype}")
+        try:
+            values = tensor.as_numpy().reshape(-1).tolist()
+        except Exception as error:  # kserve raises assorted errors for data/shape mismatches
+            raise InvalidRequestError(f"inputs.{name}: data does not match datatype/shape: {error}") from None
+        columns[name] = values
+    sizes = {name: len(values) for name, values in columns.items()}
+    if len(set(sizes.values())) > 1:
+        raise InvalidRequestError(f"inputs: all inputs must have the same length, got {sizes}")
+    size = next(iter(sizes.values()))
+    return [{name: values[index] for name, values in columns.items()} for index in range(size)]
+
+
+def v2_response(result: PredictionResult, output_type: Any, response_type: Any) -> Any:
+    """Outputs aligned with the inputs; rejected rows get probability -1, label -1 and their error text."""
+    probabilities = [REJECTED_PROBABILITY] * result.size
+    labels = [REJECTED_LABEL] * result.size
+    errors = [""] * result.size
+    for item in result.predictions:
+        probabilities[item.index], labels[item.index] = item.probability, item.label
+    for row in result.errors:
+        errors[row.index] = row.error
+    outputs = [
+        output_type(name="probability", shape=[result.size], datatype="FP64", data=probabilities),
+        output_type(name="label", shape=[result.size], datatype="INT64", data=labels),
+        output_type(name="error", shape=[result.size], datatype="BYTES", data=errors),
+    ]
+    return response_type(
+        response_id=result.request_id,
+        model_name=result.model,
+        model_version=result.version,
+        infer_outputs=outputs,
+    )
