@@ -38,7 +38,7 @@ def serve() -> None:
 
     from mlplatform.api import create_app
     from mlplatform.api.bootstrap import ensure_admin, login_hint
-    from mlplatform.api.services import ApiServices
+    from mlplatform.operations.services import ApiServices
 
     settings = get_settings()
     services = ApiServices.from_settings(settings)

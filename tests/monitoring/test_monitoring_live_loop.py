@@ -22,8 +22,8 @@ import uvicorn
 import yaml
 
 from mlplatform.api import create_app
-from mlplatform.api.services import ApiServices
 from mlplatform.config import Settings
+from mlplatform.operations.services import ApiServices
 from mlplatform.stack import prometheus as monitoring
 from mlplatform.stack.embedded import ALERTMANAGER, PROMETHEUS, EmbeddedStack
 from mlplatform.store import PlatformStore

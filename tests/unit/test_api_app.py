@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 
 from mlplatform.api import create_app
 from mlplatform.api.bootstrap import bootstrap_admin
-from mlplatform.api.services import ApiServices
 from mlplatform.config import Settings
 from mlplatform.deploy.base import Backend, Deployer, DeployError, Deployment
+from mlplatform.operations.services import ApiServices
 from mlplatform.orchestration.airflow_client import DagRun
 from mlplatform.registry.mlflow_registry import VersionInfo
 from mlplatform.store import AliasEvent, PlatformStore

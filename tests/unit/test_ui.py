@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from mlplatform.api import create_app
-from mlplatform.api.services import ApiServices
 from mlplatform.config import Settings
 from mlplatform.monitoring import drift_check
+from mlplatform.operations.services import ApiServices
 from mlplatform.orchestration.airflow_client import DagRun
 from mlplatform.registry.mlflow_registry import TAG_PREFIX, RegistryUnavailableError
 from mlplatform.store.drift import DriftCheck, DriftResults, FeatureDrift, drift_report_path

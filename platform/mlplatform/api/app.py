@@ -9,10 +9,10 @@ from fastapi import FastAPI
 
 from mlplatform.api.problems import install_problem_handlers
 from mlplatform.api.routers import alerts, audit, auth, deployments, drift, models, oidc, ops, training
-from mlplatform.api.services import ApiServices
 from mlplatform.config import Settings
 from mlplatform.monitoring.drift_metrics import serve_from_db
 from mlplatform.monitoring.retrain import RetrainWorker
+from mlplatform.operations.services import ApiServices
 from mlplatform.ui import install_ui
 
 API_VERSION = "1"

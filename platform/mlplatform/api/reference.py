@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from mlplatform.api.deps import required_role
+from mlplatform.operations.access import required_role
 from mlplatform.store.auth import ROLES
 
 ROLE_EXTENSION = "x-required-role"

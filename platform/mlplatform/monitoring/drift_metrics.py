@@ -19,7 +19,7 @@ from mlplatform.monitoring.metric_names import MetricSpec
 from mlplatform.store.drift import DriftCheck, DriftResults
 
 if TYPE_CHECKING:
-    from mlplatform.api.metrics import ApiMetrics
+    from mlplatform.operations.metrics import ApiMetrics
     from mlplatform.store.db import PlatformStore
 
 logger = logging.getLogger(__name__)
