@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from mlplatform.api import create_app
 from mlplatform.config import get_settings
 from mlplatform.monitoring.dashboards import build_dashboards
 from mlplatform.monitoring.metric_names import PLATFORM_API_METRICS
 from mlplatform.serving.metrics import ServingMetrics
+from mlplatform.webapp import create_app
 from tests.monitoring.conftest import rule_expressions
 from tests.monitoring.exports import (
     TARGET_LABELS,

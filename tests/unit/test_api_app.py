@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from mlplatform.api import create_app
 from mlplatform.api.bootstrap import bootstrap_admin
 from mlplatform.config import Settings
 from mlplatform.deploy.base import Backend, Deployer, DeployError, Deployment
@@ -20,6 +19,7 @@ from mlplatform.registry.mlflow_registry import VersionInfo
 from mlplatform.store import AliasEvent, PlatformStore
 from mlplatform.store.auth import ROLES, AuthRepository
 from mlplatform.store.models import ApiTokenRow
+from mlplatform.webapp import create_app
 from tests.unit.test_api_store import cheap_hash
 
 MODEL = "fraud_detector"
