@@ -14,9 +14,10 @@ from fastapi import FastAPI
 
 from mlplatform.api.app import create_api
 from mlplatform.config import Settings
-from mlplatform.monitoring.drift_metrics import serve_from_db
+from mlplatform.monitoring.drift_metrics import DriftCollector
 from mlplatform.monitoring.retrain import RetrainWorker
 from mlplatform.operations.services import ApiServices
+from mlplatform.store.drift import DriftResults
 from mlplatform.ui import install_ui
 
 
@@ -34,6 +35,6 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
         services.close()
 
     app = create_api(services, lifespan)
-    serve_from_db(services.metrics, services.store)  # drift gauges read from the DB at each scrape
+    services.metrics.registry.register(DriftCollector(DriftResults(services.store)))  # read at each scrape
     install_ui(app, services)  # the web UI at /, after the API so /api/v1 paths always win
     return app
