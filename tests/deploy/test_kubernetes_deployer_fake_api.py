@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiClient, Configuration
 
-from mlplatform.api.services import _default_deployer
 from mlplatform.config import Settings
 from mlplatform.deploy.base import DeployError
 from mlplatform.deploy.kubernetes import deployer as deployer_module
 from mlplatform.deploy.kubernetes.deployer import KubernetesDeployer
 from mlplatform.deploy.kubernetes.kube_api import RBAC_RULES
 from mlplatform.deploy.local import LocalProcessDeployer
+from mlplatform.operations.services import _default_deployer
 from tests.deploy.fake_kubernetes_api import (
     FakeKubernetesApi,
     deployment_available,

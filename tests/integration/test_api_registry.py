@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from mlplatform.api import create_app
-from mlplatform.api.services import ApiServices
+from mlplatform.operations.services import ApiServices
 from mlplatform.training.pipeline import TrainingRequest, run_all
+from mlplatform.webapp import create_app
 from tests.integration.conftest import MlflowServer
 from tests.integration.test_training_pipeline import _settings_with_spec
 from tests.unit.test_api_store import cheap_hash

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlplatform.monitoring.drift_metrics import DriftCollector
 from mlplatform.monitoring.metric_names import PLATFORM_API_METRICS
 
 # Labels Prometheus attaches at scrape time (target labels); rules may group and join on them.
@@ -63,6 +64,11 @@ def collector_labels(owner: object) -> dict[str, frozenset[str]]:
             name = value._name.removesuffix("_total") if value._type == "counter" else value._name
             labels[name] = frozenset(value._labelnames)
     return labels
+
+
+def described_labels(collector: DriftCollector) -> dict[str, frozenset[str]]:
+    """Family name -> label names of a custom collector, from the (sample-less) families its ``describe()`` returns."""
+    return {family.name: frozenset(family._labelnames) for family in collector.describe()}
 
 
 def known_from_exposition(text: str, labels: dict[str, frozenset[str]], source: str) -> dict[str, Known]:

@@ -21,13 +21,13 @@ import pytest
 import uvicorn
 import yaml
 
-from mlplatform.api import create_app
-from mlplatform.api.services import ApiServices
 from mlplatform.config import Settings
+from mlplatform.operations.services import ApiServices
 from mlplatform.stack import prometheus as monitoring
 from mlplatform.stack.embedded import ALERTMANAGER, PROMETHEUS, EmbeddedStack
 from mlplatform.store import PlatformStore
 from mlplatform.store.drift import DriftResults
+from mlplatform.webapp import create_app
 from tests.conftest import free_port
 from tests.monitoring.conftest import require_tool
 from tests.unit.test_alerts_webhook import MODEL, FakeAirflow

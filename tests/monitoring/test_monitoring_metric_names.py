@@ -14,16 +14,19 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from mlplatform.api import create_app
 from mlplatform.config import get_settings
 from mlplatform.monitoring.dashboards import build_dashboards
+from mlplatform.monitoring.drift_metrics import DriftCollector
 from mlplatform.monitoring.metric_names import PLATFORM_API_METRICS
 from mlplatform.serving.metrics import ServingMetrics
+from mlplatform.store.drift import DriftResults
+from mlplatform.webapp import create_app
 from tests.monitoring.conftest import rule_expressions
 from tests.monitoring.exports import (
     TARGET_LABELS,
     Known,
     collector_labels,
+    described_labels,
     exposition_families,
     known_declared,
     known_from_exposition,
@@ -45,22 +48,31 @@ def serving_exposition() -> tuple[str, ServingMetrics]:
 
 
 @pytest.fixture(scope="module")
-def api_exposition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object]]:
-    """The API's ``/metrics`` answer from a real app (sqlite platform DB in a temporary state directory)."""
+def api_exposition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, frozenset[str]]]]:
+    """The API's ``/metrics`` answer from a real app (sqlite platform DB in a temporary state directory).
+
+    With it, the label names of the app's collectors: the metrics object's own and the drift collector's.
+    """
     state: Path = tmp_path_factory.mktemp("api") / "state"
     app = create_app(get_settings(state_dir=state))
     with TestClient(app) as client:
         response = client.get("/metrics")
         assert response.status_code == 200
-        yield response.text, app.state.services.metrics
+        services = app.state.services
+        yield (
+            response.text,
+            collector_labels(services.metrics) | described_labels(DriftCollector(DriftResults(services.store))),
+        )
 
 
 @pytest.fixture(scope="module")
-def exported(serving_exposition: tuple[str, ServingMetrics], api_exposition: tuple[str, object]) -> dict[str, Known]:
+def exported(
+    serving_exposition: tuple[str, ServingMetrics], api_exposition: tuple[str, dict[str, frozenset[str]]]
+) -> dict[str, Known]:
     serving = known_from_exposition(
         serving_exposition[0], collector_labels(serving_exposition[1]), "model server /metrics"
     )
-    api = known_from_exposition(api_exposition[0], collector_labels(api_exposition[1]), "platform API /metrics")
+    api = known_from_exposition(*api_exposition, "platform API /metrics")
     assert not serving.keys() & api.keys(), "the model server and the API export the same name"
     return {**serving, **api}
 
@@ -85,11 +97,12 @@ def _expressions() -> list[tuple[str, str]]:
 
 
 def test_the_expositions_and_collectors_agree(
-    serving_exposition: tuple[str, ServingMetrics], api_exposition: tuple[str, object]
+    serving_exposition: tuple[str, ServingMetrics], api_exposition: tuple[str, dict[str, frozenset[str]]]
 ) -> None:
     """Labels are read from the collectors; make sure those are exactly the families the scrape shows."""
-    for text, owner in (serving_exposition, api_exposition):
-        assert set(exposition_families(text)) == set(collector_labels(owner))
+    serving_text, serving_metrics = serving_exposition
+    for text, labels in ((serving_text, collector_labels(serving_metrics)), api_exposition):
+        assert set(exposition_families(text)) == set(labels)
 
 
 def test_every_selected_series_is_exported_or_declared(known: dict[str, Known]) -> None:

@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from mlplatform.api import create_app
-from mlplatform.api.services import ApiServices
 from mlplatform.config import Settings
 from mlplatform.monitoring.alertmanager import WEBHOOK_TOKEN_PREFIX, webhook_token, webhook_token_path
+from mlplatform.operations.services import ApiServices
 from mlplatform.orchestration.airflow_client import AirflowError, AirflowUnreachableError, DagRun
 from mlplatform.store import PlatformStore
+from mlplatform.webapp import create_app
 from tests.unit.test_api_store import cheap_hash
 
 MODEL = "fraud_detector"

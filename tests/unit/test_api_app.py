@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from mlplatform.api import create_app
 from mlplatform.api.bootstrap import bootstrap_admin
-from mlplatform.api.services import ApiServices
 from mlplatform.config import Settings
 from mlplatform.deploy.base import Backend, Deployer, DeployError, Deployment
+from mlplatform.operations.services import ApiServices
 from mlplatform.orchestration.airflow_client import DagRun
 from mlplatform.registry.mlflow_registry import VersionInfo
 from mlplatform.store import AliasEvent, PlatformStore
 from mlplatform.store.auth import ROLES, AuthRepository
 from mlplatform.store.models import ApiTokenRow
+from mlplatform.webapp import create_app
 from tests.unit.test_api_store import cheap_hash
 
 MODEL = "fraud_detector"

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.exc import OperationalError
 
 from mlplatform.config import Settings
+from mlplatform.monitoring.drift_metrics import DriftCollector
 from mlplatform.store import PlatformStore
 from mlplatform.store.drift import DriftCheck, DriftResults, FeatureDrift, drift_report_path
 from tests.unit.test_api_app import MODEL, World, make_world
@@ -182,3 +184,20 @@ def test_metrics_show_the_latest_analysed_check_per_model(world: World) -> None:
         ("mlplatform_drift_check_last_success_timestamp_seconds", model): latest.finished_at.timestamp(),
         ("mlplatform_drift_check_rows", model): 1000.0,
     }
+
+
+def test_drift_metrics_show_the_last_results_while_the_db_does_not_answer(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = DriftResults(world.services.store)
+    results.record(make_check(hour=1))
+    collector = DriftCollector(results)
+    answered = [family.samples for family in collector.collect()]
+
+    def unavailable() -> list[DriftCheck]:
+        raise OperationalError("SELECT", {}, ConnectionError("the platform DB is down"))
+
+    monkeypatch.setattr(results, "latest_analysed", unavailable)
+    assert [family.samples for family in collector.describe()] == [[]] * 6  # described without a query
+    assert [family.samples for family in collector.collect()] == answered
+    assert all(answered)

@@ -15,16 +15,16 @@ from typing import Any
 import httpx
 import pytest
 
-from mlplatform.api import create_app
-from mlplatform.api.services import ApiServices
 from mlplatform.config import Settings
 from mlplatform.monitoring import drift_check
+from mlplatform.operations.services import ApiServices
 from mlplatform.orchestration.airflow_client import DagRun
 from mlplatform.registry.lineage import Lineage
 from mlplatform.registry.mlflow_registry import RegistryUnavailableError
 from mlplatform.store.drift import DriftCheck, DriftResults, FeatureDrift, drift_report_path
 from mlplatform.store.retrains import AlertRef
 from mlplatform.ui import charts
+from mlplatform.webapp import create_app
 from tests.unit.test_api_app import MODEL, PASSWORD, World, _version, make_world, user_for
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]*)"')

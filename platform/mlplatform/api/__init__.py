@@ -1,5 +1,1 @@
-"""The platform's REST API (and, later, its server-rendered UI): ``create_app(settings) -> FastAPI``."""
-
-from mlplatform.api.app import create_app
-
-__all__ = ["create_app"]
+"""The platform's REST API: routers over ``mlplatform.operations``; ``mlplatform.webapp`` mounts it with the UI."""

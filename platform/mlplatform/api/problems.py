@@ -19,8 +19,9 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from mlplatform.operations.problems import TYPE_BASE, Problem
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-TYPE_BASE = "/problems/"
 log = logging.getLogger(__name__)
 
 
@@ -53,28 +54,6 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 # Any request may be malformed (400: a body that is not text), unauthenticated, forbidden, aimed at nothing, or invalid.
 PROBLEM_RESPONSES = problem_responses(400, 401, 403, 404, 422)
-
-
-class Problem(Exception):  # noqa: N818 - it is the problem, as RFC 9457 names it
-    """Raise from anywhere in a request to answer with a problem document."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        slug: str | None = None,
-        title: str | None = None,
-        headers: dict[str, str] | None = None,
-        **extensions: Any,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.type = f"{TYPE_BASE}{slug}" if slug else "about:blank"
-        self.title = title or HTTPStatus(status).phrase
-        self.headers = headers or {}
-        self.extensions = extensions
 
 
 def problem_response(

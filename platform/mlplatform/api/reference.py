@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from mlplatform.api.deps import required_role
+from mlplatform.operations.access import required_role
 from mlplatform.store.auth import ROLES
 
 ROLE_EXTENSION = "x-required-role"
@@ -65,11 +65,12 @@ def _route_role(dependant: Dependant) -> str | None:
 
 def reference_document() -> dict[str, Any]:
     """The platform API's document, built from an app over a throwaway state directory (nothing real is touched)."""
-    from mlplatform.api.app import create_app
+    from mlplatform.api.app import create_api
     from mlplatform.config import get_settings
+    from mlplatform.operations.services import ApiServices
 
     with tempfile.TemporaryDirectory(prefix="mlplatform-openapi-") as state_dir:
-        app = create_app(get_settings(state_dir=Path(state_dir)))
+        app = create_api(ApiServices.from_settings(get_settings(state_dir=Path(state_dir))))
         try:
             return openapi_document(app)
         finally:

@@ -36,9 +36,9 @@ def serve() -> None:
     """Run the API with uvicorn on api.host:api.port; creates the first admin if there are no users."""
     import uvicorn
 
-    from mlplatform.api import create_app
     from mlplatform.api.bootstrap import ensure_admin, login_hint
-    from mlplatform.api.services import ApiServices
+    from mlplatform.operations.services import ApiServices
+    from mlplatform.webapp import create_app
 
     settings = get_settings()
     services = ApiServices.from_settings(settings)

@@ -167,8 +167,8 @@ def _remote(settings: Settings) -> Iterator[PlatformClient]:
 
 @contextmanager
 def _embedded(settings: Settings, notify: Notify) -> Iterator[PlatformClient]:
-    from mlplatform.api.app import create_app
-    from mlplatform.api.services import ApiServices
+    from mlplatform.operations.services import ApiServices
+    from mlplatform.webapp import create_app
 
     services = ApiServices.from_settings(settings)
     try:

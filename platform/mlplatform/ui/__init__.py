@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi import Path as PathParam
 
-from mlplatform.api.security import session_secret
+from mlplatform.operations.security import session_secret
 from mlplatform.ui import charts, forms, pages
 from mlplatform.ui.render import Renderer, UiRoute
 
 if TYPE_CHECKING:
-    from mlplatform.api.services import ApiServices
+    from mlplatform.operations.services import ApiServices
 
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}

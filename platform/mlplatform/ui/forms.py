@@ -13,10 +13,10 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Form, Path, Request, Response
 from pydantic import BaseModel, ValidationError
 
-from mlplatform.api import operations
-from mlplatform.api.deps import Principal, get_services, permit, record
-from mlplatform.api.problems import Problem
-from mlplatform.api.schemas import (
+from mlplatform.operations import deployments, drift, promotion, sessions, training
+from mlplatform.operations.access import Principal, get_services, permit, record
+from mlplatform.operations.problems import Problem
+from mlplatform.operations.schemas import (
     MAX_REASON,
     DeployRequest,
     LoginRequest,
@@ -25,8 +25,8 @@ from mlplatform.api.schemas import (
     TrainRequest,
     UndeployRequest,
 )
-from mlplatform.api.security import LOGIN_CSRF_COOKIE
-from mlplatform.api.services import ApiServices
+from mlplatform.operations.security import LOGIN_CSRF_COOKIE
+from mlplatform.operations.services import ApiServices
 from mlplatform.specs import NAME_PATTERN
 from mlplatform.store.audit import RESULT_DENIED
 from mlplatform.store.drift import DriftCheck
@@ -124,7 +124,7 @@ def login(
     try:
         body = validated(LoginRequest, username=username, password=password)
         response = render.redirect(target)
-        operations.login(request, response, services, body.username, body.password)
+        sessions.login(request, response, services, body.username, body.password)
     except FormError:
         return again(422, "Enter a username and a password.")
     except Problem as problem:
@@ -146,7 +146,7 @@ def logout(
     principal: Annotated[Principal, Depends(permit("session.logout", "viewer"))],
 ) -> Response:
     response = render.redirect("/login", Flash("info", f"{principal.username} logged out."))
-    operations.logout(request, response, services, principal)
+    sessions.logout(request, response, services, principal)
     return response
 
 
@@ -171,7 +171,7 @@ def train(
             window_days=window_days.strip() or None,
             estimator_params=parse_params(params),
         )
-        run = operations.trigger_training(request, services, principal, name, body)
+        run = training.trigger_training(request, services, principal, name, body)
     except (Problem, FormError) as refusal:
         return render.redirect(model_url(name), refused(refusal))
     started = Flash("ok", f"Training run {run.run_id} of {name} started; this page follows it until it finishes.")
@@ -188,7 +188,7 @@ def drift_check(
 ) -> Response:
     """Run the drift check now (as ``mlplatform drift check`` does); the verdict is the next page's message."""
     try:
-        check = operations.check_drift(request, services, principal, name)
+        check = drift.check_drift(request, services, principal, name)
     except Problem as refusal:
         return render.redirect(f"{model_url(name)}#drift", refused(refusal))
     return render.redirect(f"{model_url(name)}#drift", drift_flash(check))
@@ -222,7 +222,7 @@ def promote(
 ) -> Response:
     try:
         body = validated(PromoteRequest, version=version, reason=reason.strip() or None, override=override)
-        result = operations.promote(request, services, principal, name, body)
+        result = promotion.promote(request, services, principal, name, body)
     except (Problem, FormError) as refusal:
         message = refused(refusal)
         if isinstance(refusal, Problem) and refusal.type.endswith("/gate-refused"):
@@ -247,7 +247,7 @@ def rollback(
 ) -> Response:
     try:
         body = validated(RollbackRequest, reason=reason)
-        result = operations.rollback(request, services, principal, name, body)
+        result = promotion.rollback(request, services, principal, name, body)
     except (Problem, FormError) as refusal:
         return render.redirect(model_url(name), refused(refusal))
     done = Flash("ok", f"Rolled back: champion is v{result.to_version} again (was v{result.from_version}).")
@@ -266,7 +266,7 @@ def deploy(
 ) -> Response:
     try:
         body = validated(DeployRequest, model=name, backend=backend or None, reason=reason.strip() or None)
-        result = operations.deploy(request, services, principal, body)
+        result = deployments.deploy(request, services, principal, body)
     except (Problem, FormError) as refusal:
         return render.redirect(model_url(name), refused(refusal))
     return render.redirect(model_url(name), Flash("ok", f"{name} is served by {result.backend} at {result.url}."))
@@ -283,7 +283,7 @@ def undeploy(
 ) -> Response:
     try:
         body = validated(UndeployRequest, reason=reason.strip() or None)
-        was_running = operations.undeploy(request, services, principal, name, body)
+        was_running = deployments.undeploy(request, services, principal, name, body)
     except (Problem, FormError) as refusal:
         return render.redirect(model_url(name), refused(refusal))
     text = f"{name} is no longer served." if was_running else f"{name} was not running; its record is removed."

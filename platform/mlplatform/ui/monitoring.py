@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
-from mlplatform.api import operations
-from mlplatform.api.operations import CHAMPION
-from mlplatform.api.routers.drift import router as drift_router
 from mlplatform.monitoring.alerts_view import FiringAlerts, firing_alerts
+from mlplatform.operations.drift import report_url
+from mlplatform.operations.promotion import CHAMPION
+from mlplatform.operations.training import airflow_errors, training_runs
 from mlplatform.store.drift import DriftCheck, DriftResults
 from mlplatform.store.retrains import STATUS_FAILED, STATUS_PENDING, STATUS_SKIPPED, STATUS_TRIGGERED
 from mlplatform.ui.views import Badge, Registry, VersionRow, attempt
 
 if TYPE_CHECKING:
-    from mlplatform.api.services import ApiServices
+    from mlplatform.operations.services import ApiServices
     from mlplatform.orchestration.airflow_client import DagRun
     from mlplatform.store.db import AliasEvent
     from mlplatform.store.retrains import RetrainTrigger
@@ -38,13 +38,6 @@ SKIP_WORDS = {
     "cooldown": "cooldown after the last retrain",
     "in_flight": "a retrain is still running",
 }
-
-
-def report_url(check: DriftCheck) -> str | None:
-    """The API's report endpoint (served with a sandboxing CSP), when the check wrote a report."""
-    if not check.has_report or check.id is None:
-        return None
-    return f"{drift_router.prefix}/{check.model}/drift/{check.id}/report"
 
 
 @dataclass(frozen=True)
@@ -155,8 +148,8 @@ def _retrain_runs(services: ApiServices, name: str, triggers: list[RetrainTrigge
     wanted = {t.dag_run_id: t.dag_id for t in triggers if t.status == STATUS_TRIGGERED and t.dag_run_id and t.dag_id}
     if not wanted:
         return {}
-    found = {run.run_id: run for run in operations.training_runs(services, name, RUNS_SCANNED) if run.run_id in wanted}
-    with operations.airflow_errors():
+    found = {run.run_id: run for run in training_runs(services, name, RUNS_SCANNED) if run.run_id in wanted}
+    with airflow_errors():
         for run_id, dag_id in wanted.items():
             if run_id not in found:
                 found[run_id] = services.orchestrator.get_run(dag_id, run_id)

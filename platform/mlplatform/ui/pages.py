@@ -11,11 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from mlplatform.api import operations
-from mlplatform.api.deps import Principal, authenticate, get_services, require
-from mlplatform.api.problems import Problem
-from mlplatform.api.services import ApiServices
 from mlplatform.deploy.base import BACKENDS
+from mlplatform.operations.access import Principal, authenticate, get_services, require
+from mlplatform.operations.problems import Problem
+from mlplatform.operations.promotion import gate_decision, metric_rows
+from mlplatform.operations.services import ApiServices
 from mlplatform.specs import NAME_PATTERN
 from mlplatform.ui import charts, views
 from mlplatform.ui.monitoring import HEATMAP_CHECKS, load_monitoring
@@ -134,7 +134,7 @@ def compare_page(
     if first is None or second is None:
         raise Problem(404, f"model {name!r} needs two versions to compare", slug="unknown-version")
     candidate = views.gate_candidate(first, second)
-    gate, source = operations.gate_decision(services, spec, candidate.info)
+    gate, source = gate_decision(services, spec, candidate.info)
     metrics = views.quality_metrics(spec, [first, second])
     return render.page(
         request,
@@ -144,7 +144,7 @@ def compare_page(
         registry=registry,
         a=first,
         b=second,
-        rows=operations.metric_rows(first.info, second.info),
+        rows=metric_rows(first.info, second.info),
         candidate=candidate,
         gate=gate,
         gate_source=source,

@@ -24,9 +24,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from mlplatform.api.deps import Principal
-from mlplatform.api.problems import Problem
-from mlplatform.api.security import CSRF_FIELD
+from mlplatform.operations.access import Principal
+from mlplatform.operations.problems import Problem
+from mlplatform.operations.security import CSRF_FIELD
 from mlplatform.store.auth import role_allows
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"

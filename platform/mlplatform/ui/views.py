@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from mlplatform.api import operations
-from mlplatform.api.operations import CHALLENGER, CHAMPION, recorded_gate, registry_errors
-from mlplatform.api.problems import Problem
-from mlplatform.api.schemas import DeploymentOut
-from mlplatform.api.services import ApiServices
+from mlplatform.operations.deployments import list_deployments
+from mlplatform.operations.problems import Problem
+from mlplatform.operations.promotion import CHALLENGER, CHAMPION, previous_champion, recorded_gate, registry_errors
+from mlplatform.operations.schemas import DeploymentOut
+from mlplatform.operations.services import ApiServices
+from mlplatform.operations.training import training_runs
 
 if TYPE_CHECKING:
     from mlplatform.orchestration.airflow_client import DagRun
@@ -166,7 +167,7 @@ class ModelSummary:
 
 
 def deployments_by_model(services: ApiServices) -> tuple[dict[str, DeploymentOut], str | None]:
-    found, error = attempt("deployments", partial(operations.deployments, services))
+    found, error = attempt("deployments", partial(list_deployments, services))
     return {item.model: item for item in found or []}, error
 
 
@@ -175,7 +176,7 @@ def model_summaries(services: ApiServices) -> list[ModelSummary]:
     summaries = []
     for spec in services.specs().values():
         registry, registry_error = attempt("registry", partial(load_registry, services, spec.name))
-        runs, run_error = attempt("training runs", partial(operations.training_runs, services, spec.name, 1))
+        runs, run_error = attempt("training runs", partial(training_runs, services, spec.name, 1))
         errors = [error for error in (registry_error, run_error, deploy_error) if error]
         latest = runs[0] if runs else None
         summaries.append(ModelSummary(spec, registry, latest, deployments.get(spec.name), errors))
@@ -270,13 +271,13 @@ class ModelDetail:
 def model_detail(services: ApiServices, name: str, version: int | None) -> ModelDetail:
     spec = services.spec(name)
     registry, registry_error = attempt("registry", partial(load_registry, services, name))
-    runs, run_error = attempt("training runs", partial(operations.training_runs, services, name, 5))
+    runs, run_error = attempt("training runs", partial(training_runs, services, name, 5))
     deployments, deploy_error = deployments_by_model(services)
     selected = rollback_to = None
     if registry is not None:
         selected = registry.find(str(version)) if version else registry.champion or next(iter(registry.versions), None)
         if registry.champion is not None:
-            rollback_to = operations.previous_champion(services, name, registry.champion.version)
+            rollback_to = previous_champion(services, name, registry.champion.version)
     return ModelDetail(
         spec=spec,
         registry=registry,
@@ -334,7 +335,7 @@ def run_rows(services: ApiServices, model: str | None, limit: int) -> tuple[list
     rows: list[RunRow] = []
     errors: list[str] = []
     for spec in specs:
-        runs, run_error = attempt(f"{spec.name} runs", partial(operations.training_runs, services, spec.name, limit))
+        runs, run_error = attempt(f"{spec.name} runs", partial(training_runs, services, spec.name, limit))
         registry, _ = attempt("registry", partial(load_registry, services, spec.name))
         if run_error:
             errors.append(run_error)

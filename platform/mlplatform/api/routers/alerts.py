@@ -16,11 +16,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from mlplatform.api.deps import ROLE_ATTRIBUTE, Principal, client_address, get_services, require
-from mlplatform.api.problems import PROBLEM_RESPONSES, Problem, problem_responses
-from mlplatform.api.schemas import AlertsReceivedOut, RetrainOut
-from mlplatform.api.services import ApiServices
+from mlplatform.api.problems import PROBLEM_RESPONSES, problem_responses
 from mlplatform.monitoring.alertmanager import WebhookPayload, webhook_token
+from mlplatform.operations.access import ROLE_ATTRIBUTE, Principal, client_address, get_services, require
+from mlplatform.operations.problems import Problem
+from mlplatform.operations.schemas import AlertsReceivedOut, RetrainOut
+from mlplatform.operations.services import ApiServices
 from mlplatform.specs import NAME_PATTERN
 from mlplatform.store.audit import RESULT_UNAUTHENTICATED
 

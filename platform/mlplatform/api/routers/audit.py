@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from mlplatform.api.deps import Principal, get_services, require
 from mlplatform.api.problems import PROBLEM_RESPONSES
-from mlplatform.api.schemas import AuditEventOut
-from mlplatform.api.services import ApiServices
+from mlplatform.operations.access import Principal, get_services, require
+from mlplatform.operations.schemas import AuditEventOut
+from mlplatform.operations.services import ApiServices
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
 

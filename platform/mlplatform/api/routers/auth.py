@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from mlplatform.api import operations
-from mlplatform.api.deps import Principal, get_services, permit, record, require
-from mlplatform.api.problems import PROBLEM_RESPONSES, Problem, problem_responses
-from mlplatform.api.schemas import (
+from mlplatform.api.problems import PROBLEM_RESPONSES, problem_responses
+from mlplatform.operations import sessions
+from mlplatform.operations.access import Principal, get_services, permit, record, require
+from mlplatform.operations.problems import Problem
+from mlplatform.operations.schemas import (
     CreateTokenRequest,
     CreateUserRequest,
     IssuedTokenOut,
@@ -19,7 +20,7 @@ from mlplatform.api.schemas import (
     UpdateUserRequest,
     UserOut,
 )
-from mlplatform.api.services import ApiServices
+from mlplatform.operations.services import ApiServices
 from mlplatform.store.audit import RESULT_DENIED, RESULT_FAILED, RESULT_OK
 from mlplatform.store.auth import USERNAME_PATTERN, AuthStoreError, lower_role, role_allows
 
@@ -33,7 +34,7 @@ UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN)]
 )
 def login(body: LoginRequest, request: Request, response: Response, services: Services) -> SessionInfo:
     """JSON only: a cross-site page cannot send a JSON body without a CORS preflight, so no login CSRF arises."""
-    user, session = operations.login(request, response, services, body.username, body.password)
+    user, session = sessions.login(request, response, services, body.username, body.password)
     return SessionInfo(username=user.username, role=user.role, via="session", csrf_token=session.csrf)
 
 
@@ -49,7 +50,7 @@ def logout(
     services: Services,
     principal: Annotated[Principal, Depends(permit("session.logout", "viewer"))],
 ) -> None:
-    operations.logout(request, response, services, principal)
+    sessions.logout(request, response, services, principal)
 
 
 @router.get("/tokens", summary="My API tokens (all tokens for admins with all=true)")

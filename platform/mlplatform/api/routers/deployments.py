@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from mlplatform.api import operations
-from mlplatform.api.deps import Principal, get_services, permit, require
 from mlplatform.api.problems import PROBLEM_RESPONSES, problem_responses
-from mlplatform.api.schemas import CanaryRequest, DeploymentOut, DeployRequest, UndeployRequest
-from mlplatform.api.services import ApiServices
+from mlplatform.operations import deployments
+from mlplatform.operations.access import Principal, get_services, permit, require
+from mlplatform.operations.schemas import CanaryRequest, DeploymentOut, DeployRequest, UndeployRequest
+from mlplatform.operations.services import ApiServices
 from mlplatform.specs import NAME_PATTERN
 
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"], responses=PROBLEM_RESPONSES)
@@ -21,7 +21,7 @@ DEPLOYER_PROBLEMS = problem_responses(409, 501)  # the deployer refused, or cann
 
 @router.get("", summary="Deployments the deployer knows of")
 def list_deployments(services: Services, _: Annotated[Principal, Depends(require("viewer"))]) -> list[DeploymentOut]:
-    return operations.deployments(services)
+    return deployments.list_deployments(services)
 
 
 @router.post(
@@ -33,7 +33,7 @@ def deploy(
     services: Services,
     principal: Annotated[Principal, Depends(permit("deployment.create", "approver"))],
 ) -> DeploymentOut:
-    return operations.deploy(request, services, principal, body)
+    return deployments.deploy(request, services, principal, body)
 
 
 @router.delete("/{model}", responses=DEPLOYER_PROBLEMS, summary="Stop serving a model")
@@ -44,7 +44,7 @@ def undeploy(
     principal: Annotated[Principal, Depends(permit("deployment.delete", "approver"))],
     body: UndeployRequest | None = None,
 ) -> dict[str, object]:
-    was_running = operations.undeploy(request, services, principal, model, body)
+    was_running = deployments.undeploy(request, services, principal, model, body)
     return {"model": model, "was_running": was_running}
 
 
@@ -56,4 +56,4 @@ def set_canary(
     services: Services,
     principal: Annotated[Principal, Depends(permit("deployment.canary", "approver"))],
 ) -> DeploymentOut:
-    return operations.set_canary(request, services, principal, model, body)
+    return deployments.set_canary(request, services, principal, model, body)

@@ -9,9 +9,11 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from mlplatform.api.deps import Principal, get_services, require
-from mlplatform.api.problems import PROBLEM_RESPONSES, Problem
-from mlplatform.api.services import ApiServices
+from mlplatform.api.problems import PROBLEM_RESPONSES
+from mlplatform.operations.access import Principal, get_services, require
+from mlplatform.operations.drift import report_url
+from mlplatform.operations.problems import Problem
+from mlplatform.operations.services import ApiServices
 from mlplatform.specs import NAME_PATTERN
 from mlplatform.store.drift import MAX_LIMIT, DriftCheck, DriftResults, drift_report_path
 
@@ -66,11 +68,10 @@ _COMPUTED = ("report_url", "features")
 
 def _check_out(check: DriftCheck) -> DriftCheckOut:
     assert check.id is not None  # read from the DB
-    url = f"{router.prefix}/{check.model}/drift/{check.id}/report" if check.has_report else None
     return DriftCheckOut.model_validate(
         {
             **{name: getattr(check, name) for name in DriftCheckOut.model_fields if name not in _COMPUTED},
-            "report_url": url,
+            "report_url": report_url(check),
             "features": [FeatureDriftOut.model_validate(f, from_attributes=True) for f in check.features],
         }
     )

@@ -6,12 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from mlplatform.api import operations
-from mlplatform.api.deps import Principal, get_services, permit, require
-from mlplatform.api.operations import find_version, registry_errors, version_view
 from mlplatform.api.problems import PROBLEM_RESPONSES, problem_responses
-from mlplatform.api.schemas import PromoteOut, PromoteRequest, RollbackOut, RollbackRequest
-from mlplatform.api.services import ApiServices
+from mlplatform.operations import promotion
+from mlplatform.operations.access import Principal, get_services, permit, require
+from mlplatform.operations.promotion import find_version, registry_errors, version_view
+from mlplatform.operations.schemas import PromoteOut, PromoteRequest, RollbackOut, RollbackRequest
+from mlplatform.operations.services import ApiServices
 from mlplatform.specs import NAME_PATTERN
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"], responses=PROBLEM_RESPONSES)
@@ -68,7 +68,7 @@ def compare_versions(
     a: Annotated[int, Query(gt=0, le=10**9, description="First version.")],
     b: Annotated[int, Query(gt=0, le=10**9, description="Second version.")],
 ) -> dict[str, Any]:
-    return operations.compare_versions(services, name, a, b)
+    return promotion.compare_versions(services, name, a, b)
 
 
 @router.post(
@@ -83,7 +83,7 @@ def promote(
     services: Services,
     principal: Annotated[Principal, Depends(permit("model.promote", "approver"))],
 ) -> PromoteOut:
-    return operations.promote(request, services, principal, name, body)
+    return promotion.promote(request, services, principal, name, body)
 
 
 @router.post(
@@ -96,4 +96,4 @@ def rollback(
     services: Services,
     principal: Annotated[Principal, Depends(permit("model.rollback", "approver"))],
 ) -> RollbackOut:
-    return operations.rollback(request, services, principal, name, body)
+    return promotion.rollback(request, services, principal, name, body)

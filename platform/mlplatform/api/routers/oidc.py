@@ -23,10 +23,11 @@ from fastapi.responses import RedirectResponse
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.concurrency import run_in_threadpool
 
-from mlplatform.api.deps import get_services, record
-from mlplatform.api.problems import PROBLEM_RESPONSES, Problem, problem_responses
-from mlplatform.api.security import session_secret
-from mlplatform.api.services import ApiServices
+from mlplatform.api.problems import PROBLEM_RESPONSES, problem_responses
+from mlplatform.operations.access import get_services, record
+from mlplatform.operations.problems import Problem
+from mlplatform.operations.security import session_secret
+from mlplatform.operations.services import ApiServices
 from mlplatform.store.audit import RESULT_FAILED, RESULT_OK
 from mlplatform.store.auth import ROLES, USERNAME_PATTERN, AuthStoreError
 

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from sqlalchemy import text
 
-from mlplatform.api.deps import get_services
-from mlplatform.api.metrics import CONTENT_TYPE
-from mlplatform.api.problems import Problem, problem_responses
-from mlplatform.api.services import ApiServices
+from mlplatform.api.problems import problem_responses
+from mlplatform.operations.access import get_services
+from mlplatform.operations.metrics import CONTENT_TYPE
+from mlplatform.operations.problems import Problem
+from mlplatform.operations.services import ApiServices
 
 router = APIRouter(tags=["operations"])
 Services = Annotated[ApiServices, Depends(get_services)]

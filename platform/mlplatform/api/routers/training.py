@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from mlplatform.api import operations
-from mlplatform.api.deps import Principal, get_services, permit, require
-from mlplatform.api.operations import airflow_errors
 from mlplatform.api.problems import PROBLEM_RESPONSES, problem_responses
-from mlplatform.api.schemas import TrainingRunOut, TrainRequest
-from mlplatform.api.services import ApiServices
+from mlplatform.operations import training
+from mlplatform.operations.access import Principal, get_services, permit, require
+from mlplatform.operations.schemas import TrainingRunOut, TrainRequest
+from mlplatform.operations.services import ApiServices
+from mlplatform.operations.training import airflow_errors
 from mlplatform.specs import NAME_PATTERN
 
 router = APIRouter(prefix="/api/v1/models", tags=["training"], responses=PROBLEM_RESPONSES)
@@ -34,7 +34,7 @@ def trigger_training(
     services: Services,
     principal: Annotated[Principal, Depends(permit("training.trigger", "data-scientist"))],
 ) -> TrainingRunOut:
-    return TrainingRunOut.model_validate(operations.trigger_training(request, services, principal, name, body))
+    return TrainingRunOut.model_validate(training.trigger_training(request, services, principal, name, body))
 
 
 @router.get("/{name}/training-runs", responses=AIRFLOW_PROBLEMS, summary="Recent training runs with status")
@@ -44,7 +44,7 @@ def list_training_runs(
     _: Annotated[Principal, Depends(require("viewer"))],
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
 ) -> list[TrainingRunOut]:
-    return [TrainingRunOut.model_validate(run) for run in operations.training_runs(services, name, limit)]
+    return [TrainingRunOut.model_validate(run) for run in training.training_runs(services, name, limit)]
 
 
 @router.get("/{name}/training-runs/{run_id}", responses=AIRFLOW_PROBLEMS, summary="One training run's status")

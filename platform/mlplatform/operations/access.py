@@ -3,6 +3,8 @@
 Reads need ``require(role)``.  Mutating routes use ``permit(action, role)``, which also writes an audit event when
 it refuses (unauthenticated, wrong role, missing CSRF token) and checks the CSRF token of cookie sessions; the
 route itself records the outcome of an allowed action with ``record``.
+
+The REST routers and the UI's pages and forms share these FastAPI dependencies, so they sit here, below both.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from typing import Any, Literal
 
 from fastapi import Depends, Request
 
-from mlplatform.api.problems import Problem
-from mlplatform.api.security import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, csrf_matches
-from mlplatform.api.services import ApiServices
+from mlplatform.operations.problems import Problem
+from mlplatform.operations.security import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, csrf_matches
+from mlplatform.operations.services import ApiServices
 from mlplatform.store.audit import RESULT_DENIED, RESULT_UNAUTHENTICATED, AuditEvent
 from mlplatform.store.auth import User, role_allows
 

@@ -6,7 +6,6 @@ server) from colliding over metric names, and keeps library metrics out of the p
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Awaitable, Callable
 
@@ -14,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mlplatform.monitoring import drift_metrics, metric_names
+from mlplatform.monitoring import metric_names
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -46,17 +45,6 @@ class ApiMetrics:
             ["result"],
             registry=self.registry,
         )
-        # Each model's latest drift check, read from the platform DB at every scrape (see on_scrape).
-        self.feature_drift_score = drift_metrics.declared_gauge(metric_names.FEATURE_DRIFT_SCORE, self.registry)
-        self.feature_drifted = drift_metrics.declared_gauge(metric_names.FEATURE_DRIFTED, self.registry)
-        self.dataset_drift_share = drift_metrics.declared_gauge(metric_names.DATASET_DRIFT_SHARE, self.registry)
-        self.dataset_drift = drift_metrics.declared_gauge(metric_names.DATASET_DRIFT, self.registry)
-        self.drift_check_last_success = drift_metrics.declared_gauge(
-            metric_names.DRIFT_CHECK_LAST_SUCCESS, self.registry
-        )
-        self.drift_check_rows = drift_metrics.declared_gauge(metric_names.DRIFT_CHECK_ROWS, self.registry)
-        self._refreshers: list[Callable[[], None]] = []
-        self._render_lock = threading.Lock()
         self.retrain_triggers = Counter(
             metric_names.RETRAIN_TRIGGERS.name.removesuffix("_total"),
             metric_names.RETRAIN_TRIGGERS.help,
@@ -70,16 +58,9 @@ class ApiMetrics:
             for result in metric_names.RETRAIN_TRIGGER_RESULTS:
                 self.retrain_triggers.labels(model, result)
 
-    def on_scrape(self, refresh: Callable[[], None]) -> None:
-        """Run ``refresh`` before each render: for gauges whose truth lives elsewhere (the DB), read when scraped."""
-        self._refreshers.append(refresh)
-
     def render(self) -> bytes:
-        """The exposition; refreshers and rendering under one lock so a scrape never sees half-refreshed gauges."""
-        with self._render_lock:
-            for refresh in self._refreshers:
-                refresh()
-            return generate_latest(self.registry)
+        """The exposition of every collector in the registry (``mlplatform.webapp`` adds the drift collector)."""
+        return generate_latest(self.registry)
 
     async def middleware(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         """Count and time each request by its route template (bounded label values, unlike raw paths)."""

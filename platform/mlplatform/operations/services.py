@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mlplatform.api.metrics import ApiMetrics
-from mlplatform.api.problems import Problem
-from mlplatform.api.security import LoginRateLimiter, SessionManager, session_secret
+from mlplatform.operations.metrics import ApiMetrics
+from mlplatform.operations.problems import Problem
+from mlplatform.operations.security import LoginRateLimiter, SessionManager, session_secret
 from mlplatform.specs import NAME_PATTERN, ModelSpec, SpecError, find_spec, load_specs
 from mlplatform.store.audit import AuditLog, DeploymentRecords
 from mlplatform.store.auth import AuthRepository

@@ -1,0 +1,78 @@
+"""Training runs: start the model's training DAG in Airflow (audited) and list its runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request
+
+from mlplatform.operations.access import Principal, record
+from mlplatform.operations.problems import Problem
+from mlplatform.operations.schemas import TrainRequest
+from mlplatform.operations.services import ApiServices
+from mlplatform.store.audit import RESULT_FAILED, RESULT_OK
+
+if TYPE_CHECKING:
+    from mlplatform.orchestration.airflow_client import DagRun
+
+
+@contextmanager
+def airflow_errors() -> Iterator[None]:
+    """Airflow's own 404 stays a 404; anything else it says (or its silence) is a 502/503 for our caller."""
+    from mlplatform.orchestration.airflow_client import AirflowError, AirflowUnreachableError
+
+    try:
+        yield
+    except AirflowUnreachableError:
+        raise Problem(503, "Airflow is unreachable", slug="orchestrator-unavailable") from None
+    except AirflowError as error:
+        if error.status_code == 404:
+            raise Problem(404, "no such training run or DAG in Airflow", slug="unknown-run") from None
+        raise Problem(502, f"Airflow refused: {error.airflow_message or error}", slug="orchestrator-error") from None
+
+
+def trigger_training(
+    request: Request, services: ApiServices, principal: Principal, name: str, body: TrainRequest
+) -> DagRun:
+    """Start the model's training DAG with the caller's overrides; the run and its conf are audited."""
+    spec = services.spec(name)
+    conf: dict[str, Any] = {
+        "estimator_params": dict(body.estimator_params),
+        "reason": body.reason,
+        "requested_by": principal.username,
+    }
+    if body.window_days is not None:
+        conf["window_days"] = body.window_days
+    try:
+        with airflow_errors():
+            run = services.orchestrator.trigger(spec.training_dag_id, conf)
+    except Problem as problem:
+        record(
+            request,
+            principal.username,
+            "training.trigger",
+            name,
+            RESULT_FAILED,
+            reason=body.reason,
+            detail={"conf": conf, "error": problem.detail},
+        )
+        raise
+    record(
+        request,
+        principal.username,
+        "training.trigger",
+        name,
+        RESULT_OK,
+        to_value=run.run_id,
+        reason=body.reason,
+        detail={"conf": conf},
+    )
+    return run
+
+
+def training_runs(services: ApiServices, name: str, limit: int) -> list[DagRun]:
+    spec = services.spec(name)
+    with airflow_errors():
+        return services.orchestrator.list_runs(spec.training_dag_id, limit)
