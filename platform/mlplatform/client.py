@@ -14,7 +14,6 @@ audit events show the admin as actor and ``local-cli`` as client.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+
+from mlplatform.state import write_private
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -201,7 +202,7 @@ class InProcessTransport(httpx.BaseTransport):
 
 
 def cli_token_path(settings: Settings) -> Path:
-    return settings.state_dir / "api" / "cli_token"
+    return settings.layout.cli_token
 
 
 def embedded_token(settings: Settings, auth: AuthRepository, notify: Notify) -> str:
@@ -224,9 +225,5 @@ def embedded_token(settings: Settings, auth: AuthRepository, notify: Notify) -> 
             f"it acts as the admin user {settings.api.admin_username!r}, which does not exist; "
             "set MLP_API_TOKEN to a token of another user",
         ) from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(issued.secret + "\n")
-    path.chmod(0o600)
+    write_private(path, issued.secret + "\n")
     return issued.secret

@@ -112,8 +112,6 @@ def test_an_alert_during_an_airflow_outage_is_triggered_once_airflow_is_back(sta
 
 def _log_in(api: httpx.Client, settings: Settings) -> None:
     """A session (cookie on ``api``) as the bootstrapped admin, whose one-time password is in the 0600 file."""
-    from mlplatform.api.bootstrap import initial_password_path
-
-    password = initial_password_path(settings).read_text().strip()
+    password = settings.layout.initial_admin_password.read_text().strip()
     login = api.post("/api/v1/session", json={"username": settings.api.admin_username, "password": password})
     assert login.status_code == 200, login.text

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from mlplatform.state import StateLayout
 from mlplatform.store.models import Base
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ class DriftCheck:
 
 def drift_report_path(state_dir: Path, model: str, check_id: int) -> Path:
     """Where the HTML report of a check lives; built from the DB id (and the row's model), never from a request."""
-    return state_dir / "monitoring" / "reports" / model / f"{int(check_id)}.html"
+    return StateLayout(state_dir).drift_report(model, check_id)
 
 
 def _utc(value: datetime) -> datetime:
