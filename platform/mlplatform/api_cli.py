@@ -37,8 +37,8 @@ def serve() -> None:
     import uvicorn
 
     from mlplatform.api import create_app
-    from mlplatform.api.bootstrap import ensure_admin, login_hint
     from mlplatform.api.services import ApiServices
+    from mlplatform.store.bootstrap import ensure_admin, login_hint
 
     settings = get_settings()
     services = ApiServices.from_settings(settings)

@@ -207,7 +207,7 @@ def cli_token_path(settings: Settings) -> Path:
 
 def embedded_token(settings: Settings, auth: AuthRepository, notify: Notify) -> str:
     """The embedded CLI's token for the admin: the stored one while it works, else a newly issued one."""
-    from mlplatform.api.bootstrap import ensure_admin, login_hint
+    from mlplatform.store.bootstrap import ensure_admin, login_hint
 
     path = cli_token_path(settings)
     if path.is_file():

@@ -8,10 +8,10 @@ import sys
 import pytest
 from pydantic import SecretStr
 
-from mlplatform.api.bootstrap import ensure_admin, login_hint
 from mlplatform.config import Settings
 from mlplatform.store import PlatformStore
 from mlplatform.store.auth import AuthRepository
+from mlplatform.store.bootstrap import ensure_admin, login_hint
 from tests.unit.test_api_store import cheap_hash
 
 

@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlplatform.api import create_app
-from mlplatform.api.bootstrap import bootstrap_admin
 from mlplatform.api.services import ApiServices
 from mlplatform.config import Settings
 from mlplatform.deploy.base import Backend, Deployer, DeployError, Deployment
@@ -19,6 +18,7 @@ from mlplatform.orchestration.airflow_client import DagRun
 from mlplatform.registry.mlflow_registry import VersionInfo
 from mlplatform.store import AliasEvent, PlatformStore
 from mlplatform.store.auth import ROLES, AuthRepository
+from mlplatform.store.bootstrap import bootstrap_admin
 from mlplatform.store.models import ApiTokenRow
 from tests.unit.test_api_store import cheap_hash
 

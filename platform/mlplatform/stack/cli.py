@@ -117,9 +117,9 @@ def status(
 
 def _admin_hint(settings: Settings) -> str:
     """How the platform admin logs in (where the one-time password is); never the password itself."""
-    from mlplatform.api.bootstrap import login_hint
     from mlplatform.store import PlatformStore
     from mlplatform.store.auth import AuthRepository
+    from mlplatform.store.bootstrap import login_hint
 
     store = PlatformStore.connect(settings.db_url)
     try:

@@ -368,9 +368,9 @@ def api_env(settings: Settings) -> dict[str, str]:
 
 def bootstrap_platform_admin(settings: Settings) -> Path | None:
     """Create the first admin if the platform DB has no users; returns the 0600 file of a generated password."""
-    from mlplatform.api.bootstrap import ensure_admin
     from mlplatform.store import PlatformStore
     from mlplatform.store.auth import AuthRepository
+    from mlplatform.store.bootstrap import ensure_admin
 
     store = PlatformStore.connect(settings.db_url)
     try:
