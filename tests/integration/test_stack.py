@@ -15,7 +15,7 @@ import pytest
 
 from mlplatform.config import Settings
 from mlplatform.orchestration import AirflowClient, AirflowError
-from mlplatform.stack import EmbeddedStack, airflow_password
+from mlplatform.stack import EmbeddedStack, airflow_client, airflow_password
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
@@ -133,7 +133,7 @@ def test_stack_up_run_dag_and_down(stack: EmbeddedStack, stack_settings: Setting
         assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
 
     out = tmp_path / "probe.json"
-    with AirflowClient.from_settings(stack_settings) as client:
+    with airflow_client(stack_settings) as client:
         client.wait_for_dag("stack_probe", timeout=120)
         client.wait_for_dag("stack_fail", timeout=30)
         client.unpause("stack_probe")

@@ -15,7 +15,15 @@ import pytest
 from pydantic import SecretStr
 
 from mlplatform.config import Settings
-from mlplatform.stack.embedded import EmbeddedStack, StackError, airflow_env, airflow_password, prepare_airflow_home
+from mlplatform.orchestration import AirflowError
+from mlplatform.stack.embedded import (
+    EmbeddedStack,
+    StackError,
+    airflow_client,
+    airflow_env,
+    airflow_password,
+    prepare_airflow_home,
+)
 from mlplatform.stack.supervisor import HealthTimeoutError, Supervisor, SupervisorError
 from tests.conftest import free_port
 
@@ -204,6 +212,16 @@ def test_airflow_home_secrets_are_generated_once_and_private(settings: Settings)
 def test_airflow_password_without_stack_says_what_to_do(settings: Settings) -> None:
     with pytest.raises(StackError, match="mlplatform stack up"):
         airflow_password(settings)
+
+
+def test_the_airflow_client_is_handed_the_stack_password_or_fails_as_airflow_does(settings: Settings) -> None:
+    with pytest.raises(AirflowError, match="mlplatform stack up"):
+        airflow_client(settings)
+    prepare_airflow_home(settings)
+    with airflow_client(settings, timeout=2) as client:
+        assert client.username == settings.airflow.username
+        assert client.base_url == settings.airflow.resolved_api_url().rstrip("/")
+        assert airflow_password(settings) not in repr(client)
 
 
 def test_airflow_env_follows_settings_and_ignores_the_callers_airflow_vars(

@@ -527,12 +527,12 @@ def _wait_policy_ready(settings: Settings, store: PlatformStore, spec: ModelSpec
     them at transaction time), so once the earlier data-set alert has resolved its feature alerts are no longer
     inhibited and may start a retrain of their own; it runs on the undrifted data, before the loop drifts it.
     """
-    from mlplatform.orchestration.airflow_client import AirflowClient
+    from mlplatform.stack.embedded import airflow_client
     from mlplatform.store.retrains import STATUS_PENDING, RetrainRecords
 
     records = RetrainRecords(store)
     deadline = time.monotonic() + timeout
-    with AirflowClient.from_settings(settings) as airflow:
+    with airflow_client(settings) as airflow:
         while (last := records.last_claim(spec.name)) is not None:
             cooling = datetime.now(UTC) < last.created_at + timedelta(seconds=settings.alerts.cooldown_s)
             running = last.status == STATUS_PENDING or (
@@ -596,12 +596,13 @@ def _retrain(
     say: Say,
 ) -> None:
     """Follow the retrain run, read the gate's decision, and wait for the server to swap when it promoted."""
-    from mlplatform.orchestration.airflow_client import AirflowClient, AirflowError
+    from mlplatform.orchestration.airflow_client import AirflowError
+    from mlplatform.stack.embedded import airflow_client
 
     result = record.result
     assert result.dag_run_id is not None
     try:
-        with AirflowClient.from_settings(settings) as airflow:
+        with airflow_client(settings) as airflow:
             run = airflow.wait(
                 spec.training_dag_id,
                 result.dag_run_id,

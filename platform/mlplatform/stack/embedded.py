@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -32,6 +33,9 @@ from mlplatform.config import Settings
 from mlplatform.stack import prometheus as monitoring
 from mlplatform.stack.supervisor import ManagedStatus, Supervisor, SupervisorError, port_in_use
 from mlplatform.state import PRIVATE_FILE_MODE, write_private
+
+if TYPE_CHECKING:
+    from mlplatform.orchestration.airflow_client import AirflowClient
 
 Progress = Callable[[str], None]
 
@@ -416,6 +420,21 @@ def airflow_password(settings: Settings) -> str:
     return str(stored[username])
 
 
+def airflow_client(settings: Settings, timeout: float = 30.0) -> AirflowClient:
+    """A REST client for the configured Airflow, logging in with ``airflow_password``.
+
+    The client receives its password rather than looking for it: only this module knows where ``up`` keeps it.
+    A missing password is an ``AirflowError`` like any other reason Airflow cannot be used, so callers handle one.
+    """
+    from mlplatform.orchestration.airflow_client import AirflowClient, AirflowError
+
+    try:
+        password = airflow_password(settings)
+    except StackError as error:
+        raise AirflowError(str(error)) from error
+    return AirflowClient.from_settings(settings, password, timeout=timeout)
+
+
 def prepare_airflow_home(settings: Settings) -> None:
     """Create AIRFLOW_HOME with its secrets and the user's password, generating each only once."""
     layout = settings.layout
@@ -603,6 +622,7 @@ __all__ = [
     "ProcessStatus",
     "StackError",
     "SupervisorError",
+    "airflow_client",
     "airflow_env",
     "airflow_password",
 ]
