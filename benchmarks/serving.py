@@ -446,7 +446,7 @@ def main() -> None:
     parser.add_argument("--cpu-split", action=argparse.BooleanOptionalAction, default=(os.cpu_count() or 1) >= 2)
     args = parser.parse_args()
 
-    from mlplatform.stack.embedded import mlflow_argv, mlflow_dir, mlflow_env
+    from mlplatform.stack.embedded import mlflow_argv, mlflow_env
     from mlplatform.stack.supervisor import Supervisor
     from tests.conftest import free_port
 
@@ -457,7 +457,7 @@ def main() -> None:
     supervisor = Supervisor(settings.state_dir)
     if args.cpu_split:
         os.sched_setaffinity(0, {0})  # servers started from here inherit CPU 0
-    supervisor.start("mlflow", mlflow_argv(settings), mlflow_env(settings), cwd=mlflow_dir(settings))
+    supervisor.start("mlflow", mlflow_argv(settings), mlflow_env(settings), cwd=settings.layout.mlflow_dir)
     results: dict[str, dict[str, Any]] = {}
     try:
         supervisor.wait_healthy("mlflow", f"{settings.mlflow.resolved_tracking_uri()}/health", timeout=120)

@@ -18,6 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlplatform.state import StateLayout
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -386,27 +388,32 @@ class Settings(BaseSettings):
         self.prometheus.config_dir = self.prometheus.config_dir.resolve()
         return self
 
-    # Derived locations: one place decides the layout of the state directory.
+    # Derived locations: a setting where one is given, else the state directory's layout (``mlplatform.state``).
+    @property
+    def layout(self) -> StateLayout:
+        """Every path under ``state_dir``."""
+        return StateLayout(self.state_dir)
+
     @property
     def feast_registry_path(self) -> Path:
-        return (self.feast.registry_path or self.state_dir / "feast" / "registry.db").resolve()
+        return (self.feast.registry_path or self.layout.feast_registry).resolve()
 
     @property
     def feast_online_path(self) -> Path:
-        return self.state_dir / "feast" / "online.db"
+        return self.layout.feast_online
 
     @property
     def data_dir(self) -> Path:
-        return (self.feast.data_dir or self.state_dir / "data").resolve()
+        return (self.feast.data_dir or self.layout.data_dir).resolve()
 
     @property
     def db_url(self) -> str:
-        return self.db.url or f"sqlite:///{self.state_dir / 'platform.db'}"
+        return self.db.url or f"sqlite:///{self.layout.platform_db}"
 
     @property
     def serving_dir(self) -> Path:
         """Model cache and prediction log of locally run servers."""
-        return (self.serving.model_cache_dir or self.state_dir / "serving").resolve()
+        return (self.serving.model_cache_dir or self.layout.serving_dir).resolve()
 
     def child_env(self) -> dict[str, str]:
         """Environment that makes a child process (a server, an Airflow task) build exactly these settings.

@@ -94,9 +94,9 @@ def test_drifted_traffic_ends_with_a_new_champion_serving(loop_settings: Setting
     assert [r.dag_run_id for r in triggered] == [result.dag_run_id]
     assert triggered[0].alertname == "DatasetDriftDetected"
 
-    from mlplatform.orchestration.airflow_client import AirflowClient
+    from mlplatform.stack.embedded import airflow_client
 
-    with AirflowClient.from_settings(settings) as airflow:
+    with airflow_client(settings) as airflow:
         assert airflow.get_run(f"train_{OPTIONS.model}", str(result.dag_run_id)).state == "success"
     assert champion is not None and champion.version == result.new_version != result.old_version
     assert champion.lineage["dag_run_id"] == result.dag_run_id

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mlplatform.config import Settings, get_settings
-from mlplatform.stack.embedded import mlflow_argv, mlflow_dir, mlflow_env
+from mlplatform.stack.embedded import mlflow_argv, mlflow_env
 from mlplatform.stack.supervisor import Supervisor
 from tests.conftest import REPO_ROOT, free_port
 
@@ -29,7 +29,7 @@ class MlflowServer:
 def start_mlflow(settings: Settings) -> Supervisor:
     """A real `mlflow server` process for ``settings`` (stopped by the caller)."""
     supervisor = Supervisor(settings.state_dir)
-    supervisor.start("mlflow", mlflow_argv(settings), mlflow_env(settings), cwd=mlflow_dir(settings))
+    supervisor.start("mlflow", mlflow_argv(settings), mlflow_env(settings), cwd=settings.layout.mlflow_dir)
     supervisor.wait_healthy("mlflow", f"{settings.mlflow.resolved_tracking_uri()}/health", timeout=120)
     return supervisor
 

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +22,6 @@ import uvicorn
 from typer.testing import CliRunner
 
 from mlplatform.cli.main import app
-from mlplatform.cli.platform_api_client import cli_token_path
 from mlplatform.config import Settings
 from mlplatform.store import PlatformStore
 from mlplatform.store.auth import AuthRepository
@@ -182,7 +180,7 @@ def test_embedded_mode_runs_the_same_api_in_process(settings: Settings, embedded
     [event] = cli(["audit", "--action", "deployment.delete", "--json"], embedded_env)
     assert (event["actor"], event["client"], event["reason"]) == ("admin", "local-cli", "tidy up")
 
-    token_file = cli_token_path(settings)
+    token_file = settings.layout.cli_token
     assert token_file.stat().st_mode & 0o777 == 0o600
     tokens = AuthRepository(PlatformStore.connect(settings.db_url)).list_tokens("admin")
     assert [token.name for token in tokens] == ["embedded-cli"]  # issued once, then reused
@@ -202,7 +200,7 @@ def test_embedded_token_file_is_replaced_when_revoked(settings: Settings, embedd
     auth.revoke_token(token.id)
     assert cli(["deployments", "--json"], embedded_env) == []
     assert [t.revoked_at is None for t in auth.list_tokens("admin")] == [False, True]
-    assert Path(cli_token_path(settings)).read_text().strip() != ""
+    assert settings.layout.cli_token.read_text().strip() != ""
 
 
 def test_the_token_is_never_shown_by_settings_show(served: Served) -> None:

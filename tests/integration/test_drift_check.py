@@ -21,7 +21,7 @@ from mlplatform.monitoring.drift_check import load_reference, run_drift_check
 from mlplatform.predictions.records import PredictionRecord
 from mlplatform.predictions.sinks import ParquetSink, prediction_log_dir
 from mlplatform.store import PlatformStore
-from mlplatform.store.drift import DriftCheck, DriftResults, drift_report_path
+from mlplatform.store.drift import DriftCheck, DriftResults
 from mlplatform.training.pipeline import TrainingRequest, run_all
 from tests.integration.conftest import MlflowServer, run_dag_test
 from tests.integration.test_training_pipeline import _settings_with_spec
@@ -88,7 +88,7 @@ def test_same_distribution_is_no_drift_with_a_report(world: World) -> None:
     assert all(f.method and f.threshold is not None and f.score is not None for f in check.features)
     assert check.prediction_drifted is False and check.prediction_method
     assert check.has_report and check.id is not None
-    report = drift_report_path(world.settings.state_dir, MODEL, check.id)
+    report = world.settings.layout.drift_report(MODEL, check.id)
     assert "<html" in report.read_text(encoding="utf-8")[:2000].lower()
 
 

@@ -19,8 +19,7 @@ import pytest
 
 from mlplatform.config import Settings
 from mlplatform.monitoring.alertmanager import webhook_token
-from mlplatform.orchestration import AirflowClient
-from mlplatform.stack import EmbeddedStack
+from mlplatform.stack import EmbeddedStack, airflow_client
 from mlplatform.stack.embedded import AIRFLOW_API
 from tests.conftest import free_port
 from tests.unit.test_alerts_webhook import MODEL, alert, payload
@@ -74,7 +73,7 @@ def stack(settings: Settings, tmp_path: Path) -> Iterator[EmbeddedStack]:
 def test_an_alert_during_an_airflow_outage_is_triggered_once_airflow_is_back(stack: EmbeddedStack) -> None:
     settings = stack.settings
     stack.up()
-    with AirflowClient.from_settings(settings) as airflow:
+    with airflow_client(settings) as airflow:
         airflow.wait_for_dag(f"train_{MODEL}", timeout=120)
     stack.supervisor.stop(AIRFLOW_API)  # Airflow really down: its REST API refuses connections
     with pytest.raises(httpx.ConnectError):
@@ -98,7 +97,7 @@ def test_an_alert_during_an_airflow_outage_is_triggered_once_airflow_is_back(sta
 
     replay = api.post("/api/v1/alerts/alertmanager", json=payload(alert()), headers=token).json()["retrains"]
     assert replay[0]["skip_reason"] == "duplicate"
-    with AirflowClient.from_settings(settings) as airflow:
+    with airflow_client(settings) as airflow:
         runs = airflow.list_runs(f"train_{MODEL}")
         assert [run.run_id for run in runs] == [record["dag_run_id"]], "one run, under the platform's run id"
         assert airflow.wait(f"train_{MODEL}", record["dag_run_id"], poll_interval=1, timeout=150).state == "success"
@@ -112,8 +111,6 @@ def test_an_alert_during_an_airflow_outage_is_triggered_once_airflow_is_back(sta
 
 def _log_in(api: httpx.Client, settings: Settings) -> None:
     """A session (cookie on ``api``) as the bootstrapped admin, whose one-time password is in the 0600 file."""
-    from mlplatform.api.bootstrap import initial_password_path
-
-    password = initial_password_path(settings).read_text().strip()
+    password = settings.layout.initial_admin_password.read_text().strip()
     login = api.post("/api/v1/session", json={"username": settings.api.admin_username, "password": password})
     assert login.status_code == 200, login.text

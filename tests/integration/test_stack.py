@@ -13,10 +13,9 @@ import httpx
 import psutil
 import pytest
 
-from mlplatform.api.bootstrap import initial_password_path
 from mlplatform.config import Settings
 from mlplatform.orchestration import AirflowClient, AirflowError
-from mlplatform.stack import EmbeddedStack, airflow_password
+from mlplatform.stack import EmbeddedStack, airflow_client, airflow_password
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
@@ -127,14 +126,14 @@ def test_stack_up_run_dag_and_down(stack: EmbeddedStack, stack_settings: Setting
     assert any("already running" in m for m in messages) and not any("Starting" in m for m in messages)
 
     secret_files = [
-        stack_settings.state_dir / "airflow" / "airflow.cfg",
-        stack_settings.state_dir / "airflow" / "passwords.json",
+        stack_settings.layout.airflow_config,
+        stack_settings.layout.airflow_passwords,
     ]
     for path in secret_files:
         assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
 
     out = tmp_path / "probe.json"
-    with AirflowClient.from_settings(stack_settings) as client:
+    with airflow_client(stack_settings) as client:
         client.wait_for_dag("stack_probe", timeout=120)
         client.wait_for_dag("stack_fail", timeout=30)
         client.unpause("stack_probe")
@@ -178,17 +177,17 @@ def test_stack_up_run_dag_and_down(stack: EmbeddedStack, stack_settings: Setting
     survivors = [p.pid for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert survivors == []
     assert _processes_with_state_dir(stack_settings.state_dir) == []
-    assert not list((stack_settings.state_dir / "run").glob("*.pid"))
+    assert not list(stack_settings.layout.run_dir.glob("*.pid"))
 
 
 def _check_platform_api(api_url: str, settings: Settings) -> None:
     """The API answers under the stack: unauthenticated reads are refused, the bootstrapped admin logs in, and the
     generated password sits in a 0600 file and nowhere in the logs."""
-    password_file = initial_password_path(settings)
+    password_file = settings.layout.initial_admin_password
     assert password_file.stat().st_mode & 0o077 == 0, f"{password_file} is readable by others"
     password = password_file.read_text().strip()
     assert len(password) >= 20
-    for log in (settings.state_dir / "logs").glob("*.log"):
+    for log in settings.layout.logs_dir.glob("*.log"):
         assert password not in log.read_text(errors="replace"), f"the admin password leaked into {log}"
 
     with httpx.Client(base_url=api_url, timeout=10) as client:

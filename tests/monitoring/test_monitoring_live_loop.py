@@ -107,7 +107,7 @@ def test_drift_result_fires_an_alert_that_triggers_a_retrain(
         stack.start_monitoring(messages.append)
         statuses = {status.name: status for status in stack.status()}
         assert statuses[PROMETHEUS].healthy and statuses[ALERTMANAGER].healthy, messages
-        token_file = monitoring.alertmanager_dir(live_settings) / monitoring.TOKEN_FILE
+        token_file = live_settings.layout.alertmanager_webhook_token
         assert token_file.stat().st_mode & 0o077 == 0
 
         deadline = time.monotonic() + LOOP_TIMEOUT_S
@@ -168,7 +168,8 @@ def test_rendered_configuration_is_accepted_by_promtool_and_amtool(settings: Set
     assert len(rendered["rule_files"]) == 4
     webhook = yaml.safe_load(alertmanager_config.read_text())["receivers"][1]["webhook_configs"][0]
     assert webhook["url"] == f"http://127.0.0.1:{settings.api.port}/api/v1/alerts/alertmanager"
-    assert webhook["http_config"]["authorization"]["credentials_file"] == monitoring.TOKEN_FILE
+    token_file = settings.layout.alertmanager_webhook_token
+    assert webhook["http_config"]["authorization"]["credentials_file"] == token_file.name
     assert "mlpwh_test-token" not in alertmanager_config.read_text()
 
 

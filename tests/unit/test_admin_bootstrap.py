@@ -8,10 +8,10 @@ import sys
 import pytest
 from pydantic import SecretStr
 
-from mlplatform.api.bootstrap import ensure_admin, initial_password_path, login_hint
 from mlplatform.config import Settings
 from mlplatform.store import PlatformStore
 from mlplatform.store.auth import AuthRepository
+from mlplatform.store.bootstrap import ensure_admin, login_hint
 from tests.unit.test_api_store import cheap_hash
 
 
@@ -22,7 +22,7 @@ def _auth(settings: Settings) -> AuthRepository:
 def test_generated_password_is_kept_private_and_hinted_not_shown(settings: Settings) -> None:
     auth = _auth(settings)
     path = ensure_admin(settings, auth)
-    assert path == initial_password_path(settings)
+    assert path == settings.layout.initial_admin_password
     assert path.stat().st_mode & 0o777 == 0o600
     password = path.read_text().strip()
     assert auth.verify_password("admin", password) is not None
@@ -47,7 +47,7 @@ def test_a_configured_password_writes_no_file(settings: Settings) -> None:
     settings = settings.model_copy(update={"api": api})
     auth = _auth(settings)
     assert ensure_admin(settings, auth) is None
-    assert not initial_password_path(settings).exists()
+    assert not settings.layout.initial_admin_password.exists()
     assert login_hint(settings, auth) == "user admin, password from MLP_API__ADMIN_PASSWORD"
 
 

@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlplatform.config import Settings
-from mlplatform.monitoring.alertmanager import WEBHOOK_TOKEN_PREFIX, webhook_token, webhook_token_path
+from mlplatform.monitoring.alertmanager import WEBHOOK_TOKEN_PREFIX, webhook_token
 from mlplatform.operations.services import ApiServices
 from mlplatform.orchestration.airflow_client import AirflowError, AirflowUnreachableError, DagRun
 from mlplatform.store import PlatformStore
@@ -161,7 +161,7 @@ def payload(*alerts: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_webhook_token_is_generated_once_private_and_distinct_from_api_tokens(hook: Hook) -> None:
     token = webhook_token(hook.settings)
-    path = webhook_token_path(hook.settings)
+    path = hook.settings.layout.webhook_token
     assert token.startswith(WEBHOOK_TOKEN_PREFIX) and len(token) > 40
     assert path.stat().st_mode & 0o077 == 0
     assert webhook_token(hook.settings) == token

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from mlplatform.api.bootstrap import bootstrap_admin
 from mlplatform.config import Settings
 from mlplatform.deploy.base import Backend, Deployer, DeployError, Deployment
 from mlplatform.operations.services import ApiServices
@@ -18,6 +17,7 @@ from mlplatform.orchestration.airflow_client import DagRun
 from mlplatform.registry.mlflow_registry import VersionInfo
 from mlplatform.store import AliasEvent, PlatformStore
 from mlplatform.store.auth import ROLES, AuthRepository
+from mlplatform.store.bootstrap import bootstrap_admin
 from mlplatform.store.models import ApiTokenRow
 from mlplatform.webapp import create_app
 from tests.unit.test_api_store import cheap_hash

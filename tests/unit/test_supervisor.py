@@ -15,7 +15,15 @@ import pytest
 from pydantic import SecretStr
 
 from mlplatform.config import Settings
-from mlplatform.stack.embedded import EmbeddedStack, StackError, airflow_env, airflow_password, prepare_airflow_home
+from mlplatform.orchestration import AirflowError
+from mlplatform.stack.embedded import (
+    EmbeddedStack,
+    StackError,
+    airflow_client,
+    airflow_env,
+    airflow_password,
+    prepare_airflow_home,
+)
 from mlplatform.stack.supervisor import HealthTimeoutError, Supervisor, SupervisorError
 from tests.conftest import free_port
 
@@ -108,7 +116,7 @@ open({str(pid_file)!r}, "w").write(str(orphan.pid))
 
 def test_stale_pidfile_never_signals_a_reused_pid(supervisor: Supervisor) -> None:
     # A pid file from "before a reboot": the pid now belongs to this very test process, started at another time.
-    supervisor.run_dir.mkdir(parents=True)
+    supervisor.layout.run_dir.mkdir(parents=True)
     record = {"pid": os.getpid(), "create_time": psutil.Process().create_time() - 1000, "argv": ["old"]}
     supervisor.pid_path("old").write_text(json.dumps(record))
 
@@ -120,7 +128,7 @@ def test_stale_pidfile_never_signals_a_reused_pid(supervisor: Supervisor) -> Non
 
 
 def test_corrupt_or_dead_pidfile_counts_as_stopped_and_start_replaces_it(supervisor: Supervisor) -> None:
-    supervisor.run_dir.mkdir(parents=True)
+    supervisor.layout.run_dir.mkdir(parents=True)
     supervisor.pid_path("junk").write_text("not json")
     assert not supervisor.status("junk").running
 
@@ -183,8 +191,7 @@ def _wait_for_file_containing(path: Path, text: str, timeout: float = 20.0) -> N
 
 def test_airflow_home_secrets_are_generated_once_and_private(settings: Settings) -> None:
     prepare_airflow_home(settings)
-    home = settings.state_dir / "airflow"
-    config, passwords = home / "airflow.cfg", home / "passwords.json"
+    config, passwords = settings.layout.airflow_config, settings.layout.airflow_passwords
     first_config, first_password = config.read_text(), airflow_password(settings)
     assert "fernet_key = " in first_config and "jwt_secret = " in first_config and "secret_key = " in first_config
     assert len(first_password) >= 16
@@ -205,6 +212,16 @@ def test_airflow_home_secrets_are_generated_once_and_private(settings: Settings)
 def test_airflow_password_without_stack_says_what_to_do(settings: Settings) -> None:
     with pytest.raises(StackError, match="mlplatform stack up"):
         airflow_password(settings)
+
+
+def test_the_airflow_client_is_handed_the_stack_password_or_fails_as_airflow_does(settings: Settings) -> None:
+    with pytest.raises(AirflowError, match="mlplatform stack up"):
+        airflow_client(settings)
+    prepare_airflow_home(settings)
+    with airflow_client(settings, timeout=2) as client:
+        assert client.username == settings.airflow.username
+        assert client.base_url == settings.airflow.resolved_api_url().rstrip("/")
+        assert airflow_password(settings) not in repr(client)
 
 
 def test_airflow_env_follows_settings_and_ignores_the_callers_airflow_vars(

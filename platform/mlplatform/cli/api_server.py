@@ -36,8 +36,8 @@ def serve() -> None:
     """Run the API with uvicorn on api.host:api.port; creates the first admin if there are no users."""
     import uvicorn
 
-    from mlplatform.api.bootstrap import ensure_admin, login_hint
     from mlplatform.operations.services import ApiServices
+    from mlplatform.store.bootstrap import ensure_admin, login_hint
     from mlplatform.webapp import create_app
 
     settings = get_settings()

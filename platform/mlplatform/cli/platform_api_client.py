@@ -14,14 +14,14 @@ audit events show the admin as actor and ``local-cli`` as client.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+
+from mlplatform.state import write_private
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -200,15 +200,11 @@ class InProcessTransport(httpx.BaseTransport):
         return asyncio.run(send())
 
 
-def cli_token_path(settings: Settings) -> Path:
-    return settings.state_dir / "api" / "cli_token"
-
-
 def embedded_token(settings: Settings, auth: AuthRepository, notify: Notify) -> str:
     """The embedded CLI's token for the admin: the stored one while it works, else a newly issued one."""
-    from mlplatform.api.bootstrap import ensure_admin, login_hint
+    from mlplatform.store.bootstrap import ensure_admin, login_hint
 
-    path = cli_token_path(settings)
+    path = settings.layout.cli_token
     if path.is_file():
         stored = path.read_text().strip()
         if auth.authenticate_token(stored) is not None:
@@ -224,9 +220,5 @@ def embedded_token(settings: Settings, auth: AuthRepository, notify: Notify) -> 
             f"it acts as the admin user {settings.api.admin_username!r}, which does not exist; "
             "set MLP_API_TOKEN to a token of another user",
         ) from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(issued.secret + "\n")
-    path.chmod(0o600)
+    write_private(path, issued.secret + "\n")
     return issued.secret

@@ -52,7 +52,7 @@ def _print_endpoints(settings: Settings) -> None:
     if EmbeddedStack(settings).monitoring_installed():
         console.print(f"  Prometheus  {prometheus_url(settings)}/alerts", highlight=False)
         console.print(f"  Alertmgr    {alertmanager_url(settings)}", highlight=False)
-    console.print(f"  logs        {settings.state_dir / 'logs'}", highlight=False)
+    console.print(f"  logs        {settings.layout.logs_dir}", highlight=False)
     console.print("  stop with `mlplatform stack down`", highlight=False)
     console.print(f"[bold]Platform UI[/] {platform_url}  (log in as {_admin_hint(settings)})", highlight=False)
 
@@ -109,9 +109,9 @@ def status(
 
 def _admin_hint(settings: Settings) -> str:
     """How the platform admin logs in (where the one-time password is); never the password itself."""
-    from mlplatform.api.bootstrap import login_hint
     from mlplatform.store import PlatformStore
     from mlplatform.store.auth import AuthRepository
+    from mlplatform.store.bootstrap import login_hint
 
     store = PlatformStore.connect(settings.db_url)
     try:
@@ -124,4 +124,4 @@ def _password_hint(settings: Settings) -> str:
     """Where the Airflow password comes from; the password itself is never printed."""
     if settings.airflow.password is not None:
         return "password from MLP_AIRFLOW__PASSWORD"
-    return f"password in {settings.state_dir / 'airflow' / 'passwords.json'}"
+    return f"password in {settings.layout.airflow_passwords}"

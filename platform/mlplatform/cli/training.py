@@ -104,10 +104,11 @@ def _follow(
 
 
 def _follow_in_airflow(settings: Settings, dag_id: str, run_id: str, timeout: float, out: Console) -> str:
-    from mlplatform.orchestration.airflow_client import AirflowClient, AirflowError
+    from mlplatform.orchestration.airflow_client import AirflowError
+    from mlplatform.stack.embedded import airflow_client
 
     try:
-        with AirflowClient.from_settings(settings) as airflow:
+        with airflow_client(settings) as airflow:
             final = airflow.wait(
                 dag_id,
                 run_id,

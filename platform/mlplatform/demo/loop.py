@@ -390,7 +390,7 @@ def _wait_logged(settings: Settings, model: str, since: datetime, rows: int, tim
             raise LoopStalledError(
                 "prediction log",
                 f"{logged}/{rows} requests logged after {timeout:.0f}s; see the model server's log under "
-                f"{settings.state_dir / 'logs'}",
+                f"{settings.layout.logs_dir}",
             )
         say(f"waiting for the prediction log: {logged}/{rows}")
         time.sleep(POLL_S)
@@ -470,7 +470,7 @@ def _wait_alert(settings: Settings, model: str, checked_from: datetime, timeout:
             raise LoopStalledError(
                 "alert firing",
                 f"{ALERT} for {model} not firing after {timeout:.0f}s; see {prometheus_url(settings)}/alerts, "
-                f"{prometheus_url(settings)}/targets and {settings.state_dir / 'logs' / 'prometheus.log'}",
+                f"{prometheus_url(settings)}/targets and {settings.layout.log_file('prometheus')}",
             )
         say(f"waiting for Prometheus to fire {ALERT} (rules evaluated every {settings.prometheus.scrape_interval_s}s)")
         time.sleep(POLL_S)
@@ -512,7 +512,7 @@ def _wait_resolution_delivered(
             raise LoopStalledError(
                 "baseline check",
                 f"Alertmanager did not deliver the earlier {ALERT}'s resolution within {timeout:.0f}s; see "
-                f"{settings.state_dir / 'logs' / 'alertmanager.log'}",
+                f"{settings.layout.log_file('alertmanager')}",
             )
         say(f"waiting for Alertmanager to deliver the earlier {ALERT}'s resolution (at its group_interval)")
         time.sleep(POLL_S)
@@ -527,12 +527,12 @@ def _wait_policy_ready(settings: Settings, store: PlatformStore, spec: ModelSpec
     them at transaction time), so once the earlier data-set alert has resolved its feature alerts are no longer
     inhibited and may start a retrain of their own; it runs on the undrifted data, before the loop drifts it.
     """
-    from mlplatform.orchestration.airflow_client import AirflowClient
+    from mlplatform.stack.embedded import airflow_client
     from mlplatform.store.retrains import STATUS_PENDING, RetrainRecords
 
     records = RetrainRecords(store)
     deadline = time.monotonic() + timeout
-    with AirflowClient.from_settings(settings) as airflow:
+    with airflow_client(settings) as airflow:
         while (last := records.last_claim(spec.name)) is not None:
             cooling = datetime.now(UTC) < last.created_at + timedelta(seconds=settings.alerts.cooldown_s)
             running = last.status == STATUS_PENDING or (
@@ -545,7 +545,7 @@ def _wait_policy_ready(settings: Settings, store: PlatformStore, spec: ModelSpec
                     "baseline check",
                     f"the retrain started at {last.created_at:%H:%M:%S} ({last.alertname}) still "
                     f"{'running' if running else 'in cooldown'} after {timeout:.0f}s; see "
-                    f"{settings.state_dir / 'logs'}",
+                    f"{settings.layout.logs_dir}",
                 )
             say(f"waiting for the retrain started by {last.alertname} to finish and its cooldown to pass")
             time.sleep(POLL_S * 3)
@@ -576,8 +576,8 @@ def _wait_trigger(
             raise LoopStalledError(
                 "webhook",
                 f"no retrain decision for {model} after {timeout:.0f}s{pending}; see "
-                f"{settings.state_dir / 'logs' / 'alertmanager.log'} and "
-                f"{settings.state_dir / 'logs' / 'mlplatform-api.log'}",
+                f"{settings.layout.log_file('alertmanager')} and "
+                f"{settings.layout.log_file('mlplatform-api')}",
             )
         say("waiting for Alertmanager to call the webhook" + (" (Airflow not taking the run yet)" if ours else ""))
         time.sleep(POLL_S)
@@ -596,12 +596,13 @@ def _retrain(
     say: Say,
 ) -> None:
     """Follow the retrain run, read the gate's decision, and wait for the server to swap when it promoted."""
-    from mlplatform.orchestration.airflow_client import AirflowClient, AirflowError
+    from mlplatform.orchestration.airflow_client import AirflowError
+    from mlplatform.stack.embedded import airflow_client
 
     result = record.result
     assert result.dag_run_id is not None
     try:
-        with AirflowClient.from_settings(settings) as airflow:
+        with airflow_client(settings) as airflow:
             run = airflow.wait(
                 spec.training_dag_id,
                 result.dag_run_id,
@@ -612,7 +613,7 @@ def _retrain(
                 ),
             )
     except AirflowError as error:
-        raise LoopStalledError("retrain", f"{error}; see {settings.state_dir / 'logs'}") from None
+        raise LoopStalledError("retrain", f"{error}; see {settings.layout.logs_dir}") from None
     if run.state != "success":
         raise LoopStalledError(
             "retrain",

@@ -8,13 +8,12 @@ webhook is reachable from the network and must not be a way to fill memory or th
 from __future__ import annotations
 
 import hashlib
-import os
-import secrets
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from mlplatform.state import generated_secret
 
 if TYPE_CHECKING:
     from mlplatform.config import Settings
@@ -78,10 +77,6 @@ class WebhookPayload(_Payload):
     alerts: list[Alert] = Field(max_length=MAX_ALERTS)
 
 
-def webhook_token_path(settings: Settings) -> Path:
-    return settings.state_dir / "alerts" / "webhook_token"
-
-
 def webhook_token(settings: Settings) -> str:
     """The webhook's bearer token: ``alerts.webhook_token``, else one generated once under state_dir (0600).
 
@@ -90,19 +85,4 @@ def webhook_token(settings: Settings) -> str:
     """
     if settings.alerts.webhook_token is not None:
         return settings.alerts.webhook_token.get_secret_value()
-    path = webhook_token_path(settings)
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Written whole to a private temporary file, then linked into place: a concurrent reader sees either no
-        # file or the complete token, and of two concurrent writers the first link wins.
-        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(WEBHOOK_TOKEN_PREFIX + secrets.token_urlsafe(32) + "\n")
-        try:
-            os.link(draft, path)
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
-    return path.read_text().strip()
+    return generated_secret(settings.layout.webhook_token, prefix=WEBHOOK_TOKEN_PREFIX)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlplatform.monitoring.drift import PREDICTION, analyse
 from mlplatform.specs import ModelSpec, find_spec
-from mlplatform.store.drift import DriftCheck, DriftResults, drift_report_path
+from mlplatform.store.drift import DriftCheck, DriftResults
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -166,7 +166,7 @@ def run_drift_check(
         results = DriftResults(store)
         check_id = results.record(replace(check, finished_at=datetime.now(UTC)))
         if analysis is not None:
-            analysis.save_html(drift_report_path(settings.state_dir, model, check_id))
+            analysis.save_html(settings.layout.drift_report(model, check_id))
             results.set_has_report(check_id)
         recorded = results.get(model, check_id)
         assert recorded is not None  # just written in this process

@@ -14,16 +14,16 @@ compares the two.
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from mlplatform.state import generated_secret
 
 if TYPE_CHECKING:
     from starlette.responses import Response
@@ -41,20 +41,7 @@ def session_secret(settings: Settings) -> str:
     """The configured secret, or one generated once and kept under state_dir (mode 0600)."""
     if settings.api.session_secret is not None:
         return settings.api.session_secret.get_secret_value()
-    path = settings.state_dir / "api" / "session_secret"
-    if path.is_file():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    _write_private(path, secret)
-    return secret
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Create the file readable by its owner only, from the first byte on."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
+    return generated_secret(settings.layout.session_secret, nbytes=48)
 
 
 @dataclass(frozen=True)

@@ -60,9 +60,9 @@ class AirflowOrchestrator:
         self.timeout = timeout
 
     def _client(self) -> AirflowClient:
-        from mlplatform.orchestration.airflow_client import AirflowClient
+        from mlplatform.stack.embedded import airflow_client
 
-        return AirflowClient.from_settings(self.settings, timeout=self.timeout)
+        return airflow_client(self.settings, timeout=self.timeout)
 
     def trigger(self, dag_id: str, conf: Mapping[str, Any], run_id: str | None = None) -> DagRun:
         with self._client() as client:

@@ -112,14 +112,8 @@ class AirflowClient:
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
 
     @classmethod
-    def from_settings(cls, settings: Settings, timeout: float = 30.0) -> AirflowClient:
-        """A client for the configured Airflow, with the configured or generated (embedded) password."""
-        from mlplatform.stack.embedded import StackError, airflow_password
-
-        try:
-            password = airflow_password(settings)
-        except StackError as error:
-            raise AirflowError(str(error)) from error
+    def from_settings(cls, settings: Settings, password: str, timeout: float = 30.0) -> AirflowClient:
+        """A client for the configured Airflow and user; the caller supplies the password (it knows where it is)."""
         return cls(settings.airflow.resolved_api_url(), settings.airflow.username, password, timeout=timeout)
 
     def close(self) -> None:

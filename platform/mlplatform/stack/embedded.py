@@ -1,17 +1,9 @@
 """The embedded stack: an MLflow server, Airflow 3 (api-server, scheduler, dag-processor) and the platform API/UI
 on 127.0.0.1.
 
-Everything lives under ``settings.state_dir``::
-
-    mlflow/mlflow.db, mlflow/artifacts/      MLflow backend store and proxied artifacts
-    airflow/airflow.cfg                      secrets only (fernet key, API secret key, JWT secret), mode 0600
-    airflow/passwords.json                   the simple auth manager's user password, mode 0600
-    airflow/airflow.db, airflow/logs/        Airflow metadata DB and task logs
-    api/session_secret                       key signing the platform UI's session cookies, mode 0600
-    api/initial_admin_password               the first admin's generated password until it is changed, mode 0600
-    platform.db                              the platform DB (users, tokens, audit log, alias history)
-    logs/<process>.log, run/<process>.pid    supervisor output and pid records
-    prometheus/, alertmanager/               when installed: rendered configs, data (see ``stack.prometheus``)
+Everything lives under ``settings.state_dir``, laid out by ``mlplatform.state.StateLayout`` (its docstring shows
+the tree): MLflow's store and artifacts, AIRFLOW_HOME with its secrets, the platform DB, supervisor logs and pid
+records, and Prometheus and Alertmanager when installed (see ``stack.prometheus``).
 
 ``airflow standalone`` is deliberately not used: it leaves its children behind on SIGTERM.  Each Airflow component
 runs as its own supervised process group instead, all sharing one environment built by ``airflow_env``; secrets
@@ -33,12 +25,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from mlplatform.config import Settings
 from mlplatform.stack import prometheus as monitoring
 from mlplatform.stack.supervisor import ManagedStatus, Supervisor, SupervisorError, port_in_use
+from mlplatform.state import PRIVATE_FILE_MODE, write_private
+
+if TYPE_CHECKING:
+    from mlplatform.orchestration.airflow_client import AirflowClient
 
 Progress = Callable[[str], None]
 
@@ -175,7 +172,7 @@ class EmbeddedStack:
         self._ensure_port_free(MLFLOW, self.settings.mlflow.host, self.settings.mlflow.port, "MLP_MLFLOW__PORT")
         say(f"Starting MLflow at {self.mlflow_url}")
         self.supervisor.start(
-            MLFLOW, mlflow_argv(self.settings), mlflow_env(self.settings), cwd=mlflow_dir(self.settings)
+            MLFLOW, mlflow_argv(self.settings), mlflow_env(self.settings), cwd=self.settings.layout.mlflow_dir
         )
 
     def _start_airflow(self, say: Progress) -> None:
@@ -192,7 +189,7 @@ class EmbeddedStack:
         self._migrate(env, say)
         for name in missing:
             say(f"Starting {name}")
-            self.supervisor.start(name, airflow_argv(self.settings, name), env, cwd=airflow_home(self.settings))
+            self.supervisor.start(name, airflow_argv(self.settings, name), env, cwd=self.settings.layout.airflow_home)
 
     def _start_api(self, say: Progress) -> None:
         """The platform API/UI (``mlplatform api serve``); the first admin is created here, before it starts.
@@ -219,7 +216,7 @@ class EmbeddedStack:
 
     def _migrate(self, env: dict[str, str], say: Progress) -> None:
         """Run ``airflow db migrate`` once per metadata DB and Airflow version (it takes ~10 s even when idle)."""
-        marker = airflow_home(self.settings) / f".migrated-{_migration_key(self.settings)}"
+        marker = self.settings.layout.airflow_migrated_marker(_migration_key(self.settings))
         sqlite_file = _sqlite_path(airflow_database_url(self.settings))
         if marker.exists() and (sqlite_file is None or sqlite_file.exists()):
             return
@@ -231,7 +228,7 @@ class EmbeddedStack:
                 result = subprocess.run(
                     [airflow_executable(), "db", "migrate"],
                     env=env,
-                    cwd=airflow_home(self.settings),
+                    cwd=self.settings.layout.airflow_home,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -322,14 +319,10 @@ class EmbeddedStack:
 # -- MLflow --------------------------------------------------------------------------------------------------
 
 
-def mlflow_dir(settings: Settings) -> Path:
-    return settings.state_dir / "mlflow"
-
-
 def mlflow_argv(settings: Settings) -> list[str]:
     """``mlflow server`` with one uvicorn worker, sqlite backend and proxied local artifacts."""
-    backend = settings.mlflow.backend_store_uri or f"sqlite:///{mlflow_dir(settings) / 'mlflow.db'}"
-    artifacts = settings.mlflow.artifacts_destination or str(mlflow_dir(settings) / "artifacts")
+    backend = settings.mlflow.backend_store_uri or f"sqlite:///{settings.layout.mlflow_db}"
+    artifacts = settings.mlflow.artifacts_destination or str(settings.layout.mlflow_artifacts)
     # Host-header and CORS checks: MLflow's defaults already allow localhost/127.0.0.1/[::1] on any port, which
     # is exactly who talks to the embedded server, so --allowed-hosts / --cors-allowed-origins stay unset.
     return [
@@ -379,9 +372,9 @@ def api_env(settings: Settings) -> dict[str, str]:
 
 def bootstrap_platform_admin(settings: Settings) -> Path | None:
     """Create the first admin if the platform DB has no users; returns the 0600 file of a generated password."""
-    from mlplatform.api.bootstrap import ensure_admin
     from mlplatform.store import PlatformStore
     from mlplatform.store.auth import AuthRepository
+    from mlplatform.store.bootstrap import ensure_admin
 
     store = PlatformStore.connect(settings.db_url)
     try:
@@ -405,23 +398,15 @@ def admin_created_message(username: str, password_file: Path) -> str:
 # -- Airflow -------------------------------------------------------------------------------------------------
 
 
-def airflow_home(settings: Settings) -> Path:
-    return settings.state_dir / "airflow"
-
-
 def airflow_database_url(settings: Settings) -> str:
-    return settings.airflow.database_url or f"sqlite:///{airflow_home(settings) / 'airflow.db'}"
-
-
-def passwords_file(settings: Settings) -> Path:
-    return airflow_home(settings) / "passwords.json"
+    return settings.airflow.database_url or f"sqlite:///{settings.layout.airflow_db}"
 
 
 def airflow_password(settings: Settings) -> str:
     """The password the platform uses for Airflow's REST API: configured, else the one generated by ``up``."""
     if settings.airflow.password is not None:
         return settings.airflow.password.get_secret_value()
-    path = passwords_file(settings)
+    path = settings.layout.airflow_passwords
     try:
         stored = json.loads(path.read_text())
     except FileNotFoundError as error:
@@ -435,12 +420,26 @@ def airflow_password(settings: Settings) -> str:
     return str(stored[username])
 
 
+def airflow_client(settings: Settings, timeout: float = 30.0) -> AirflowClient:
+    """A REST client for the configured Airflow, logging in with ``airflow_password``.
+
+    The client receives its password rather than looking for it: only this module knows where ``up`` keeps it.
+    A missing password is an ``AirflowError`` like any other reason Airflow cannot be used, so callers handle one.
+    """
+    from mlplatform.orchestration.airflow_client import AirflowClient, AirflowError
+
+    try:
+        password = airflow_password(settings)
+    except StackError as error:
+        raise AirflowError(str(error)) from error
+    return AirflowClient.from_settings(settings, password, timeout=timeout)
+
+
 def prepare_airflow_home(settings: Settings) -> None:
     """Create AIRFLOW_HOME with its secrets and the user's password, generating each only once."""
-    home = airflow_home(settings)
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "logs").mkdir(exist_ok=True)
-    _ensure_secrets_config(home / "airflow.cfg")
+    layout = settings.layout
+    layout.airflow_logs.mkdir(parents=True, exist_ok=True)
+    _ensure_secrets_config(layout.airflow_config)
     _ensure_password(settings)
 
 
@@ -451,7 +450,7 @@ def _ensure_secrets_config(path: Path) -> None:
     the execution API's tokens: regenerating either would break existing data or running tasks.
     """
     if path.exists():
-        path.chmod(0o600)
+        path.chmod(PRIVATE_FILE_MODE)
         return
     fernet_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
     text = (
@@ -460,12 +459,12 @@ def _ensure_secrets_config(path: Path) -> None:
         f"[api]\nsecret_key = {secrets.token_urlsafe(32)}\n\n"
         f"[api_auth]\njwt_secret = {secrets.token_urlsafe(48)}\n"
     )
-    _write_private(path, text)
+    write_private(path, text)
 
 
 def _ensure_password(settings: Settings) -> None:
     """Keep the simple auth manager's password file in step with settings, generating a password if unset."""
-    path = passwords_file(settings)
+    path = settings.layout.airflow_passwords
     username = settings.airflow.username
     stored: dict[str, str] = {}
     if path.exists():
@@ -478,9 +477,9 @@ def _ensure_password(settings: Settings) -> None:
     else:
         wanted = stored.get(username) or secrets.token_urlsafe(18)
     if stored != {username: wanted}:
-        _write_private(path, json.dumps({username: wanted}) + "\n")
+        write_private(path, json.dumps({username: wanted}) + "\n")
     else:
-        path.chmod(0o600)
+        path.chmod(PRIVATE_FILE_MODE)
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
@@ -490,14 +489,14 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     set; the platform's ``child_env`` is added so tasks build the same ``Settings`` as the CLI that started them.
     """
     air = settings.airflow
-    home = airflow_home(settings)
+    layout = settings.layout
     api_url = f"http://{air.host}:{air.port}"
     env = {k: v for k, v in _base_env().items() if not k.startswith("AIRFLOW")}
     env.update(settings.child_env())
     env.update(
         {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW_CONFIG": str(home / "airflow.cfg"),
+            "AIRFLOW_HOME": str(layout.airflow_home),
+            "AIRFLOW_CONFIG": str(layout.airflow_config),
             "AIRFLOW__CORE__DAGS_FOLDER": str(air.dags_folder),
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(air.parallelism),
@@ -506,7 +505,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{air.username}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(settings)),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(layout.airflow_passwords),
             # Tasks reach the api-server through this URL; it must follow the port or every task fails.
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_database_url(settings),
@@ -515,7 +514,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API__BASE_URL": api_url,
             "AIRFLOW__API__EXPOSE_CONFIG": "False",
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(layout.airflow_logs),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(DAG_FOLDER_REFRESH_S),
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "PYTHONUNBUFFERED": "1",
@@ -579,14 +578,6 @@ def _migration_key(settings: Settings) -> str:
     return digest.hexdigest()[:16]
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write a secret file readable by the owner only, with no window where it is world-readable."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    path.chmod(0o600)
-
-
 def _get_json(url: str) -> object | None:
     """The body of a 200 answer from ``url`` (parsed if JSON, else the text), or None if unhealthy/unreachable."""
     try:
@@ -631,6 +622,7 @@ __all__ = [
     "ProcessStatus",
     "StackError",
     "SupervisorError",
+    "airflow_client",
     "airflow_env",
     "airflow_password",
 ]

@@ -2,7 +2,7 @@
 
 Both are optional (Debian packages ``prometheus`` and ``prometheus-alertmanager``); ``stack up`` starts them when
 installed and says so when not.  Their configuration is rendered from the committed ``monitoring/`` files under
-the state directory::
+the state directory (paths from ``mlplatform.state.StateLayout``)::
 
     prometheus/prometheus.yml                scrape the platform API and model servers, the committed rule files
     prometheus/data/                         the TSDB
@@ -25,13 +25,13 @@ from typing import Any
 import yaml
 
 from mlplatform.config import Settings
+from mlplatform.state import write_private
 
 PROMETHEUS = "prometheus"
 ALERTMANAGER = "alertmanager"
 ALERTMANAGER_NAMES = ("alertmanager", "prometheus-alertmanager")  # upstream's name, Debian's name
 WEBHOOK_RECEIVER = "platform-webhook"
 WEBHOOK_PATH = "/api/v1/alerts/alertmanager"
-TOKEN_FILE = "platform_webhook_token"  # noqa: S105 - a file name; the committed config's credentials_file
 
 
 @dataclass(frozen=True)
@@ -58,14 +58,6 @@ def why_skipped(settings: Settings, binaries: MonitoringBinaries) -> str:
     found = (("prometheus", binaries.prometheus), ("alertmanager", binaries.alertmanager))
     missing = [name for name, path in found if path is None]
     return f"{' and '.join(missing)} not installed (Debian packages prometheus, prometheus-alertmanager)"
-
-
-def prometheus_dir(settings: Settings) -> Path:
-    return settings.state_dir / "prometheus"
-
-
-def alertmanager_dir(settings: Settings) -> Path:
-    return settings.state_dir / "alertmanager"
 
 
 def prometheus_url(settings: Settings) -> str:
@@ -114,24 +106,20 @@ def alertmanager_config(settings: Settings, committed: dict[str, Any]) -> dict[s
 
 
 def write_prometheus_config(settings: Settings, rule_files: list[Path] | None = None) -> Path:
-    directory = prometheus_dir(settings)
-    (directory / "data").mkdir(parents=True, exist_ok=True)
-    path = directory / "prometheus.yml"
+    layout = settings.layout
+    layout.prometheus_data.mkdir(parents=True, exist_ok=True)
+    path = layout.prometheus_config
     path.write_text(_header() + yaml.safe_dump(prometheus_config(settings, rule_files), sort_keys=False))
     return path
 
 
 def write_alertmanager_config(settings: Settings, token: str) -> Path:
     """The rendered configuration and, beside it, the webhook token file it names (0600 from the first byte)."""
-    directory = alertmanager_dir(settings)
-    (directory / "data").mkdir(parents=True, exist_ok=True)
+    layout = settings.layout
+    layout.alertmanager_data.mkdir(parents=True, exist_ok=True)
     committed = yaml.safe_load((settings.prometheus.config_dir / "alertmanager" / "alertmanager.yml").read_text())
-    token_path = directory / TOKEN_FILE
-    descriptor = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(token + "\n")
-    token_path.chmod(0o600)
-    path = directory / "alertmanager.yml"
+    write_private(layout.alertmanager_webhook_token, token + "\n")
+    path = layout.alertmanager_config
     path.write_text(_header() + yaml.safe_dump(alertmanager_config(settings, committed), sort_keys=False))
     return path
 
@@ -144,7 +132,7 @@ def prometheus_argv(binary: str, settings: Settings, config: Path) -> list[str]:
     return [
         binary,
         f"--config.file={config}",
-        f"--storage.tsdb.path={prometheus_dir(settings) / 'data'}",
+        f"--storage.tsdb.path={settings.layout.prometheus_data}",
         f"--web.listen-address={settings.prometheus.host}:{settings.prometheus.port}",
         f"--web.external-url={prometheus_url(settings)}",
     ]
@@ -154,7 +142,7 @@ def alertmanager_argv(binary: str, settings: Settings, config: Path) -> list[str
     return [
         binary,
         f"--config.file={config}",
-        f"--storage.path={alertmanager_dir(settings) / 'data'}",
+        f"--storage.path={settings.layout.alertmanager_data}",
         f"--web.listen-address={settings.prometheus.host}:{settings.prometheus.alertmanager_port}",
         f"--web.external-url={alertmanager_url(settings)}",
         "--cluster.listen-address=",  # no gossip listener on 0.0.0.0:9094: one instance, loopback only

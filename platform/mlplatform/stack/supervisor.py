@@ -25,6 +25,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from mlplatform.state import StateLayout, write_private
+
 # Start times come from /proc in clock ticks; two reads of the same process agree exactly, but keep a margin.
 _START_TIME_TOLERANCE_S = 0.05
 LOG_TAIL_LINES = 20
@@ -70,25 +72,23 @@ class Supervisor:
     """Starts, inspects and stops named processes whose state lives under ``state_dir``."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir
-        self.log_dir = state_dir / "logs"
-        self.run_dir = state_dir / "run"
+        self.layout = StateLayout(state_dir)
 
     # -- paths -----------------------------------------------------------------------------------------------
 
     def log_path(self, name: str) -> Path:
         """Where the named process's stdout and stderr are appended."""
-        return self.log_dir / f"{name}.log"
+        return self.layout.log_file(name)
 
     def pid_path(self, name: str) -> Path:
-        """Where the named process's pid record is kept while it runs."""
-        return self.run_dir / f"{name}.pid"
+        """Where the named process's pid record is kept while it runs (0600: it reveals what we run)."""
+        return self.layout.pid_file(name)
 
     def names(self) -> list[str]:
         """Every name with a pid record (running or stale): what ``stop`` may have to act on."""
-        if not self.run_dir.is_dir():
+        if not self.layout.run_dir.is_dir():
             return []
-        return sorted(path.stem for path in self.run_dir.glob("*.pid"))
+        return sorted(path.stem for path in self.layout.run_dir.glob("*.pid"))
 
     # -- start -----------------------------------------------------------------------------------------------
 
@@ -108,8 +108,8 @@ class Supervisor:
         if current.running:
             raise SupervisorError(f"{name} is already running (pid {current.pid}); stop it first")
         self._clear_stale(name)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.layout.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.layout.run_dir.mkdir(parents=True, exist_ok=True)
         if cwd is not None:
             cwd.mkdir(parents=True, exist_ok=True)
         log_path = self.log_path(name)
@@ -130,7 +130,7 @@ class Supervisor:
             except OSError as error:
                 raise SupervisorError(f"could not start {name} ({argv[0]}): {error}") from error
         record = _PidRecord(pid=process.pid, create_time=psutil.Process(process.pid).create_time(), argv=list(argv))
-        _write_private(self.pid_path(name), record.to_json())
+        write_private(self.pid_path(name), record.to_json())
         return ManagedStatus(name=name, running=True, pid=process.pid, log_path=log_path)
 
     # -- status ----------------------------------------------------------------------------------------------
@@ -261,13 +261,6 @@ def _probe(client: httpx.Client, url: str, accept: Callable[[httpx.Response], bo
     if accept is not None and not accept(response):
         return f"not ready yet: {response.text[:200]}"
     return ""
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by the owner only (pid files reveal what we run)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
 
 
 def _recorded_process(record: _PidRecord) -> psutil.Process | None:

@@ -3,14 +3,13 @@
 Why in the platform DB rather than only in MLflow or the HTML report: the API exports the latest verdicts as
 Prometheus gauges at every scrape and pages through past checks, both cheap indexed reads here.  The rows are
 appended once per check and never updated; the HTML report lives beside them on disk
-(``drift_report_path``), its path derived from the row's id so no caller ever supplies a path.
+(``StateLayout.drift_report``), its path derived from the row's id so no caller ever supplies a path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, func, select
@@ -117,11 +116,6 @@ class DriftCheck:
     features: tuple[FeatureDrift, ...] = ()
     detail: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
-
-
-def drift_report_path(state_dir: Path, model: str, check_id: int) -> Path:
-    """Where the HTML report of a check lives; built from the DB id (and the row's model), never from a request."""
-    return state_dir / "monitoring" / "reports" / model / f"{int(check_id)}.html"
 
 
 def _utc(value: datetime) -> datetime:

@@ -15,7 +15,7 @@ from mlplatform.operations.drift import report_url
 from mlplatform.operations.problems import Problem
 from mlplatform.operations.services import ApiServices
 from mlplatform.specs import NAME_PATTERN
-from mlplatform.store.drift import MAX_LIMIT, DriftCheck, DriftResults, drift_report_path
+from mlplatform.store.drift import MAX_LIMIT, DriftCheck, DriftResults
 
 router = APIRouter(prefix="/api/v1/models", tags=["drift"], responses=PROBLEM_RESPONSES)
 NamePath = Annotated[str, Path(pattern=NAME_PATTERN, description="Model name (as in its spec).")]
@@ -103,7 +103,7 @@ def drift_report(
     check = DriftResults(services.store).get(name, check_id)
     if check is None or check.id is None:
         raise Problem(404, f"{name} has no drift check {check_id}", slug="unknown-drift-check", title="Not found")
-    path = drift_report_path(services.settings.state_dir, check.model, check.id)
+    path = services.settings.layout.drift_report(check.model, check.id)
     if not check.has_report or not path.is_file():
         raise Problem(404, f"drift check {check_id} of {name} has no report", slug="no-drift-report", title="Not found")
     return FileResponse(path, media_type="text/html", headers=REPORT_HEADERS)

@@ -8,11 +8,11 @@ it; ``login_hint`` tells people where to find it and removes the file once it no
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
 from mlplatform.config import Settings
+from mlplatform.state import write_private
 from mlplatform.store.auth import AuthRepository
 
 
@@ -26,21 +26,13 @@ def bootstrap_admin(settings: Settings, auth: AuthRepository) -> str | None:
     return None if configured is not None else password
 
 
-def initial_password_path(settings: Settings) -> Path:
-    return settings.state_dir / "api" / "initial_admin_password"
-
-
 def ensure_admin(settings: Settings, auth: AuthRepository) -> Path | None:
     """Create the initial admin if there are no users; a generated password goes to its 0600 file (returned)."""
     generated = bootstrap_admin(settings, auth)
     if generated is None:
         return None
-    path = initial_password_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(generated + "\n")
-    path.chmod(0o600)  # O_CREAT's mode does not apply to a file that already existed
+    path = settings.layout.initial_admin_password
+    write_private(path, generated + "\n")
     return path
 
 
@@ -53,7 +45,7 @@ def login_hint(settings: Settings, auth: AuthRepository) -> str:
     user = settings.api.admin_username
     if settings.api.admin_password is not None:
         return f"user {user}, password from MLP_API__ADMIN_PASSWORD"
-    path = initial_password_path(settings)
+    path = settings.layout.initial_admin_password
     if path.is_file():
         if auth.verify_password(user, path.read_text().strip()) is not None:
             return f"user {user}, one-time password in {path} (readable only by you; change it after logging in)"
