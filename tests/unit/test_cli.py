@@ -54,3 +54,13 @@ def test_settings_docs_prints_the_catalogue_and_show_masks_nothing_secret(monkey
     assert shown.exit_code == 0
     assert "hunter2-secret" not in shown.output
     assert json.loads(shown.output)["feast"]["online_store"] == "sqlite"
+
+
+def test_api_users_create_refuses_a_taken_name_like_every_command_fails() -> None:
+    """`mlplatform api ...` fails as the other command groups do: exit 1, `error:` and the reason."""
+    first = runner.invoke(app, ["api", "users", "create", "ana", "--role", "viewer", "--no-password"])
+    assert first.exit_code == 0, first.output
+    assert "created user ana (viewer)" in first.output
+    again = runner.invoke(app, ["api", "users", "create", "ana", "--no-password"])
+    assert again.exit_code == 1
+    assert "error:" in again.output and "ana" in again.output

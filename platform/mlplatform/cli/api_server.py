@@ -12,9 +12,9 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from mlplatform.cli._common import console, fail
 from mlplatform.config import get_settings
 
 api_app = typer.Typer(help="The platform API server, its users and API tokens.", no_args_is_help=True)
@@ -22,13 +22,7 @@ users_app = typer.Typer(help="Local users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 api_app.add_typer(users_app, name="users")
 api_app.add_typer(tokens_app, name="tokens")
-console = Console()
 ROLE_HELP = "viewer, data-scientist, approver or admin"
-
-
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
 
 
 @api_app.command()
@@ -79,7 +73,7 @@ def users_create(
     try:
         user = auth.create_user(username, role, secret)
     except AuthStoreError as error:
-        _fail(str(error))
+        fail(str(error))
         return
     console.print(f"created user [bold]{user.username}[/] ({user.role})", highlight=False)
 
@@ -96,7 +90,7 @@ def users_set_password(username: str) -> None:
     try:
         AuthRepository(store).update_user(username, password=secret)
     except (AuthStoreError, LookupError) as error:
-        _fail(str(error.args[0]))
+        fail(str(error.args[0]))
         return
     actor = f"local:{getpass.getuser()}"
     AuditLog(store).record(
@@ -144,7 +138,7 @@ def tokens_create(
     try:
         issued = auth.create_token(username, name, ttl_days or settings.api.token_ttl_days, role)
     except (AuthStoreError, LookupError) as error:
-        _fail(str(error))
+        fail(str(error))
         return
     console.print(f"token {issued.token.id} for {username} (expires {issued.token.expires_at:%Y-%m-%d}):")
     print(issued.secret)  # plain stdout so scripts can capture it
@@ -158,6 +152,6 @@ def tokens_revoke(token_id: int) -> None:
 
     revoked = AuthRepository(PlatformStore.connect(get_settings().db_url)).revoke_token(token_id)
     if revoked is None:
-        _fail(f"no token {token_id}")
+        fail(f"no token {token_id}")
         return
     console.print(f"revoked token {token_id} ({revoked.prefix}…) of {revoked.username}", highlight=False)
