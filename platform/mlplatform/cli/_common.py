@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,6 +64,17 @@ def api(ctx: typer.Context) -> Iterator[PlatformClient]:
             yield client
     except PlatformError as error:
         fail_with(error, settings)
+
+
+def api_answer(ctx: typer.Context, as_json: bool, call: Callable[[PlatformClient], Any]) -> Any | None:
+    """The API's answer to ``call``, for the command to render; with ``--json`` it is printed unchanged instead and
+    None comes back, so every command prints its JSON the same way."""
+    with api(ctx) as client:
+        answer = call(client)
+    if as_json:
+        emit_json(answer)
+        return None
+    return answer
 
 
 def fail_with(error: PlatformError, settings: Settings) -> None:

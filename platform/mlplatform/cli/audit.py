@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mlplatform.cli._common import AsJson, api, console, emit_json
+from mlplatform.cli._common import AsJson, api_answer, console
 
 
 def audit(
@@ -21,12 +21,14 @@ def audit(
     as_json: AsJson = False,
 ) -> None:
     """The audit log, newest first: who did what, when, from, to, why, and the result."""
-    with api(ctx) as client:
-        events = client.audit(
+    events = api_answer(
+        ctx,
+        as_json,
+        lambda client: client.audit(
             limit=limit, actor=actor, action=action, target=target, result=result, before_id=before_id
-        )
-    if as_json:
-        emit_json(events)
+        ),
+    )
+    if events is None:
         return
     table = Table("id", "when (UTC)", "actor", "action", "target", "from -> to", "result", "reason")
     for event in events:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mlplatform.cli._common import AsJson, ModelArg, api, console, emit_json
+from mlplatform.cli._common import AsJson, ModelArg, api_answer, console
 
 models_app = typer.Typer(
     help="Registered models: versions, aliases, metrics, lineage, promotion.", no_args_is_help=True
@@ -27,10 +27,8 @@ def _metric(value: Any) -> str:
 @models_app.command("list")
 def models_list(ctx: typer.Context, as_json: AsJson = False) -> None:
     """Models the platform knows (from their specs)."""
-    with api(ctx) as client:
-        models = client.models()
-    if as_json:
-        emit_json(models)
+    models = api_answer(ctx, as_json, lambda client: client.models())
+    if models is None:
         return
     table = Table("model", "owner", "primary metric", "training DAG", "schedule")
     for model in models:
@@ -44,10 +42,8 @@ def models_list(ctx: typer.Context, as_json: AsJson = False) -> None:
 @models_app.command("show")
 def models_show(ctx: typer.Context, model: ModelArg, as_json: AsJson = False) -> None:
     """Versions, aliases, metrics and lineage of one model."""
-    with api(ctx) as client:
-        described = client.model(model)
-    if as_json:
-        emit_json(described)
+    described = api_answer(ctx, as_json, lambda client: client.model(model))
+    if described is None:
         return
     aliases = ", ".join(f"{alias}=v{version}" for alias, version in described["aliases"].items()) or "none"
     console.print(f"[bold]{model}[/]  aliases: {aliases}", highlight=False)
@@ -58,10 +54,8 @@ def models_show(ctx: typer.Context, model: ModelArg, as_json: AsJson = False) ->
 @models_app.command("versions")
 def models_versions(ctx: typer.Context, model: ModelArg, as_json: AsJson = False) -> None:
     """The model's registered versions, newest first, with aliases, metrics and data window."""
-    with api(ctx) as client:
-        versions = client.model(model)["versions"]
-    if as_json:
-        emit_json(versions)
+    versions = api_answer(ctx, as_json, lambda client: client.model(model)["versions"])
+    if versions is None:
         return
     _print_versions(versions)
 
@@ -91,10 +85,8 @@ def models_version(
     as_json: AsJson = False,
 ) -> None:
     """One version: metrics, lineage, aliases and the gate decision recorded by its pipeline run."""
-    with api(ctx) as client:
-        found = client.version(model, version)
-    if as_json:
-        emit_json(found)
+    found = api_answer(ctx, as_json, lambda client: client.version(model, version))
+    if found is None:
         return
     aliases = ", ".join(found["aliases"]) or "none"
     console.print(f"[bold]{model} v{found['version']}[/]  aliases: {aliases}  run: {found['run_id']}", highlight=False)
@@ -117,10 +109,8 @@ def models_compare(
     as_json: AsJson = False,
 ) -> None:
     """Two versions' metrics side by side (difference is b - a)."""
-    with api(ctx) as client:
-        compared = client.compare(model, a, b)
-    if as_json:
-        emit_json(compared)
+    compared = api_answer(ctx, as_json, lambda client: client.compare(model, a, b))
+    if compared is None:
         return
     table = Table("metric", f"v{a}", f"v{b}", "difference")
     for row in compared["metrics"]:
@@ -143,10 +133,8 @@ def models_promote(
     as_json: AsJson = False,
 ) -> None:
     """Make a version champion through the promotion gate."""
-    with api(ctx) as client:
-        outcome = client.promote(model, version, reason, override)
-    if as_json:
-        emit_json(outcome)
+    outcome = api_answer(ctx, as_json, lambda client: client.promote(model, version, reason, override))
+    if outcome is None:
         return
     gate = outcome["gate"]
     if not outcome["promoted"]:
@@ -167,10 +155,8 @@ def models_rollback(
     as_json: AsJson = False,
 ) -> None:
     """Move champion back to the version that held it before."""
-    with api(ctx) as client:
-        outcome = client.rollback(model, reason)
-    if as_json:
-        emit_json(outcome)
+    outcome = api_answer(ctx, as_json, lambda client: client.rollback(model, reason))
+    if outcome is None:
         return
     console.print(
         f"[bold]{model}[/] champion rolled back from v{outcome['from_version']} to v{outcome['to_version']}",

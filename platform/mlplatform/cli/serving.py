@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mlplatform.cli._common import AsJson, api, cli_settings, console, emit_json, fail, parse_key_values
+from mlplatform.cli._common import AsJson, api, api_answer, cli_settings, console, fail, parse_key_values
 from mlplatform.config import get_settings
 from mlplatform.deploy.base import Deployment
 
@@ -26,10 +26,8 @@ def deploy(
     """Serve the model's champion through the platform API (locally: a supervised server, logs in the state dir)."""
     if not as_json:
         console.print(f"deploying {model} with {backend or cli_settings(ctx).serving.backend} ...", highlight=False)
-    with api(ctx) as client:
-        deployment = client.deploy(model, backend, reason)
-    if as_json:
-        emit_json(deployment)
+    deployment = api_answer(ctx, as_json, lambda client: client.deploy(model, backend, reason))
+    if deployment is None:
         return
     console.print(f"[bold green]{model}[/] served by {deployment['backend']} at {deployment['url']}", highlight=False)
 
@@ -47,10 +45,8 @@ def undeploy(
 
 def deployments(ctx: typer.Context, as_json: AsJson = False) -> None:
     """Deployed models: backend, URL, readiness, canary share and who deployed them."""
-    with api(ctx) as client:
-        found = client.deployments()
-    if as_json:
-        emit_json(found)
+    found = api_answer(ctx, as_json, lambda client: client.deployments())
+    if found is None:
         return
     table = Table("model", "backend", "url", "state", "canary %", "deployed by")
     for item in found:

@@ -17,6 +17,7 @@ from mlplatform.cli._common import (
     AsJson,
     ModelArg,
     api,
+    api_answer,
     cli_settings,
     console,
     emit_json,
@@ -161,10 +162,8 @@ def training_runs(
     as_json: AsJson = False,
 ) -> None:
     """Recent training runs of the model with their state."""
-    with api(ctx) as client:
-        runs = client.training_runs(model, limit)
-    if as_json:
-        emit_json(runs)
+    runs = api_answer(ctx, as_json, lambda client: client.training_runs(model, limit))
+    if runs is None:
         return
     _print_runs(runs)
 
@@ -177,10 +176,8 @@ def training_status(
     as_json: AsJson = False,
 ) -> None:
     """One training run's state."""
-    with api(ctx) as client:
-        run = client.training_run(model, run_id)
-    if as_json:
-        emit_json(run)
+    run = api_answer(ctx, as_json, lambda client: client.training_run(model, run_id))
+    if run is None:
         return
     _print_runs([run])
 
