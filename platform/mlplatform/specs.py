@@ -15,17 +15,19 @@ import importlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from mlplatform.monitoring import thresholds
 
 MetricName = Literal["roc_auc", "average_precision", "recall_at_precision"]
 NAME_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
 # Estimators are imported by dotted path from a spec; limiting the modules keeps a spec from importing arbitrary code.
 ALLOWED_ESTIMATOR_MODULES = ("sklearn.",)
+# The drift check's defaults live here, at the bottom, because a spec's defaults are part of its schema;
+# ``mlplatform.monitoring.thresholds`` names them among the alert thresholds (rules, runbooks, dashboards).
+DEFAULT_DRIFT_SHARE: Final = 0.5
+DEFAULT_DRIFT_MIN_ROWS: Final = 100
 
 
 class SpecError(ValueError):
@@ -112,7 +114,7 @@ class MonitoringSpec(_Strict):
 
     window_hours: int = Field(24, ge=1, le=24 * 90, description="Hours of the prediction log each check reads.")
     min_rows: int = Field(
-        thresholds.DRIFT_MIN_ROWS,
+        DEFAULT_DRIFT_MIN_ROWS,
         ge=10,
         le=10_000_000,
         description="Fewer logged rows in the window: recorded as insufficient_data, never judged as drift.",
@@ -125,7 +127,7 @@ class MonitoringSpec(_Strict):
         "memory; see docs/performance.md for the error bound).",
     )
     drift_share: float = Field(
-        thresholds.DATASET_DRIFT_SHARE,
+        DEFAULT_DRIFT_SHARE,
         gt=0.0,
         le=1.0,
         description="Share of drifted features at or above which the data set counts as drifted.",

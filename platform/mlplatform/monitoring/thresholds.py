@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from mlplatform.specs import DEFAULT_DRIFT_MIN_ROWS, DEFAULT_DRIFT_SHARE
+
 SERVING_P99_SLO_SECONDS: Final = 0.05
 """Latency objective of a model server: p99 of the whole request (stage ``total``) under 50 ms.
 
@@ -29,15 +31,20 @@ SERVING_MIN_REQUEST_RATE: Final = 0.1
 Below it, a p99 is the single slowest request and one failure is several percent: noise, not a trend.
 """
 
-DATASET_DRIFT_SHARE: Final = 0.5
+DATASET_DRIFT_SHARE: Final = DEFAULT_DRIFT_SHARE
 """Share of drifted features at which a data set counts as drifted (Evidently's ``DataDriftPreset`` default).
 
 The drift check applies it (or the model spec's own value) when it sets ``mlplatform_dataset_drift``; the rule
-alerts on that verdict so a per-model threshold is honoured, and dashboards draw this value as the line.
+alerts on that verdict so a per-model threshold is honoured, and dashboards draw this value as the line.  The
+value is written in ``mlplatform.specs`` (the spec's default ``monitoring.drift_share``), which sits below this
+package.
 """
 
-DRIFT_MIN_ROWS: Final = 100
-"""Drift verdicts on fewer current rows than this do not alert: tiny samples make every test noisy."""
+DRIFT_MIN_ROWS: Final = DEFAULT_DRIFT_MIN_ROWS
+"""Drift verdicts on fewer current rows than this do not alert: tiny samples make every test noisy.
+
+Also the model spec's default ``monitoring.min_rows``, which is why its value is written in ``mlplatform.specs``.
+"""
 
 DRIFT_CHECK_MAX_AGE_SECONDS: Final = 90_000
 """25 hours without a successful drift check: a daily check missed once, plus an hour of slack."""
