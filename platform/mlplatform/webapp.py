@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from mlplatform.api.app import create_api
 from mlplatform.config import Settings
 from mlplatform.monitoring.drift_metrics import DriftCollector
-from mlplatform.monitoring.retrain import RetrainWorker
 from mlplatform.operations.services import ApiServices
+from mlplatform.retraining.worker import RetrainWorker
 from mlplatform.store.drift import DriftResults
 from mlplatform.ui import install_ui
 

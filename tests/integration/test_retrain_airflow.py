@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from mlplatform.config import Settings
-from mlplatform.monitoring.alertmanager import webhook_token
+from mlplatform.retraining.alertmanager import webhook_token
 from mlplatform.stack import EmbeddedStack, airflow_client
 from mlplatform.stack.embedded import AIRFLOW_API
 from tests.conftest import free_port

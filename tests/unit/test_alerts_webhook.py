@@ -21,9 +21,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlplatform.config import Settings
-from mlplatform.monitoring.alertmanager import WEBHOOK_TOKEN_PREFIX, webhook_token
 from mlplatform.operations.services import ApiServices
 from mlplatform.orchestration.airflow_client import AirflowError, AirflowUnreachableError, DagRun
+from mlplatform.retraining.alertmanager import WEBHOOK_TOKEN_PREFIX, webhook_token
 from mlplatform.store import PlatformStore
 from mlplatform.webapp import create_app
 from tests.unit.test_api_store import cheap_hash

@@ -499,7 +499,7 @@ def _wait_alert_resolved(settings: Settings, model: str, timeout: float, say: Sa
 def _wait_resolution_delivered(
     settings: Settings, store: PlatformStore, model: str, since: datetime, timeout: float, say: Say
 ) -> None:
-    from mlplatform.monitoring.retrain import SKIP_RESOLVED
+    from mlplatform.retraining.policy import SKIP_RESOLVED
     from mlplatform.store.retrains import RetrainRecords
 
     records = RetrainRecords(store)

@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 
     from mlplatform.config import Settings
     from mlplatform.deploy.base import Deployer
-    from mlplatform.monitoring.retrain import RetrainOrchestrator, RetrainPolicy
     from mlplatform.orchestration.airflow_client import AirflowClient, DagRun
     from mlplatform.registry.mlflow_registry import VersionInfo
+    from mlplatform.retraining.policy import RetrainOrchestrator, RetrainPolicy
 
 
 class RegistryPort(Protocol):
@@ -171,9 +171,9 @@ class ApiServices:
 
     @property
     def retrain_policy(self) -> RetrainPolicy:
-        """The drift-alert retraining policy (``mlplatform.monitoring.retrain``), over these services."""
+        """The drift-alert retraining policy (``mlplatform.retraining.policy``), over these services."""
         if "retrain_policy" not in self._cache:
-            from mlplatform.monitoring.retrain import RetrainPolicy
+            from mlplatform.retraining.policy import RetrainPolicy
 
             self._cache["retrain_policy"] = RetrainPolicy(
                 records=self.retrains,

@@ -155,7 +155,7 @@ class EmbeddedStack:
     def _monitoring_argv(self, name: str, binary: str) -> list[str]:
         """The rendered configuration (rewritten at each start, so it follows the settings) and the command."""
         if name == ALERTMANAGER:
-            from mlplatform.monitoring.alertmanager import webhook_token
+            from mlplatform.retraining.alertmanager import webhook_token
 
             config = monitoring.write_alertmanager_config(self.settings, webhook_token(self.settings))
             return monitoring.alertmanager_argv(binary, self.settings, config)

@@ -1,6 +1,6 @@
 """The Alertmanager webhook (drift alerts may trigger a retrain) and each model's retrain records.
 
-The webhook authenticates with its own bearer token (``mlplatform.monitoring.alertmanager.webhook_token``), not a
+The webhook authenticates with its own bearer token (``mlplatform.retraining.alertmanager.webhook_token``), not a
 user's API token: it may do this one thing only, and user tokens are not accepted here.  The token is checked
 before the body is read, and a body that is not an Alertmanager v4 payload is a 400 (the request is malformed,
 not a valid request for something unprocessable), so Alertmanager logs it instead of retrying it forever.
@@ -17,11 +17,11 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from mlplatform.api.problems import PROBLEM_RESPONSES, problem_responses
-from mlplatform.monitoring.alertmanager import WebhookPayload, webhook_token
 from mlplatform.operations.access import ROLE_ATTRIBUTE, Principal, client_address, get_services, require
 from mlplatform.operations.problems import Problem
 from mlplatform.operations.schemas import AlertsReceivedOut, RetrainOut
 from mlplatform.operations.services import ApiServices
+from mlplatform.retraining.alertmanager import WebhookPayload, webhook_token
 from mlplatform.specs import NAME_PATTERN
 from mlplatform.store.audit import RESULT_UNAUTHENTICATED
 

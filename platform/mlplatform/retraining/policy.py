@@ -11,11 +11,11 @@ For each alert of a webhook notification, in order:
    trigger and the model's training DAG is triggered with the reason in its conf.
 
 Starting the run is retried: an attempt Airflow does not take leaves the trigger pending with a next attempt time
-(doubling waits up to ``alerts.retry_max_s``); the API's ``RetrainWorker`` retries due triggers until Airflow
-takes them or ``alerts.retry_give_up_s`` has passed (then ``failed``).  The Airflow run id is derived from the
-idempotency key, so an attempt whose answer was lost cannot start a second run: Airflow answers the retry 409 and
-the existing run is adopted.  Every decision and attempt is recorded (``RetrainRecords``), audited as actor
-``alertmanager`` and counted in ``mlplatform_retrain_triggers_total``.
+(doubling waits up to ``alerts.retry_max_s``); the API's ``RetrainWorker`` (``retraining.worker``) retries due
+triggers until Airflow takes them or ``alerts.retry_give_up_s`` has passed (then ``failed``).  The Airflow run id
+is derived from the idempotency key, so an attempt whose answer was lost cannot start a second run: Airflow answers
+the retry 409 and the existing run is adopted.  Every decision and attempt is recorded (``RetrainRecords``),
+audited as actor ``alertmanager`` and counted in ``mlplatform_retrain_triggers_total``.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from prometheus_client import Counter
 
     from mlplatform.config import AlertsSettings
-    from mlplatform.monitoring.alertmanager import Alert, WebhookPayload
     from mlplatform.orchestration.airflow_client import DagRun
+    from mlplatform.retraining.alertmanager import Alert, WebhookPayload
     from mlplatform.store.audit import AuditLog
     from mlplatform.store.retrains import RetrainRecords
 
@@ -229,32 +229,3 @@ def _reason(alert: Alert) -> str:
     summary = alert.annotations.get("summary", "")
     text = f"{alert.name} since {alert.starts_at.isoformat(timespec='seconds')}" + (f": {summary}" if summary else "")
     return text[:MAX_REASON]
-
-
-class RetrainWorker:
-    """A daemon thread in the API process that retries pending triggers until Airflow takes them."""
-
-    def __init__(self, policy: RetrainPolicy, interval_s: float) -> None:
-        self.policy = policy
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="retrain-worker", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.policy.retry_due()
-            except Exception:  # a database hiccup must not end the loop; the next tick tries again
-                log.exception("retrain worker tick failed")
