@@ -6,7 +6,6 @@ In embedded mode ``train --wait`` follows the run in Airflow itself, to show tas
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -27,6 +26,7 @@ from mlplatform.cli._common import (
 )
 from mlplatform.cli.platform_api_client import PlatformClient, PlatformError
 from mlplatform.config import Settings
+from mlplatform.waiting import WaitTimeoutError, wait_until
 
 if TYPE_CHECKING:
     from mlplatform.orchestration.airflow_client import AirflowClient
@@ -74,15 +74,29 @@ def _trigger(
     client: PlatformClient, model: str, overrides: dict[str, Any], window_days: int | None, reason: str
 ) -> dict[str, Any]:
     """Trigger the run; right after `stack up` Airflow may not have parsed the DAG yet, so a missing DAG is retried."""
-    deadline = time.monotonic() + DAG_PARSE_TIMEOUT_S
-    while True:
+    unknown_run: PlatformError | None = None
+
+    def started() -> dict[str, Any] | None:
+        nonlocal unknown_run
         try:
             return client.train(model, overrides, window_days, reason)
         except PlatformError as error:
-            if error.type != "/problems/unknown-run" or time.monotonic() > deadline:
+            if error.type != "/problems/unknown-run":
                 raise
-            errors.print(f"waiting for Airflow to parse the {model} training DAG ...", highlight=False)
-            time.sleep(3.0)
+            unknown_run = error
+            return None
+
+    try:
+        return wait_until(
+            started,
+            timeout=DAG_PARSE_TIMEOUT_S,
+            interval=3.0,
+            what=f"the {model} training DAG",
+            on_wait=lambda: errors.print(f"waiting for Airflow to parse the {model} training DAG ...", highlight=False),
+        )
+    except WaitTimeoutError:
+        assert unknown_run is not None  # the only answer that keeps the wait going
+        raise unknown_run from None
 
 
 def _follow(
@@ -91,16 +105,21 @@ def _follow(
     """Wait for the run's end; embedded mode also shows task progress and failed tasks' logs from Airflow."""
     if settings.api_url is None:
         return _follow_in_airflow(settings, run["dag_id"], run["run_id"], timeout, out)
-    deadline = time.monotonic() + timeout
     state = run["state"]
-    while state not in TERMINAL_RUN_STATES:
-        if time.monotonic() > deadline:
-            fail(f"DAG run {run['run_id']} still {state} after {timeout:.0f}s")
-        time.sleep(settings.airflow.poll_interval_s)
+
+    def ended() -> bool:
+        nonlocal state
         current = client.training_run(model, run["run_id"])["state"]
         if current != state:
             out.print(f"  {current}", highlight=False)
         state = current
+        return state in TERMINAL_RUN_STATES
+
+    if state not in TERMINAL_RUN_STATES:
+        try:
+            wait_until(ended, timeout=timeout, interval=settings.airflow.poll_interval_s, what=f"run {run['run_id']}")
+        except WaitTimeoutError:
+            fail(f"DAG run {run['run_id']} still {state} after {timeout:.0f}s")
     return str(state)
 
 

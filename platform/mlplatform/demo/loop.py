@@ -24,11 +24,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from mlplatform.specs import ModelSpec, find_spec
+from mlplatform.waiting import WaitTimeoutError, wait_until
 
 if TYPE_CHECKING:
     from mlplatform.config import Settings
@@ -52,6 +53,7 @@ OUTCOME_ALERT_PATH_SKIPPED = "alert_path_skipped"
 OUTCOME_RETRAIN_SKIPPED = "retrain_skipped"
 
 Say = Callable[[str], None]
+T = TypeVar("T")
 
 
 class LoopStalledError(RuntimeError):
@@ -162,6 +164,22 @@ def _quiet(_: str) -> None:
 
 def _ignore_step(_: Step) -> None:
     """Default step sink: nothing."""
+
+
+def _wait(
+    step: str,
+    check: Callable[[], T | None],
+    timeout: float,
+    *,
+    stalled: Callable[[], str],
+    waiting: Callable[[], None],
+    interval: float = POLL_S,
+) -> T:
+    """Wait for a component that acts by itself; a stall fails the loop at ``step`` with ``stalled()``'s message."""
+    try:
+        return wait_until(check, timeout=timeout, interval=interval, what=step, on_timeout=stalled, on_wait=waiting)
+    except WaitTimeoutError as error:
+        raise LoopStalledError(step, error.detail) from None
 
 
 def run_loop(
@@ -384,16 +402,23 @@ def _wait_logged(settings: Settings, model: str, since: datetime, rows: int, tim
     """The server writes its prediction log in batches; the check must see every request sent."""
     from mlplatform.predictions.reader import read_prediction_log
 
-    deadline = time.monotonic() + timeout
-    while (logged := len(read_prediction_log(settings, model, since, datetime.now(UTC)))) < rows:
-        if time.monotonic() > deadline:
-            raise LoopStalledError(
-                "prediction log",
-                f"{logged}/{rows} requests logged after {timeout:.0f}s; see the model server's log under "
-                f"{settings.layout.logs_dir}",
-            )
-        say(f"waiting for the prediction log: {logged}/{rows}")
-        time.sleep(POLL_S)
+    logged = 0
+
+    def all_logged() -> bool:
+        nonlocal logged
+        logged = len(read_prediction_log(settings, model, since, datetime.now(UTC)))
+        return logged >= rows
+
+    _wait(
+        "prediction log",
+        all_logged,
+        timeout,
+        stalled=lambda: (
+            f"{logged}/{rows} requests logged after {timeout:.0f}s; see the model server's log under "
+            f"{settings.layout.logs_dir}"
+        ),
+        waiting=lambda: say(f"waiting for the prediction log: {logged}/{rows}"),
+    )
 
 
 def _check(settings: Settings, model: str, since: datetime) -> Any:
@@ -460,20 +485,25 @@ def _wait_alert(settings: Settings, model: str, checked_from: datetime, timeout:
     """The drift alert firing in Prometheus, for an episode that began with this loop's check."""
     from mlplatform.stack.prometheus import prometheus_url
 
-    deadline = time.monotonic() + timeout
-    while True:
+    def firing_since() -> str | None:
         for alert in _prometheus_alerts(settings, model):
             active = datetime.fromisoformat(alert["activeAt"].replace("Z", "+00:00"))
             if alert["state"] == "firing" and active >= checked_from - timedelta(seconds=1):
                 return f"{active:%H:%M:%S}"
-        if time.monotonic() > deadline:
-            raise LoopStalledError(
-                "alert firing",
-                f"{ALERT} for {model} not firing after {timeout:.0f}s; see {prometheus_url(settings)}/alerts, "
-                f"{prometheus_url(settings)}/targets and {settings.layout.log_file('prometheus')}",
-            )
-        say(f"waiting for Prometheus to fire {ALERT} (rules evaluated every {settings.prometheus.scrape_interval_s}s)")
-        time.sleep(POLL_S)
+        return None
+
+    return _wait(
+        "alert firing",
+        firing_since,
+        timeout,
+        stalled=lambda: (
+            f"{ALERT} for {model} not firing after {timeout:.0f}s; see {prometheus_url(settings)}/alerts, "
+            f"{prometheus_url(settings)}/targets and {settings.layout.log_file('prometheus')}"
+        ),
+        waiting=lambda: say(
+            f"waiting for Prometheus to fire {ALERT} (rules evaluated every {settings.prometheus.scrape_interval_s}s)"
+        ),
+    )
 
 
 def _firing(settings: Settings, model: str) -> bool:
@@ -484,16 +514,16 @@ def _wait_alert_resolved(settings: Settings, model: str, timeout: float, say: Sa
     """An alert left firing by an earlier loop must resolve, so this loop's drift is a new episode."""
     from mlplatform.stack.prometheus import prometheus_url
 
-    deadline = time.monotonic() + timeout
-    while _firing(settings, model):
-        if time.monotonic() > deadline:
-            raise LoopStalledError(
-                "baseline check",
-                f"{ALERT} for {model} (from an earlier drift check) still firing after {timeout:.0f}s although the "
-                f"baseline check found no drift; see {prometheus_url(settings)}/alerts",
-            )
-        say(f"waiting for the earlier {ALERT} to resolve")
-        time.sleep(POLL_S)
+    _wait(
+        "baseline check",
+        lambda: not _firing(settings, model),
+        timeout,
+        stalled=lambda: (
+            f"{ALERT} for {model} (from an earlier drift check) still firing after {timeout:.0f}s "
+            f"although the baseline check found no drift; see {prometheus_url(settings)}/alerts"
+        ),
+        waiting=lambda: say(f"waiting for the earlier {ALERT} to resolve"),
+    )
 
 
 def _wait_resolution_delivered(
@@ -503,19 +533,21 @@ def _wait_resolution_delivered(
     from mlplatform.store.retrains import RetrainRecords
 
     records = RetrainRecords(store)
-    deadline = time.monotonic() + timeout
-    while not any(
-        r.alertname == ALERT and r.skip_reason == SKIP_RESOLVED and r.created_at >= since
-        for r in records.list(model, limit=20)
-    ):
-        if time.monotonic() > deadline:
-            raise LoopStalledError(
-                "baseline check",
-                f"Alertmanager did not deliver the earlier {ALERT}'s resolution within {timeout:.0f}s; see "
-                f"{settings.layout.log_file('alertmanager')}",
-            )
-        say(f"waiting for Alertmanager to deliver the earlier {ALERT}'s resolution (at its group_interval)")
-        time.sleep(POLL_S)
+    _wait(
+        "baseline check",
+        lambda: any(
+            r.alertname == ALERT and r.skip_reason == SKIP_RESOLVED and r.created_at >= since
+            for r in records.list(model, limit=20)
+        ),
+        timeout,
+        stalled=lambda: (
+            f"Alertmanager did not deliver the earlier {ALERT}'s resolution within {timeout:.0f}s; see "
+            f"{settings.layout.log_file('alertmanager')}"
+        ),
+        waiting=lambda: say(
+            f"waiting for Alertmanager to deliver the earlier {ALERT}'s resolution (at its group_interval)"
+        ),
+    )
     say("waiting for Alertmanager to drop the resolved alert's group")
     time.sleep(ALERTMANAGER_MAINTENANCE_S)
 
@@ -531,24 +563,33 @@ def _wait_policy_ready(settings: Settings, store: PlatformStore, spec: ModelSpec
     from mlplatform.store.retrains import STATUS_PENDING, RetrainRecords
 
     records = RetrainRecords(store)
-    deadline = time.monotonic() + timeout
+    last: RetrainTrigger | None = None
+    running = False
     with airflow_client(settings) as airflow:
-        while (last := records.last_claim(spec.name)) is not None:
+
+        def ready() -> bool:
+            nonlocal last, running
+            last = records.last_claim(spec.name)
+            if last is None:
+                return True
             cooling = datetime.now(UTC) < last.created_at + timedelta(seconds=settings.alerts.cooldown_s)
             running = last.status == STATUS_PENDING or (
                 last.dag_run_id is not None and not airflow.get_run(spec.training_dag_id, last.dag_run_id).finished
             )
-            if not (cooling or running):
-                return
-            if time.monotonic() > deadline:
-                raise LoopStalledError(
-                    "baseline check",
-                    f"the retrain started at {last.created_at:%H:%M:%S} ({last.alertname}) still "
-                    f"{'running' if running else 'in cooldown'} after {timeout:.0f}s; see "
-                    f"{settings.layout.logs_dir}",
-                )
+            return not (cooling or running)
+
+        def stalled() -> str:
+            assert last is not None
+            return (
+                f"the retrain started at {last.created_at:%H:%M:%S} ({last.alertname}) still "
+                f"{'running' if running else 'in cooldown'} after {timeout:.0f}s; see {settings.layout.logs_dir}"
+            )
+
+        def waiting() -> None:
+            assert last is not None
             say(f"waiting for the retrain started by {last.alertname} to finish and its cooldown to pass")
-            time.sleep(POLL_S * 3)
+
+        _wait("baseline check", ready, timeout, stalled=stalled, waiting=waiting, interval=POLL_S * 3)
 
 
 def _wait_trigger(
@@ -558,29 +599,38 @@ def _wait_trigger(
     from mlplatform.store.retrains import STATUS_FAILED, STATUS_PENDING, RetrainRecords
 
     records = RetrainRecords(store)
-    deadline = time.monotonic() + timeout
-    while True:
+    ours: list[RetrainTrigger] = []
+
+    def decided() -> RetrainTrigger | None:
+        nonlocal ours
         ours = [
             record
             for record in records.list(model, limit=20)
             if record.alertname == ALERT and record.created_at >= since
         ]
-        decided = [record for record in ours if record.status != STATUS_PENDING]
-        if decided:
-            trigger = decided[-1]
-            if trigger.status == STATUS_FAILED:
-                raise LoopStalledError("webhook", f"the retrain could not be started: {trigger.last_error}")
-            return trigger
-        if time.monotonic() > deadline:
-            pending = f"; pending: {ours[-1].last_error}" if ours else ""
-            raise LoopStalledError(
-                "webhook",
-                f"no retrain decision for {model} after {timeout:.0f}s{pending}; see "
-                f"{settings.layout.log_file('alertmanager')} and "
-                f"{settings.layout.log_file('mlplatform-api')}",
-            )
-        say("waiting for Alertmanager to call the webhook" + (" (Airflow not taking the run yet)" if ours else ""))
-        time.sleep(POLL_S)
+        done = [record for record in ours if record.status != STATUS_PENDING]
+        if not done:
+            return None
+        if done[-1].status == STATUS_FAILED:
+            raise LoopStalledError("webhook", f"the retrain could not be started: {done[-1].last_error}")
+        return done[-1]
+
+    def stalled() -> str:
+        pending = f"; pending: {ours[-1].last_error}" if ours else ""
+        return (
+            f"no retrain decision for {model} after {timeout:.0f}s{pending}; see "
+            f"{settings.layout.log_file('alertmanager')} and {settings.layout.log_file('mlplatform-api')}"
+        )
+
+    return _wait(
+        "webhook",
+        decided,
+        timeout,
+        stalled=stalled,
+        waiting=lambda: say(
+            "waiting for Alertmanager to call the webhook" + (" (Airflow not taking the run yet)" if ours else "")
+        ),
+    )
 
 
 # -- retrain and swap ------------------------------------------------------------------------------------------
@@ -671,25 +721,28 @@ def _wait_serving(
     from mlplatform.serving.client import PredictionError, predict, recent_entities
 
     [entity] = recent_entities(settings.data_dir / spec.label.source, spec.entity_key, spec.label.request_columns, 1)
-    deadline = time.monotonic() + timeout
-    while True:
+    served = ""
+
+    def serving() -> bool:
+        nonlocal served
         try:
             served = str(predict(deployment, [entity])["version"])
         except PredictionError as error:
             served = f"no answer ({error})"
-        if served == version:
-            return
-        if time.monotonic() > deadline:
-            raise LoopStalledError(
-                "serving",
-                f"the server still answers with {served} after {timeout:.0f}s, not v{version}; see "
-                f"{deployment.log_path}",
-            )
-        say(
+        return served == version
+
+    _wait(
+        "serving",
+        serving,
+        timeout,
+        stalled=lambda: (
+            f"the server still answers with {served} after {timeout:.0f}s, not v{version}; see {deployment.log_path}"
+        ),
+        waiting=lambda: say(
             f"waiting for the server to load v{version} (serving v{served}; it polls every "
             f"{settings.serving.poll_interval_s:.0f}s)"
-        )
-        time.sleep(POLL_S)
+        ),
+    )
 
 
 # -- a world to run the loop in ---------------------------------------------------------------------------------

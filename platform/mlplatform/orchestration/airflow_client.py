@@ -10,7 +10,6 @@ Triggering: Airflow 3 requires ``logical_date`` in the body of ``POST /dags/{id}
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,8 @@ from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
+
+from mlplatform.waiting import WaitTimeoutError, wait_until
 
 if TYPE_CHECKING:
     from mlplatform.config import Settings
@@ -156,11 +157,10 @@ class AirflowClient:
         On timeout the error lists the current import errors, since a DAG that never appears has nearly always
         failed to import.
         """
-        deadline = time.monotonic() + timeout
-        while not self.dag_exists(dag_id):
-            if time.monotonic() >= deadline:
-                raise AirflowTimeoutError(self._missing_dag_message(dag_id, timeout), status_code=404)
-            time.sleep(poll_interval)
+        try:
+            wait_until(lambda: self.dag_exists(dag_id), timeout=timeout, interval=poll_interval, what=f"DAG {dag_id!r}")
+        except WaitTimeoutError:
+            raise AirflowTimeoutError(self._missing_dag_message(dag_id, timeout), status_code=404) from None
 
     def _missing_dag_message(self, dag_id: str, timeout: float) -> str:
         errors = self.import_errors()
@@ -222,23 +222,27 @@ class AirflowClient:
 
         A failed run is returned, not raised: the caller decides how to report it (see ``task_log``).
         """
-        deadline = time.monotonic() + timeout
         last_states: dict[str, str | None] | None = None
-        while True:
+        state: str | None = None
+
+        def finished() -> DagRun | None:
+            nonlocal last_states, state
             run = self.get_run(dag_id, run_id)
+            state = run.state
             if on_progress is not None:
                 states = {ti.key: ti.state for ti in self.task_instances(dag_id, run_id)}
                 if states != last_states:
                     on_progress(states)
                     last_states = states
-            if run.finished:
-                return run
-            if time.monotonic() >= deadline:
-                raise AirflowTimeoutError(
-                    f"run {run_id!r} of DAG {dag_id!r} is still {run.state!r} after {timeout:.0f}s "
-                    f"(see {self.base_url}/dags/{dag_id}/runs/{run_id})"
-                )
-            time.sleep(poll_interval)
+            return run if run.finished else None
+
+        try:
+            return wait_until(finished, timeout=timeout, interval=poll_interval, what=f"run {run_id!r}")
+        except WaitTimeoutError:
+            raise AirflowTimeoutError(
+                f"run {run_id!r} of DAG {dag_id!r} is still {state!r} after {timeout:.0f}s "
+                f"(see {self.base_url}/dags/{dag_id}/runs/{run_id})"
+            ) from None
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1) -> str:
         """The full log of one task try as plain text lines (``timestamp level event``)."""

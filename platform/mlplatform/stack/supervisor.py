@@ -16,7 +16,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ import httpx
 import psutil
 
 from mlplatform.state import StateLayout, write_private
+from mlplatform.waiting import WaitTimeoutError, wait_until
 
 # Start times come from /proc in clock ticks; two reads of the same process agree exactly, but keep a margin.
 _START_TIME_TOLERANCE_S = 0.05
@@ -203,20 +203,21 @@ class Supervisor:
         On failure the error quotes the last lines of the process's log, which is nearly always where the reason
         is (a port in use, a bad backend URI, a failed migration).
         """
-        deadline = time.monotonic() + timeout
         last_problem = "no answer yet"
         with httpx.Client(timeout=min(5.0, max(interval, 1.0))) as client:
-            while True:
+
+            def healthy() -> bool:
+                nonlocal last_problem
                 last_problem = _probe(client, url, accept)
-                if not last_problem:
-                    return
-                if not self.status(name).running:
+                if last_problem and not self.status(name).running:
                     raise HealthTimeoutError(self._health_message(name, url, "the process exited", last_problem))
-                if time.monotonic() >= deadline:
-                    raise HealthTimeoutError(
-                        self._health_message(name, url, f"no healthy answer within {timeout:.0f}s", last_problem)
-                    )
-                time.sleep(interval)
+                return not last_problem
+
+            try:
+                wait_until(healthy, timeout=timeout, interval=interval, what=f"{name} at {url}")
+            except WaitTimeoutError:
+                what = f"no healthy answer within {timeout:.0f}s"
+                raise HealthTimeoutError(self._health_message(name, url, what, last_problem)) from None
 
     def _health_message(self, name: str, url: str, what: str, last_problem: str) -> str:
         tail = self.log_tail(name) or "(log is empty)"

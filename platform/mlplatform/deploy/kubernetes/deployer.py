@@ -31,6 +31,7 @@ from mlplatform.deploy.kubernetes.kube_api import (
 )
 from mlplatform.deploy.kubernetes.manifests import Rollout
 from mlplatform.specs import NAME_PATTERN, ModelSpec, SpecError, find_spec
+from mlplatform.waiting import WaitTimeoutError, wait_until
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -175,16 +176,27 @@ class KubernetesDeployer(Deployer):
     def _wait_ready(self, model: str, backend: Backend) -> Deployment:
         """Poll the object's status until it is ready for its current generation, or fail naming the reason."""
         timeout = self.settings.deploy.ready_timeout_s
-        deadline = self._clock() + timeout
-        while True:
+        kind = "InferenceService" if backend == "kserve" else "Deployment"
+        name = f"{self.namespace}/{manifests.resource_name(model)}"
+        detail = ""
+
+        def ready() -> Deployment | None:
+            nonlocal detail
             deployment = self._current(model, backend)
-            if deployment.ready:
-                return deployment
-            if self._clock() >= deadline:
-                kind = "InferenceService" if backend == "kserve" else "Deployment"
-                name = f"{self.namespace}/{manifests.resource_name(model)}"
-                raise DeployError(f"{model} ({kind} {name}) not ready after {timeout:g} s: {deployment.detail}")
-            self._sleep(self.settings.deploy.poll_interval_s)
+            detail = deployment.detail
+            return deployment if deployment.ready else None
+
+        try:
+            return wait_until(
+                ready,
+                timeout=timeout,
+                interval=self.settings.deploy.poll_interval_s,
+                what=f"{kind} {name}",
+                clock=self._clock,
+                sleep=self._sleep,
+            )
+        except WaitTimeoutError:
+            raise DeployError(f"{model} ({kind} {name}) not ready after {timeout:g} s: {detail}") from None
 
     def _current(self, model: str, backend: Backend) -> Deployment:
         name = manifests.resource_name(model)
