@@ -3,8 +3,8 @@
 Usage: uv run python benchmarks/loop.py [--runs 3] [--customers 2000] [--days 90] [--scrape-interval 15]
 
 Starts its own embedded stack (MLflow, Airflow, platform API, Prometheus, Alertmanager) in a temporary state
-directory on free ports, prepares the demo world once (``mlplatform.demo.loop.prepare``: data, features, a first
-champion, the model served), then runs the loop ``--runs`` times with ``mlplatform.demo.loop.run_loop`` (what
+directory on free ports, prepares the demo world once (``mlplatform.loop.driver.prepare``: data, features, a first
+champion, the model served), then runs the loop ``--runs`` times with ``mlplatform.loop.driver.run_loop`` (what
 `mlplatform loop run` calls).  Each run after the first starts by restoring the pre-drift champion and resolving
 the earlier alert, as a second `make demo` would (that includes waiting for Alertmanager to deliver the
 resolution, up to its 5 min group_interval, before the drifted traffic); the retrain policy's cooldown is 0 so
@@ -22,6 +22,7 @@ import json
 import socket
 import statistics
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,21 +60,24 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(".mlplatform/bench-loop/results.json"))
     args = parser.parse_args()
 
-    from mlplatform.demo.loop import LoopOptions, prepare, run_loop
+    from mlplatform.demo.fraud_data import generate
     from mlplatform.deploy.local import LocalProcessDeployer
+    from mlplatform.loop.driver import LoopOptions, prepare, run_loop
     from mlplatform.stack.embedded import EmbeddedStack
 
-    options = LoopOptions(customers=args.customers, days=args.days)
+    options = LoopOptions(model="fraud_detector")
+    fraud_data = partial(generate, customers=args.customers, days=args.days)
     with tempfile.TemporaryDirectory(prefix="mlp-bench-loop-") as scratch:
         settings = bench_settings(Path(scratch) / "state", args.scrape_interval)
         try:
-            prepare(settings, options, say=lambda message: print(f"  {message}", flush=True))
+            prepare(settings, options, fraud_data, say=lambda message: print(f"  {message}", flush=True))
             results = []
             for run in range(1, args.runs + 1):
                 print(f"run {run}/{args.runs}", flush=True)
                 result = run_loop(
                     settings,
                     options,
+                    fraud_data,
                     on_step=lambda s: print(f"  {s.name:<22} {s.seconds:6.1f}s  {s.detail}", flush=True),
                 )
                 print(f"  {result.outcome}: {result.message}; total {result.total_seconds:.1f}s", flush=True)

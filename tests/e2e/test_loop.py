@@ -3,7 +3,7 @@
 the webhook's retrain policy, the training DAG on fresh data, the gate and the server's hot swap.
 
 The world is small (400 customers, 40 days) and Prometheus evaluates every second, so the loop takes about two
-minutes on two cores; the first champion is trained in-process (``loop.prepare``), the retrain through Airflow.
+minutes on two cores; the first champion is trained in-process (``driver.prepare``), the retrain through Airflow.
 """
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 
 import httpx
 import pytest
 
 from mlplatform.config import Settings
-from mlplatform.demo import loop
+from mlplatform.demo.fraud_data import generate
 from mlplatform.deploy.local import LocalProcessDeployer
+from mlplatform.loop import driver, timeline
 from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
 from mlplatform.serving.client import predict
 from mlplatform.specs import find_spec
@@ -30,14 +32,14 @@ from tests.monitoring.conftest import require_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
-OPTIONS = loop.LoopOptions(
-    customers=400,
-    days=40,
+OPTIONS = driver.LoopOptions(
+    model="fraud_detector",
     drift_days=20,
     requests=300,
     rate=100.0,
-    timeouts=loop.LoopTimeouts(log=30, alert=60, webhook=60, retrain=420, swap=60),
+    timeouts=driver.LoopTimeouts(log=30, alert=60, webhook=60, retrain=420, swap=60),
 )
+FRAUD_DATA = partial(generate, customers=400, days=40, seed=7)
 TIMELINE = [
     "baseline data",
     "baseline champion",
@@ -74,11 +76,12 @@ def loop_settings(settings: Settings) -> Iterator[Settings]:
 
 def test_drifted_traffic_ends_with_a_new_champion_serving(loop_settings: Settings) -> None:
     settings = loop_settings
-    deployment = loop.prepare(settings, OPTIONS, say=print)
-    result = loop.run_loop(settings, OPTIONS, on_step=print)  # the timeline shows in a failure's captured output
+    deployment = driver.prepare(settings, OPTIONS, FRAUD_DATA, say=print)
+    # on_step=print: the timeline shows in a failure's captured output
+    result = driver.run_loop(settings, OPTIONS, FRAUD_DATA, on_step=print)
 
     assert [step.name for step in result.steps] == TIMELINE, result.message
-    assert result.outcome == loop.OUTCOME_PROMOTED, result.message
+    assert result.outcome == timeline.OUTCOME_PROMOTED, result.message
     assert result.loop_seconds is not None and 0 < result.loop_seconds < result.total_seconds
 
     alerts = httpx.get(f"{prometheus_url(settings)}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
@@ -131,10 +134,10 @@ def test_without_prometheus_the_loop_says_it_skips_the_alert_path(
             )
         }
     )
-    result = loop.LoopResult(started=datetime.now(UTC))
-    recorder = loop._Recorder(result, loop._ignore_step)
+    result = timeline.LoopResult(started=datetime.now(UTC))
+    recorder = timeline.Recorder(result, timeline.ignore_step)
     spec = find_spec(absent.specs_dir, OPTIONS.model)
-    assert not loop._alert_path(absent, spec, None, OPTIONS.timeouts, recorder, loop._quiet)  # type: ignore[arg-type]
-    assert result.outcome == loop.OUTCOME_ALERT_PATH_SKIPPED
+    assert not driver._alert_path(absent, spec, None, OPTIONS.timeouts, recorder, timeline.quiet)  # type: ignore[arg-type]
+    assert result.outcome == timeline.OUTCOME_ALERT_PATH_SKIPPED
     assert result.message.startswith("skipped the alert path (Prometheus -> Alertmanager -> webhook -> retrain)")
     assert f"{missing} (Debian packages" in result.message

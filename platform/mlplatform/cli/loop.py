@@ -1,11 +1,12 @@
 """``mlplatform loop run <model>``: the closed loop on the embedded stack, step by step, then its timeline.
 
-The command only parses options and prints; ``mlplatform.demo.loop`` does the work (the e2e test and
-``benchmarks/loop.py`` call the same function).
+The command only parses options, wires the fraud demo's data generator into the loop, and prints;
+``mlplatform.loop`` does the work (the e2e test and ``benchmarks/loop.py`` call the same function).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,7 +15,7 @@ from rich.table import Table
 from mlplatform.cli._common import console, errors
 
 if TYPE_CHECKING:
-    from mlplatform.demo.loop import LoopResult, Step
+    from mlplatform.loop.timeline import LoopResult, Step
 
 loop_app = typer.Typer(
     help="The closed loop: drift -> alert -> retrain -> gated promotion -> the server swaps.", no_args_is_help=True
@@ -39,13 +40,13 @@ def run_command(
 ) -> None:
     """Send drifted traffic and follow the loop to the new champion serving; print a timeline with timestamps."""
     from mlplatform.config import get_settings
-    from mlplatform.demo.loop import OUTCOME_PROMOTED, LoopOptions, LoopStalledError, LoopTimeouts, run_loop
+    from mlplatform.demo.fraud_data import generate
+    from mlplatform.loop.driver import LoopOptions, LoopTimeouts, run_loop
+    from mlplatform.loop.timeline import OUTCOME_PROMOTED, LoopStalledError
 
+    fraud_data = partial(generate, customers=customers, days=days, seed=seed)
     options = LoopOptions(
         model=model,
-        customers=customers,
-        days=days,
-        seed=seed,
         drift_days=drift_days,
         requests=requests,
         rate=rate,
@@ -54,7 +55,9 @@ def run_command(
     console.print(f"[bold]closed loop[/] for {model}: baseline, drift, alert, retrain, promotion", highlight=False)
     with console.status("starting") as status:
         try:
-            result = run_loop(get_settings(), options, say=lambda message: status.update(message), on_step=_print_step)
+            result = run_loop(
+                get_settings(), options, fraud_data, say=lambda message: status.update(message), on_step=_print_step
+            )
         except LoopStalledError as error:
             errors.print(f"[bold red]loop stalled at {error.step}:[/] {error}", highlight=False)
             raise typer.Exit(code=1) from None

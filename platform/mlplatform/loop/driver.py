@@ -2,10 +2,10 @@
 Alertmanager -> the platform's webhook -> Airflow retrain on fresh data -> gate -> the server swaps champions.
 
 ``run_loop`` drives the real components and only *waits* for the ones that act by themselves (Prometheus,
-Alertmanager, the webhook's retrain policy, Airflow, the model server's alias poll); every wait is bounded and a
-stall names the step and the log to read.  What it does itself is what the world would do: the demo data changes
-(the generator's drift over the last ``drift_days``, so the drifted, labelled period lies inside the retrain's
-data window), Feast is re-materialised so online features reflect it, and customers send requests.
+Alertmanager, the webhook's retrain policy, Airflow, the model server's alias poll: ``loop.waits``); every wait is
+bounded and a stall names the step and the log to read.  What it does itself is what the world would do: the data
+changes (the injected ``RegenerateData`` drifts the last ``drift_days``, so the drifted, labelled period lies inside
+the retrain's data window), Feast is re-materialised so online features reflect it, and customers send requests.
 
 The loop first re-establishes its starting point, so it can run again on the same state directory: the data
 without drift, a champion that was not trained on drifted data (an earlier loop's retrained champion is replaced
@@ -20,48 +20,67 @@ from __future__ import annotations
 
 import contextlib
 import io
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
-
+from mlplatform.loop.timeline import (
+    OUTCOME_ALERT_PATH_SKIPPED,
+    OUTCOME_KEPT,
+    OUTCOME_NO_DRIFT,
+    OUTCOME_PROMOTED,
+    OUTCOME_RETRAIN_SKIPPED,
+    LoopResult,
+    LoopStalledError,
+    Recorder,
+    Say,
+    Step,
+    ignore_step,
+    quiet,
+)
+from mlplatform.loop.waits import (
+    ALERT,
+    firing,
+    wait_alert,
+    wait_alert_resolved,
+    wait_logged,
+    wait_policy_ready,
+    wait_resolution_delivered,
+    wait_serving,
+    wait_trigger,
+)
 from mlplatform.specs import ModelSpec, find_spec
-from mlplatform.waiting import WaitTimeoutError, wait_until
 
 if TYPE_CHECKING:
     from mlplatform.config import Settings
-    from mlplatform.demo.fraud_data import GeneratedData
     from mlplatform.deploy.base import Deployment
     from mlplatform.registry.mlflow_registry import ModelRegistry, VersionInfo
     from mlplatform.store.db import PlatformStore
-    from mlplatform.store.retrains import RetrainTrigger
 
 ACTOR = "mlplatform loop"
-ALERT = "DatasetDriftDetected"
-POLL_S = 1.0
-# Alertmanager removes an emptied alert group at its next maintenance pass (every 30 s, fixed in its dispatcher);
-# an alert arriving before that joins the old group and waits for its group_interval (5 min) instead of group_wait.
-ALERTMANAGER_MAINTENANCE_S = 31.0
-
-OUTCOME_PROMOTED = "promoted"
-OUTCOME_KEPT = "kept"
-OUTCOME_NO_DRIFT = "no_drift"
-OUTCOME_ALERT_PATH_SKIPPED = "alert_path_skipped"
-OUTCOME_RETRAIN_SKIPPED = "retrain_skipped"
-
-Say = Callable[[str], None]
-T = TypeVar("T")
 
 
-class LoopStalledError(RuntimeError):
-    """A step did not happen in time (or failed); the message names the step and where to look."""
+class DataSummary(Protocol):
+    """What the loop reports of regenerated data: how many events, and where the range starts."""
 
-    def __init__(self, step: str, message: str) -> None:
-        super().__init__(f"{step}: {message}")
-        self.step = step
+    @property
+    def transaction_rows(self) -> int: ...
+
+    @property
+    def start(self) -> datetime: ...
+
+
+class RegenerateData(Protocol):
+    """Rewrite the model's data under ``data_dir`` so it ends at ``end``, drifted from ``drift_after`` on (None: no
+    drift), with labels, so the drifted period lies inside the retrain's data window.
+
+    The loop's one dependency on a particular model's data, injected by whoever runs it: ``mlplatform loop run``,
+    the e2e test and the benchmark pass the fraud demo's generator with its size and seed bound.
+    """
+
+    def __call__(self, data_dir: Path, *, end: datetime, drift_after: datetime | None) -> DataSummary: ...
 
 
 @dataclass(frozen=True)
@@ -79,12 +98,9 @@ class LoopTimeouts:
 
 @dataclass(frozen=True)
 class LoopOptions:
-    """The demo world the loop runs in: the same generator parameters as ``mlplatform data generate``."""
+    """The model the loop drives and the world it runs in: where the data ends, how much of it drifts, the traffic."""
 
-    model: str = "fraud_detector"
-    customers: int = 2000
-    days: int = 90
-    seed: int = 7
+    model: str
     end: datetime | None = None
     drift_days: int = 30
     requests: int = 400
@@ -92,102 +108,13 @@ class LoopOptions:
     timeouts: LoopTimeouts = field(default_factory=LoopTimeouts)
 
 
-@dataclass(frozen=True)
-class Step:
-    """One line of the timeline."""
-
-    name: str
-    started: datetime
-    finished: datetime
-    detail: str
-
-    @property
-    def seconds(self) -> float:
-        return (self.finished - self.started).total_seconds()
-
-
-@dataclass
-class LoopResult:
-    """The timeline and what the loop ended with."""
-
-    started: datetime
-    steps: list[Step] = field(default_factory=list)
-    outcome: str = ""
-    message: str = ""
-    old_version: str | None = None
-    new_version: str | None = None
-    dag_run_id: str | None = None
-    gate_reasons: list[str] = field(default_factory=list)
-    first_drifted_request: datetime | None = None
-
-    @property
-    def finished(self) -> datetime:
-        return self.steps[-1].finished if self.steps else self.started
-
-    @property
-    def total_seconds(self) -> float:
-        return (self.finished - self.started).total_seconds()
-
-    @property
-    def loop_seconds(self) -> float | None:
-        """From the first drifted request to the new champion serving: the loop's reaction time."""
-        if self.outcome != OUTCOME_PROMOTED or self.first_drifted_request is None:
-            return None
-        return (self.finished - self.first_drifted_request).total_seconds()
-
-    def step(self, name: str) -> Step | None:
-        return next((step for step in self.steps if step.name == name), None)
-
-
-class _Recorder:
-    """Times each step and reports it as it ends, so a long loop shows progress."""
-
-    def __init__(self, result: LoopResult, on_step: Callable[[Step], None]) -> None:
-        self.result = result
-        self.on_step = on_step
-        self.began = datetime.now(UTC)
-
-    def start(self) -> None:
-        self.began = datetime.now(UTC)
-
-    def done(self, name: str, detail: str) -> Step:
-        step = Step(name, self.began, datetime.now(UTC), detail)
-        self.result.steps.append(step)
-        self.on_step(step)
-        self.began = step.finished
-        return step
-
-
-def _quiet(_: str) -> None:
-    """Default progress sink: silent."""
-
-
-def _ignore_step(_: Step) -> None:
-    """Default step sink: nothing."""
-
-
-def _wait(
-    step: str,
-    check: Callable[[], T | None],
-    timeout: float,
-    *,
-    stalled: Callable[[], str],
-    waiting: Callable[[], None],
-    interval: float = POLL_S,
-) -> T:
-    """Wait for a component that acts by itself; a stall fails the loop at ``step`` with ``stalled()``'s message."""
-    try:
-        return wait_until(check, timeout=timeout, interval=interval, what=step, on_timeout=stalled, on_wait=waiting)
-    except WaitTimeoutError as error:
-        raise LoopStalledError(step, error.detail) from None
-
-
 def run_loop(
     settings: Settings,
     options: LoopOptions,
+    regenerate_data: RegenerateData,
     *,
-    say: Say = _quiet,
-    on_step: Callable[[Step], None] = _ignore_step,
+    say: Say = quiet,
+    on_step: Callable[[Step], None] = ignore_step,
 ) -> LoopResult:
     """Run the loop once against the running stack and deployed model; returns its timeline and outcome.
 
@@ -202,14 +129,14 @@ def run_loop(
             f"requests={options.requests} is below {spec.name}'s drift min_rows {spec.monitoring.min_rows}"
         )
     result = LoopResult(started=datetime.now(UTC))
-    record = _Recorder(result, on_step)
+    record = Recorder(result, on_step)
     store = PlatformStore.connect(settings.db_url)
     try:
         registry = ModelRegistry(settings, store=store)
         _refuse_cooldown(settings, store, spec.name)
         deployment = _deployment(settings, spec.name)
-        _baseline(settings, options, spec, registry, store, deployment, record, say)
-        if not _drift(settings, options, spec, deployment, record, say):
+        _baseline(settings, options, regenerate_data, spec, registry, store, deployment, record, say)
+        if not _drift(settings, options, regenerate_data, spec, deployment, record, say):
             return result
         if not _alert_path(settings, spec, store, options.timeouts, record, say):
             return result
@@ -251,21 +178,22 @@ def _deployment(settings: Settings, model: str) -> Deployment:
 def _baseline(
     settings: Settings,
     options: LoopOptions,
+    regenerate_data: RegenerateData,
     spec: ModelSpec,
     registry: ModelRegistry,
     store: PlatformStore,
     deployment: Deployment,
-    record: _Recorder,
+    record: Recorder,
     say: Say,
 ) -> None:
     """The world before drift and its champion served; an earlier loop's alert resolved."""
-    generated = _world(settings, options, drift_after=None, say=say)
+    generated = _world(settings, options, regenerate_data, drift_after=None, say=say)
     record.done("baseline data", generated)
     champion = _baseline_champion(registry, store, spec.name, say)
-    _wait_serving(deployment, settings, spec, champion, options.timeouts.swap, say)
+    wait_serving(deployment, settings, spec, champion, options.timeouts.swap, say)
     record.result.old_version = champion
     record.done("baseline champion", f"v{champion} serving")
-    if _monitoring_installed(settings) and _firing(settings, spec.name):
+    if _monitoring_installed(settings) and firing(settings, spec.name):
         _resolve_earlier_alert(settings, options, spec, deployment, champion, store, record, say)
 
 
@@ -276,7 +204,7 @@ def _resolve_earlier_alert(
     deployment: Deployment,
     champion: str,
     store: PlatformStore,
-    record: _Recorder,
+    record: Recorder,
     say: Say,
 ) -> None:
     """An alert still firing from an earlier loop must resolve first, or this loop's drift would not be a new
@@ -287,7 +215,7 @@ def _resolve_earlier_alert(
     before repeat_interval, 12 h)."""
     since = datetime.now(UTC)
     sent = _traffic(settings, spec, deployment, options)
-    _wait_logged(settings, spec.name, since, sent, options.timeouts.log, say)
+    wait_logged(settings, spec.name, since, sent, options.timeouts.log, say)
     check = _check(settings, spec.name, since)
     if check.status != "no_drift":
         raise LoopStalledError(
@@ -295,33 +223,31 @@ def _resolve_earlier_alert(
             f"{ALERT} is still firing from an earlier drift check, and undrifted traffic to v{champion} gave "
             f"{_verdict(check)}, which cannot resolve it; see the model's drift checks in the platform UI",
         )
-    _wait_alert_resolved(settings, spec.name, options.timeouts.alert, say)
-    _wait_resolution_delivered(settings, store, spec.name, since, options.timeouts.webhook, say)
-    _wait_policy_ready(settings, store, spec, options.timeouts.retrain, say)
+    wait_alert_resolved(settings, spec.name, options.timeouts.alert, say)
+    wait_resolution_delivered(settings, store, spec.name, since, options.timeouts.webhook, say)
+    wait_policy_ready(settings, store, spec, options.timeouts.retrain, say)
     record.done("baseline check", f"{sent} requests, {_verdict(check)}; the earlier {ALERT} resolved")
 
 
-def _world(settings: Settings, options: LoopOptions, drift_after: datetime | None, say: Say) -> str:
-    """Regenerate the demo data (with or without drift) and reload the whole range into the online store."""
-    data = _generate(settings, options, drift_after)
+def _world(
+    settings: Settings,
+    options: LoopOptions,
+    regenerate_data: RegenerateData,
+    drift_after: datetime | None,
+    say: Say,
+) -> str:
+    """Regenerate the model's data (with or without drift) and reload the whole range into the online store."""
+    data = _regenerate(settings, options, regenerate_data, drift_after)
     say(f"wrote {data.transaction_rows:,} transactions; materializing {data.start:%Y-%m-%d} .. now")
     seconds = _materialize(settings, data.start)
     drift = f", drifted from {drift_after:%Y-%m-%d}" if drift_after else ""
     return f"{data.transaction_rows:,} transactions{drift}; online store reloaded in {seconds:.1f}s"
 
 
-def _generate(settings: Settings, options: LoopOptions, drift_after: datetime | None) -> GeneratedData:
-    from mlplatform.demo.fraud_data import generate
-
-    end = options.end or _today()
-    return generate(
-        settings.data_dir,
-        customers=options.customers,
-        days=options.days,
-        end=end,
-        seed=options.seed,
-        drift_after=drift_after,
-    )
+def _regenerate(
+    settings: Settings, options: LoopOptions, regenerate_data: RegenerateData, drift_after: datetime | None
+) -> DataSummary:
+    return regenerate_data(settings.data_dir, end=options.end or _today(), drift_after=drift_after)
 
 
 def _materialize(settings: Settings, data_start: datetime) -> float:
@@ -362,18 +288,22 @@ def _baseline_champion(registry: ModelRegistry, store: PlatformStore, model: str
 
 
 def _drift(
-    settings: Settings, options: LoopOptions, spec: ModelSpec, deployment: Deployment, record: _Recorder, say: Say
+    settings: Settings,
+    options: LoopOptions,
+    regenerate_data: RegenerateData,
+    spec: ModelSpec,
+    deployment: Deployment,
+    record: Recorder,
+    say: Say,
 ) -> bool:
     """Drifted data and traffic, then the drift check; False (and the outcome set) when no drift was found."""
-    end = options.end or _today()
-    record.done(
-        "drifted data", _world(settings, options, drift_after=end - timedelta(days=options.drift_days), say=say)
-    )
+    drift_after = (options.end or _today()) - timedelta(days=options.drift_days)
+    record.done("drifted data", _world(settings, options, regenerate_data, drift_after=drift_after, say=say))
     since = datetime.now(UTC)
     record.result.first_drifted_request = since
     sent = _traffic(settings, spec, deployment, options)
     record.done("drifted traffic", f"{sent} requests at {options.rate:.0f}/s to {deployment.predict_url}")
-    _wait_logged(settings, spec.name, since, sent, options.timeouts.log, say)
+    wait_logged(settings, spec.name, since, sent, options.timeouts.log, say)
     check = _check(settings, spec.name, since)
     record.done("drift check", _verdict(check))
     if check.status != "drift":
@@ -398,29 +328,6 @@ def _traffic(settings: Settings, spec: ModelSpec, deployment: Deployment, option
     return report.requests
 
 
-def _wait_logged(settings: Settings, model: str, since: datetime, rows: int, timeout: float, say: Say) -> None:
-    """The server writes its prediction log in batches; the check must see every request sent."""
-    from mlplatform.predictions.reader import read_prediction_log
-
-    logged = 0
-
-    def all_logged() -> bool:
-        nonlocal logged
-        logged = len(read_prediction_log(settings, model, since, datetime.now(UTC)))
-        return logged >= rows
-
-    _wait(
-        "prediction log",
-        all_logged,
-        timeout,
-        stalled=lambda: (
-            f"{logged}/{rows} requests logged after {timeout:.0f}s; see the model server's log under "
-            f"{settings.layout.logs_dir}"
-        ),
-        waiting=lambda: say(f"waiting for the prediction log: {logged}/{rows}"),
-    )
-
-
 def _check(settings: Settings, model: str, since: datetime) -> Any:
     from mlplatform.monitoring.drift_check import run_drift_check
 
@@ -443,7 +350,7 @@ def _monitoring_installed(settings: Settings) -> bool:
 
 
 def _alert_path(
-    settings: Settings, spec: ModelSpec, store: PlatformStore, timeouts: LoopTimeouts, record: _Recorder, say: Say
+    settings: Settings, spec: ModelSpec, store: PlatformStore, timeouts: LoopTimeouts, record: Recorder, say: Say
 ) -> bool:
     """Prometheus fires, Alertmanager calls the webhook, the policy triggers a run; False when that cannot go on."""
     from mlplatform.stack.prometheus import find_binaries, why_skipped
@@ -456,10 +363,10 @@ def _alert_path(
             "above is recorded; install both and run `mlplatform stack up` again to close the loop."
         )
         return False
-    firing_since = _wait_alert(settings, spec.name, record.result.steps[-1].started, timeouts.alert, say)
+    firing_since = wait_alert(settings, spec.name, record.result.steps[-1].started, timeouts.alert, say)
     record.done("alert firing", f"{ALERT}{{model={spec.name}}} firing in Prometheus (active since {firing_since})")
     since = record.result.first_drifted_request or record.result.started
-    trigger = _wait_trigger(settings, store, spec.name, since, timeouts.webhook, say)
+    trigger = wait_trigger(settings, store, spec.name, since, timeouts.webhook, say)
     if trigger.status != "triggered":
         record.result.outcome = OUTCOME_RETRAIN_SKIPPED
         record.result.message = f"the webhook's policy skipped the retrain: {trigger.skip_reason}"
@@ -468,169 +375,6 @@ def _alert_path(
     record.result.dag_run_id = trigger.dag_run_id
     record.done("webhook", f"Alertmanager -> webhook -> {trigger.dag_id} run {trigger.dag_run_id}")
     return True
-
-
-def _prometheus_alerts(settings: Settings, model: str) -> list[dict[str, Any]]:
-    from mlplatform.stack.prometheus import prometheus_url
-
-    try:
-        body = httpx.get(f"{prometheus_url(settings)}/api/v1/alerts", timeout=5.0).json()
-    except (httpx.HTTPError, ValueError):
-        return []
-    alerts: list[dict[str, Any]] = body.get("data", {}).get("alerts", [])
-    return [a for a in alerts if a["labels"].get("alertname") == ALERT and a["labels"].get("model") == model]
-
-
-def _wait_alert(settings: Settings, model: str, checked_from: datetime, timeout: float, say: Say) -> str:
-    """The drift alert firing in Prometheus, for an episode that began with this loop's check."""
-    from mlplatform.stack.prometheus import prometheus_url
-
-    def firing_since() -> str | None:
-        for alert in _prometheus_alerts(settings, model):
-            active = datetime.fromisoformat(alert["activeAt"].replace("Z", "+00:00"))
-            if alert["state"] == "firing" and active >= checked_from - timedelta(seconds=1):
-                return f"{active:%H:%M:%S}"
-        return None
-
-    return _wait(
-        "alert firing",
-        firing_since,
-        timeout,
-        stalled=lambda: (
-            f"{ALERT} for {model} not firing after {timeout:.0f}s; see {prometheus_url(settings)}/alerts, "
-            f"{prometheus_url(settings)}/targets and {settings.layout.log_file('prometheus')}"
-        ),
-        waiting=lambda: say(
-            f"waiting for Prometheus to fire {ALERT} (rules evaluated every {settings.prometheus.scrape_interval_s}s)"
-        ),
-    )
-
-
-def _firing(settings: Settings, model: str) -> bool:
-    return any(alert["state"] == "firing" for alert in _prometheus_alerts(settings, model))
-
-
-def _wait_alert_resolved(settings: Settings, model: str, timeout: float, say: Say) -> None:
-    """An alert left firing by an earlier loop must resolve, so this loop's drift is a new episode."""
-    from mlplatform.stack.prometheus import prometheus_url
-
-    _wait(
-        "baseline check",
-        lambda: not _firing(settings, model),
-        timeout,
-        stalled=lambda: (
-            f"{ALERT} for {model} (from an earlier drift check) still firing after {timeout:.0f}s "
-            f"although the baseline check found no drift; see {prometheus_url(settings)}/alerts"
-        ),
-        waiting=lambda: say(f"waiting for the earlier {ALERT} to resolve"),
-    )
-
-
-def _wait_resolution_delivered(
-    settings: Settings, store: PlatformStore, model: str, since: datetime, timeout: float, say: Say
-) -> None:
-    from mlplatform.retraining.policy import SKIP_RESOLVED
-    from mlplatform.store.retrains import RetrainRecords
-
-    records = RetrainRecords(store)
-    _wait(
-        "baseline check",
-        lambda: any(
-            r.alertname == ALERT and r.skip_reason == SKIP_RESOLVED and r.created_at >= since
-            for r in records.list(model, limit=20)
-        ),
-        timeout,
-        stalled=lambda: (
-            f"Alertmanager did not deliver the earlier {ALERT}'s resolution within {timeout:.0f}s; see "
-            f"{settings.layout.log_file('alertmanager')}"
-        ),
-        waiting=lambda: say(
-            f"waiting for Alertmanager to deliver the earlier {ALERT}'s resolution (at its group_interval)"
-        ),
-    )
-    say("waiting for Alertmanager to drop the resolved alert's group")
-    time.sleep(ALERTMANAGER_MAINTENANCE_S)
-
-
-def _wait_policy_ready(settings: Settings, store: PlatformStore, spec: ModelSpec, timeout: float, say: Say) -> None:
-    """Until the retrain policy would act on a new alert: no retrain in flight, the cooldown over.
-
-    Undrifted traffic is not drift-free feature by feature (online features are the latest snapshot, training saw
-    them at transaction time), so once the earlier data-set alert has resolved its feature alerts are no longer
-    inhibited and may start a retrain of their own; it runs on the undrifted data, before the loop drifts it.
-    """
-    from mlplatform.stack.embedded import airflow_client
-    from mlplatform.store.retrains import STATUS_PENDING, RetrainRecords
-
-    records = RetrainRecords(store)
-    last: RetrainTrigger | None = None
-    running = False
-    with airflow_client(settings) as airflow:
-
-        def ready() -> bool:
-            nonlocal last, running
-            last = records.last_claim(spec.name)
-            if last is None:
-                return True
-            cooling = datetime.now(UTC) < last.created_at + timedelta(seconds=settings.alerts.cooldown_s)
-            running = last.status == STATUS_PENDING or (
-                last.dag_run_id is not None and not airflow.get_run(spec.training_dag_id, last.dag_run_id).finished
-            )
-            return not (cooling or running)
-
-        def stalled() -> str:
-            assert last is not None
-            return (
-                f"the retrain started at {last.created_at:%H:%M:%S} ({last.alertname}) still "
-                f"{'running' if running else 'in cooldown'} after {timeout:.0f}s; see {settings.layout.logs_dir}"
-            )
-
-        def waiting() -> None:
-            assert last is not None
-            say(f"waiting for the retrain started by {last.alertname} to finish and its cooldown to pass")
-
-        _wait("baseline check", ready, timeout, stalled=stalled, waiting=waiting, interval=POLL_S * 3)
-
-
-def _wait_trigger(
-    settings: Settings, store: PlatformStore, model: str, since: datetime, timeout: float, say: Say
-) -> RetrainTrigger:
-    """The policy's decision on this episode's alert, once Airflow has taken the run (or the policy said no)."""
-    from mlplatform.store.retrains import STATUS_FAILED, STATUS_PENDING, RetrainRecords
-
-    records = RetrainRecords(store)
-    ours: list[RetrainTrigger] = []
-
-    def decided() -> RetrainTrigger | None:
-        nonlocal ours
-        ours = [
-            record
-            for record in records.list(model, limit=20)
-            if record.alertname == ALERT and record.created_at >= since
-        ]
-        done = [record for record in ours if record.status != STATUS_PENDING]
-        if not done:
-            return None
-        if done[-1].status == STATUS_FAILED:
-            raise LoopStalledError("webhook", f"the retrain could not be started: {done[-1].last_error}")
-        return done[-1]
-
-    def stalled() -> str:
-        pending = f"; pending: {ours[-1].last_error}" if ours else ""
-        return (
-            f"no retrain decision for {model} after {timeout:.0f}s{pending}; see "
-            f"{settings.layout.log_file('alertmanager')} and {settings.layout.log_file('mlplatform-api')}"
-        )
-
-    return _wait(
-        "webhook",
-        decided,
-        timeout,
-        stalled=stalled,
-        waiting=lambda: say(
-            "waiting for Alertmanager to call the webhook" + (" (Airflow not taking the run yet)" if ours else "")
-        ),
-    )
 
 
 # -- retrain and swap ------------------------------------------------------------------------------------------
@@ -642,7 +386,7 @@ def _retrain(
     registry: ModelRegistry,
     deployment: Deployment,
     timeouts: LoopTimeouts,
-    record: _Recorder,
+    record: Recorder,
     say: Say,
 ) -> None:
     """Follow the retrain run, read the gate's decision, and wait for the server to swap when it promoted."""
@@ -689,7 +433,7 @@ def _gate(
     deployment: Deployment,
     settings: Settings,
     timeouts: LoopTimeouts,
-    record: _Recorder,
+    record: Recorder,
     say: Say,
 ) -> None:
     import json
@@ -708,49 +452,18 @@ def _gate(
         record.done("gate", f"v{version.version} kept as challenger")
         return
     record.done("gate", f"v{version.version} promoted: " + "; ".join(result.gate_reasons[-1:]))
-    _wait_serving(deployment, settings, spec, version.version, timeouts.swap, say)
+    wait_serving(deployment, settings, spec, version.version, timeouts.swap, say)
     result.outcome = OUTCOME_PROMOTED
     result.message = f"v{version.version} replaced v{result.old_version} as champion and is serving"
     record.done("new champion serving", f"{deployment.url} answers with v{version.version}")
 
 
-def _wait_serving(
-    deployment: Deployment, settings: Settings, spec: ModelSpec, version: str, timeout: float, say: Say
-) -> None:
-    """Until the server answers with ``version`` (it polls the alias every ``serving.poll_interval_s``)."""
-    from mlplatform.serving.client import PredictionError, predict, recent_entities
-
-    [entity] = recent_entities(settings.data_dir / spec.label.source, spec.entity_key, spec.label.request_columns, 1)
-    served = ""
-
-    def serving() -> bool:
-        nonlocal served
-        try:
-            served = str(predict(deployment, [entity])["version"])
-        except PredictionError as error:
-            served = f"no answer ({error})"
-        return served == version
-
-    _wait(
-        "serving",
-        serving,
-        timeout,
-        stalled=lambda: (
-            f"the server still answers with {served} after {timeout:.0f}s, not v{version}; see {deployment.log_path}"
-        ),
-        waiting=lambda: say(
-            f"waiting for the server to load v{version} (serving v{served}; it polls every "
-            f"{settings.serving.poll_interval_s:.0f}s)"
-        ),
-    )
-
-
 # -- a world to run the loop in ---------------------------------------------------------------------------------
 
 
-def prepare(settings: Settings, options: LoopOptions, say: Say = _quiet) -> Deployment:
-    """What ``make demo`` does before the loop, for the e2e test and the benchmark: stack up, demo data, features,
-    a first champion, the model served.
+def prepare(settings: Settings, options: LoopOptions, regenerate_data: RegenerateData, say: Say = quiet) -> Deployment:
+    """What ``make demo`` does before the loop, for the e2e test and the benchmark: stack up, the model's data,
+    features, a first champion, the model served.
 
     The first champion is trained in this process by the same pipeline functions the DAG's tasks call (the loop's
     retrain is the one that goes through Airflow); that saves a DAG run's scheduling and task start-up.
@@ -761,7 +474,7 @@ def prepare(settings: Settings, options: LoopOptions, say: Say = _quiet) -> Depl
     from mlplatform.training.pipeline import TrainingRequest, run_all
 
     EmbeddedStack(settings).up(progress=say)
-    data = _generate(settings, options, drift_after=None)
+    data = _regenerate(settings, options, regenerate_data, drift_after=None)
     FeatureStoreAdapter(settings).apply()
     _materialize(settings, data.start)
     outcome = run_all(settings, TrainingRequest(model=options.model, run_key=f"prepare/{_today():%Y%m%d}", actor=ACTOR))
