@@ -35,9 +35,10 @@ down: ## Stop every model server and every process the embedded stack started
 test: install tools ## Every test; PostgreSQL/Redis found on their default local ports (MLP_TEST_POSTGRES_URL / MLP_TEST_REDIS override)
 	$(RUN) pytest
 
-lint: install
+lint: install ## ruff, and the import direction of pyproject.toml's import-linter contracts
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) lint-imports
 
 typecheck: install
 	$(RUN) mypy
