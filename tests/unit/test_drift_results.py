@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from mlplatform.config import Settings
 from mlplatform.monitoring.drift_metrics import DriftCollector
 from mlplatform.store import PlatformStore
-from mlplatform.store.drift import DriftCheck, DriftResults, FeatureDrift, drift_report_path
+from mlplatform.store.drift import DriftCheck, DriftResults, FeatureDrift
 from tests.unit.test_api_app import MODEL, World, make_world
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -98,14 +98,14 @@ def test_drift_contract_on_sqlite(settings: Settings) -> None:
 
 
 def test_report_path_is_built_from_the_id_only(settings: Settings) -> None:
-    path = drift_report_path(settings.state_dir, MODEL, 42)
+    path = settings.layout.drift_report(MODEL, 42)
     assert path == settings.state_dir / "monitoring" / "reports" / MODEL / "42.html"
 
 
 def _seed(world: World) -> tuple[int, int]:
     results = DriftResults(world.services.store)
     with_report = results.record(make_check(status="no_drift"))
-    path = drift_report_path(world.services.settings.state_dir, MODEL, with_report)
+    path = world.services.settings.layout.drift_report(MODEL, with_report)
     path.parent.mkdir(parents=True)
     path.write_text("<html><body>evidently</body></html>")
     results.set_has_report(with_report)

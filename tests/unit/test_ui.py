@@ -21,7 +21,7 @@ from mlplatform.operations.services import ApiServices
 from mlplatform.orchestration.airflow_client import DagRun
 from mlplatform.registry.lineage import Lineage
 from mlplatform.registry.mlflow_registry import RegistryUnavailableError
-from mlplatform.store.drift import DriftCheck, DriftResults, FeatureDrift, drift_report_path
+from mlplatform.store.drift import DriftCheck, DriftResults, FeatureDrift
 from mlplatform.store.retrains import AlertRef
 from mlplatform.ui import charts
 from mlplatform.webapp import create_app
@@ -475,7 +475,7 @@ def record_checks(world: World) -> list[int]:
     )
     ids = [results.record(calm), results.record(drifted), results.record(_check("insufficient_data", 1))]
     for check_id in ids[:2]:
-        report = drift_report_path(world.services.settings.state_dir, MODEL, check_id)
+        report = world.services.settings.layout.drift_report(MODEL, check_id)
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text("<html><script>document.title='evidently'</script></html>")
     return ids
