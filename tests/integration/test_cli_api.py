@@ -101,7 +101,7 @@ def test_mutations_go_through_the_api_as_the_tokens_user(served: Served) -> None
 
     run = cli(["train", MODEL, "-p", "max_depth=4", "--window-days", "30", "--reason", "tune", "--json"], env)
     assert run["state"] == "queued" and run["conf"]["requested_by"] == "approver"
-    assert served.world.orchestrator.triggered[-1][1]["estimator_params"] == {"max_depth": 4}
+    assert served.world.orchestrator.triggered[-1][2]["estimator_params"] == {"max_depth": 4}
     assert [r["run_id"] for r in cli(["training", "runs", MODEL, "--json"], env)] == [run["run_id"]]
 
     deployed = cli(["deploy", MODEL, "--backend", "kserve", "--reason", "go live", "--json"], env)

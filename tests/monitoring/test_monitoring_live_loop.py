@@ -4,7 +4,7 @@
 
 Prometheus and Alertmanager are started by the embedded stack's own code (``EmbeddedStack.start_monitoring``,
 rendered configuration, supervised processes) and stopped at the end.  The API is the real app served by uvicorn
-on a free port; only Airflow is replaced, by ``FakeAirflow`` (a recording fake: Airflow is an external server
+on a free port; only Airflow is replaced, by ``FakeOrchestrator`` (a recording fake: Airflow is an external server
 whose real trigger path tests/integration/test_retrain_airflow.py covers).  The drift result is injected with the
 drift store (``DriftResults.record``), exactly as the monitoring DAG records a check.
 """
@@ -30,7 +30,8 @@ from mlplatform.store.drift import DriftResults
 from mlplatform.webapp import create_app
 from tests.conftest import free_port
 from tests.monitoring.conftest import require_tool
-from tests.unit.test_alerts_webhook import MODEL, FakeAirflow
+from tests.support.fakes.orchestrator import FakeOrchestrator
+from tests.unit.test_alerts_webhook import MODEL
 from tests.unit.test_api_store import cheap_hash
 from tests.unit.test_drift_results import make_check
 
@@ -58,9 +59,9 @@ def live_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture()
-def api(live_settings: Settings) -> Iterator[tuple[ApiServices, FakeAirflow]]:
-    """The real API app under uvicorn (its retry worker included), with FakeAirflow for Airflow."""
-    airflow = FakeAirflow()
+def api(live_settings: Settings) -> Iterator[tuple[ApiServices, FakeOrchestrator]]:
+    """The real API app under uvicorn (its retry worker included), with FakeOrchestrator for Airflow."""
+    airflow = FakeOrchestrator()
     services = ApiServices.from_settings(
         live_settings,
         store=PlatformStore.connect(live_settings.db_url),
@@ -96,7 +97,7 @@ def _shorten_alertmanager_waits(settings: Settings) -> None:
 
 
 def test_drift_result_fires_an_alert_that_triggers_a_retrain(
-    live_settings: Settings, api: tuple[ApiServices, FakeAirflow]
+    live_settings: Settings, api: tuple[ApiServices, FakeOrchestrator]
 ) -> None:
     services, airflow = api
     _shorten_alertmanager_waits(live_settings)
