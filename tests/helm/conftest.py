@@ -8,17 +8,14 @@ CI means the chart was rendered and validated.
 from __future__ import annotations
 
 import functools
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, skip_missing
-from tests.monitoring.conftest import amtool, promtool  # noqa: F401 - fixtures shared with the monitoring tests
+from tests.support.environment import REPO_ROOT, skip_missing
+from tests.support.tools import helm_path, run_helm
 
 CHART = REPO_ROOT / "helm" / "mlplatform"
 PROFILES_DIR = CHART / "ci"
@@ -26,13 +23,6 @@ PROFILES = sorted(path.name.removesuffix("-values.yaml") for path in PROFILES_DI
 RELEASE = "mlp"
 NAMESPACE = "mlplatform"
 Manifest = dict[str, Any]
-
-
-def helm_path() -> str | None:
-    local = REPO_ROOT / "tools" / "bin" / "helm"
-    if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
-    return shutil.which("helm")
 
 
 @pytest.fixture(scope="session")
@@ -50,17 +40,6 @@ def _kubernetes_validate() -> None:
         import kubernetes_validate  # noqa: F401
     except ImportError:
         skip_missing("kubernetes-validate, not installed", "`make install` (the dev dependency group of uv.lock)")
-
-
-def run_helm(
-    helm: str, *args: str, values: list[Path] | None = None, sets: list[str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    argv = [helm, *args]
-    for path in values or []:
-        argv += ["-f", str(path)]
-    for item in sets or []:
-        argv += ["--set", item]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, cwd=REPO_ROOT)
 
 
 def profile_file(profile: str) -> Path:

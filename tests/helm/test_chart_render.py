@@ -17,11 +17,11 @@ from tests.helm.conftest import (
     pod_spec,
     profile_file,
     render,
-    run_helm,
     selects,
     workloads,
 )
 from tests.support.kubernetes_schemas import SchemaMissingError, validate
+from tests.support.tools import run_helm
 
 EXPECTED_PROFILES = {"minimal", "production", "bentoml", "kserve-canary", "monitoring-off"}
 # Everything the platform's Role may do: exactly what the Kubernetes deployer uses (its RBAC_RULES), in its own

@@ -25,8 +25,8 @@ from mlplatform.cli.main import app
 from mlplatform.config import Settings
 from mlplatform.store import PlatformStore
 from mlplatform.store.auth import AuthRepository
-from tests.conftest import REPO_ROOT, free_port
-from tests.unit.test_api_app import MODEL, World, make_world
+from tests.support.api_world import MODEL, World, make_world
+from tests.support.environment import REPO_ROOT, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 runner = CliRunner()

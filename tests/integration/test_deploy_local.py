@@ -11,14 +11,12 @@ from mlplatform.config import DatabaseSettings
 from mlplatform.deploy.base import DeployError
 from mlplatform.deploy.local import LocalProcessDeployer
 from mlplatform.serving.client import predict
-from tests.conftest import free_port
-from tests.integration import test_serving_support as support
-from tests.integration.test_serving_support import KINDS, MODEL, ServedWorld, serving_settings
+from tests.support.environment import free_port
+from tests.support.serving import KINDS, MODEL, ServedWorld, serving_settings
 
 pytestmark = pytest.mark.integration
 
 # The session-wide served world (trained versions, materialised features) shared with the serving tests.
-served_world = support.served_world
 
 
 @pytest.mark.parametrize("backend", KINDS)

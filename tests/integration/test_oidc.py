@@ -32,8 +32,8 @@ from starlette.routing import Route
 
 from mlplatform.api.routers.oidc import local_username, role_from_claims
 from mlplatform.config import OidcSettings, Settings
-from tests.conftest import free_port
-from tests.unit.test_api_app import World, make_world
+from tests.support.api_world import World, make_world
+from tests.support.environment import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

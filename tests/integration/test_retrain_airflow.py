@@ -21,8 +21,9 @@ from mlplatform.config import Settings
 from mlplatform.monitoring.alertmanager import webhook_token
 from mlplatform.stack import EmbeddedStack, airflow_client
 from mlplatform.stack.embedded import AIRFLOW_API
-from tests.conftest import free_port
-from tests.unit.test_alerts_webhook import MODEL, alert, payload
+from tests.support.alerts import alert, payload
+from tests.support.api_world import MODEL
+from tests.support.environment import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(500)]
 

@@ -15,10 +15,8 @@ import psutil
 import pytest
 
 from mlplatform.config import Settings
-from tests.conftest import free_port
-from tests.integration import test_serving_support as support
-from tests.integration.conftest import WORLD_END
-from tests.integration.test_serving_support import (
+from tests.support.environment import free_port
+from tests.support.serving import (
     KINDS,
     MODEL,
     ServedWorld,
@@ -26,12 +24,11 @@ from tests.integration.test_serving_support import (
     serving_settings,
     start_server,
 )
+from tests.support.world import WORLD_END
 
 pytestmark = pytest.mark.integration
 
 # Fixtures shared with the other serving test module (one session-wide trained world).
-running = support.running
-served_world = support.served_world
 
 
 def test_v2_conformance_with_tritonclient(

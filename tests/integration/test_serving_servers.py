@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
-from tests.integration import test_serving_support as support
-from tests.integration.test_serving_support import (
+from tests.support.serving import (
     KINDS,
     MODEL,
     ServedWorld,
@@ -24,7 +23,6 @@ from tests.integration.test_serving_support import (
 pytestmark = pytest.mark.integration
 
 # Fixtures shared with the other serving test module (one session-wide trained world).
-served_world = support.served_world
 
 
 @pytest.fixture(scope="module", params=KINDS)

@@ -22,8 +22,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import free_port
-from tests.monitoring.conftest import ALERTMANAGER_CONFIG, alerting_rules, run_tool
+from tests.monitoring.conftest import ALERTMANAGER_CONFIG, alerting_rules, wait_alertmanager_ready
+from tests.support.environment import free_port
+from tests.support.tools import run_tool
 
 WEBHOOK_PATH = "/api/v1/alerts/alertmanager"
 DRIFT_ALERTS = {"DatasetDriftDetected", "FeatureDriftDetected"}
@@ -194,7 +195,7 @@ def test_live_alertmanager_sends_drift_to_the_webhook_with_the_token(alertmanage
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base, process)
+        wait_alertmanager_ready(base, process)
         alerts = [
             _alert("DatasetDriftDetected", model="fraud_detector"),
             _alert("FeatureDriftDetected", model="fraud_detector", feature="amount"),
@@ -218,20 +219,6 @@ def test_live_alertmanager_sends_drift_to_the_webhook_with_the_token(alertmanage
     }
     assert delivered == groups == {("DatasetDriftDetected", "fraud_detector"), ("FeatureDriftDetected", "churn")}
     assert all(payload["receiver"] == "platform-webhook" for _, payload in webhook.received)
-
-
-def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"alertmanager exited: {process.stderr.read().decode() if process.stderr else ''}")
-        try:
-            if httpx.get(f"{base}/-/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("alertmanager did not become ready in 20 s")
 
 
 def _wait_for_groups(webhook: _Webhook, expected: set[tuple[str, str]]) -> set[tuple[str, str]]:

@@ -22,9 +22,8 @@ import yaml
 
 from mlplatform.config import Settings
 from mlplatform.monitoring.alerts_view import alertmanager_url, firing_alerts, label_filter
-from tests.monitoring.test_monitoring_alertmanager import _wait_ready
-from tests.unit.test_api_app import MODEL, make_world
-from tests.unit.test_ui import logged_in
+from tests.monitoring.conftest import wait_alertmanager_ready
+from tests.support.api_world import MODEL, logged_in, make_world
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +47,7 @@ def alertmanager(alertmanager_binary: str, settings: Settings, tmp_path: Path) -
         stderr=subprocess.PIPE,
     )
     try:
-        _wait_ready(base, process)
+        wait_alertmanager_ready(base, process)
         yield base
     finally:
         process.terminate()

@@ -28,12 +28,11 @@ from mlplatform.stack.embedded import ALERTMANAGER, PROMETHEUS, EmbeddedStack
 from mlplatform.store import PlatformStore
 from mlplatform.store.drift import DriftResults
 from mlplatform.webapp import create_app
-from tests.conftest import free_port
-from tests.monitoring.conftest import require_tool
+from tests.support.api_world import MODEL, cheap_hash
+from tests.support.contracts.drift import make_check
+from tests.support.environment import free_port
 from tests.support.fakes.orchestrator import FakeOrchestrator
-from tests.unit.test_alerts_webhook import MODEL
-from tests.unit.test_api_store import cheap_hash
-from tests.unit.test_drift_results import make_check
+from tests.support.tools import require_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 LOOP_TIMEOUT_S = 60

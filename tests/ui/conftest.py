@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import REPO_ROOT, skip_missing
+from tests.support.environment import REPO_ROOT, skip_missing
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page

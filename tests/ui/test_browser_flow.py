@@ -32,8 +32,8 @@ from mlplatform.stack import EmbeddedStack
 from mlplatform.store import PlatformStore
 from mlplatform.store.audit import AuditLog
 from mlplatform.store.auth import AuthRepository
-from tests.conftest import REPO_ROOT, free_port, skip_missing
-from tests.integration.conftest import build_world
+from tests.support.environment import REPO_ROOT, free_port, skip_missing
+from tests.support.world import build_world
 from tests.ui.conftest import element_screenshot, new_page, screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

@@ -24,10 +24,10 @@ from mlplatform.monitoring.alertmanager import WEBHOOK_TOKEN_PREFIX, webhook_tok
 from mlplatform.operations.services import ApiServices
 from mlplatform.store import PlatformStore
 from mlplatform.webapp import create_app
+from tests.support.alerts import alert, payload
+from tests.support.api_world import MODEL, cheap_hash
 from tests.support.fakes.orchestrator import FakeOrchestrator
-from tests.unit.test_api_store import cheap_hash
 
-MODEL = "fraud_detector"
 DAG = f"train_{MODEL}"
 WEBHOOK = "/api/v1/alerts/alertmanager"
 
@@ -70,42 +70,6 @@ def make_hook(settings: Settings, **alerts: Any) -> Hook:
 @pytest.fixture()
 def hook(settings: Settings) -> Hook:
     return make_hook(settings)
-
-
-def alert(
-    name: str = "DatasetDriftDetected",
-    *,
-    status: str = "firing",
-    fingerprint: str = "a1b2c3d4e5f60718",
-    starts_at: datetime | None = None,
-    **labels: str,
-) -> dict[str, Any]:
-    starts = starts_at or datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-    return {
-        "status": status,
-        "labels": {"alertname": name, "severity": "warning", "area": "drift", "model": MODEL, **labels},
-        "annotations": {"summary": f"{MODEL}: served data drifted (62% of features)"},
-        "startsAt": starts.isoformat(),
-        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else (starts + timedelta(hours=1)).isoformat(),
-        "generatorURL": "http://127.0.0.1:9490/graph",
-        "fingerprint": fingerprint,
-    }
-
-
-def payload(*alerts: dict[str, Any]) -> dict[str, Any]:
-    firing = any(a["status"] == "firing" for a in alerts)
-    return {
-        "version": "4",
-        "groupKey": '{}/{alertname=~"DatasetDriftDetected|FeatureDriftDetected"}:{alertname="x", model="m"}',
-        "truncatedAlerts": 0,
-        "status": "firing" if firing else "resolved",
-        "receiver": "platform-webhook",
-        "groupLabels": {"alertname": alerts[0]["labels"]["alertname"]},
-        "commonLabels": {},
-        "commonAnnotations": {},
-        "externalURL": "http://127.0.0.1:9493",
-        "alerts": list(alerts),
-    }
 
 
 # -- authentication and validation --------------------------------------------------------------------------------

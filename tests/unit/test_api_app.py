@@ -3,81 +3,20 @@ deployer: authentication, roles, CSRF, rate limiting, problem details, validatio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from mlplatform.config import Settings
-from mlplatform.operations.services import ApiServices
 from mlplatform.store import PlatformStore
 from mlplatform.store.auth import ROLES, AuthRepository
 from mlplatform.store.bootstrap import bootstrap_admin
 from mlplatform.store.models import ApiTokenRow
-from mlplatform.webapp import create_app
-from tests.support.fakes.deployer import FakeDeployer
-from tests.support.fakes.orchestrator import FakeOrchestrator
-from tests.support.fakes.registry import FakeRegistry, version_info
-from tests.unit.test_api_store import cheap_hash
+from tests.support.api_world import MODEL, PASSWORD, World, cheap_hash, make_world, user_for
+from tests.support.fakes.registry import version_info
 
-MODEL = "fraud_detector"
-PASSWORD = "a long test password"
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
-
-
-@dataclass
-class World:
-    client: TestClient
-    services: ApiServices
-    registry: FakeRegistry
-    orchestrator: FakeOrchestrator
-    deployer: FakeDeployer
-    tokens: dict[str, str]
-
-    def as_role(self, role: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[role]}"}
-
-    def audit(self, **filters: Any) -> list[Any]:
-        return self.services.audit.query(**filters)
-
-
-def user_for(role: str) -> str:
-    return role.replace("-", "_")
-
-
-def make_world(settings: Settings) -> World:
-    store = PlatformStore.connect(settings.db_url)
-    versions = [
-        version_info(1, 0.90, 0.5),
-        version_info(2, 0.95, 0.6),
-        version_info(3, 0.80, 0.2),
-        version_info(4, 0.97, 0.7),
-    ]
-    registry, orchestrator, deployer = FakeRegistry(store, {MODEL: versions}), FakeOrchestrator(), FakeDeployer()
-    services = ApiServices.from_settings(
-        settings,
-        store=store,
-        password_hash=cheap_hash(),
-        registry_factory=lambda: registry,
-        orchestrator_factory=lambda: orchestrator,
-        deployer_factory=lambda: deployer,
-    )
-    tokens = {}
-    for role in ROLES:
-        services.auth.create_user(user_for(role), role, PASSWORD)
-        tokens[role] = services.auth.create_token(user_for(role), "test", ttl_days=1).secret
-    # Champion history: v1, then v2 (so a rollback has somewhere to go).
-    registry.move_alias(MODEL, "champion", "1", actor="pipeline", reason="first")
-    registry.move_alias(MODEL, "champion", "2", actor="pipeline", reason="better")
-    client = TestClient(create_app(settings, services), client=("203.0.113.7", 50000))
-    return World(client, services, registry, orchestrator, deployer, tokens)
-
-
-@pytest.fixture()
-def world(settings: Settings) -> World:
-    return make_world(settings)
 
 
 # Every mutating endpoint, a valid body, and the least role that may call it.

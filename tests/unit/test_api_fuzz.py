@@ -20,7 +20,7 @@ from schemathesis import Case
 
 from mlplatform.api.reference import reference_document
 from mlplatform.config import Settings
-from tests.unit.test_api_app import MODEL, World, make_world
+from tests.support.api_world import MODEL, World, make_world
 
 EXAMPLES_PER_OPERATION = 40
 # Random names and numbers almost never name the fake registry's model or versions, so every request would stop at a

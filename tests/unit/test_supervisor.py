@@ -25,7 +25,7 @@ from mlplatform.stack.embedded import (
     prepare_airflow_home,
 )
 from mlplatform.stack.supervisor import HealthTimeoutError, Supervisor, SupervisorError
-from tests.conftest import free_port
+from tests.support.environment import free_port
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 

@@ -25,37 +25,9 @@ from mlplatform.store.drift import DriftCheck, DriftResults, FeatureDrift
 from mlplatform.store.retrains import AlertRef
 from mlplatform.ui import charts
 from mlplatform.webapp import create_app
+from tests.support.api_world import MODEL, PASSWORD, World, logged_in, make_world, ui_login
 from tests.support.fakes.drift_check import FakeDriftCheck
 from tests.support.fakes.registry import version_info
-from tests.unit.test_api_app import MODEL, PASSWORD, World, make_world, user_for
-
-CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]*)"')
-
-
-@pytest.fixture()
-def world(settings: Settings) -> World:
-    return make_world(settings)
-
-
-def form_token(html: str) -> str:
-    found = CSRF_INPUT.search(html)
-    assert found, "no CSRF field on the page"
-    return found.group(1)
-
-
-def ui_login(world: World, role: str, password: str = PASSWORD, next: str = "/") -> httpx.Response:
-    token = form_token(world.client.get("/login").text)
-    return world.client.post(
-        "/login",
-        data={"username": user_for(role), "password": password, "csrf_token": token, "next": next},
-        follow_redirects=False,
-    )
-
-
-def logged_in(world: World, role: str) -> str:
-    """Log in through the form; returns the session's CSRF token (as the pages embed it)."""
-    assert ui_login(world, role).status_code == 303
-    return form_token(world.client.get(f"/models/{MODEL}").text)
 
 
 def post_form(world: World, path: str, csrf: str, **fields: Any) -> httpx.Response:

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.conftest import free_port
+from tests.support.environment import free_port
 
 Manifest = dict[str, Any]
 Controller = Callable[[Manifest], None]
