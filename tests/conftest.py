@@ -68,7 +68,8 @@ def _postgres_error(server_url: str) -> str:
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
     except sa.exc.SQLAlchemyError as error:
-        return str(error.orig or error).strip().splitlines()[0]
+        cause = error.orig if isinstance(error, sa.exc.DBAPIError) else None  # the driver's own message, when any
+        return str(cause or error).strip().splitlines()[0]
     finally:
         engine.dispose()
     return ""

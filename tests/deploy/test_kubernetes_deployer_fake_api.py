@@ -56,7 +56,8 @@ def _deployer(fake: FakeKubernetesApi, settings: Settings, **deploy: Any) -> Kub
 
 def _alias(isvc: dict[str, Any]) -> str:
     env = isvc["spec"]["predictor"]["containers"][0]["env"]
-    return next(item["value"] for item in env if item["name"] == "MLP_SERVING__ALIAS")
+    alias: str = next(item["value"] for item in env if item["name"] == "MLP_SERVING__ALIAS")
+    return alias
 
 
 def test_apply_creates_then_updates_idempotently_on_the_fake_kubernetes_api(

@@ -8,6 +8,7 @@ CI means the chart was rendered and validated.
 from __future__ import annotations
 
 import functools
+import operator
 from pathlib import Path
 from typing import Any
 
@@ -66,21 +67,27 @@ def pod_spec(obj: Manifest) -> Manifest | None:
     """The pod spec of a workload (Deployment, CronJob, InferenceService predictor), else None."""
     kind = obj["kind"]
     if kind in {"Deployment", "StatefulSet", "DaemonSet", "Job"}:
-        return obj["spec"]["template"]["spec"]
+        return _at(obj, "spec", "template", "spec")
     if kind == "CronJob":
-        return obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        return _at(obj, "spec", "jobTemplate", "spec", "template", "spec")
     if kind == "InferenceService":
-        return obj["spec"]["predictor"]
+        return _at(obj, "spec", "predictor")
     return None
 
 
 def pod_labels(obj: Manifest) -> dict[str, str]:
     kind = obj["kind"]
     if kind == "CronJob":
-        return obj["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+        return _at(obj, "spec", "jobTemplate", "spec", "template", "metadata", "labels")
     if kind == "InferenceService":
-        return obj["spec"]["predictor"]["labels"]
-    return obj["spec"]["template"]["metadata"]["labels"]
+        return _at(obj, "spec", "predictor", "labels")
+    return _at(obj, "spec", "template", "metadata", "labels")
+
+
+def _at(obj: Manifest, *path: str) -> Manifest:
+    """The mapping at ``path`` under ``obj`` (rendered YAML is untyped: this is where it gets its type)."""
+    found: Manifest = functools.reduce(operator.getitem, path, obj)
+    return found
 
 
 def workloads(objects: list[Manifest]) -> list[Manifest]:

@@ -162,7 +162,8 @@ def sign_in(client: TestClient, next_path: str = "/models") -> httpx.Response:
     approved = httpx.get(started.headers["location"], follow_redirects=False, timeout=10)
     assert approved.status_code == 302, approved.text
     assert approved.headers["location"].startswith(f"{PUBLIC_URL}/api/v1/auth/oidc/callback?")
-    return client.get(approved.headers["location"], follow_redirects=False)
+    callback: httpx.Response = client.get(approved.headers["location"], follow_redirects=False)
+    return callback
 
 
 def test_sso_signs_a_new_user_in_with_the_mapped_role(sso: World, provider: Provider) -> None:

@@ -28,8 +28,6 @@ from tests.support.world import WORLD_END
 
 pytestmark = pytest.mark.integration
 
-# Fixtures shared with the other serving test module (one session-wide trained world).
-
 
 def test_v2_conformance_with_tritonclient(
     served_world: ServedWorld, tmp_path: Path, running: list[ServerProcess]

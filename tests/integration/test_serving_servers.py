@@ -22,8 +22,6 @@ from tests.support.serving import (
 
 pytestmark = pytest.mark.integration
 
-# Fixtures shared with the other serving test module (one session-wide trained world).
-
 
 @pytest.fixture(scope="module", params=KINDS)
 def server(

@@ -32,7 +32,8 @@ SECRET_KEYS = {"bearer_token", "credentials", "password", "api_key", "auth_token
 
 
 def _config() -> dict[str, Any]:
-    return yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    config: dict[str, Any] = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    return config
 
 
 def _seconds(duration: str) -> float:

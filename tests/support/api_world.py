@@ -90,11 +90,13 @@ def form_token(html: str) -> str:
 
 def ui_login(world: World, role: str, password: str = PASSWORD, next: str = "/") -> httpx.Response:
     token = form_token(world.client.get("/login").text)
-    return world.client.post(
+    # TestClient type-checks as Any (starlette types it over httpx2, not installed here): the annotation types it.
+    response: httpx.Response = world.client.post(
         "/login",
         data={"username": user_for(role), "password": password, "csrf_token": token, "next": next},
         follow_redirects=False,
     )
+    return response
 
 
 def logged_in(world: World, role: str) -> str:

@@ -51,7 +51,7 @@ def build_world(settings: Settings) -> None:
     from mlplatform.demo.fraud_data import generate
     from mlplatform.features.store import FeatureStoreAdapter
 
-    generate(settings.data_dir, end=WORLD_END, **SMALL_WORLD)
+    generate(settings.data_dir, end=WORLD_END, customers=SMALL_WORLD["customers"], days=SMALL_WORLD["days"])
     FeatureStoreAdapter(settings).apply()
 
 

@@ -263,15 +263,15 @@ def write_traffic(settings: Settings, rows: int, *, shift: float, seed: int) -> 
     records = [
         PredictionRecord(
             request_id=uuid.uuid4().hex,
-            timestamp=now - timedelta(hours=2) + int(index) * timedelta(hours=2) / rows,
+            timestamp=now - timedelta(hours=2) + position * timedelta(hours=2) / rows,
             model_name=MODEL,
             model_version=champion.version,
-            entity={"customer_id": int(index)},
+            entity={"customer_id": position},
             features={name: float(row[name]) for name in features},
             score=float(row[PREDICTION]),
             label=int(row[PREDICTION] >= 0.5),
         )
-        for index, row in sample.iterrows()
+        for position, (_, row) in enumerate(sample.iterrows())  # the index is 0..rows-1 after reset_index
     ]
     sink = ParquetSink(prediction_log_dir(settings))
     sink.write(records)

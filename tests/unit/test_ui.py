@@ -31,13 +31,15 @@ from tests.support.fakes.registry import version_info
 
 
 def post_form(world: World, path: str, csrf: str, **fields: Any) -> httpx.Response:
-    return world.client.post(path, data={"csrf_token": csrf, **fields}, follow_redirects=False)
+    response: httpx.Response = world.client.post(path, data={"csrf_token": csrf, **fields}, follow_redirects=False)
+    return response
 
 
 def flashes_after(world: World, response: httpx.Response) -> str:
     """The page a form redirected to, with its flash message."""
     assert response.status_code == 303, response.text
-    return world.client.get(response.headers["location"]).text
+    page: str = world.client.get(response.headers["location"]).text
+    return page
 
 
 # -------------------------------------------------------------------------------------------------------- login
