@@ -34,6 +34,7 @@ from mlplatform.api.routers.oidc import local_username, role_from_claims
 from mlplatform.config import OidcSettings, Settings
 from tests.support.api_world import World, make_world
 from tests.support.environment import free_port
+from tests.support.waiting import wait_started
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -127,10 +128,7 @@ def provider() -> Iterator[Provider]:
     server = uvicorn.Server(uvicorn.Config(found.app(), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test provider did not start"
-        time.sleep(0.05)
+    wait_started(server, thread, 15, "the test OIDC provider")
     try:
         yield found
     finally:

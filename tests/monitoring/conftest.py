@@ -9,7 +9,6 @@ checked.
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import yaml
 
 from tests.support.environment import REPO_ROOT
 from tests.support.tools import require_tool
+from tests.support.waiting import wait_for
 
 MONITORING = REPO_ROOT / "monitoring"
 RULES_DIR = MONITORING / "prometheus" / "rules"
@@ -60,14 +60,13 @@ def rule_expressions() -> list[tuple[str, str]]:
 
 def wait_alertmanager_ready(base: str, process: subprocess.Popen[bytes]) -> None:
     """Fail the test if Alertmanager exits or is not ready within 20 s."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         if process.poll() is not None:
             pytest.fail(f"alertmanager exited: {process.stderr.read().decode() if process.stderr else ''}")
         try:
-            if httpx.get(f"{base}/-/ready", timeout=1).status_code == 200:
-                return
+            return httpx.get(f"{base}/-/ready", timeout=1).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("alertmanager did not become ready in 20 s")
+            return False
+
+    wait_for(ready, 20, "alertmanager to become ready", interval=0.1)

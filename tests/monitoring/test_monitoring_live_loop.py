@@ -33,6 +33,7 @@ from tests.support.contracts.drift import make_check
 from tests.support.environment import free_port
 from tests.support.fakes.orchestrator import FakeOrchestrator
 from tests.support.tools import require_tool
+from tests.support.waiting import wait_for, wait_started
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 LOOP_TIMEOUT_S = 60
@@ -71,10 +72,7 @@ def api(live_settings: Settings) -> Iterator[tuple[ApiServices, FakeOrchestrator
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=live_settings.api.port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
+    wait_started(server, thread, 20, "uvicorn")
     try:
         yield services, airflow
     finally:
@@ -110,11 +108,12 @@ def test_drift_result_fires_an_alert_that_triggers_a_retrain(
         token_file = live_settings.layout.alertmanager_webhook_token
         assert token_file.stat().st_mode & 0o077 == 0
 
-        deadline = time.monotonic() + LOOP_TIMEOUT_S
-        while not services.retrains.list(MODEL):
-            assert time.monotonic() < deadline, _diagnose(live_settings)
-            time.sleep(0.25)
-        time.sleep(3)  # a grouped or repeated notification would arrive within a group interval
+        try:
+            wait_for(lambda: services.retrains.list(MODEL), LOOP_TIMEOUT_S, "a retrain decision", interval=0.25)
+        except AssertionError:
+            raise AssertionError(_diagnose(live_settings)) from None
+        # Shows that nothing more arrives (bounded): a grouped or repeated notification would within a group interval.
+        time.sleep(3)
         prometheus_alerts = httpx.get(f"{monitoring.prometheus_url(live_settings)}/api/v1/alerts", timeout=5).json()
     finally:
         stack.down()

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import yaml
 
 from mlplatform.config import ServingSettings, Settings
 from tests.support.environment import REPO_ROOT, free_port
+from tests.support.waiting import wait_for
 
 MODEL = "fraud_serve"
 KINDS = ("kserve", "bentoml")
@@ -97,15 +97,18 @@ def start_server(kind: str, settings: Settings, model: str = MODEL, wait_ready: 
         )
     server = ServerProcess(kind, settings, process, log_path)
     probe = "/readyz" if wait_ready else "/livez"
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
+
+    def up() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"{kind} server exited with {process.returncode}:\n{server.log()[-4000:]}")
         try:
-            if httpx.get(server.url + probe, timeout=2).status_code == 200:
-                return server
+            return httpx.get(server.url + probe, timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    server.terminate()
-    raise AssertionError(f"{kind} server not up after {SERVER_START_TIMEOUT_S} s:\n{server.log()[-4000:]}")
+            return False
+
+    try:
+        wait_for(up, SERVER_START_TIMEOUT_S, f"the {kind} server's {probe}", interval=0.5)
+    except AssertionError as error:
+        server.terminate()
+        raise AssertionError(f"{error}:\n{server.log()[-4000:]}") from None
+    return server

@@ -11,7 +11,6 @@ backoff, then triggered; or given up), records, audit events and the metric.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from mlplatform.webapp import create_app
 from tests.support.alerts import alert, payload
 from tests.support.api_world import MODEL, cheap_hash
 from tests.support.fakes.orchestrator import FakeOrchestrator
+from tests.support.waiting import wait_for
 
 DAG = f"train_{MODEL}"
 WEBHOOK = "/api/v1/alerts/alertmanager"
@@ -316,13 +316,12 @@ def test_the_worker_in_the_running_app_retries_until_airflow_is_up(settings: Set
     with hook.client:  # runs the lifespan: the retry worker starts
         [record] = hook.send(alert())
         assert record["status"] == "pending"
-        time.sleep(0.8)
+        # The worker retries while Airflow is down, and the retrain stays pending.
+        wait_for(lambda: hook.services.retrains.list(MODEL)[0].attempts >= 2, 10, "the worker's first retry")
         assert hook.services.retrains.list(MODEL)[0].status == "pending"
         hook.airflow.down = False
-        deadline = time.monotonic() + 10
-        while hook.services.retrains.list(MODEL)[0].status != "triggered":
-            assert time.monotonic() < deadline, "the worker did not trigger the pending retrain"
-            time.sleep(0.05)
+        triggered = lambda: hook.services.retrains.list(MODEL)[0].status == "triggered"  # noqa: E731
+        wait_for(triggered, 10, "the worker to trigger the pending retrain")
     assert len(hook.airflow.triggered) == 1
 
 

@@ -22,6 +22,7 @@ from mlplatform.predictions.records import BASE_COLUMNS, PredictionRecord
 from mlplatform.predictions.sinks import PredictionSink
 from mlplatform.predictions.writer import BatchingPredictionLog, open_prediction_log
 from tests.support.contracts.prediction_log import MODEL, T0, check_contract, check_window, log_settings, make_record
+from tests.support.waiting import wait_for
 
 
 @pytest.mark.parametrize("kind", ["parquet", "sqlite"])
@@ -68,10 +69,12 @@ class BlockingSinkForTest(PredictionSink):
     """Fault injection: ``write`` blocks until the test releases it, like a sink that hangs."""
 
     def __init__(self) -> None:
+        self.entered = threading.Event()
         self.release = threading.Event()
         self.records: list[PredictionRecord] = []
 
     def write(self, records: Sequence[PredictionRecord]) -> None:
+        self.entered.set()
         self.release.wait(10)
         self.records.extend(records)
 
@@ -90,7 +93,7 @@ def test_full_queue_drops_and_counts_without_blocking() -> None:
         accepted += log.submit([make_record(index)])
         slowest = max(slowest, time.perf_counter() - began)
         if index == 0:
-            time.sleep(0.1)  # let the writer take the first record and block in the sink
+            assert sink.entered.wait(5), "the writer did not take the first record into the sink"
 
     assert slowest < 0.05, f"submit blocked for {slowest:.3f} s"
     assert 10 <= accepted <= 10 + 5
@@ -109,7 +112,7 @@ class SlowSinkForTest(PredictionSink):
         self.records: list[PredictionRecord] = []
 
     def write(self, records: Sequence[PredictionRecord]) -> None:
-        time.sleep(0.005)
+        time.sleep(0.005)  # the sink's latency, not a wait
         self.records.extend(records)
 
     def read(self, model_name: str, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
@@ -171,7 +174,8 @@ def test_a_sink_that_stays_down_costs_records_not_the_server(caplog: pytest.LogC
     sink = FlakySinkForTest(failures=10**9)
     log = BatchingPredictionLog(sink, queue_size=20, batch_size=5, flush_interval_s=0.01)
     accepted = sum(log.submit([make_record(i)]) for i in range(50))
-    time.sleep(0.2)  # the writer fails, keeps draining the queue into memory, dropping beyond the bound
+    # The writer takes the queue into memory (then fails, retries, drops beyond the bound) before more arrive.
+    wait_for(lambda: sink.attempts >= 1, 5, "the writer's first write attempt")
     accepted += sum(log.submit([make_record(i)]) for i in range(50, 60))
     began = time.perf_counter()
     log.close(timeout=0.3)
@@ -215,9 +219,7 @@ def test_values_the_database_rejects_cost_their_batch_only(tmp_path: Path) -> No
     settings = log_settings(tmp_path, "postgres", prediction_log_url=f"sqlite:///{tmp_path / 'log.db'}")
     log = open_prediction_log(settings)
     log.submit([dataclasses.replace(make_record(0), request_id=None)])  # type: ignore[arg-type]
-    deadline = time.monotonic() + 10
-    while log.dropped == 0 and time.monotonic() < deadline:  # let that batch go alone
-        time.sleep(0.01)
+    wait_for(lambda: log.dropped == 1, 10, "the rejected batch to be dropped alone", interval=0.01)
     log.submit([make_record(i) for i in range(1, 4)])
     log.close()
     assert (log.written, log.dropped) == (3, 1)
