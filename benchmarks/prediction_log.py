@@ -31,7 +31,7 @@ from mlplatform.predictions.records import PredictionRecord
 from mlplatform.predictions.writer import open_prediction_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.conftest import scratch_postgres
+from tests.support.environment import scratch_postgres
 
 FEATURES = 20
 PACED_RATE = 2_000

@@ -408,7 +408,7 @@ def champion_files(settings: Any) -> tuple[str, list[str]]:
 
 def start_server(name: str, settings: Any, entities: list[dict[str, Any]], supervisor: Any) -> Any:
     """The context manager that runs server ``name``."""
-    from tests.conftest import free_port
+    from tests.support.environment import free_port
 
     if name in ("kserve", "bentoml"):
         return platform_server(name, settings, entities, supervisor)
@@ -448,7 +448,7 @@ def main() -> None:
 
     from mlplatform.stack.embedded import mlflow_argv, mlflow_env
     from mlplatform.stack.supervisor import Supervisor
-    from tests.conftest import free_port
+    from tests.support.environment import free_port
 
     settings = settings_for(free_port(), free_port())
     # Every MLflow call here and in the servers started from here talks to the world's server; MLflow's default

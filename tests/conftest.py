@@ -12,28 +12,18 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 from collections.abc import Generator, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
 from mlplatform.config import Settings, get_settings
+from tests.support.environment import REPO_ROOT, free_port, in_ci, scratch_postgres, skip_missing
+from tests.support.tools import require_tool
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432"
 DEFAULT_REDIS = "127.0.0.1:6379"
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
-
-
-def skip_missing(what: str, how: str) -> NoReturn:
-    """Skip a test for a missing tool or service, saying which and how to get it (a failure under CI)."""
-    pytest.skip(f"needs {what}: {how}")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -78,7 +68,8 @@ def _postgres_error(server_url: str) -> str:
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
     except sa.exc.SQLAlchemyError as error:
-        return str(error.orig or error).strip().splitlines()[0]
+        cause = error.orig if isinstance(error, sa.exc.DBAPIError) else None  # the driver's own message, when any
+        return str(cause or error).strip().splitlines()[0]
     finally:
         engine.dispose()
     return ""
@@ -113,36 +104,11 @@ def postgres_server_url() -> str:
     return url
 
 
-@contextmanager
-def scratch_postgres(server_url: str, prefix: str = "mlp_test") -> Iterator[str]:
-    """A fresh, empty PostgreSQL database on ``server_url``, dropped afterwards; yields its URL."""
-    import sqlalchemy as sa
-
-    server_url = server_url.rstrip("/")
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(f"{server_url}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{server_url}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture()
 def postgres_database(postgres_server_url: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test."""
     with scratch_postgres(postgres_server_url) as url:
         yield url
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture()
@@ -156,3 +122,13 @@ def settings(tmp_path: Path) -> Settings:
         mlflow={"port": free_port()},
         prometheus={"port": free_port(), "alertmanager_port": free_port()},
     )
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    return require_tool("promtool", "prometheus")
+
+
+@pytest.fixture(scope="session")
+def amtool() -> str:
+    return require_tool("amtool", "prometheus-alertmanager")

@@ -8,8 +8,8 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, skip_missing
-from tests.helm.conftest import helm_path, run_helm
+from tests.support.environment import REPO_ROOT, skip_missing
+from tests.support.tools import helm_path, run_helm
 
 KIND = REPO_ROOT / "infrastructure" / "kind"
 UP = (KIND / "up.sh").read_text()

@@ -1,4 +1,4 @@
-"""KubernetesDeployer against a fake Kubernetes API (tests/deploy/fake_kubernetes_api.py) through the real client.
+"""KubernetesDeployer against a fake Kubernetes API (tests/support/fakes/kubernetes_api.py) through the real client.
 
 No kube-apiserver runs here; the fake serves the endpoints the deployer calls over HTTP on 127.0.0.1, so what is
 tested is the real ``kubernetes`` client's requests: server-side apply patches, status reads, deletes.
@@ -19,7 +19,7 @@ from mlplatform.deploy.kubernetes.deployer import KubernetesDeployer
 from mlplatform.deploy.kubernetes.kube_api import RBAC_RULES
 from mlplatform.deploy.local import LocalProcessDeployer
 from mlplatform.operations.services import _default_deployer
-from tests.deploy.fake_kubernetes_api import (
+from tests.support.fakes.kubernetes_api import (
     FakeKubernetesApi,
     deployment_available,
     kserve_failing,
@@ -56,7 +56,8 @@ def _deployer(fake: FakeKubernetesApi, settings: Settings, **deploy: Any) -> Kub
 
 def _alias(isvc: dict[str, Any]) -> str:
     env = isvc["spec"]["predictor"]["containers"][0]["env"]
-    return next(item["value"] for item in env if item["name"] == "MLP_SERVING__ALIAS")
+    alias: str = next(item["value"] for item in env if item["name"] == "MLP_SERVING__ALIAS")
+    return alias
 
 
 def test_apply_creates_then_updates_idempotently_on_the_fake_kubernetes_api(

@@ -13,7 +13,7 @@ from mlplatform.config import Settings
 from mlplatform.deploy.kubernetes import manifests
 from mlplatform.deploy.kubernetes.manifests import Rollout
 from mlplatform.specs import ModelSpec, find_spec
-from tests.deploy.schemas import validate
+from tests.support.kubernetes_schemas import SchemaMissingError, validate
 
 NAMESPACE = "models"
 
@@ -60,8 +60,8 @@ def test_the_schemas_reject_what_the_api_server_would(spec: ModelSpec, settings:
     deployment["spec"]["template"]["spec"]["containers"][0]["portz"] = []
     with pytest.raises(AssertionError, match="portz"):
         validate(deployment)
-    with pytest.raises(AssertionError, match=r"no schema for networking\.k8s\.io/v1 Ingress"):
-        validate({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "x"}})
+    with pytest.raises(SchemaMissingError, match=r"no schema for example\.com/v1 Gadget"):
+        validate({"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "x"}})
 
 
 def test_inference_service_runs_our_serving_image_as_a_custom_predictor(spec: ModelSpec, settings: Settings) -> None:

@@ -27,8 +27,8 @@ from mlplatform.stack.embedded import EmbeddedStack
 from mlplatform.stack.prometheus import prometheus_url
 from mlplatform.store import PlatformStore
 from mlplatform.store.retrains import RetrainRecords
-from tests.conftest import free_port
-from tests.monitoring.conftest import require_tool
+from tests.support.environment import free_port
+from tests.support.tools import require_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -8,17 +8,15 @@ CI means the chart was rendered and validated.
 from __future__ import annotations
 
 import functools
-import os
-import shutil
-import subprocess
+import operator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, skip_missing
-from tests.monitoring.conftest import amtool, promtool  # noqa: F401 - fixtures shared with the monitoring tests
+from tests.support.environment import REPO_ROOT, skip_missing
+from tests.support.tools import helm_path, run_helm
 
 CHART = REPO_ROOT / "helm" / "mlplatform"
 PROFILES_DIR = CHART / "ci"
@@ -26,13 +24,6 @@ PROFILES = sorted(path.name.removesuffix("-values.yaml") for path in PROFILES_DI
 RELEASE = "mlp"
 NAMESPACE = "mlplatform"
 Manifest = dict[str, Any]
-
-
-def helm_path() -> str | None:
-    local = REPO_ROOT / "tools" / "bin" / "helm"
-    if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
-    return shutil.which("helm")
 
 
 @pytest.fixture(scope="session")
@@ -50,17 +41,6 @@ def _kubernetes_validate() -> None:
         import kubernetes_validate  # noqa: F401
     except ImportError:
         skip_missing("kubernetes-validate, not installed", "`make install` (the dev dependency group of uv.lock)")
-
-
-def run_helm(
-    helm: str, *args: str, values: list[Path] | None = None, sets: list[str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    argv = [helm, *args]
-    for path in values or []:
-        argv += ["-f", str(path)]
-    for item in sets or []:
-        argv += ["--set", item]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, cwd=REPO_ROOT)
 
 
 def profile_file(profile: str) -> Path:
@@ -87,21 +67,27 @@ def pod_spec(obj: Manifest) -> Manifest | None:
     """The pod spec of a workload (Deployment, CronJob, InferenceService predictor), else None."""
     kind = obj["kind"]
     if kind in {"Deployment", "StatefulSet", "DaemonSet", "Job"}:
-        return obj["spec"]["template"]["spec"]
+        return _at(obj, "spec", "template", "spec")
     if kind == "CronJob":
-        return obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        return _at(obj, "spec", "jobTemplate", "spec", "template", "spec")
     if kind == "InferenceService":
-        return obj["spec"]["predictor"]
+        return _at(obj, "spec", "predictor")
     return None
 
 
 def pod_labels(obj: Manifest) -> dict[str, str]:
     kind = obj["kind"]
     if kind == "CronJob":
-        return obj["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+        return _at(obj, "spec", "jobTemplate", "spec", "template", "metadata", "labels")
     if kind == "InferenceService":
-        return obj["spec"]["predictor"]["labels"]
-    return obj["spec"]["template"]["metadata"]["labels"]
+        return _at(obj, "spec", "predictor", "labels")
+    return _at(obj, "spec", "template", "metadata", "labels")
+
+
+def _at(obj: Manifest, *path: str) -> Manifest:
+    """The mapping at ``path`` under ``obj`` (rendered YAML is untyped: this is where it gets its type)."""
+    found: Manifest = functools.reduce(operator.getitem, path, obj)
+    return found
 
 
 def workloads(objects: list[Manifest]) -> list[Manifest]:

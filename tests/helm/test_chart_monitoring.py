@@ -12,16 +12,10 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import REPO_ROOT
 from tests.helm.conftest import CHART, of_kind, render
-from tests.monitoring.conftest import (
-    ALERTMANAGER_CONFIG,
-    DASHBOARDS_DIR,
-    RULE_TESTS_DIR,
-    RULES_DIR,
-    alerting_rules,
-    run_tool,
-)
+from tests.monitoring.conftest import ALERTMANAGER_CONFIG, DASHBOARDS_DIR, RULE_TESTS_DIR, RULES_DIR, alerting_rules
+from tests.support.environment import REPO_ROOT
+from tests.support.tools import run_tool
 
 COPIES = (
     (RULES_DIR, CHART / "files" / "prometheus" / "rules"),

@@ -17,11 +17,11 @@ from tests.helm.conftest import (
     pod_spec,
     profile_file,
     render,
-    run_helm,
     selects,
     workloads,
 )
-from tests.helm.schemas import SchemaMissingError, validate_manifest
+from tests.support.kubernetes_schemas import SchemaMissingError, validate
+from tests.support.tools import run_helm
 
 EXPECTED_PROFILES = {"minimal", "production", "bentoml", "kserve-canary", "monitoring-off"}
 # Everything the platform's Role may do: exactly what the Kubernetes deployer uses (its RBAC_RULES), in its own
@@ -57,14 +57,14 @@ def test_helm_lint_strict(helm: str, profile: str) -> None:
 def test_every_rendered_object_validates(helm: str, profile: str) -> None:
     objects = render(helm, profile)
     assert objects
-    checked = {_name(obj): validate_manifest(obj) for obj in objects}
+    checked = {_name(obj): validate(obj) for obj in objects}
     assert len(checked) == len(objects), "two objects share a kind and name"
 
 
 def test_a_kind_without_schema_fails() -> None:
     unknown = {"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "x"}, "spec": {}}
     with pytest.raises(SchemaMissingError):
-        validate_manifest(unknown)
+        validate(unknown)
 
 
 def test_a_misspelt_custom_resource_field_fails() -> None:
@@ -75,7 +75,7 @@ def test_a_misspelt_custom_resource_field_fails() -> None:
         "spec": {"predictor": {"minReplica": 1, "containers": [{"name": "c", "image": "i"}]}},
     }
     with pytest.raises(AssertionError, match="minReplica"):
-        validate_manifest(isvc)
+        validate(isvc)
 
 
 @pytest.mark.parametrize("profile", PROFILES)

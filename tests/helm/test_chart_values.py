@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helm.conftest import CHART, profile_file, run_helm
+from tests.helm.conftest import CHART, profile_file
+from tests.support.tools import run_helm
 
 SCHEMA: dict[str, Any] = json.loads((CHART / "values.schema.json").read_text())
 VALUES: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
 from tests.helm.conftest import CHART, of_kind, pod_spec, render, workloads
+from tests.support.environment import REPO_ROOT
 
 DOCKER = REPO_ROOT / "infrastructure" / "docker"
 IMAGES = {"platform": "mlplatform-platform", "serving": "mlplatform-serving", "airflow": "mlplatform-airflow"}

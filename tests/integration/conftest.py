@@ -1,57 +1,17 @@
-"""Fixtures that start real servers (MLflow) and build a small, real demo world (data + Feast registry)."""
+"""Fixtures of the integration tests: a trained world (real MLflow server, data, Feast registry) shared by the
+training tests, a served world on top of it, and model servers as real processes (tests/support/world.py and
+tests/support/serving.py hold the pieces)."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from mlplatform.config import Settings, get_settings
-from mlplatform.stack.embedded import mlflow_argv, mlflow_env
-from mlplatform.stack.supervisor import Supervisor
-from tests.conftest import REPO_ROOT, free_port
-
-# Small but learnable: enough fraud episodes for a holdout with both classes and a stable ROC AUC.
-SMALL_WORLD = {"customers": 400, "days": 40}
-WORLD_END = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-@dataclass
-class MlflowServer:
-    settings: Settings
-    supervisor: Supervisor
-
-
-def start_mlflow(settings: Settings) -> Supervisor:
-    """A real `mlflow server` process for ``settings`` (stopped by the caller)."""
-    supervisor = Supervisor(settings.state_dir)
-    supervisor.start("mlflow", mlflow_argv(settings), mlflow_env(settings), cwd=settings.layout.mlflow_dir)
-    supervisor.wait_healthy("mlflow", f"{settings.mlflow.resolved_tracking_uri()}/health", timeout=120)
-    return supervisor
-
-
-def world_settings(state_dir: Path, mlflow: dict[str, object] | None = None, **overrides: object) -> Settings:
-    """Settings for a test world under ``state_dir``: repo specs and features, MLflow on a free port."""
-    return get_settings(
-        state_dir=state_dir,
-        specs_dir=REPO_ROOT / "pipelines" / "specs",
-        feast={"repo_path": REPO_ROOT / "feature_repo", "project": "mlp_train"},
-        mlflow={"port": free_port(), **(mlflow or {})},
-        **overrides,
-    )
-
-
-def build_world(settings: Settings) -> None:
-    """Demo data and an applied Feast registry: what training reads."""
-    from mlplatform.demo.fraud_data import generate
-    from mlplatform.features.store import FeatureStoreAdapter
-
-    generate(settings.data_dir, end=WORLD_END, **SMALL_WORLD)
-    FeatureStoreAdapter(settings).apply()
+from tests.support.serving import MODEL, ServedWorld, ServerProcess, spec_dir
+from tests.support.world import WORLD_END, MlflowServer, build_world, start_mlflow, world_settings
 
 
 @pytest.fixture(scope="session")
@@ -66,28 +26,40 @@ def trained_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         supervisor.stop("mlflow")
 
 
-def run_dag_test(settings: Settings, script: str) -> dict[str, Any]:
-    """Run ``script`` (which calls ``dag.test()`` on a DAG of the repo's DAG file and prints ``RESULT <json>``) in a
-    child process with the embedded stack's Airflow environment: Airflow reads its configuration on first import."""
-    import json
-    import subprocess
-    import sys
+@pytest.fixture(scope="session")
+def served_world(trained_world: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> ServedWorld:
+    """Two versions of MODEL in the real MLflow server, version 1 holding ``champion``; Feast sqlite materialised."""
+    import pandas as pd
 
-    from mlplatform.stack.embedded import airflow_env, prepare_airflow_home
+    from mlplatform.features.store import FeatureStoreAdapter
+    from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
+    from mlplatform.training.pipeline import TrainingRequest, run_all
 
-    prepare_airflow_home(settings)
-    env = airflow_env(settings)
-    airflow = REPO_ROOT / ".venv" / "bin" / "airflow"
-    subprocess.run([str(airflow), "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
-    completed = subprocess.run(
-        [sys.executable, "-c", script, str(REPO_ROOT / "pipelines" / "dags" / "model_dags.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    tmp = tmp_path_factory.mktemp("served")
+    settings = trained_world.settings.model_copy(update={"specs_dir": spec_dir(tmp, MODEL, "fraud_unregistered")})
+    FeatureStoreAdapter(settings).materialize(WORLD_END)
+    first = run_all(settings, TrainingRequest(model=MODEL, run_key="serve/v1", actor="pytest", reason="serving"))
+    second = run_all(
+        settings,
+        TrainingRequest(
+            model=MODEL, run_key="serve/v2", actor="pytest", reason="serving", estimator_params={"max_iter": 40}
+        ),
     )
-    results = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-    assert results, f"dag.test printed no result:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
-    result: dict[str, Any] = json.loads(results[-1].removeprefix("RESULT "))
-    result["stderr"] = completed.stderr[-3000:]
-    return result
+    ModelRegistry(settings).move_alias(MODEL, CHAMPION, first.version, actor="pytest", reason="serving tests start")
+    stats = pd.read_parquet(settings.data_dir / "transaction_stats.parquet")
+    customers = sorted(int(value) for value in stats["customer_id"].unique())[:50]
+    return ServedWorld(settings=settings, versions=[first.version, second.version], customers=customers)
+
+
+@pytest.fixture()
+def running(request: pytest.FixtureRequest) -> Iterator[list[ServerProcess]]:
+    """Servers a test starts; all terminated afterwards, whatever happens."""
+    servers: list[ServerProcess] = []
+    yield servers
+    for server in servers:
+        if server.process.poll() is None:
+            server.process.send_signal(signal.SIGTERM)
+            try:
+                server.process.wait(30)
+            except subprocess.TimeoutExpired:
+                server.process.kill()

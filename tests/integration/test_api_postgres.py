@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_api_store import check_audit_contract, check_auth_contract
+from tests.support.contracts.store import check_audit_contract, check_auth_contract
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,8 @@ from fastapi.testclient import TestClient
 from mlplatform.operations.services import ApiServices
 from mlplatform.training.pipeline import TrainingRequest, run_all
 from mlplatform.webapp import create_app
-from tests.integration.conftest import MlflowServer
-from tests.integration.test_training_pipeline import _settings_with_spec
-from tests.unit.test_api_store import cheap_hash
+from tests.support.api_world import cheap_hash
+from tests.support.world import MlflowServer, settings_with_spec
 
 pytestmark = pytest.mark.integration
 MODEL = "fraud_api"
@@ -21,7 +20,7 @@ MODEL = "fraud_api"
 def test_versions_compare_promote_and_rollback_on_the_real_registry(
     trained_world: MlflowServer, tmp_path: Path
 ) -> None:
-    settings = _settings_with_spec(trained_world, tmp_path, MODEL)
+    settings = settings_with_spec(trained_world, tmp_path, MODEL)
     first = run_all(settings, TrainingRequest(model=MODEL, run_key="api/run-1", actor="pytest"))
     second = run_all(
         settings,

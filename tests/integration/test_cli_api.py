@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +24,9 @@ from mlplatform.cli.main import app
 from mlplatform.config import Settings
 from mlplatform.store import PlatformStore
 from mlplatform.store.auth import AuthRepository
-from tests.conftest import REPO_ROOT, free_port
-from tests.unit.test_api_app import MODEL, World, make_world
+from tests.support.api_world import MODEL, World, make_world
+from tests.support.environment import REPO_ROOT, free_port
+from tests.support.waiting import wait_started
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 runner = CliRunner()
@@ -53,10 +53,7 @@ def served(settings: Settings) -> Iterator[Served]:
     server = uvicorn.Server(uvicorn.Config(world.client.app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
+    wait_started(server, thread, 15, "uvicorn")
     try:
         yield Served(f"http://127.0.0.1:{port}", world)
     finally:
@@ -101,7 +98,7 @@ def test_mutations_go_through_the_api_as_the_tokens_user(served: Served) -> None
 
     run = cli(["train", MODEL, "-p", "max_depth=4", "--window-days", "30", "--reason", "tune", "--json"], env)
     assert run["state"] == "queued" and run["conf"]["requested_by"] == "approver"
-    assert served.world.orchestrator.triggered[-1][1]["estimator_params"] == {"max_depth": 4}
+    assert served.world.orchestrator.triggered[-1][2]["estimator_params"] == {"max_depth": 4}
     assert [r["run_id"] for r in cli(["training", "runs", MODEL, "--json"], env)] == [run["run_id"]]
 
     deployed = cli(["deploy", MODEL, "--backend", "kserve", "--reason", "go live", "--json"], env)

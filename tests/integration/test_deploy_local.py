@@ -8,24 +8,20 @@ import pytest
 from typer.testing import CliRunner
 
 from mlplatform.config import DatabaseSettings
-from mlplatform.deploy.base import DeployError
+from mlplatform.deploy.base import Backend, DeployError
 from mlplatform.deploy.local import LocalProcessDeployer
 from mlplatform.serving.client import predict
-from tests.conftest import free_port
-from tests.integration import test_serving_support as support
-from tests.integration.test_serving_support import KINDS, MODEL, ServedWorld, serving_settings
+from tests.support.environment import free_port
+from tests.support.serving import KINDS, MODEL, ServedWorld, serving_settings
 
 pytestmark = pytest.mark.integration
 
-# The session-wide served world (trained versions, materialised features) shared with the serving tests.
-served_world = support.served_world
-
 
 @pytest.mark.parametrize("backend", KINDS)
-def test_deploy_predict_and_undeploy(served_world: ServedWorld, tmp_path: Path, backend: str) -> None:
+def test_deploy_predict_and_undeploy(served_world: ServedWorld, tmp_path: Path, backend: Backend) -> None:
     settings = serving_settings(served_world.settings, tmp_path)
     deployer = LocalProcessDeployer(settings)
-    deployment = deployer.deploy(MODEL, backend)  # type: ignore[arg-type]
+    deployment = deployer.deploy(MODEL, backend)
     try:
         assert deployment.ready
         assert deployer.deploy(MODEL, backend).ready  # deploying again keeps the running server

@@ -23,8 +23,7 @@ from mlplatform.predictions.sinks import ParquetSink, prediction_log_dir
 from mlplatform.store import PlatformStore
 from mlplatform.store.drift import DriftCheck, DriftResults
 from mlplatform.training.pipeline import TrainingRequest, run_all
-from tests.integration.conftest import MlflowServer, run_dag_test
-from tests.integration.test_training_pipeline import _settings_with_spec
+from tests.support.world import MlflowServer, run_dag_test, settings_with_spec
 
 pytestmark = pytest.mark.integration
 
@@ -66,9 +65,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(trained_world: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> World:
-    settings = _settings_with_spec(
-        trained_world, tmp_path_factory.mktemp("drift"), MODEL, monitoring__min_rows=MIN_ROWS
-    )
+    settings = settings_with_spec(trained_world, tmp_path_factory.mktemp("drift"), MODEL, monitoring__min_rows=MIN_ROWS)
     outcome = run_all(settings, TrainingRequest(model=MODEL, run_key="drift/1", actor="pytest", reason="test"))
     assert outcome.promoted
     reference, features = load_reference(settings, outcome.run_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_drift_results import check_drift_contract
+from tests.support.contracts.drift import check_drift_contract
 
 pytestmark = pytest.mark.integration
 

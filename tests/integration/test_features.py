@@ -130,7 +130,7 @@ def test_online_lookup_redis(redis_address: str, tmp_path: Path, data_dir: Path)
         _check_online(store, data_dir)
         _check_reader_matches_feast(store, data_dir)
     finally:
-        store.store.teardown()
+        store.store.teardown()  # type: ignore[no-untyped-call]  # Feast's FeatureStore.teardown is unannotated
 
 
 def test_serving_reader_sees_writes_made_after_it_was_planned(tmp_path: Path, data_dir: Path) -> None:

@@ -32,8 +32,9 @@ from starlette.routing import Route
 
 from mlplatform.api.routers.oidc import local_username, role_from_claims
 from mlplatform.config import OidcSettings, Settings
-from tests.conftest import free_port
-from tests.unit.test_api_app import World, make_world
+from tests.support.api_world import World, make_world
+from tests.support.environment import free_port
+from tests.support.waiting import wait_started
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -127,10 +128,7 @@ def provider() -> Iterator[Provider]:
     server = uvicorn.Server(uvicorn.Config(found.app(), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test provider did not start"
-        time.sleep(0.05)
+    wait_started(server, thread, 15, "the test OIDC provider")
     try:
         yield found
     finally:
@@ -162,7 +160,8 @@ def sign_in(client: TestClient, next_path: str = "/models") -> httpx.Response:
     approved = httpx.get(started.headers["location"], follow_redirects=False, timeout=10)
     assert approved.status_code == 302, approved.text
     assert approved.headers["location"].startswith(f"{PUBLIC_URL}/api/v1/auth/oidc/callback?")
-    return client.get(approved.headers["location"], follow_redirects=False)
+    callback: httpx.Response = client.get(approved.headers["location"], follow_redirects=False)
+    return callback
 
 
 def test_sso_signs_a_new_user_in_with_the_mapped_role(sso: World, provider: Provider) -> None:

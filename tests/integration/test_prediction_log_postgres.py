@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_prediction_log import check_contract, check_window, log_settings
+from tests.support.contracts.prediction_log import check_contract, check_window, log_settings
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 from mlplatform.config import Settings
 from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, ModelRegistry
 from mlplatform.store import PlatformStore
-from tests.integration.conftest import start_mlflow, world_settings
+from tests.support.world import start_mlflow, world_settings
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,8 +21,10 @@ from mlplatform.config import Settings
 from mlplatform.retraining.alertmanager import webhook_token
 from mlplatform.stack import EmbeddedStack, airflow_client
 from mlplatform.stack.embedded import AIRFLOW_API
-from tests.conftest import free_port
-from tests.unit.test_alerts_webhook import MODEL, alert, payload
+from tests.support.alerts import alert, payload
+from tests.support.api_world import MODEL
+from tests.support.environment import free_port
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(500)]
 
@@ -87,11 +89,13 @@ def test_an_alert_during_an_airflow_outage_is_triggered_once_airflow_is_back(sta
     assert pending["status"] == "pending" and "unreachable" in pending["last_error"]
 
     stack.up()  # starts only what is missing: the Airflow api-server
-    deadline = time.monotonic() + 120
     _log_in(api, settings)
-    while (record := api.get(f"/api/v1/models/{MODEL}/retrains").json()[0])["status"] == "pending":
-        assert time.monotonic() < deadline, f"the pending retrain was not triggered: {record}"
-        time.sleep(1)
+
+    def settled() -> dict[str, Any] | None:
+        latest: dict[str, Any] = api.get(f"/api/v1/models/{MODEL}/retrains").json()[0]
+        return latest if latest["status"] != "pending" else None
+
+    record = wait_for(settled, 120, "the pending retrain to be triggered once Airflow is back", interval=1)
     assert record["status"] == "triggered" and record["attempts"] >= 2
     assert record["dag_run_id"] == pending["dag_run_id"]
 

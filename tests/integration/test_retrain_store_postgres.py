@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_retrain_store import check_retrain_contract
+from tests.support.contracts.retrains import check_retrain_contract
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,8 @@ flushing the prediction log, no model, restart while MLflow is down (local cache
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,10 +15,8 @@ import psutil
 import pytest
 
 from mlplatform.config import Settings
-from tests.conftest import free_port
-from tests.integration import test_serving_support as support
-from tests.integration.conftest import WORLD_END
-from tests.integration.test_serving_support import (
+from tests.support.environment import free_port
+from tests.support.serving import (
     KINDS,
     MODEL,
     ServedWorld,
@@ -26,12 +24,10 @@ from tests.integration.test_serving_support import (
     serving_settings,
     start_server,
 )
+from tests.support.waiting import wait_for
+from tests.support.world import WORLD_END
 
 pytestmark = pytest.mark.integration
-
-# Fixtures shared with the other serving test module (one session-wide trained world).
-running = support.running
-served_world = support.served_world
 
 
 def test_v2_conformance_with_tritonclient(
@@ -181,17 +177,20 @@ def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            import socket
 
+    def listening() -> bool:
+        try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return process
+                return True
         except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise AssertionError(f"redis-server did not listen on {port}")
+            return False
+
+    try:
+        wait_for(listening, 20, f"redis-server to listen on {port}", interval=0.2)
+    except AssertionError:
+        process.kill()
+        raise
+    return process
 
 
 def _materialize(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -11,8 +12,7 @@ import httpx
 import pytest
 
 from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
-from tests.integration import test_serving_support as support
-from tests.integration.test_serving_support import (
+from tests.support.serving import (
     KINDS,
     MODEL,
     ServedWorld,
@@ -20,11 +20,9 @@ from tests.integration.test_serving_support import (
     serving_settings,
     start_server,
 )
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
-
-# Fixtures shared with the other serving test module (one session-wide trained world).
-served_world = support.served_world
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -155,18 +153,23 @@ def test_hot_swap_under_load_has_no_failures(server: ServerProcess, served_world
                     failures.append(f"{response.status_code}: {response.text}")
                 else:
                     seen.append((time.monotonic(), response.json()["version"]))
-                time.sleep(0.01)
+                time.sleep(0.01)  # paces the client (about 100 requests/s), not a wait
+
+    def answered_since(count: int) -> bool:
+        return len(seen) >= count + 10
+
+    def serving(version: str) -> bool:
+        return bool(seen) and seen[-1][1] == version
 
     thread = threading.Thread(target=client_loop)
     thread.start()
     try:
         for target in (second, first):  # swap to v2, then back (a rollback is the same mechanism)
-            time.sleep(1.0)
+            before = len(seen)  # the current version answers for a while before the move
+            wait_for(functools.partial(answered_since, before), 30, "ten answers before the swap", interval=0.1)
             moved_at = time.monotonic()
             registry.move_alias(MODEL, CHAMPION, target, actor="pytest", reason="swap test")
-            deadline = moved_at + 30
-            while time.monotonic() < deadline and not (seen and seen[-1][1] == target):
-                time.sleep(0.1)
+            wait_for(functools.partial(serving, target), 30, f"answers from version {target}", interval=0.1)
             switched = next((at for at, version in seen if at > moved_at and version == target), None)
             assert switched is not None, f"still serving {seen[-1][1] if seen else None} 30 s after moving to {target}"
             # Poll interval (1 s) plus download and load of the new version on a busy 2-core machine.

@@ -16,7 +16,7 @@ import pytest
 from mlplatform.config import Settings
 from mlplatform.orchestration import AirflowClient, AirflowError
 from mlplatform.stack import EmbeddedStack, airflow_client, airflow_password
-from tests.conftest import free_port
+from tests.support.environment import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
-from tests.conftest import REPO_ROOT
-from tests.integration.conftest import MlflowServer, run_dag_test
+from tests.support.environment import REPO_ROOT
+from tests.support.world import MlflowServer, run_dag_test
 
 pytestmark = pytest.mark.integration
 

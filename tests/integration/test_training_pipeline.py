@@ -8,31 +8,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 
-from mlplatform.config import Settings
 from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryUnavailableError
 from mlplatform.training.pipeline import TrainingDataError, TrainingRequest, prepare_training_set, run_all
-from tests.conftest import REPO_ROOT, free_port
-from tests.integration.conftest import MlflowServer
+from tests.support.environment import free_port
+from tests.support.world import MlflowServer, settings_with_spec
 
 pytestmark = pytest.mark.integration
-
-
-def _settings_with_spec(world: MlflowServer, tmp_path: Path, name: str, **changes: object) -> Settings:
-    """The world's settings with a private copy of the fraud spec under another model name."""
-    spec = yaml.safe_load((REPO_ROOT / "pipelines" / "specs" / "fraud_detector.yaml").read_text())
-    spec["name"] = name
-    for dotted, value in changes.items():
-        target = spec
-        *parents, leaf = dotted.split("__")
-        for parent in parents:
-            target = target[parent]
-        target[leaf] = value
-    specs_dir = tmp_path / "specs"
-    specs_dir.mkdir()
-    (specs_dir / f"{name}.yaml").write_text(yaml.safe_dump(spec))
-    return world.settings.model_copy(update={"specs_dir": specs_dir})
 
 
 def _request(model: str, key: str, **extra: object) -> TrainingRequest:
@@ -40,7 +22,7 @@ def _request(model: str, key: str, **extra: object) -> TrainingRequest:
 
 
 def test_first_run_becomes_champion_with_lineage_and_artifacts(trained_world: MlflowServer, tmp_path: Path) -> None:
-    settings = _settings_with_spec(trained_world, tmp_path, "fraud_first")
+    settings = settings_with_spec(trained_world, tmp_path, "fraud_first")
     outcome = run_all(settings, _request("fraud_first", "dag/run-1", dag_id="train_fraud_first", dag_run_id="run-1"))
 
     assert outcome.promoted and outcome.champion_version == outcome.version == "1"
@@ -67,7 +49,7 @@ def test_first_run_becomes_champion_with_lineage_and_artifacts(trained_world: Ml
 
 
 def test_same_run_key_never_registers_twice(trained_world: MlflowServer, tmp_path: Path) -> None:
-    settings = _settings_with_spec(trained_world, tmp_path, "fraud_retry")
+    settings = settings_with_spec(trained_world, tmp_path, "fraud_retry")
     first = run_all(settings, _request("fraud_retry", "dag/retry-1"))
     again = run_all(settings, _request("fraud_retry", "dag/retry-1"))
     assert (again.run_id, again.version) == (first.run_id, first.version)
@@ -76,7 +58,7 @@ def test_same_run_key_never_registers_twice(trained_world: MlflowServer, tmp_pat
 
 
 def test_challenger_must_beat_champion(trained_world: MlflowServer, tmp_path: Path) -> None:
-    settings = _settings_with_spec(trained_world, tmp_path, "fraud_gate")
+    settings = settings_with_spec(trained_world, tmp_path, "fraud_gate")
     run_all(settings, _request("fraud_gate", "dag/gate-1"))
     # A crippled challenger: two shallow trees cannot beat the champion on the same holdout.
     weak = run_all(settings, _request("fraud_gate", "dag/gate-2", estimator_params={"max_iter": 2, "max_depth": 1}))
@@ -90,14 +72,14 @@ def test_challenger_must_beat_champion(trained_world: MlflowServer, tmp_path: Pa
 
 
 def test_gate_minimums_block_promotion_of_first_model(trained_world: MlflowServer, tmp_path: Path) -> None:
-    settings = _settings_with_spec(trained_world, tmp_path, "fraud_strict", gates__minimums={"roc_auc": 0.999})
+    settings = settings_with_spec(trained_world, tmp_path, "fraud_strict", gates__minimums={"roc_auc": 0.999})
     outcome = run_all(settings, _request("fraud_strict", "dag/strict-1"))
     assert not outcome.promoted and outcome.champion_version is None
     assert "below the minimum 0.9990" in outcome.decision
 
 
 def test_empty_data_window_fails_clearly_and_registers_nothing(trained_world: MlflowServer, tmp_path: Path) -> None:
-    settings = _settings_with_spec(trained_world, tmp_path, "fraud_empty")
+    settings = settings_with_spec(trained_world, tmp_path, "fraud_empty")
     long_ago = datetime.fromisoformat("2020-01-01T00:00:00+00:00")
     window = r"\[2019-11-02T00:00:00\+00:00, 2020-01-01T00:00:00\+00:00\)"
     with pytest.raises(TrainingDataError, match=r"no labelled rows in the data window " + window):
@@ -107,13 +89,13 @@ def test_empty_data_window_fails_clearly_and_registers_nothing(trained_world: Ml
 
 
 def test_missing_label_column_names_file_and_column(trained_world: MlflowServer, tmp_path: Path) -> None:
-    settings = _settings_with_spec(trained_world, tmp_path, "fraud_nolabel", label__column="chargeback")
+    settings = settings_with_spec(trained_world, tmp_path, "fraud_nolabel", label__column="chargeback")
     with pytest.raises(TrainingDataError, match=r"transactions\.parquet: missing column\(s\) chargeback"):
         prepare_training_set(settings, _request("fraud_nolabel", "dag/nolabel-1"))
 
 
 def test_unknown_feature_service_fails_clearly(trained_world: MlflowServer, tmp_path: Path) -> None:
-    settings = _settings_with_spec(trained_world, tmp_path, "fraud_nofs", features__service="no_such_service")
+    settings = settings_with_spec(trained_world, tmp_path, "fraud_nofs", features__service="no_such_service")
     with pytest.raises(Exception, match="no_such_service"):
         prepare_training_set(settings, _request("fraud_nofs", "dag/nofs-1"))
     with pytest.raises(LookupError):
@@ -121,7 +103,7 @@ def test_unknown_feature_service_fails_clearly(trained_world: MlflowServer, tmp_
 
 
 def test_unreachable_mlflow_fails_fast_and_names_the_url(trained_world: MlflowServer, tmp_path: Path) -> None:
-    settings = _settings_with_spec(trained_world, tmp_path, "fraud_offline")
+    settings = settings_with_spec(trained_world, tmp_path, "fraud_offline")
     dead = f"http://127.0.0.1:{free_port()}"
     offline = settings.model_copy(update={"mlflow": settings.mlflow.model_copy(update={"tracking_uri": dead})})
     with pytest.raises(RegistryUnavailableError, match=f"MLflow at {dead} is unreachable"):
@@ -129,7 +111,7 @@ def test_unreachable_mlflow_fails_fast_and_names_the_url(trained_world: MlflowSe
 
 
 def test_window_override_is_recorded(trained_world: MlflowServer, tmp_path: Path) -> None:
-    settings = _settings_with_spec(trained_world, tmp_path, "fraud_window")
+    settings = settings_with_spec(trained_world, tmp_path, "fraud_window")
     outcome = run_all(settings, _request("fraud_window", "dag/window-1", window_days=30))
     lineage = ModelRegistry(settings).versions("fraud_window")[0].lineage
     start, end = (datetime.fromisoformat(lineage[k]) for k in ("data_window_start", "data_window_end"))

@@ -8,15 +8,17 @@ checked.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, skip_missing
+from tests.support.environment import REPO_ROOT
+from tests.support.tools import require_tool
+from tests.support.waiting import wait_for
 
 MONITORING = REPO_ROOT / "monitoring"
 RULES_DIR = MONITORING / "prometheus" / "rules"
@@ -26,34 +28,9 @@ DASHBOARDS_DIR = MONITORING / "grafana" / "dashboards"
 RUNBOOKS_DIR = REPO_ROOT / "docs" / "runbooks"
 
 
-def require_tool(name: str, package: str) -> str:
-    """Path of a command-line tool; the test is skipped (a failure under CI) without it."""
-    path = shutil.which(name)
-    if path is None:
-        skip_missing(
-            f"{name}, not installed", f"`make install` adds it where it can, or `sudo apt-get install {package}`"
-        )
-    return path
-
-
-@pytest.fixture(scope="session")
-def promtool() -> str:
-    return require_tool("promtool", "prometheus")
-
-
-@pytest.fixture(scope="session")
-def amtool() -> str:
-    return require_tool("amtool", "prometheus-alertmanager")
-
-
 @pytest.fixture(scope="session")
 def alertmanager_binary() -> str:
     return require_tool("prometheus-alertmanager", "prometheus-alertmanager")
-
-
-def run_tool(argv: list[str], cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
-    """Run a tool, capturing its output for assertion messages."""
-    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
 
 
 def rule_files() -> list[Path]:
@@ -79,3 +56,17 @@ def rule_expressions() -> list[tuple[str, str]]:
             for rule in group["rules"]:
                 expressions.append((rule.get("alert") or rule["record"], rule["expr"]))
     return expressions
+
+
+def wait_alertmanager_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    """Fail the test if Alertmanager exits or is not ready within 20 s."""
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"alertmanager exited: {process.stderr.read().decode() if process.stderr else ''}")
+        try:
+            return httpx.get(f"{base}/-/ready", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(ready, 20, "alertmanager to become ready", interval=0.1)

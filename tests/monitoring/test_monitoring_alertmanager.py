@@ -22,8 +22,10 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import free_port
-from tests.monitoring.conftest import ALERTMANAGER_CONFIG, alerting_rules, run_tool
+from tests.monitoring.conftest import ALERTMANAGER_CONFIG, alerting_rules, wait_alertmanager_ready
+from tests.support.environment import free_port
+from tests.support.tools import run_tool
+from tests.support.waiting import wait_for
 
 WEBHOOK_PATH = "/api/v1/alerts/alertmanager"
 DRIFT_ALERTS = {"DatasetDriftDetected", "FeatureDriftDetected"}
@@ -31,7 +33,8 @@ SECRET_KEYS = {"bearer_token", "credentials", "password", "api_key", "auth_token
 
 
 def _config() -> dict[str, Any]:
-    return yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    config: dict[str, Any] = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    return config
 
 
 def _seconds(duration: str) -> float:
@@ -194,7 +197,7 @@ def test_live_alertmanager_sends_drift_to_the_webhook_with_the_token(alertmanage
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base, process)
+        wait_alertmanager_ready(base, process)
         alerts = [
             _alert("DatasetDriftDetected", model="fraud_detector"),
             _alert("FeatureDriftDetected", model="fraud_detector", feature="amount"),
@@ -205,7 +208,9 @@ def test_live_alertmanager_sends_drift_to_the_webhook_with_the_token(alertmanage
         groups = _wait_for_groups(
             webhook, {("DatasetDriftDetected", "fraud_detector"), ("FeatureDriftDetected", "churn")}
         )
-        time.sleep(2.5)  # one more group interval: an inhibited or misrouted alert would have arrived by now
+        # Shows that nothing more arrives (bounded): one more group interval, by which an inhibited or misrouted
+        # alert would have arrived.
+        time.sleep(2.5)
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -220,27 +225,9 @@ def test_live_alertmanager_sends_drift_to_the_webhook_with_the_token(alertmanage
     assert all(payload["receiver"] == "platform-webhook" for _, payload in webhook.received)
 
 
-def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"alertmanager exited: {process.stderr.read().decode() if process.stderr else ''}")
-        try:
-            if httpx.get(f"{base}/-/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("alertmanager did not become ready in 20 s")
-
-
 def _wait_for_groups(webhook: _Webhook, expected: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    deadline = time.monotonic() + 20
-    seen: set[tuple[str, str]] = set()
-    while time.monotonic() < deadline and not expected <= seen:
-        seen = {
-            (payload["groupLabels"]["alertname"], payload["groupLabels"]["model"]) for _, payload in webhook.received
-        }
-        time.sleep(0.1)
-    assert expected <= seen, f"webhook received {seen}, expected {expected}"
-    return seen
+    def seen() -> set[tuple[str, str]]:
+        return {(p["groupLabels"]["alertname"], p["groupLabels"]["model"]) for _, p in webhook.received}
+
+    wait_for(lambda: expected <= seen(), 20, f"the webhook to receive {expected} (received {seen()})", interval=0.1)
+    return seen()

@@ -21,10 +21,10 @@ import pytest
 import yaml
 
 from mlplatform.config import Settings
-from mlplatform.monitoring.alerts_view import alertmanager_url, firing_alerts, label_filter
-from tests.monitoring.test_monitoring_alertmanager import _wait_ready
-from tests.unit.test_api_app import MODEL, make_world
-from tests.unit.test_ui import logged_in
+from mlplatform.monitoring.alerts_view import FiringAlerts, alertmanager_url, firing_alerts, label_filter
+from tests.monitoring.conftest import wait_alertmanager_ready
+from tests.support.api_world import MODEL, logged_in, make_world
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ def alertmanager(alertmanager_binary: str, settings: Settings, tmp_path: Path) -
         stderr=subprocess.PIPE,
     )
     try:
-        _wait_ready(base, process)
+        wait_alertmanager_ready(base, process)
         yield base
     finally:
         process.terminate()
@@ -86,11 +86,12 @@ def test_posted_alerts_appear_on_the_model_page(alertmanager: str, settings: Set
     ]
     httpx.post(f"{alertmanager}/api/v2/alerts", json=alerts, timeout=5).raise_for_status()
 
-    deadline = time.monotonic() + 10
-    found = firing_alerts(settings, MODEL)
-    while {alert.state for alert in found.alerts} != {"firing", "silenced"} and time.monotonic() < deadline:
-        time.sleep(0.2)  # Alertmanager marks alerts silenced once its silencer has looked at them
+    def both_states() -> FiringAlerts | None:
         found = firing_alerts(settings, MODEL)
+        return found if {alert.state for alert in found.alerts} == {"firing", "silenced"} else None
+
+    # Alertmanager marks alerts silenced once its silencer has looked at them.
+    found = wait_for(both_states, 10, "one firing and one silenced alert", interval=0.2)
     assert found.state == "ok"
     assert [(a.name, a.state, a.extra_labels) for a in found.alerts] == [
         ("DatasetDriftDetected", "firing", {}),
@@ -114,10 +115,7 @@ def test_a_resolved_alert_leaves_the_page(alertmanager: str, settings: Settings)
     assert [a.name for a in firing_alerts(settings, MODEL).alerts] == ["DatasetDriftDetected"]
     resolved = {**alert, "endsAt": datetime.now(UTC).isoformat()}
     httpx.post(f"{alertmanager}/api/v2/alerts", json=[resolved], timeout=5).raise_for_status()
-    deadline = time.monotonic() + 10
-    while firing_alerts(settings, MODEL).alerts and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert firing_alerts(settings, MODEL).alerts == ()
+    wait_for(lambda: firing_alerts(settings, MODEL).alerts == (), 10, "the resolved alert to leave", interval=0.2)
 
 
 def test_a_hung_alertmanager_costs_only_the_timeout(settings: Settings) -> None:

@@ -21,9 +21,10 @@ from mlplatform.monitoring import thresholds
 from mlplatform.monitoring.dashboards import DATASOURCE, GRID_WIDTH, SCHEMA_VERSION, build_dashboards, render
 from mlplatform.monitoring.metric_names import PLATFORM_API_METRICS
 from mlplatform.serving.metrics import ServingMetrics
-from tests.monitoring.conftest import DASHBOARDS_DIR, run_tool
+from tests.monitoring.conftest import DASHBOARDS_DIR
 from tests.monitoring.exports import collector_labels
 from tests.monitoring.promql import selectors, substitute_grafana_variables
+from tests.support.tools import run_tool
 
 DASHBOARDS = build_dashboards()
 

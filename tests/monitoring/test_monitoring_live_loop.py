@@ -4,7 +4,7 @@
 
 Prometheus and Alertmanager are started by the embedded stack's own code (``EmbeddedStack.start_monitoring``,
 rendered configuration, supervised processes) and stopped at the end.  The API is the real app served by uvicorn
-on a free port; only Airflow is replaced, by ``FakeAirflow`` (a recording fake: Airflow is an external server
+on a free port; only Airflow is replaced, by ``FakeOrchestrator`` (a recording fake: Airflow is an external server
 whose real trigger path tests/integration/test_retrain_airflow.py covers).  The drift result is injected with the
 drift store (``DriftResults.record``), exactly as the monitoring DAG records a check.
 """
@@ -28,11 +28,12 @@ from mlplatform.stack.embedded import ALERTMANAGER, PROMETHEUS, EmbeddedStack
 from mlplatform.store import PlatformStore
 from mlplatform.store.drift import DriftResults
 from mlplatform.webapp import create_app
-from tests.conftest import free_port
-from tests.monitoring.conftest import require_tool
-from tests.unit.test_alerts_webhook import MODEL, FakeAirflow
-from tests.unit.test_api_store import cheap_hash
-from tests.unit.test_drift_results import make_check
+from tests.support.api_world import MODEL, cheap_hash
+from tests.support.contracts.drift import make_check
+from tests.support.environment import free_port
+from tests.support.fakes.orchestrator import FakeOrchestrator
+from tests.support.tools import require_tool
+from tests.support.waiting import wait_for, wait_started
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 LOOP_TIMEOUT_S = 60
@@ -58,9 +59,9 @@ def live_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture()
-def api(live_settings: Settings) -> Iterator[tuple[ApiServices, FakeAirflow]]:
-    """The real API app under uvicorn (its retry worker included), with FakeAirflow for Airflow."""
-    airflow = FakeAirflow()
+def api(live_settings: Settings) -> Iterator[tuple[ApiServices, FakeOrchestrator]]:
+    """The real API app under uvicorn (its retry worker included), with FakeOrchestrator for Airflow."""
+    airflow = FakeOrchestrator()
     services = ApiServices.from_settings(
         live_settings,
         store=PlatformStore.connect(live_settings.db_url),
@@ -71,10 +72,7 @@ def api(live_settings: Settings) -> Iterator[tuple[ApiServices, FakeAirflow]]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=live_settings.api.port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
+    wait_started(server, thread, 20, "uvicorn")
     try:
         yield services, airflow
     finally:
@@ -96,7 +94,7 @@ def _shorten_alertmanager_waits(settings: Settings) -> None:
 
 
 def test_drift_result_fires_an_alert_that_triggers_a_retrain(
-    live_settings: Settings, api: tuple[ApiServices, FakeAirflow]
+    live_settings: Settings, api: tuple[ApiServices, FakeOrchestrator]
 ) -> None:
     services, airflow = api
     _shorten_alertmanager_waits(live_settings)
@@ -110,11 +108,12 @@ def test_drift_result_fires_an_alert_that_triggers_a_retrain(
         token_file = live_settings.layout.alertmanager_webhook_token
         assert token_file.stat().st_mode & 0o077 == 0
 
-        deadline = time.monotonic() + LOOP_TIMEOUT_S
-        while not services.retrains.list(MODEL):
-            assert time.monotonic() < deadline, _diagnose(live_settings)
-            time.sleep(0.25)
-        time.sleep(3)  # a grouped or repeated notification would arrive within a group interval
+        try:
+            wait_for(lambda: services.retrains.list(MODEL), LOOP_TIMEOUT_S, "a retrain decision", interval=0.25)
+        except AssertionError:
+            raise AssertionError(_diagnose(live_settings)) from None
+        # Shows that nothing more arrives (bounded): a grouped or repeated notification would within a group interval.
+        time.sleep(3)
         prometheus_alerts = httpx.get(f"{monitoring.prometheus_url(live_settings)}/api/v1/alerts", timeout=5).json()
     finally:
         stack.down()

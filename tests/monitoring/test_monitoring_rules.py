@@ -11,16 +11,10 @@ import pytest
 import yaml
 
 from mlplatform.monitoring import thresholds
-from tests.conftest import REPO_ROOT
-from tests.monitoring.conftest import (
-    RULE_TESTS_DIR,
-    RULES_DIR,
-    RUNBOOKS_DIR,
-    alerting_rules,
-    rule_files,
-    run_tool,
-)
+from tests.monitoring.conftest import RULE_TESTS_DIR, RULES_DIR, RUNBOOKS_DIR, alerting_rules, rule_files
 from tests.monitoring.promql import numbers
+from tests.support.environment import REPO_ROOT
+from tests.support.tools import run_tool
 
 SEVERITIES = {"critical", "warning"}
 RUNBOOK_SECTIONS = ("## What it means", "## How to check", "## What to do")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import REPO_ROOT, skip_missing
+from tests.support.environment import REPO_ROOT, skip_missing
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
@@ -100,8 +100,8 @@ def _small_png(source: Path, target: Path) -> None:
     from PIL import Image
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    with Image.open(source) as image:
-        image = image.convert("RGB")
+    with Image.open(source) as opened:
+        image = opened.convert("RGB")
         if image.width > 1100:
             image = image.resize((1100, round(image.height * 1100 / image.width)), Image.Resampling.LANCZOS)
         image.quantize(colors=128, method=Image.Quantize.MAXCOVERAGE).save(target, optimize=True)

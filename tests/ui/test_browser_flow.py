@@ -32,8 +32,8 @@ from mlplatform.stack import EmbeddedStack
 from mlplatform.store import PlatformStore
 from mlplatform.store.audit import AuditLog
 from mlplatform.store.auth import AuthRepository
-from tests.conftest import REPO_ROOT, free_port, skip_missing
-from tests.integration.conftest import build_world
+from tests.support.environment import REPO_ROOT, free_port, skip_missing
+from tests.support.world import build_world
 from tests.ui.conftest import element_screenshot, new_page, screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -263,15 +263,15 @@ def write_traffic(settings: Settings, rows: int, *, shift: float, seed: int) -> 
     records = [
         PredictionRecord(
             request_id=uuid.uuid4().hex,
-            timestamp=now - timedelta(hours=2) + int(index) * timedelta(hours=2) / rows,
+            timestamp=now - timedelta(hours=2) + position * timedelta(hours=2) / rows,
             model_name=MODEL,
             model_version=champion.version,
-            entity={"customer_id": int(index)},
+            entity={"customer_id": position},
             features={name: float(row[name]) for name in features},
             score=float(row[PREDICTION]),
             label=int(row[PREDICTION] >= 0.5),
         )
-        for index, row in sample.iterrows()
+        for position, (_, row) in enumerate(sample.iterrows())  # the index is 0..rows-1 after reset_index
     ]
     sink = ParquetSink(prediction_log_dir(settings))
     sink.write(records)

@@ -12,7 +12,7 @@ from mlplatform.config import Settings
 from mlplatform.store import PlatformStore
 from mlplatform.store.auth import AuthRepository
 from mlplatform.store.bootstrap import ensure_admin, login_hint
-from tests.unit.test_api_store import cheap_hash
+from tests.support.api_world import cheap_hash
 
 
 def _auth(settings: Settings) -> AuthRepository:

@@ -1,5 +1,5 @@
 """The Alertmanager webhook and the retraining policy, in-process: the real app over a real sqlite platform DB, with
-``FakeAirflow`` for Airflow (an external server this unit test does not start; tests/integration/
+``FakeOrchestrator`` for Airflow (an external server this unit test does not start; tests/integration/
 test_retrain_airflow.py runs the same path against a real one).
 
 Covered: authentication (401), payload validation (400), firing drift alerts triggering the model's training DAG
@@ -11,9 +11,7 @@ backoff, then triggered; or given up), records, audit events and the metric.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,69 +20,23 @@ from fastapi.testclient import TestClient
 
 from mlplatform.config import Settings
 from mlplatform.operations.services import ApiServices
-from mlplatform.orchestration.airflow_client import AirflowError, AirflowUnreachableError, DagRun
 from mlplatform.retraining.alertmanager import WEBHOOK_TOKEN_PREFIX, webhook_token
 from mlplatform.store import PlatformStore
 from mlplatform.webapp import create_app
-from tests.unit.test_api_store import cheap_hash
+from tests.support.alerts import alert, payload
+from tests.support.api_world import MODEL, cheap_hash
+from tests.support.fakes.orchestrator import FakeOrchestrator
+from tests.support.waiting import wait_for
 
-MODEL = "fraud_detector"
 DAG = f"train_{MODEL}"
 WEBHOOK = "/api/v1/alerts/alertmanager"
-
-
-@dataclass
-class FakeAirflow:
-    """Airflow's run API as the retrain policy uses it (a fake: Airflow is an external server).
-
-    Runs are kept by id and a taken id is refused with 409, as Airflow does.  ``down`` makes every call fail the
-    way an unreachable server does; ``lose_next_answer`` creates the run but fails the call, like a timeout after
-    Airflow had already accepted it.
-    """
-
-    runs: dict[str, DagRun] = field(default_factory=dict)
-    triggered: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    down: bool = False
-    lose_next_answer: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def _check_up(self) -> None:
-        if self.down:
-            raise AirflowUnreachableError("Airflow is unreachable at http://127.0.0.1:9 (ConnectError)")
-
-    def trigger(self, dag_id: str, conf: Mapping[str, Any], run_id: str | None = None) -> DagRun:
-        self._check_up()
-        with self.lock:
-            run_id = run_id or f"manual__{len(self.runs) + 1}"
-            if run_id in self.runs:
-                raise AirflowError("already exists", status_code=409, airflow_message="already exists")
-            run = DagRun.model_validate({"dag_id": dag_id, "dag_run_id": run_id, "state": "queued", "conf": conf})
-            self.runs[run_id] = run
-            self.triggered.append((dag_id, run_id, dict(conf)))
-        if self.lose_next_answer:
-            self.lose_next_answer = False
-            raise AirflowUnreachableError("read timeout after the run was created")
-        return run
-
-    def get_run(self, dag_id: str, run_id: str) -> DagRun:
-        self._check_up()
-        if run_id not in self.runs:
-            raise AirflowError("not found", status_code=404)
-        return self.runs[run_id]
-
-    def list_runs(self, dag_id: str, limit: int) -> list[DagRun]:
-        self._check_up()
-        return list(self.runs.values())[:limit]
-
-    def finish(self, run_id: str, state: str = "success") -> None:
-        self.runs[run_id] = self.runs[run_id].model_copy(update={"state": state})
 
 
 @dataclass
 class Hook:
     client: TestClient
     services: ApiServices
-    airflow: FakeAirflow
+    airflow: FakeOrchestrator
     settings: Settings
 
     @property
@@ -107,7 +59,7 @@ def make_hook(settings: Settings, **alerts: Any) -> Hook:
     policy = type(settings.alerts).model_validate({**settings.alerts.model_dump(), **alerts})
     settings = settings.model_copy(update={"alerts": policy})
     store = PlatformStore.connect(settings.db_url)
-    airflow = FakeAirflow()
+    airflow = FakeOrchestrator()
     services = ApiServices.from_settings(
         settings, store=store, password_hash=cheap_hash(), orchestrator_factory=lambda: airflow
     )
@@ -118,42 +70,6 @@ def make_hook(settings: Settings, **alerts: Any) -> Hook:
 @pytest.fixture()
 def hook(settings: Settings) -> Hook:
     return make_hook(settings)
-
-
-def alert(
-    name: str = "DatasetDriftDetected",
-    *,
-    status: str = "firing",
-    fingerprint: str = "a1b2c3d4e5f60718",
-    starts_at: datetime | None = None,
-    **labels: str,
-) -> dict[str, Any]:
-    starts = starts_at or datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-    return {
-        "status": status,
-        "labels": {"alertname": name, "severity": "warning", "area": "drift", "model": MODEL, **labels},
-        "annotations": {"summary": f"{MODEL}: served data drifted (62% of features)"},
-        "startsAt": starts.isoformat(),
-        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else (starts + timedelta(hours=1)).isoformat(),
-        "generatorURL": "http://127.0.0.1:9490/graph",
-        "fingerprint": fingerprint,
-    }
-
-
-def payload(*alerts: dict[str, Any]) -> dict[str, Any]:
-    firing = any(a["status"] == "firing" for a in alerts)
-    return {
-        "version": "4",
-        "groupKey": '{}/{alertname=~"DatasetDriftDetected|FeatureDriftDetected"}:{alertname="x", model="m"}',
-        "truncatedAlerts": 0,
-        "status": "firing" if firing else "resolved",
-        "receiver": "platform-webhook",
-        "groupLabels": {"alertname": alerts[0]["labels"]["alertname"]},
-        "commonLabels": {},
-        "commonAnnotations": {},
-        "externalURL": "http://127.0.0.1:9493",
-        "alerts": list(alerts),
-    }
 
 
 # -- authentication and validation --------------------------------------------------------------------------------
@@ -400,13 +316,12 @@ def test_the_worker_in_the_running_app_retries_until_airflow_is_up(settings: Set
     with hook.client:  # runs the lifespan: the retry worker starts
         [record] = hook.send(alert())
         assert record["status"] == "pending"
-        time.sleep(0.8)
+        # The worker retries while Airflow is down, and the retrain stays pending.
+        wait_for(lambda: hook.services.retrains.list(MODEL)[0].attempts >= 2, 10, "the worker's first retry")
         assert hook.services.retrains.list(MODEL)[0].status == "pending"
         hook.airflow.down = False
-        deadline = time.monotonic() + 10
-        while hook.services.retrains.list(MODEL)[0].status != "triggered":
-            assert time.monotonic() < deadline, "the worker did not trigger the pending retrain"
-            time.sleep(0.05)
+        triggered = lambda: hook.services.retrains.list(MODEL)[0].status == "triggered"  # noqa: E731
+        wait_for(triggered, 10, "the worker to trigger the pending retrain")
     assert len(hook.airflow.triggered) == 1
 
 

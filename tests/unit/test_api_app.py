@@ -3,176 +3,20 @@ deployer: authentication, roles, CSRF, rate limiting, problem details, validatio
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from mlplatform.config import Settings
-from mlplatform.deploy.base import Backend, Deployer, DeployError, Deployment
-from mlplatform.operations.services import ApiServices
-from mlplatform.orchestration.airflow_client import DagRun
-from mlplatform.registry.mlflow_registry import VersionInfo
-from mlplatform.store import AliasEvent, PlatformStore
+from mlplatform.store import PlatformStore
 from mlplatform.store.auth import ROLES, AuthRepository
 from mlplatform.store.bootstrap import bootstrap_admin
 from mlplatform.store.models import ApiTokenRow
-from mlplatform.webapp import create_app
-from tests.unit.test_api_store import cheap_hash
+from tests.support.api_world import MODEL, PASSWORD, World, cheap_hash, make_world, user_for
+from tests.support.fakes.registry import version_info
 
-MODEL = "fraud_detector"
-PASSWORD = "a long test password"
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
-
-
-def _version(number: int, roc_auc: float, average_precision: float, tags: dict[str, str] | None = None) -> VersionInfo:
-    return VersionInfo(
-        version=str(number),
-        run_id=f"run{number}",
-        status="READY",
-        created_at_ms=number,
-        aliases=[],
-        tags={"mlplatform.spec_fingerprint": "abc", **(tags or {})},
-        metrics={"roc_auc": roc_auc, "average_precision": average_precision},
-    )
-
-
-class FakeRegistry:
-    """The registry port over dicts; alias moves are recorded in the real platform store, as ModelRegistry does."""
-
-    def __init__(self, store: PlatformStore) -> None:
-        self.store = store
-        self.models: dict[str, list[VersionInfo]] = {
-            MODEL: [
-                _version(1, 0.90, 0.5),
-                _version(2, 0.95, 0.6),
-                _version(3, 0.80, 0.2),
-                _version(4, 0.97, 0.7),
-            ]
-        }
-        self.aliases: dict[str, dict[str, str]] = {MODEL: {}}
-
-    def versions(self, name: str) -> list[VersionInfo]:
-        aliases = self.aliases.get(name, {})
-        return [
-            replace(info, aliases=sorted(a for a, v in aliases.items() if v == info.version))
-            for info in reversed(self.models.get(name, []))
-        ]
-
-    def alias_holder(self, name: str, alias: str) -> VersionInfo | None:
-        version = self.aliases.get(name, {}).get(alias)
-        found = [info for info in self.versions(name) if info.version == version]
-        return found[0] if found else None
-
-    def move_alias(self, name: str, alias: str, version: str, *, actor: str, reason: str) -> AliasEvent | None:
-        current = self.aliases[name].get(alias)
-        if current == version:
-            return None
-        self.aliases[name][alias] = version
-        return self.store.record_alias_move(
-            model=name, alias=alias, from_version=current, to_version=version, actor=actor, reason=reason
-        )
-
-    def describe(self, name: str) -> dict[str, Any]:
-        if name not in self.models:
-            raise LookupError(name)
-        return {"name": name, "aliases": self.aliases[name], "versions": [v.version for v in self.versions(name)]}
-
-
-@dataclass
-class FakeOrchestrator:
-    triggered: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    def _run(self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None) -> DagRun:
-        return DagRun.model_validate({"dag_id": dag_id, "dag_run_id": run_id, "state": "queued", "conf": conf})
-
-    def trigger(self, dag_id: str, conf: Any) -> DagRun:
-        self.triggered.append((dag_id, dict(conf)))
-        return self._run(dag_id, f"manual__{len(self.triggered)}", dict(conf))
-
-    def list_runs(self, dag_id: str, limit: int) -> list[DagRun]:
-        return [self._run(dag_id, f"manual__{i}", conf) for i, (_, conf) in enumerate(self.triggered, 1)][:limit]
-
-    def get_run(self, dag_id: str, run_id: str) -> DagRun:
-        from mlplatform.orchestration.airflow_client import AirflowError
-
-        if run_id != "manual__1":
-            raise AirflowError("not found", status_code=404)
-        return self._run(dag_id, run_id)
-
-
-class FakeDeployer(Deployer):
-    def __init__(self) -> None:
-        self.served: dict[str, Backend] = {}
-
-    def deploy(self, model: str, backend: Backend) -> Deployment:
-        if model in self.served and self.served[model] != backend:
-            raise DeployError(f"{model} is already served by {self.served[model]}")
-        self.served[model] = backend
-        return self._deployment(model)
-
-    def undeploy(self, model: str) -> bool:
-        return self.served.pop(model, None) is not None
-
-    def list(self) -> list[Deployment]:
-        return [self._deployment(model) for model in self.served]
-
-    def set_canary(self, model: str, percent: int) -> Deployment:
-        if model not in self.served:
-            raise DeployError(f"{model} is not deployed")
-        return self._deployment(model)
-
-    def _deployment(self, model: str) -> Deployment:
-        return Deployment(model=model, backend=self.served[model], url="http://127.0.0.1:1", running=True, ready=True)
-
-
-@dataclass
-class World:
-    client: TestClient
-    services: ApiServices
-    registry: FakeRegistry
-    orchestrator: FakeOrchestrator
-    deployer: FakeDeployer
-    tokens: dict[str, str]
-
-    def as_role(self, role: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[role]}"}
-
-    def audit(self, **filters: Any) -> list[Any]:
-        return self.services.audit.query(**filters)
-
-
-def user_for(role: str) -> str:
-    return role.replace("-", "_")
-
-
-def make_world(settings: Settings) -> World:
-    store = PlatformStore.connect(settings.db_url)
-    registry, orchestrator, deployer = FakeRegistry(store), FakeOrchestrator(), FakeDeployer()
-    services = ApiServices.from_settings(
-        settings,
-        store=store,
-        password_hash=cheap_hash(),
-        registry_factory=lambda: registry,
-        orchestrator_factory=lambda: orchestrator,
-        deployer_factory=lambda: deployer,
-    )
-    tokens = {}
-    for role in ROLES:
-        services.auth.create_user(user_for(role), role, PASSWORD)
-        tokens[role] = services.auth.create_token(user_for(role), "test", ttl_days=1).secret
-    # Champion history: v1, then v2 (so a rollback has somewhere to go).
-    registry.move_alias(MODEL, "champion", "1", actor="pipeline", reason="first")
-    registry.move_alias(MODEL, "champion", "2", actor="pipeline", reason="better")
-    client = TestClient(create_app(settings, services), client=("203.0.113.7", 50000))
-    return World(client, services, registry, orchestrator, deployer, tokens)
-
-
-@pytest.fixture()
-def world(settings: Settings) -> World:
-    return make_world(settings)
 
 
 # Every mutating endpoint, a valid body, and the least role that may call it.
@@ -378,7 +222,7 @@ def test_promote_through_the_gate(world: World) -> None:
 
 def test_the_gate_prefers_the_champion_score_on_the_challengers_holdout(world: World) -> None:
     gate = '{"passed": false, "reasons": [], "challenger_score": 0.97, "champion_score": 0.99, "champion_version": "2"}'
-    world.registry.models[MODEL][3] = _version(4, 0.97, 0.7, {"mlplatform.gate": gate})
+    world.registry.models[MODEL][3] = version_info(4, 0.97, 0.7, {"mlplatform.gate": gate})
     response = world.client.post(
         f"/api/v1/models/{MODEL}/promote", json={"version": 4}, headers=world.as_role("approver")
     )
@@ -433,6 +277,7 @@ def test_train_passes_overrides_as_dag_conf(world: World) -> None:
     assert world.orchestrator.triggered == [
         (
             "train_fraud_detector",
+            "manual__1",
             {
                 "estimator_params": {"max_depth": 4, "learning_rate": 0.1},
                 "reason": "tune",

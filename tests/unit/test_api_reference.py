@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from mlplatform.api.reference import reference_document, render_markdown
 from mlplatform.cli.main import app
-from tests.conftest import REPO_ROOT
+from tests.support.environment import REPO_ROOT
 
 
 @pytest.fixture(scope="module")

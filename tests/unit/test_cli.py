@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from mlplatform.cli.main import app
 from mlplatform.cli.settings_catalogue import render_catalogue
-from tests.conftest import REPO_ROOT, free_port
+from tests.support.environment import REPO_ROOT, free_port
 
 runner = CliRunner()
 

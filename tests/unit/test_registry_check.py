@@ -7,7 +7,7 @@ import pytest
 
 from mlplatform.registry import mlflow_registry
 from mlplatform.registry.mlflow_registry import RegistryUnavailableError, check_reachable
-from tests.conftest import free_port
+from tests.support.environment import free_port
 
 
 def test_unreachable_server_is_named_with_what_to_do() -> None:

@@ -19,7 +19,8 @@ def _write(tmp_path: Path, data: object, name: str = "fraud_detector") -> Path:
 
 
 def _valid() -> dict[str, object]:
-    return yaml.safe_load((REPO_SPECS / "fraud_detector.yaml").read_text())
+    spec: dict[str, object] = yaml.safe_load((REPO_SPECS / "fraud_detector.yaml").read_text())
+    return spec
 
 
 def test_shipped_specs_load() -> None:

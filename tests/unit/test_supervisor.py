@@ -25,18 +25,15 @@ from mlplatform.stack.embedded import (
     prepare_airflow_home,
 )
 from mlplatform.stack.supervisor import HealthTimeoutError, Supervisor, SupervisorError
-from tests.conftest import free_port
+from tests.support.environment import free_port
+from tests.support.waiting import wait_for
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 
 
 def _wait_for_file(path: Path, timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().strip():
-            return path.read_text().strip()
-        time.sleep(0.05)
-    raise AssertionError(f"{path} was not written within {timeout}s")
+    wait_for(lambda: path.exists() and path.read_text().strip(), timeout, f"{path} to be written")
+    return path.read_text().strip()
 
 
 def _gone(pid: int) -> bool:
@@ -178,12 +175,7 @@ def test_health_wait_fails_fast_when_the_process_exits(supervisor: Supervisor) -
 
 
 def _wait_for_file_containing(path: Path, text: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} not in {path} within {timeout}s")
+    wait_for(lambda: path.exists() and text in path.read_text(), timeout, f"{text!r} in {path}")
 
 
 # -- the embedded stack's preparation (no servers started) --------------------------------------------------------

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import _postgres_error, _redis_error, free_port
+from tests.conftest import _postgres_error, _redis_error
+from tests.support.environment import free_port
 
 pytest_plugins = ["pytester"]
 
 SKIPPING_TEST = """
 import pytest
-from tests.conftest import skip_missing
+from tests.support.environment import skip_missing
 
 def test_needs_a_tool():
     skip_missing("frobnicator, not installed", "`sudo apt-get install frobnicator`")

@@ -25,45 +25,21 @@ from mlplatform.store.drift import DriftCheck, DriftResults, FeatureDrift
 from mlplatform.store.retrains import AlertRef
 from mlplatform.ui import charts
 from mlplatform.webapp import create_app
-from tests.unit.test_api_app import MODEL, PASSWORD, World, _version, make_world, user_for
-
-CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]*)"')
-
-
-@pytest.fixture()
-def world(settings: Settings) -> World:
-    return make_world(settings)
-
-
-def form_token(html: str) -> str:
-    found = CSRF_INPUT.search(html)
-    assert found, "no CSRF field on the page"
-    return found.group(1)
-
-
-def ui_login(world: World, role: str, password: str = PASSWORD, next: str = "/") -> httpx.Response:
-    token = form_token(world.client.get("/login").text)
-    return world.client.post(
-        "/login",
-        data={"username": user_for(role), "password": password, "csrf_token": token, "next": next},
-        follow_redirects=False,
-    )
-
-
-def logged_in(world: World, role: str) -> str:
-    """Log in through the form; returns the session's CSRF token (as the pages embed it)."""
-    assert ui_login(world, role).status_code == 303
-    return form_token(world.client.get(f"/models/{MODEL}").text)
+from tests.support.api_world import MODEL, PASSWORD, World, logged_in, make_world, ui_login
+from tests.support.fakes.drift_check import FakeDriftCheck
+from tests.support.fakes.registry import version_info
 
 
 def post_form(world: World, path: str, csrf: str, **fields: Any) -> httpx.Response:
-    return world.client.post(path, data={"csrf_token": csrf, **fields}, follow_redirects=False)
+    response: httpx.Response = world.client.post(path, data={"csrf_token": csrf, **fields}, follow_redirects=False)
+    return response
 
 
 def flashes_after(world: World, response: httpx.Response) -> str:
     """The page a form redirected to, with its flash message."""
     assert response.status_code == 303, response.text
-    return world.client.get(response.headers["location"]).text
+    page: str = world.client.get(response.headers["location"]).text
+    return page
 
 
 # -------------------------------------------------------------------------------------------------------- login
@@ -266,6 +242,7 @@ def test_train_form_sends_typed_overrides_to_airflow(world: World) -> None:
     assert world.orchestrator.triggered == [
         (
             "train_fraud_detector",
+            "manual__1",
             {
                 "estimator_params": {"max_iter": 50, "learning_rate": 0.1, "early_stopping": True, "loss": "log_loss"},
                 "reason": "tune",
@@ -570,8 +547,8 @@ def test_retrain_history_shows_each_decision_and_the_runs_outcome(world: World) 
 
     gate_refused = json.dumps({"passed": False, "reasons": ["roc_auc 0.9000 does not beat champion v5"]})
     world.registry.models[MODEL] += [
-        _version(5, 0.98, 0.8, {f"{Lineage.PREFIX}dag_run_id": "retrain__a"}),
-        _version(6, 0.90, 0.8, {f"{Lineage.PREFIX}dag_run_id": "retrain__b", "mlplatform.gate": gate_refused}),
+        version_info(5, 0.98, 0.8, {f"{Lineage.PREFIX}dag_run_id": "retrain__a"}),
+        version_info(6, 0.90, 0.8, {f"{Lineage.PREFIX}dag_run_id": "retrain__b", "mlplatform.gate": gate_refused}),
     ]
     world.registry.move_alias(MODEL, "champion", "5", actor="alertmanager", reason="roc_auc 0.9800 beats v2")
     world.orchestrator.list_runs = lambda dag_id, limit: [_run(dag_id, "retrain__a")]  # type: ignore[method-assign]
@@ -593,6 +570,7 @@ def test_retrain_outcomes_follow_airflow_and_say_when_it_is_away(world: World) -
     records = world.services.retrains
     claimed = records.claim(_alert("ee", NOW), "train_fraud_detector", "manual__1", "drift", first_attempt_at=NOW)
     assert claimed is not None
+    world.orchestrator.trigger("train_fraud_detector", {"reason": "drift"}, run_id="manual__1")
     records.triggered(claimed.id, "manual__1")
     logged_in(world, "viewer")
     page = world.client.get(f"/models/{MODEL}").text
@@ -606,24 +584,6 @@ def test_retrain_outcomes_follow_airflow_and_say_when_it_is_away(world: World) -
     world.orchestrator.list_runs = unreachable  # type: ignore[method-assign]
     page = world.client.get(f"/models/{MODEL}").text
     assert "retrain runs: Airflow is unreachable" in page and "run state unknown" in page
-
-
-class FakeDriftCheck:
-    """Stands in for ``run_drift_check`` (MLflow and Evidently are exercised in tests/integration and tests/ui)."""
-
-    def __init__(self, *results: DriftCheck | Exception) -> None:
-        self.results = list(results)
-        self.calls: list[tuple[str, str]] = []
-
-    def __call__(self, settings: Settings, model: str, *, actor: str, store: Any = None, **_: Any) -> DriftCheck:
-        self.calls.append((model, actor))
-        result = self.results.pop(0)
-        if isinstance(result, Exception):
-            raise result
-        results = DriftResults(store)
-        found = results.get(model, results.record(replace(result, actor=actor)))
-        assert found is not None
-        return found
 
 
 def test_run_drift_check_now_calls_the_shared_check_and_says_what_it_found(

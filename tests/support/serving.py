@@ -1,5 +1,6 @@
 """Shared pieces of the serving tests: a served world (real MLflow, trained versions, materialised Feast) and
-model servers started as real processes on 127.0.0.1.  Holds no tests itself."""
+model servers started as real processes on 127.0.0.1.  The fixtures over them live in
+tests/integration/conftest.py."""
 
 from __future__ import annotations
 
@@ -7,19 +8,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 
 from mlplatform.config import ServingSettings, Settings
-from tests.conftest import REPO_ROOT, free_port
-from tests.integration.conftest import WORLD_END, MlflowServer
+from tests.support.environment import REPO_ROOT, free_port
+from tests.support.waiting import wait_for
 
 MODEL = "fraud_serve"
 KINDS = ("kserve", "bentoml")
@@ -49,31 +47,6 @@ def serving_settings(base: Settings, tmp: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {"port": free_port(), "poll_interval_s": 1.0, "model_cache_dir": tmp / "serving"}
     values.update(overrides)
     return base.model_copy(update={"serving": ServingSettings(**values)})
-
-
-@pytest.fixture(scope="session")
-def served_world(trained_world: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> ServedWorld:
-    """Two versions of MODEL in the real MLflow server, version 1 holding ``champion``; Feast sqlite materialised."""
-    import pandas as pd
-
-    from mlplatform.features.store import FeatureStoreAdapter
-    from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
-    from mlplatform.training.pipeline import TrainingRequest, run_all
-
-    tmp = tmp_path_factory.mktemp("served")
-    settings = trained_world.settings.model_copy(update={"specs_dir": spec_dir(tmp, MODEL, "fraud_unregistered")})
-    FeatureStoreAdapter(settings).materialize(WORLD_END)
-    first = run_all(settings, TrainingRequest(model=MODEL, run_key="serve/v1", actor="pytest", reason="serving"))
-    second = run_all(
-        settings,
-        TrainingRequest(
-            model=MODEL, run_key="serve/v2", actor="pytest", reason="serving", estimator_params={"max_iter": 40}
-        ),
-    )
-    ModelRegistry(settings).move_alias(MODEL, CHAMPION, first.version, actor="pytest", reason="serving tests start")
-    stats = pd.read_parquet(settings.data_dir / "transaction_stats.parquet")
-    customers = sorted(int(value) for value in stats["customer_id"].unique())[:50]
-    return ServedWorld(settings=settings, versions=[first.version, second.version], customers=customers)
 
 
 @dataclass
@@ -124,29 +97,18 @@ def start_server(kind: str, settings: Settings, model: str = MODEL, wait_ready: 
         )
     server = ServerProcess(kind, settings, process, log_path)
     probe = "/readyz" if wait_ready else "/livez"
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
+
+    def up() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"{kind} server exited with {process.returncode}:\n{server.log()[-4000:]}")
         try:
-            if httpx.get(server.url + probe, timeout=2).status_code == 200:
-                return server
+            return httpx.get(server.url + probe, timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    server.terminate()
-    raise AssertionError(f"{kind} server not up after {SERVER_START_TIMEOUT_S} s:\n{server.log()[-4000:]}")
+            return False
 
-
-@pytest.fixture()
-def running(request: pytest.FixtureRequest) -> Iterator[list[ServerProcess]]:
-    """Servers a test starts; all terminated afterwards, whatever happens."""
-    servers: list[ServerProcess] = []
-    yield servers
-    for server in servers:
-        if server.process.poll() is None:
-            server.process.send_signal(signal.SIGTERM)
-            try:
-                server.process.wait(30)
-            except subprocess.TimeoutExpired:
-                server.process.kill()
+    try:
+        wait_for(up, SERVER_START_TIMEOUT_S, f"the {kind} server's {probe}", interval=0.5)
+    except AssertionError as error:
+        server.terminate()
+        raise AssertionError(f"{error}:\n{server.log()[-4000:]}") from None
+    return server

@@ -31,7 +31,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.conftest import free_port
+from tests.support.environment import free_port
+from tests.support.waiting import wait_started
 
 Manifest = dict[str, Any]
 Controller = Callable[[Manifest], None]
@@ -169,11 +170,7 @@ def serve_fake_kubernetes_api(fake: FakeKubernetesApi) -> Iterator[FakeKubernete
     server = uvicorn.Server(uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="fake-kubernetes-api", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the fake Kubernetes API did not start")
-        time.sleep(0.01)
+    wait_started(server, thread, 10, "the fake Kubernetes API")
     fake.url = f"http://127.0.0.1:{port}"
     try:
         yield fake

@@ -1,0 +1,1 @@
+"""What the tests share: the Kubernetes schema validator, one fake per interface, waits, and helpers."""

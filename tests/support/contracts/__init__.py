@@ -1,0 +1,1 @@
+"""Contract suites: the same checks run against each backend of a store (Feast's universal tests, in small)."""

@@ -1,0 +1,97 @@
+"""The prediction log: one contract, run against every backend (sqlite in tests/unit, PostgreSQL in
+tests/integration)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from mlplatform.config import Settings, get_settings
+from mlplatform.predictions.reader import read_prediction_log
+from mlplatform.predictions.records import BASE_COLUMNS, PredictionRecord
+from mlplatform.predictions.writer import open_prediction_log
+
+MODEL = "fraud_detector"
+# Starts just before a UTC midnight so the records span two date partitions.
+T0 = datetime(2026, 3, 1, 23, 59, 0, tzinfo=UTC)
+THREADS = 4
+PER_THREAD = 150
+
+
+def log_settings(state_dir: Path, kind: str, **serving: Any) -> Settings:
+    """Settings for one prediction-log backend with small batches and a short flush interval."""
+    options: dict[str, Any] = {"log_batch_size": 40, "log_flush_interval_s": 0.05, **serving}
+    return get_settings(state_dir=state_dir, serving={"prediction_log": kind, **options})
+
+
+def make_record(index: int, *, model: str = MODEL, features: dict[str, float | None] | None = None) -> PredictionRecord:
+    return PredictionRecord(
+        request_id=f"req-{index:05d}",
+        timestamp=T0 + timedelta(milliseconds=250 * index),
+        model_name=model,
+        model_version=str(1 + index % 2),
+        entity={"customer_id": 1000 + index},
+        features=features if features is not None else {"amount": index * 1.5, "txn_count_24h": None},
+        score=(index % 100) / 100,
+        label=index % 2,
+    )
+
+
+def check_contract(settings: Settings) -> None:
+    """N records submitted from several threads are all persisted and read back with their values, in order."""
+    written_calls: list[int] = []
+    log = open_prediction_log(settings, on_write=written_calls.append)
+    other = make_record(0, model="other_model")
+
+    def submit_share(thread: int) -> None:
+        indices = list(range(thread, THREADS * PER_THREAD, THREADS))
+        for chunk in range(0, len(indices), 3):  # requests of 1-3 entities, as servers submit them
+            assert log.submit([make_record(i) for i in indices[chunk : chunk + 3]]) == len(indices[chunk : chunk + 3])
+
+    threads = [threading.Thread(target=submit_share, args=(n,)) for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert log.submit([other]) == 1
+    log.close()
+
+    total = THREADS * PER_THREAD
+    assert (log.written, log.dropped, sum(written_calls)) == (total + 1, 0, total + 1)
+    frame = read_prediction_log(settings, MODEL)
+    assert list(frame.columns) == [
+        "request_id",
+        "timestamp",
+        "model_name",
+        "model_version",
+        "customer_id",
+        "amount",
+        "txn_count_24h",
+        "score",
+        "label",
+    ]
+    assert len(frame) == total
+    assert frame["request_id"].tolist() == [f"req-{i:05d}" for i in range(total)]  # sorted by timestamp
+    sample = frame.iloc[137]
+    expected = make_record(137)
+    assert sample["timestamp"] == expected.timestamp
+    assert (sample["model_name"], sample["model_version"], sample["customer_id"]) == (MODEL, "2", 1137)
+    assert (sample["amount"], sample["score"], sample["label"]) == (137 * 1.5, 0.37, 1)
+    assert frame["txn_count_24h"].isna().all()
+    assert str(frame["timestamp"].dtype) == "datetime64[us, UTC]"
+
+
+def check_window(settings: Settings) -> None:
+    """``start`` is inclusive, ``end`` exclusive, in UTC whatever zone the bounds are given in."""
+    start = T0 + timedelta(seconds=50)  # record 200
+    end = T0 + timedelta(seconds=75)  # record 300, excluded
+    window = read_prediction_log(settings, MODEL, start, end)
+    assert window["request_id"].tolist() == [f"req-{i:05d}" for i in range(200, 300)]
+    plus_two = timezone(timedelta(hours=2))
+    assert len(read_prediction_log(settings, MODEL, start.astimezone(plus_two), end.astimezone(plus_two))) == 100
+    assert len(read_prediction_log(settings, MODEL, start=T0 + timedelta(seconds=140))) == THREADS * PER_THREAD - 560
+    assert len(read_prediction_log(settings, MODEL, end=T0 + timedelta(seconds=1))) == 4
+    assert read_prediction_log(settings, "other_model")["request_id"].tolist() == ["req-00000"]
+    assert list(read_prediction_log(settings, "unknown_model").columns) == list(BASE_COLUMNS)

@@ -1,0 +1,50 @@
+"""The machine the tests run on: the repository root, free ports, skips that name what is missing (failures
+under CI), scratch PostgreSQL databases."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def skip_missing(what: str, how: str) -> NoReturn:
+    """Skip a test for a missing tool or service, saying which and how to get it (a failure under CI)."""
+    pytest.skip(f"needs {what}: {how}")
+
+
+@contextmanager
+def scratch_postgres(server_url: str, prefix: str = "mlp_test") -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on ``server_url``, dropped afterwards; yields its URL."""
+    import sqlalchemy as sa
+
+    server_url = server_url.rstrip("/")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(f"{server_url}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{server_url}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
