@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from mlplatform.config import Settings
@@ -19,16 +18,9 @@ class FakeDriftCheck:
         self.calls: list[tuple[str, str]] = []
 
     def __call__(
-        self,
-        settings: Settings,
-        model: str,
-        *,
-        actor: str,
-        window_hours: int | None = None,
-        now: datetime | None = None,
-        since: datetime | None = None,
-        store: PlatformStore | None = None,
+        self, settings: Settings, model: str, *, actor: str, store: PlatformStore | None = None, **window: object
     ) -> DriftCheck:
+        """The window (``window_hours``, ``now``, ``since``) is the real check's business; the fake ignores it."""
         self.calls.append((model, actor))
         result = self.results.pop(0)
         if isinstance(result, Exception):
