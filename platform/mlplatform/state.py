@@ -36,87 +36,67 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 PRIVATE_FILE_MODE = 0o600
 
 
+class _Under:
+    """A fixed path under the layout's root, declared in one line: ``platform_db = _Under("platform.db")``."""
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = parts
+
+    @overload
+    def __get__(self, layout: None, owner: type[StateLayout]) -> _Under: ...
+    @overload
+    def __get__(self, layout: StateLayout, owner: type[StateLayout]) -> Path: ...
+    def __get__(self, layout: StateLayout | None, owner: type[StateLayout]) -> Path | _Under:
+        return self if layout is None else layout.root.joinpath(*self.parts)
+
+
 @dataclass(frozen=True)
 class StateLayout:
-    """Every path under one state directory; computing a path creates nothing."""
+    """Every path under one state directory (the module docstring draws the tree); computing one creates nothing."""
 
     root: Path
 
-    # -- MLflow ----------------------------------------------------------------------------------------------
+    mlflow_dir = _Under("mlflow")
+    mlflow_db = _Under("mlflow", "mlflow.db")
+    mlflow_artifacts = _Under("mlflow", "artifacts")
 
-    @property
-    def mlflow_dir(self) -> Path:
-        return self.root / "mlflow"
+    airflow_home = _Under("airflow")
+    airflow_config = _Under("airflow", "airflow.cfg")
+    airflow_passwords = _Under("airflow", "passwords.json")
+    airflow_db = _Under("airflow", "airflow.db")
+    airflow_logs = _Under("airflow", "logs")
 
-    @property
-    def mlflow_db(self) -> Path:
-        return self.mlflow_dir / "mlflow.db"
+    platform_db = _Under("platform.db")
+    session_secret = _Under("api", "session_secret")
+    initial_admin_password = _Under("api", "initial_admin_password")
+    cli_token = _Under("api", "cli_token")
+    webhook_token = _Under("alerts", "webhook_token")
 
-    @property
-    def mlflow_artifacts(self) -> Path:
-        return self.mlflow_dir / "artifacts"
+    logs_dir = _Under("logs")
+    run_dir = _Under("run")
 
-    # -- Airflow ---------------------------------------------------------------------------------------------
+    prometheus_dir = _Under("prometheus")
+    prometheus_config = _Under("prometheus", "prometheus.yml")
+    prometheus_data = _Under("prometheus", "data")
+    alertmanager_dir = _Under("alertmanager")
+    alertmanager_config = _Under("alertmanager", "alertmanager.yml")
+    alertmanager_data = _Under("alertmanager", "data")
+    # The name the committed monitoring/alertmanager/alertmanager.yml gives as its credentials_file.
+    alertmanager_webhook_token = _Under("alertmanager", "platform_webhook_token")
 
-    @property
-    def airflow_home(self) -> Path:
-        return self.root / "airflow"
-
-    @property
-    def airflow_config(self) -> Path:
-        return self.airflow_home / "airflow.cfg"
-
-    @property
-    def airflow_passwords(self) -> Path:
-        return self.airflow_home / "passwords.json"
-
-    @property
-    def airflow_db(self) -> Path:
-        return self.airflow_home / "airflow.db"
-
-    @property
-    def airflow_logs(self) -> Path:
-        return self.airflow_home / "logs"
+    feast_registry = _Under("feast", "registry.db")
+    feast_online = _Under("feast", "online.db")
+    data_dir = _Under("data")
+    serving_dir = _Under("serving")
 
     def airflow_migrated_marker(self, key: str) -> Path:
         """Present once ``airflow db migrate`` succeeded for the (database, Airflow version) ``key`` names."""
         return self.airflow_home / f".migrated-{key}"
-
-    # -- platform API and its secrets ------------------------------------------------------------------------
-
-    @property
-    def platform_db(self) -> Path:
-        return self.root / "platform.db"
-
-    @property
-    def session_secret(self) -> Path:
-        return self.root / "api" / "session_secret"
-
-    @property
-    def initial_admin_password(self) -> Path:
-        return self.root / "api" / "initial_admin_password"
-
-    @property
-    def cli_token(self) -> Path:
-        return self.root / "api" / "cli_token"
-
-    @property
-    def webhook_token(self) -> Path:
-        return self.root / "alerts" / "webhook_token"
-
-    # -- supervised processes --------------------------------------------------------------------------------
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def run_dir(self) -> Path:
-        return self.root / "run"
 
     def log_file(self, process: str) -> Path:
         """Where a supervised process's stdout and stderr are appended."""
@@ -125,55 +105,6 @@ class StateLayout:
     def pid_file(self, process: str) -> Path:
         """Where a supervised process's pid record is kept while it runs."""
         return self.run_dir / f"{process}.pid"
-
-    # -- Prometheus and Alertmanager -------------------------------------------------------------------------
-
-    @property
-    def prometheus_dir(self) -> Path:
-        return self.root / "prometheus"
-
-    @property
-    def prometheus_config(self) -> Path:
-        return self.prometheus_dir / "prometheus.yml"
-
-    @property
-    def prometheus_data(self) -> Path:
-        return self.prometheus_dir / "data"
-
-    @property
-    def alertmanager_dir(self) -> Path:
-        return self.root / "alertmanager"
-
-    @property
-    def alertmanager_config(self) -> Path:
-        return self.alertmanager_dir / "alertmanager.yml"
-
-    @property
-    def alertmanager_data(self) -> Path:
-        return self.alertmanager_dir / "data"
-
-    @property
-    def alertmanager_webhook_token(self) -> Path:
-        """The name the committed ``monitoring/alertmanager/alertmanager.yml`` gives as its ``credentials_file``."""
-        return self.alertmanager_dir / "platform_webhook_token"
-
-    # -- features, models, monitoring ------------------------------------------------------------------------
-
-    @property
-    def feast_registry(self) -> Path:
-        return self.root / "feast" / "registry.db"
-
-    @property
-    def feast_online(self) -> Path:
-        return self.root / "feast" / "online.db"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def serving_dir(self) -> Path:
-        return self.root / "serving"
 
     def drift_report(self, model: str, check_id: int) -> Path:
         """The HTML report of one drift check, named by its DB id so no request ever supplies a path."""
