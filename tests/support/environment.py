@@ -4,6 +4,7 @@ under CI), scratch PostgreSQL databases."""
 from __future__ import annotations
 
 import os
+import random
 import socket
 import uuid
 from collections.abc import Iterator
@@ -43,8 +44,24 @@ def scratch_postgres(server_url: str, prefix: str = "mlp_test") -> Iterator[str]
         admin.dispose()
 
 
+# Below Linux's ephemeral range (32768-60999): a port there is never taken meanwhile by another process's bind(0)
+# or outgoing connection between the moment a test picks it and the moment its server binds it (seen once: MLflow
+# found its port answered by another server).
+_PORT_RANGE = (20000, 32000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now and that no other test of this run was given."""
+    for _ in range(500):
+        port = random.randint(*_PORT_RANGE)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {_PORT_RANGE} after 500 tries")
