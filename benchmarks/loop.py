@@ -40,7 +40,7 @@ def bench_settings(state_dir: Path, scrape_interval: int) -> Any:
 
     return get_settings(
         state_dir=state_dir,
-        specs_dir=REPO / "pipelines" / "specs",
+        bundled_models_dir=REPO / "pipelines" / "models",
         feast={"repo_path": REPO / "feature_repo", "project": "mlp_bench_loop"},
         airflow={"dags_folder": REPO / "pipelines" / "dags", "port": free_port()},
         mlflow={"port": free_port()},

@@ -58,7 +58,7 @@ def settings_for(mlflow_port: int, serving_port: int) -> Any:
 
     return get_settings(
         state_dir=WORLD / "state",
-        specs_dir=ROOT / "pipelines" / "specs",
+        bundled_models_dir=ROOT / "pipelines" / "models",
         feast={"repo_path": ROOT / "feature_repo", "project": "bench_serving"},
         mlflow={"port": mlflow_port},
         serving={"port": serving_port, "poll_interval_s": 2.0},
@@ -95,7 +95,7 @@ def request_entities(settings: Any, count: int) -> list[dict[str, Any]]:
     from mlplatform.serving.client import recent_entities
     from mlplatform.specs import find_spec
 
-    spec = find_spec(settings.specs_dir, MODEL)
+    spec = find_spec(settings.model_roots, MODEL)
     return recent_entities(settings.data_dir / spec.label.source, spec.entity_key, spec.label.request_columns, count)
 
 
@@ -104,7 +104,7 @@ def bare_bodies(settings: Any, entities: list[dict[str, Any]], model_inputs: lis
     from mlplatform.features.store import FeatureStoreAdapter
     from mlplatform.specs import find_spec
 
-    spec = find_spec(settings.specs_dir, MODEL)
+    spec = find_spec(settings.model_roots, MODEL)
     online = FeatureStoreAdapter(settings).online_features(spec.features.service, entities)
     rows = []
     for index, entity in enumerate(entities):

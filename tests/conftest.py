@@ -116,7 +116,7 @@ def settings(tmp_path: Path) -> Settings:
     """Embedded-profile settings whose state lives in a per-test directory, with free ports."""
     return get_settings(
         state_dir=tmp_path / "state",
-        specs_dir=REPO_ROOT / "pipelines" / "specs",
+        bundled_models_dir=REPO_ROOT / "pipelines" / "models",
         feast={"repo_path": REPO_ROOT / "feature_repo", "project": "mlp_test"},
         airflow={"dags_folder": REPO_ROOT / "pipelines" / "dags", "port": free_port()},
         mlflow={"port": free_port()},

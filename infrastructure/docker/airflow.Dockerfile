@@ -30,9 +30,9 @@ RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /tmp/mlpl
       /tmp/mlplatform/mlplatform-*.whl
 # DAG file, specs and the Feast repository; the platform's settings point at them.
 COPY --chown=airflow:root pipelines/dags /opt/airflow/dags
-COPY --chown=airflow:root pipelines/specs /opt/airflow/pipelines/specs
+COPY --chown=airflow:root pipelines/models /opt/airflow/pipelines/models
 COPY --chown=airflow:root feature_repo /opt/airflow/feature_repo
-ENV MLP_SPECS_DIR=/opt/airflow/pipelines/specs MLP_FEAST__REPO_PATH=/opt/airflow/feature_repo \
+ENV MLP_BUNDLED_MODELS_DIR=/opt/airflow/pipelines/models MLP_FEAST__REPO_PATH=/opt/airflow/feature_repo \
     MLP_AIRFLOW__DAGS_FOLDER=/opt/airflow/dags MLP_STATE_DIR=/tmp/mlplatform PYTHONDONTWRITEBYTECODE=1
 # The official image's non-root user (uid 50000, gid 0).
 USER 50000

@@ -31,7 +31,7 @@ RUN groupadd --gid 10001 mlp && useradd --uid 10001 --gid 10001 --no-create-home
 COPY --from=build /opt/venv /opt/venv
 # The working directory holds what the settings' relative defaults point at (specs, feature repo, monitoring).
 WORKDIR /app
-COPY pipelines/specs ./pipelines/specs
+COPY pipelines/models ./pipelines/models
 COPY feature_repo ./feature_repo
 COPY monitoring ./monitoring
 ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp \

@@ -27,7 +27,7 @@ RUN groupadd --gid 10001 mlp && useradd --uid 10001 --gid 10001 --no-create-home
       --shell /usr/sbin/nologin mlp
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-COPY pipelines/specs ./pipelines/specs
+COPY pipelines/models ./pipelines/models
 COPY feature_repo ./feature_repo
 COPY serving/kserve/server.py ./serving/kserve/server.py
 COPY serving/bentoml/service.py serving/bentoml/bentofile.yaml ./serving/bentoml/

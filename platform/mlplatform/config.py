@@ -360,7 +360,15 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         None, description="API token the CLI sends to api_url (`mlplatform api tokens create`); never printed."
     )
-    specs_dir: Path = Field(Path("pipelines/specs"), description="Folder of model spec YAML files.")
+    bundled_models_dir: Path = Field(
+        Path("pipelines/models"),
+        description="Models shipped with the platform: one folder per model (spec.yaml, features.yaml).",
+    )
+    models_dir: Path | None = Field(
+        None,
+        description="Where `models init` and the UI create models (one folder each). Unset: state_dir/models. "
+        "In the chart, a volume shared by the API, Airflow and the feature server.",
+    )
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
     feast: FeastSettings = Field(default_factory=FeastSettings)
@@ -382,7 +390,8 @@ class Settings(BaseSettings):
     def _absolute_paths(self) -> Settings:
         """Pin relative paths to the working directory now, so child processes (Airflow tasks) agree."""
         self.state_dir = self.state_dir.resolve()
-        self.specs_dir = self.specs_dir.resolve()
+        self.bundled_models_dir = self.bundled_models_dir.resolve()
+        self.models_dir = self.models_dir.resolve() if self.models_dir else None
         self.airflow.dags_folder = self.airflow.dags_folder.resolve()
         self.feast.repo_path = self.feast.repo_path.resolve()
         self.prometheus.config_dir = self.prometheus.config_dir.resolve()
@@ -405,6 +414,20 @@ class Settings(BaseSettings):
     @property
     def data_dir(self) -> Path:
         return (self.feast.data_dir or self.layout.data_dir).resolve()
+
+    @property
+    def user_models_dir(self) -> Path:
+        """Where new models are created."""
+        return self.models_dir or self.layout.models_dir
+
+    @property
+    def model_roots(self) -> list[Path]:
+        """Every folder holding model folders: the bundled examples, then the models users created."""
+        return [self.bundled_models_dir, self.user_models_dir]
+
+    def model_data_dir(self, model: str) -> Path:
+        """A model's own data (its feature and label tables): never shared with another model."""
+        return self.data_dir / model
 
     @property
     def db_url(self) -> str:

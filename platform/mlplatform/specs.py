@@ -1,10 +1,12 @@
 """Model specs: one YAML file describes one model end to end.
 
-A spec names the model's Feast feature service, where its labels come from, the estimator and its parameters, how
+A model is a folder, ``<models root>/<name>/``: ``spec.yaml`` (this schema), ``features.yaml`` and, for on-demand
+transformations only, ``features.py``.  A spec names the model's task (binary, multiclass, regression), its Feast
+feature service, where its labels come from, the estimator and its parameters, how
 the data is split in time, which metrics are computed, the promotion gates and the training schedule.  DAGs, the
 CLI and the API all act on specs, so adding a model means adding a spec, never editing platform code.
 
-Errors always name the file and the field (``specs/x.yaml: gates.minimums.roc_auc: Input should be ...``) because
+Errors always name the file and the field (``x/spec.yaml: gates.minimums.roc_auc: Input should be ...``) because
 specs are written by hand and the person fixing one needs to know where to look.
 """
 
@@ -14,16 +16,50 @@ import hashlib
 import importlib
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-MetricName = Literal["roc_auc", "average_precision", "recall_at_precision"]
+Task = Literal["binary", "multiclass", "regression"]
+MetricName = Literal[
+    "roc_auc",
+    "average_precision",
+    "recall_at_precision",
+    "accuracy",
+    "f1_macro",
+    "log_loss",
+    "rmse",
+    "mae",
+    "r2",
+]
+TASK_METRICS: Final[dict[str, tuple[str, ...]]] = {
+    "binary": ("roc_auc", "average_precision", "recall_at_precision", "accuracy", "log_loss"),
+    "multiclass": ("roc_auc", "accuracy", "f1_macro", "log_loss"),
+    "regression": ("rmse", "mae", "r2"),
+}
+"""Metrics each task computes; a spec may gate on and compare by these only."""
+DEFAULT_PRIMARY_METRIC: Final[dict[str, str]] = {"binary": "roc_auc", "multiclass": "roc_auc", "regression": "rmse"}
+LOWER_IS_BETTER: Final = frozenset({"log_loss", "rmse", "mae"})
+"""Error metrics: a challenger beats the champion by being lower; gates set them a maximum, not a minimum."""
+UNIT_INTERVAL_METRICS: Final = frozenset(
+    {"roc_auc", "average_precision", "recall_at_precision", "accuracy", "f1_macro"}
+)
 NAME_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
+SPEC_FILE = "spec.yaml"
 # Estimators are imported by dotted path from a spec; limiting the modules keeps a spec from importing arbitrary code.
-ALLOWED_ESTIMATOR_MODULES = ("sklearn.",)
+ALLOWED_ESTIMATOR_MODULES = ("sklearn.", "lightgbm.", "xgboost.")
+PIPELINE_CLASS = "sklearn.pipeline.Pipeline"
+COLUMN_TRANSFORMER_CLASS = "sklearn.compose.ColumnTransformer"
+REFUSED_CLASSES: Final = frozenset(
+    {"sklearn.preprocessing.FunctionTransformer", "sklearn.preprocessing._function_transformer.FunctionTransformer"}
+)
+"""Classes whose purpose is to run a callable: a spec cannot name code to run."""
+REFUSED_PARAMS: Final = frozenset({"func", "inverse_func", "score_func", "callback", "callbacks", "obj", "feval"})
+"""Parameters that take a callable; a spec's parameters are data, never code."""
+COLUMN_KEYWORDS: Final = ("passthrough", "drop")
 # The drift check's defaults live here, at the bottom, because a spec's defaults are part of its schema;
 # ``mlplatform.monitoring.thresholds`` names them among the alert thresholds (rules, runbooks, dashboards).
 DEFAULT_DRIFT_SHARE: Final = 0.5
@@ -43,8 +79,10 @@ class FeatureSpec(_Strict):
 
 
 class LabelSpec(_Strict):
-    source: str = Field(description="Parquet file of labelled events, relative to the data directory.")
-    column: str = Field(description="Binary label column (0/1).")
+    source: str = Field(description="Parquet file of labelled events, relative to the model's data directory.")
+    column: str = Field(
+        description="Label column: 0/1 for binary, integer class codes for multiclass, a number for regression."
+    )
     timestamp_column: str = Field("event_timestamp", description="Event time of each labelled row.")
     request_columns: tuple[str, ...] = Field((), description="Request-time values passed to on-demand features.")
 
@@ -53,32 +91,119 @@ class LabelSpec(_Strict):
     def _relative_inside_data_dir(cls, value: str) -> str:
         path = Path(value)
         if path.is_absolute() or ".." in path.parts:
-            raise ValueError("must be a relative path inside the data directory")
+            raise ValueError("must be a relative path inside the model's data directory")
         return value
 
 
 class DataSpec(_Strict):
-    window_days: int = Field(60, ge=1, le=3650, description="Days of labelled data, ending at the data's end.")
+    window_days: int = Field(60, ge=1, le=36500, description="Days of labelled data, ending at the data's end.")
+
+
+def _check_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters are data: callables cannot be named, nested estimators are checked like top-level ones."""
+    for key, value in params.items():
+        if key in REFUSED_PARAMS:
+            raise ValueError(f"parameter {key!r} takes a callable; a spec cannot name code to run")
+        if isinstance(value, dict) and "class_path" in value:
+            EstimatorSpec.model_validate(value)
+    return params
 
 
 class EstimatorSpec(_Strict):
-    class_path: str = Field(description="Dotted path of a scikit-learn classifier.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Constructor arguments.")
+    """An estimator by class and parameters; a Pipeline lists its ``steps`` and a ColumnTransformer its
+    ``transformers``, each of which is again an estimator spec (so every class passes the same module check).
+
+    A parameter given as a mapping with a ``class_path`` (e.g. a BaggingClassifier's ``estimator``) is built as an
+    estimator too.
+    """
+
+    class_path: str = Field(
+        description="Dotted path of the class: scikit-learn, LightGBM or XGBoost; "
+        "'passthrough' or 'drop' inside a ColumnTransformer."
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Constructor arguments (plain values).")
+    steps: tuple[NamedEstimatorSpec, ...] | None = Field(
+        None, description="Pipeline steps in order (class_path sklearn.pipeline.Pipeline); the last one predicts."
+    )
+    transformers: tuple[ColumnTransformerPart, ...] | None = Field(
+        None, description="Parts of a ColumnTransformer (class_path sklearn.compose.ColumnTransformer)."
+    )
 
     @field_validator("class_path")
     @classmethod
     def _allowed_module(cls, value: str) -> str:
+        if value in COLUMN_KEYWORDS:
+            return value
         if not value.startswith(ALLOWED_ESTIMATOR_MODULES) or "." not in value:
             raise ValueError(f"must be a class in one of {', '.join(ALLOWED_ESTIMATOR_MODULES)} (got {value!r})")
+        if value in REFUSED_CLASSES:
+            raise ValueError(f"{value} runs a callable; a spec cannot name code to run")
         return value
+
+    @field_validator("params")
+    @classmethod
+    def _plain_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_params(value)
+
+    @model_validator(mode="after")
+    def _composites_have_parts(self) -> EstimatorSpec:
+        if self.class_path == PIPELINE_CLASS:
+            if not self.steps:
+                raise ValueError(f"{PIPELINE_CLASS} needs steps")
+            if "steps" in self.params:
+                raise ValueError("give a Pipeline's steps as 'steps', not as a parameter")
+        elif self.steps is not None:
+            raise ValueError(f"steps are only for {PIPELINE_CLASS}")
+        if self.class_path == COLUMN_TRANSFORMER_CLASS:
+            if not self.transformers:
+                raise ValueError(f"{COLUMN_TRANSFORMER_CLASS} needs transformers")
+            if "transformers" in self.params:
+                raise ValueError("give a ColumnTransformer's parts as 'transformers', not as a parameter")
+        elif self.transformers is not None:
+            raise ValueError(f"transformers are only for {COLUMN_TRANSFORMER_CLASS}")
+        return self
+
+    def class_paths(self) -> list[str]:
+        """Every class this estimator builds, nested ones included (what the allowed-modules check covers)."""
+        paths = [] if self.class_path in COLUMN_KEYWORDS else [self.class_path]
+        for part in (*(self.steps or ()), *(self.transformers or ())):
+            paths.extend(part.class_paths())
+        for value in self.params.values():
+            if isinstance(value, dict) and "class_path" in value:
+                paths.extend(EstimatorSpec.model_validate(value).class_paths())
+        return paths
 
     def resolve(self) -> type[Any]:
         """Import the estimator class; a missing class is a spec error, not an ImportError deep in training."""
-        module_name, _, class_name = self.class_path.rpartition(".")
-        try:
-            return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]
-        except (ImportError, AttributeError) as error:
-            raise SpecError(f"estimator.class_path: cannot import {self.class_path!r}: {error}") from error
+        return import_class(self.class_path)
+
+    @property
+    def final_class_path(self) -> str:
+        """The class that predicts: the last step of a Pipeline (recursively), else the class itself."""
+        return self.steps[-1].final_class_path if self.steps else self.class_path
+
+
+class NamedEstimatorSpec(EstimatorSpec):
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", description="Step name (unique in its Pipeline).")
+
+
+class ColumnTransformerPart(EstimatorSpec):
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", description="Part name (unique in its ColumnTransformer).")
+    columns: tuple[str, ...] = Field(min_length=1, description="Input columns this part transforms.")
+
+
+EstimatorSpec.model_rebuild()
+NamedEstimatorSpec.model_rebuild()
+ColumnTransformerPart.model_rebuild()
+
+
+def import_class(class_path: str) -> type[Any]:
+    """Import a class a spec names (the module check has already passed)."""
+    module_name, _, class_name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]
+    except (ImportError, AttributeError) as error:
+        raise SpecError(f"estimator.class_path: cannot import {class_path!r}: {error}") from error
 
 
 class SplitSpec(_Strict):
@@ -86,27 +211,48 @@ class SplitSpec(_Strict):
 
 
 class MetricsSpec(_Strict):
-    primary: MetricName = Field("roc_auc", description="Metric the champion comparison uses.")
-    precision_target: float = Field(0.8, gt=0.0, lt=1.0, description="Precision for recall_at_precision.")
+    primary: MetricName | None = Field(
+        None, description="Metric the champion comparison uses. Unset: roc_auc for classification, rmse for regression."
+    )
+    precision_target: float = Field(0.8, gt=0.0, lt=1.0, description="Precision for recall_at_precision (binary).")
 
 
 class GatesSpec(_Strict):
-    minimums: dict[MetricName, float] = Field(default_factory=dict, description="Absolute floors per metric.")
+    minimums: dict[MetricName, float] = Field(
+        default_factory=dict, description="Floors per metric where higher is better (roc_auc, r2, ...)."
+    )
+    maximums: dict[MetricName, float] = Field(
+        default_factory=dict, description="Ceilings per error metric, where lower is better (rmse, mae, log_loss)."
+    )
     min_improvement: float = Field(
-        0.0, ge=0.0, le=1.0, description="Primary metric margin by which a challenger must beat the champion."
+        0.0, ge=0.0, description="Primary metric margin by which a challenger must beat the champion."
     )
 
     @field_validator("minimums")
     @classmethod
-    def _between_zero_and_one(cls, value: dict[str, float]) -> dict[str, float]:
+    def _floors_on_higher_is_better(cls, value: dict[str, float]) -> dict[str, float]:
         for metric, floor in value.items():
-            if not 0.0 <= floor <= 1.0:
+            if metric in LOWER_IS_BETTER:
+                raise ValueError(f"{metric} is an error metric (lower is better): give it under gates.maximums")
+            if metric in UNIT_INTERVAL_METRICS and not 0.0 <= floor <= 1.0:
                 raise ValueError(f"{metric} must be between 0 and 1 (got {floor})")
+        return value
+
+    @field_validator("maximums")
+    @classmethod
+    def _ceilings_on_lower_is_better(cls, value: dict[str, float]) -> dict[str, float]:
+        for metric, ceiling in value.items():
+            if metric not in LOWER_IS_BETTER:
+                raise ValueError(f"{metric} is higher-is-better: give it under gates.minimums")
+            if ceiling < 0:
+                raise ValueError(f"{metric} must not be negative (got {ceiling})")
         return value
 
 
 class ServingSpec(_Strict):
-    threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Probability at or above which the label is 1.")
+    threshold: float = Field(
+        0.5, gt=0.0, lt=1.0, description="Binary only: probability at or above which the label is 1."
+    )
 
 
 class MonitoringSpec(_Strict):
@@ -142,9 +288,10 @@ class MonitoringSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    name: str = Field(pattern=NAME_PATTERN, description="Registered model name; also names the DAGs.")
+    name: str = Field(pattern=NAME_PATTERN, description="Registered model name; also names the DAGs and its folder.")
     description: str = ""
     owner: str = Field("unassigned", description="Team accountable for the model.")
+    task: Task = Field("binary", description="binary or multiclass classification, or regression.")
     entity: str = Field(description="Feast entity name.")
     entity_key: str = Field(description="Join key of the entity (e.g. customer_id).")
     features: FeatureSpec
@@ -163,6 +310,31 @@ class ModelSpec(_Strict):
         if self.label.column in self.label.request_columns:
             raise ValueError("label.column must not be a request column (that would leak the label)")
         return self
+
+    @model_validator(mode="after")
+    def _metrics_fit_the_task(self) -> ModelSpec:
+        computed = TASK_METRICS[self.task]
+        named = {
+            "metrics.primary": [self.metrics.primary] if self.metrics.primary else [],
+            "gates.minimums": list(self.gates.minimums),
+            "gates.maximums": list(self.gates.maximums),
+        }
+        for where, metrics in named.items():
+            for metric in metrics:
+                if metric not in computed:
+                    raise ValueError(
+                        f"{where}: {metric} is not computed for task {self.task}; it computes {', '.join(computed)}"
+                    )
+        return self
+
+    @property
+    def primary_metric(self) -> str:
+        """The metric the champion comparison uses (the spec's, else the task's default)."""
+        return self.metrics.primary or DEFAULT_PRIMARY_METRIC[self.task]
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.task != "regression"
 
     @property
     def training_dag_id(self) -> str:
@@ -187,15 +359,16 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
 
 
 def parse_spec(data: object, path: Path) -> ModelSpec:
-    """Validate already-loaded YAML content; ``path`` is only used in messages."""
+    """Validate already-loaded YAML content; ``path`` is only used in messages (its folder names the model)."""
     if not isinstance(data, dict):
         raise SpecError(f"{path}: a model spec must be a YAML mapping, got {type(data).__name__}")
     try:
         spec = ModelSpec.model_validate(data)
     except ValidationError as error:
         raise SpecError(_format_validation_error(path, error)) from None
-    if path.stem != spec.name:
-        raise SpecError(f"{path}: name: {spec.name!r} must match the file name {path.stem!r}")
+    folder = path.parent.name if path.name == SPEC_FILE else path.stem
+    if folder != spec.name:
+        raise SpecError(f"{path}: name: {spec.name!r} must match the model's folder name {folder!r}")
     return spec
 
 
@@ -212,19 +385,44 @@ def load_spec(path: Path) -> ModelSpec:
     return parse_spec(data, path)
 
 
-def load_specs(specs_dir: Path) -> dict[str, ModelSpec]:
-    """All specs in a folder, by name."""
-    if not specs_dir.is_dir():
-        raise SpecError(f"{specs_dir}: the model spec folder does not exist")
-    return {spec.name: spec for spec in (load_spec(path) for path in sorted(specs_dir.glob("*.yaml")))}
+def model_folders(roots: Sequence[Path]) -> dict[str, Path]:
+    """Every model's folder (``<root>/<name>/spec.yaml``) across the roots, by name.
+
+    Roots that do not exist hold no models (the state directory's models folder appears with the first
+    ``models init``).  One name in two roots is refused: which one is meant would depend on the order of the roots.
+    """
+    folders: dict[str, Path] = {}
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for spec_path in sorted(root.glob(f"*/{SPEC_FILE}")):
+            folder = spec_path.parent
+            if folder.name in folders and folders[folder.name] != folder:
+                raise SpecError(
+                    f"model {folder.name!r} is defined twice: {folders[folder.name]} and {folder}; rename or remove one"
+                )
+            folders[folder.name] = folder
+    return folders
 
 
-def find_spec(specs_dir: Path, name: str) -> ModelSpec:
-    """The spec of one model, with a message listing the known models when it is missing."""
+def load_specs(roots: Sequence[Path]) -> dict[str, ModelSpec]:
+    """All models' specs across the roots, by name."""
+    return {name: load_spec(folder / SPEC_FILE) for name, folder in model_folders(roots).items()}
+
+
+def find_model_folder(roots: Sequence[Path], name: str) -> Path:
+    """The folder of one model, with a message listing the known models when it is missing."""
     if not re.fullmatch(NAME_PATTERN, name):
         raise SpecError(f"invalid model name {name!r}: use lowercase letters, digits and underscores")
-    path = specs_dir / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in specs_dir.glob("*.yaml")) if specs_dir.is_dir() else []
-        raise SpecError(f"no model spec {path}; known models: {', '.join(known) or 'none'}")
-    return load_spec(path)
+    folders = model_folders(roots)
+    if name not in folders:
+        searched = ", ".join(str(root) for root in roots)
+        raise SpecError(
+            f"no model {name!r} (searched {searched}); known models: {', '.join(sorted(folders)) or 'none'}"
+        )
+    return folders[name]
+
+
+def find_spec(roots: Sequence[Path], name: str) -> ModelSpec:
+    """The spec of one model, with a message listing the known models when it is missing."""
+    return load_spec(find_model_folder(roots, name) / SPEC_FILE)

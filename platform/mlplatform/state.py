@@ -92,6 +92,7 @@ class StateLayout:
     feast_registry = _Under("feast", "registry.db")
     feast_online = _Under("feast", "online.db")
     data_dir = _Under("data")
+    models_dir = _Under("models")
     serving_dir = _Under("serving")
 
     def airflow_migrated_marker(self, key: str) -> Path:

@@ -20,7 +20,7 @@ NAMESPACE = "models"
 
 @pytest.fixture()
 def spec(settings: Settings) -> ModelSpec:
-    return find_spec(settings.specs_dir, "fraud_detector")
+    return find_spec(settings.model_roots, "fraud_detector")
 
 
 def _with(settings: Settings, **deploy: Any) -> Settings:

@@ -136,7 +136,7 @@ def test_without_prometheus_the_loop_says_it_skips_the_alert_path(
     )
     result = timeline.LoopResult(started=datetime.now(UTC))
     recorder = timeline.Recorder(result, timeline.ignore_step)
-    spec = find_spec(absent.specs_dir, OPTIONS.model)
+    spec = find_spec(absent.model_roots, OPTIONS.model)
     assert not driver._alert_path(absent, spec, None, OPTIONS.timeouts, recorder, timeline.quiet)  # type: ignore[arg-type]
     assert result.outcome == timeline.OUTCOME_ALERT_PATH_SKIPPED
     assert result.message.startswith("skipped the alert path (Prometheus -> Alertmanager -> webhook -> retrain)")

@@ -36,7 +36,7 @@ def served_world(trained_world: MlflowServer, tmp_path_factory: pytest.TempPathF
     from mlplatform.training.pipeline import TrainingRequest, run_all
 
     tmp = tmp_path_factory.mktemp("served")
-    settings = trained_world.settings.model_copy(update={"specs_dir": spec_dir(tmp, MODEL, "fraud_unregistered")})
+    settings = trained_world.settings.model_copy(update={"models_dir": spec_dir(tmp, MODEL, "fraud_unregistered")})
     FeatureStoreAdapter(settings).materialize(WORLD_END)
     first = run_all(settings, TrainingRequest(model=MODEL, run_key="serve/v1", actor="pytest", reason="serving"))
     second = run_all(

@@ -149,7 +149,7 @@ def embedded_env(settings: Settings) -> dict[str, str]:
     """No API URL: the CLI runs the API in-process over this test's state directory."""
     return {
         "MLP_STATE_DIR": str(settings.state_dir),
-        "MLP_SPECS_DIR": str(REPO_ROOT / "pipelines" / "specs"),
+        "MLP_BUNDLED_MODELS_DIR": str(REPO_ROOT / "pipelines" / "models"),
         "MLP_MLFLOW__PORT": str(free_port()),
         "MLP_AIRFLOW__PORT": str(free_port()),
         "MLP_API_URL": "",

@@ -67,7 +67,7 @@ def test_dag_file_parses_without_heavy_imports(tmp_path: Path) -> None:
         timeout=300,
         check=True,
         env={
-            "MLP_SPECS_DIR": str(REPO_ROOT / "pipelines" / "specs"),
+            "MLP_BUNDLED_MODELS_DIR": str(REPO_ROOT / "pipelines" / "models"),
             "PATH": "/usr/bin:/bin",
             "HOME": str(tmp_path),
             "AIRFLOW_HOME": str(tmp_path / "airflow"),

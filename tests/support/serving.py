@@ -33,12 +33,12 @@ class ServedWorld:
 
 
 def spec_dir(tmp: Path, *names: str) -> Path:
-    """A private spec folder holding copies of the fraud spec under ``names``."""
-    spec = yaml.safe_load((REPO_ROOT / "pipelines" / "specs" / "fraud_detector.yaml").read_text())
-    folder = tmp / "specs"
-    folder.mkdir(parents=True, exist_ok=True)
+    """A private models folder holding copies of the fraud spec under ``names`` (use it as ``models_dir``)."""
+    spec = yaml.safe_load((REPO_ROOT / "pipelines" / "models" / "fraud_detector" / "spec.yaml").read_text())
+    folder = tmp / "models"
     for name in names:
-        (folder / f"{name}.yaml").write_text(yaml.safe_dump({**spec, "name": name}))
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        (folder / name / "spec.yaml").write_text(yaml.safe_dump({**spec, "name": name}))
     return folder
 
 

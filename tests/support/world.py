@@ -39,7 +39,7 @@ def world_settings(state_dir: Path, mlflow: dict[str, object] | None = None, **o
     """Settings for a test world under ``state_dir``: repo specs and features, MLflow on a free port."""
     return get_settings(
         state_dir=state_dir,
-        specs_dir=REPO_ROOT / "pipelines" / "specs",
+        bundled_models_dir=REPO_ROOT / "pipelines" / "models",
         feast={"repo_path": REPO_ROOT / "feature_repo", "project": "mlp_train"},
         mlflow={"port": free_port(), **(mlflow or {})},
         **overrides,
@@ -83,7 +83,7 @@ def run_dag_test(settings: Settings, script: str) -> dict[str, Any]:
 
 def settings_with_spec(world: MlflowServer, tmp_path: Path, name: str, **changes: object) -> Settings:
     """The world's settings with a private copy of the fraud spec under another model name."""
-    spec = yaml.safe_load((REPO_ROOT / "pipelines" / "specs" / "fraud_detector.yaml").read_text())
+    spec = yaml.safe_load((REPO_ROOT / "pipelines" / "models" / "fraud_detector" / "spec.yaml").read_text())
     spec["name"] = name
     for dotted, value in changes.items():
         target = spec
@@ -91,7 +91,7 @@ def settings_with_spec(world: MlflowServer, tmp_path: Path, name: str, **changes
         for parent in parents:
             target = target[parent]
         target[leaf] = value
-    specs_dir = tmp_path / "specs"
-    specs_dir.mkdir()
-    (specs_dir / f"{name}.yaml").write_text(yaml.safe_dump(spec))
-    return world.settings.model_copy(update={"specs_dir": specs_dir})
+    models_dir = tmp_path / "models"
+    (models_dir / name).mkdir(parents=True)
+    (models_dir / name / "spec.yaml").write_text(yaml.safe_dump(spec))
+    return world.settings.model_copy(update={"models_dir": models_dir})

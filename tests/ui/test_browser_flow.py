@@ -60,7 +60,7 @@ def ui_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiWorld]:
     state = tmp_path_factory.mktemp("ui") / "state"
     settings = get_settings(
         state_dir=state,
-        specs_dir=REPO_ROOT / "pipelines" / "specs",
+        bundled_models_dir=REPO_ROOT / "pipelines" / "models",
         feast={"repo_path": REPO_ROOT / "feature_repo", "project": "mlp_ui"},
         airflow={"dags_folder": REPO_ROOT / "pipelines" / "dags", "port": free_port()},
         mlflow={"port": free_port()},

@@ -18,7 +18,7 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def isolated_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MLP_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("MLP_SPECS_DIR", str(REPO_ROOT / "pipelines" / "specs"))
+    monkeypatch.setenv("MLP_BUNDLED_MODELS_DIR", str(REPO_ROOT / "pipelines" / "models"))
     monkeypatch.setenv("MLP_MLFLOW__PORT", str(free_port()))
     monkeypatch.setenv("MLP_AIRFLOW__PORT", str(free_port()))
 

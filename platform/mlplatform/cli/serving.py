@@ -101,7 +101,7 @@ def traffic(
     from mlplatform.specs import find_spec
 
     settings = get_settings()
-    spec = find_spec(settings.specs_dir, model)
+    spec = find_spec(settings.model_roots, model)
     deployment = _deployment_of(model)
     entities = recent_entities(
         settings.data_dir / spec.label.source, spec.entity_key, spec.label.request_columns, requests

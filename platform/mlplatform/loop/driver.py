@@ -123,7 +123,7 @@ def run_loop(
     from mlplatform.registry.mlflow_registry import ModelRegistry
     from mlplatform.store.db import PlatformStore
 
-    spec = find_spec(settings.specs_dir, options.model)
+    spec = find_spec(settings.model_roots, options.model)
     if options.requests < spec.monitoring.min_rows:
         raise ValueError(
             f"requests={options.requests} is below {spec.name}'s drift min_rows {spec.monitoring.min_rows}"

@@ -151,7 +151,7 @@ def run_drift_check(
     from mlplatform.predictions.reader import read_prediction_log
     from mlplatform.store.db import PlatformStore
 
-    spec = find_spec(settings.specs_dir, model)
+    spec = find_spec(settings.model_roots, model)
     owned = store is None
     store = store or PlatformStore.connect(settings.db_url)
     try:

@@ -101,7 +101,7 @@ def champion_metrics_for(
     """
     decision = recorded_gate(challenger)
     if decision and decision.get("champion_version") == champion.version and decision.get("champion_score") is not None:
-        return {spec.metrics.primary: float(decision["champion_score"])}, "challenger holdout (pipeline gate)"
+        return {spec.primary_metric: float(decision["champion_score"])}, "challenger holdout (pipeline gate)"
     own = [info for info in versions if info.version == champion.version]
     return (own[0].metrics if own else {}), "champion's own run metrics"
 
@@ -111,10 +111,10 @@ def gate_decision(services: ApiServices, spec: ModelSpec, challenger: VersionInf
     with registry_errors(spec.name):
         champion = services.registry.alias_holder(spec.name, CHAMPION)
         if champion is None or champion.version == challenger.version:
-            return decide(spec.gates, spec.metrics.primary, challenger.metrics, None), "no champion to compare"
+            return decide(spec.gates, spec.primary_metric, challenger.metrics, None), "no champion to compare"
         versions = services.registry.versions(spec.name)
     metrics, source = champion_metrics_for(spec, challenger, champion, versions)
-    return decide(spec.gates, spec.metrics.primary, challenger.metrics, metrics, champion.version), source
+    return decide(spec.gates, spec.primary_metric, challenger.metrics, metrics, champion.version), source
 
 
 def promote(

@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mlplatform.operations.metrics import ApiMetrics
 from mlplatform.operations.problems import Problem
 from mlplatform.operations.security import LoginRateLimiter, SessionManager, session_secret
-from mlplatform.specs import NAME_PATTERN, ModelSpec, SpecError, find_spec, load_specs
+from mlplatform.specs import (
+    NAME_PATTERN,
+    SPEC_FILE,
+    ModelSpec,
+    SpecError,
+    find_spec,
+    load_spec,
+    load_specs,
+    model_folders,
+)
 from mlplatform.store.audit import AuditLog, DeploymentRecords
 from mlplatform.store.auth import AuthRepository
 from mlplatform.store.db import AliasEvent, PlatformStore
@@ -196,14 +205,14 @@ class ApiServices:
     def _training_dag(self, model: str) -> str | None:
         """The model's training DAG id; None when no valid spec names it (its alerts are not acted on)."""
         try:
-            return find_spec(self.settings.specs_dir, model).training_dag_id
+            return find_spec(self.settings.model_roots, model).training_dag_id
         except SpecError:
             return None
 
     def model_names(self) -> list[str]:
         """Names of the models with a spec; empty when the specs folder is missing or invalid."""
         try:
-            return sorted(load_specs(self.settings.specs_dir))
+            return sorted(load_specs(self.settings.model_roots))
         except SpecError:
             return []
 
@@ -212,15 +221,18 @@ class ApiServices:
         if not re.fullmatch(NAME_PATTERN, name):
             raise Problem(422, f"invalid model name {name!r}", slug="validation", title="Invalid request")
         try:
-            return find_spec(self.settings.specs_dir, name)
-        except SpecError:
-            known = ", ".join(sorted(path.stem for path in self.settings.specs_dir.glob("*.yaml"))) or "none"
-            detail = f"no model named {name!r}; known models: {known}"
-            raise Problem(404, detail, slug="unknown-model", title="Unknown model") from None
+            folder = model_folders(self.settings.model_roots).get(name)
+            if folder is None:
+                known = ", ".join(sorted(model_folders(self.settings.model_roots))) or "none"
+                detail = f"no model named {name!r}; known models: {known}"
+                raise Problem(404, detail, slug="unknown-model", title="Unknown model")
+            return load_spec(folder / SPEC_FILE)
+        except SpecError as error:
+            raise Problem(500, str(error), slug="spec-error", title="Invalid model spec") from None
 
     def specs(self) -> dict[str, ModelSpec]:
         try:
-            return load_specs(self.settings.specs_dir)
+            return load_specs(self.settings.model_roots)
         except SpecError as error:
             raise Problem(500, str(error), slug="spec-error", title="Invalid model specs") from None
 

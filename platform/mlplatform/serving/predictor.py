@@ -39,7 +39,7 @@ class Predictor:
         self.settings = settings
         self.name = model_name
         self.alias = settings.serving.alias
-        self.spec = spec or find_spec(settings.specs_dir, model_name)
+        self.spec = spec or find_spec(settings.model_roots, model_name)
         self.metrics = metrics or ServingMetrics()
         self._series = self.metrics.model_series(model_name)
         self._use_log = prediction_log and settings.serving.prediction_log != "off"

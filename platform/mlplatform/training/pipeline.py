@@ -99,7 +99,7 @@ class TrainingOutcome:
 
 def prepare_training_set(settings: Settings, request: TrainingRequest) -> str:
     """Build the point-in-time training set and store it with a (new or resumed) MLflow run; returns the run id."""
-    spec = find_spec(settings.specs_dir, request.model)
+    spec = find_spec(settings.model_roots, request.model)
     client = mlflow_client(settings)
     run_id = _find_or_create_run(client, spec, request)
     if _stage(client, run_id) is not None:
@@ -189,7 +189,7 @@ def train_and_evaluate(settings: Settings, request: TrainingRequest, run_id: str
     """Fit the spec's estimator on the earlier part of the window and evaluate on the later part."""
     from threadpoolctl import threadpool_limits
 
-    spec = find_spec(settings.specs_dir, request.model)
+    spec = find_spec(settings.model_roots, request.model)
     # Import the estimator first: threadpoolctl only limits OpenMP/BLAS runtimes that are already loaded.
     estimator_class = spec.estimator.resolve()
     with threadpool_limits(limits=settings.training.threads):
@@ -311,7 +311,7 @@ def _logged_model_id(client: MlflowClient, run_id: str) -> str:
 
 def gate_and_promote(settings: Settings, request: TrainingRequest, version: str) -> GateDecision:
     """Score champion and challenger on the challenger's holdout; move ``champion`` only if the gate passes."""
-    spec = find_spec(settings.specs_dir, request.model)
+    spec = find_spec(settings.model_roots, request.model)
     registry = ModelRegistry(settings)
     challenger = registry.client.get_model_version(request.model, version)
     recorded = (challenger.tags or {}).get(Lineage.GATE_TAG)
@@ -325,7 +325,7 @@ def gate_and_promote(settings: Settings, request: TrainingRequest, version: str)
         champion_metrics = _score_on_holdout(settings, spec, champion, run_id)
     decision = decide(
         spec.gates,
-        spec.metrics.primary,
+        spec.primary_metric,
         challenger_metrics,
         champion_metrics,
         champion.version if champion is not None and champion.version != version else None,

@@ -143,7 +143,7 @@ class ModelSummary:
         champion, challenger = self.registry.champion, self.registry.challenger
         if champion is None:
             return [Badge("bad", "no champion" if self.registry.versions else "never trained")]
-        primary = self.spec.metrics.primary
+        primary = self.spec.primary_metric
         score = champion.metrics.get(primary)
         badges = [Badge("ok", f"champion v{champion.version}" + (f" · {primary} {score:.4f}" if score else ""))]
         if challenger is not None and challenger.version != champion.version:
@@ -292,13 +292,13 @@ def model_detail(services: ApiServices, name: str, version: int | None) -> Model
 
 def table_metrics(spec: ModelSpec) -> list[str]:
     """The metrics the versions table shows: the primary one and those the gate has floors for."""
-    return list(dict.fromkeys([spec.metrics.primary, *sorted(spec.gates.minimums)]))
+    return list(dict.fromkeys([spec.primary_metric, *sorted({**spec.gates.minimums, **spec.gates.maximums})]))
 
 
 def quality_metrics(spec: ModelSpec, rows: list[VersionRow]) -> list[str]:
     """Metrics to chart: the primary, the gated ones, then other scores in [0, 1]."""
     names = {metric for row in rows for metric in row.metrics}
-    ordered: list[str] = [spec.metrics.primary, *sorted(spec.gates.minimums)]
+    ordered: list[str] = [spec.primary_metric, *sorted({**spec.gates.minimums, **spec.gates.maximums})]
     for metric in sorted(names):
         values = [row.metrics[metric] for row in rows if metric in row.metrics]
         if metric.startswith(NOT_QUALITY_PREFIXES) or not all(0.0 <= value <= 1.0 for value in values):

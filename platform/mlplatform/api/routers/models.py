@@ -27,7 +27,7 @@ def list_models(services: Services, _: Annotated[Principal, Depends(require("vie
             "name": spec.name,
             "description": spec.description,
             "owner": spec.owner,
-            "primary_metric": spec.metrics.primary,
+            "primary_metric": spec.primary_metric,
             "training_dag_id": spec.training_dag_id,
             "schedule": spec.schedule,
         }

@@ -245,7 +245,7 @@ class KubernetesDeployer(Deployer):
 
     def _spec(self, model: str) -> ModelSpec:
         try:
-            return find_spec(self.settings.specs_dir, model)
+            return find_spec(self.settings.model_roots, model)
         except SpecError as error:
             raise DeployError(str(error)) from None
 
