@@ -7,7 +7,7 @@ export UV_PYTHON := python3.11
 RUN := $(UV) run --frozen --no-sync
 MLP := $(RUN) mlplatform
 
-.PHONY: install demo down test lint typecheck fmt settings-docs api-docs dashboards bench clean tools chart-sync bench-serving kind-up kind-smoke kind-down
+.PHONY: install demo down test lint typecheck fmt settings-docs spec-docs api-docs dashboards bench clean tools chart-sync bench-serving kind-up kind-smoke kind-down
 
 install: ## Create .venv with every extra and the dev tools, exactly as uv.lock pins them; add missing system tools
 	@command -v $(UV) >/dev/null || python3.11 -m pip install --quiet uv
@@ -49,6 +49,9 @@ fmt: install
 
 settings-docs: install ## Regenerate docs/settings.md from the Settings model
 	$(MLP) settings docs > docs/settings.md
+
+spec-docs: install ## Regenerate docs/spec.md (the model spec reference) from the spec schema
+	$(MLP) spec-reference > docs/spec.md
 
 api-docs: install ## Regenerate docs/api.md from the API's OpenAPI document
 	$(MLP) api docs > docs/api.md

@@ -7,6 +7,7 @@ loop uses it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -59,4 +60,28 @@ def generate_command(
         f"[green]wrote[/green] {result.out_dir}: {result.transaction_rows:,} transactions "
         f"(fraud rate {result.fraud_rate:.2%}), {result.stats_rows:,} aggregate snapshots, "
         f"{result.profile_rows:,} profile rows, {result.start.date()} .. {result.end.date()}"
+    )
+
+
+@data_app.command("example")
+def example_command(
+    name: Annotated[str, typer.Argument(help="The example: diabetes (regression on scikit-learn's diabetes table).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the tables into (created).")] = Path(
+        "example-data"
+    ),
+    end: Annotated[str | None, typer.Option("--end", help="Last visit time (default: today 00:00 UTC).")] = None,
+) -> None:
+    """Write a bundled example's tables (a feature table, a label table, a drifted feature table) into --out.
+
+    They are the input of `mlplatform models init`: see docs/guides/bring-your-own-model.md.
+    """
+    if name != "diabetes":
+        fresh_console().print(f"[red]error:[/red] unknown example {name!r}; available: diabetes")
+        raise typer.Exit(2)
+    from mlplatform.demo.diabetes_data import write_example
+
+    tables = write_example(out, end=parse_timestamp(end, "--end") or today_midnight_utc())
+    fresh_console().print(
+        f"[green]wrote[/green] {tables.patients} patients, {tables.start.date()} .. {tables.end.date()}:\n"
+        f"  features: {tables.features}\n  labels:   {tables.labels}\n  drifted:  {tables.drifted}"
     )

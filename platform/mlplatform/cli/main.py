@@ -44,6 +44,16 @@ for command in (deployments, audit, train, deploy, undeploy, predict, traffic):
     app.command()(command)
 
 
+@app.command("spec-reference")
+def spec_reference() -> None:
+    """Print the model spec reference (docs/spec.md) as Markdown."""
+    import sys
+
+    from mlplatform.cli.spec_reference import render_spec_reference
+
+    sys.stdout.write(render_spec_reference())
+
+
 @app.callback()
 def global_options(
     ctx: typer.Context,
