@@ -33,7 +33,10 @@ class PredictionRecord:
     entity: dict[str, Any]
     features: dict[str, float | None]
     score: float
-    label: int
+    """binary: P(positive class); multiclass: the predicted class's probability; regression: the predicted value
+    (the quantity a reference snapshot's ``prediction`` column holds, which the drift check compares it with)."""
+    label: int | None
+    """The predicted class; ``None`` for regression, which predicts no class."""
 
     def __post_init__(self) -> None:
         if self.timestamp.tzinfo is None:
@@ -65,7 +68,7 @@ def ordered_frame(frame: pd.DataFrame, entity_keys: list[str], feature_names: li
     frame = frame[columns].copy()
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True).dt.as_unit("us")
     frame["score"] = frame["score"].astype("float64")
-    frame["label"] = frame["label"].astype("int64")
+    frame["label"] = frame["label"].astype("Int64")  # nullable: regression models predict no class
     for name in feature_names:
         frame[name] = frame[name].astype("float64")
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)

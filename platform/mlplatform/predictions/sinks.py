@@ -280,7 +280,7 @@ def _row(record: PredictionRecord) -> dict[str, Any]:
         # JSON has no NaN/Infinity (PostgreSQL rejects them): a non-finite feature is stored as null.
         "features": {key: _finite_or_none(value) for key, value in record.features.items()},
         "score": float(record.score),
-        "label": int(record.label),
+        "label": None if record.label is None else int(record.label),
     }
 
 

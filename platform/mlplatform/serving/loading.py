@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlplatform.registry.lineage import Lineage
-from mlplatform.serving.compiled_trees import Scorer, positive_scorer
+from mlplatform.serving.task_outputs import TaskScorer, task_scorer
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -53,6 +53,8 @@ class LoadedModel:
     version: str
     run_id: str | None
     estimator: Any
+    scorer: TaskScorer
+    """The task's outputs of input rows (compiled trees where exact, see ``task_outputs``)."""
     feature_service: str
     model_inputs: list[str]
     service: Any
@@ -60,10 +62,6 @@ class LoadedModel:
     stored_features: frozenset[str]
     """Features of batch (materialised) views: all missing means the online store does not know the entity."""
     from_cache: bool = False
-    array_inputs: bool = False
-    """Whether the estimator takes a plain array (column names checked once at load, see ``accept_arrays``)."""
-    scorer: Scorer | None = None
-    """Positive-class probabilities of array rows (compiled trees where exact, see ``compiled_trees``)."""
     reader: OnlineFeatureReader | None = None
     """The service's online lookup planned once (``None``: the service needs Feast's general path)."""
 
@@ -202,12 +200,12 @@ class ModelLoader:
         model_inputs: list[str],
         from_cache: bool,
     ) -> LoadedModel:
-        """Load the estimator and resolve its feature service; fails if the inputs cannot all be supplied."""
-        import mlflow.sklearn
+        """Load the estimator under the trust policy, check it serves the spec's task and resolve its feature
+        service; fails (the slot keeps its model) on an untrusted artifact, a task mismatch or missing inputs."""
+        from mlplatform.training.estimators import load_estimator
 
-        estimator = mlflow.sklearn.load_model(str(model_dir))
-        array_inputs = accept_arrays(estimator, model_inputs, version)
-        scorer = self._scorer(estimator, version) if array_inputs else None
+        estimator = load_estimator(model_dir)
+        scorer = self._scorer(estimator, model_inputs, version)
         service = self.features.feature_service(feature_service)
         names = self.features.feature_names(feature_service)
         supplied = {*names, *self.spec.label.request_columns}
@@ -222,13 +220,12 @@ class ModelLoader:
             version=version,
             run_id=run_id,
             estimator=estimator,
+            scorer=scorer,
             feature_service=feature_service,
             model_inputs=model_inputs,
             service=service,
             stored_features=frozenset(names) & self._stored_feature_names(),
             from_cache=from_cache,
-            array_inputs=array_inputs,
-            scorer=scorer,
             reader=self._reader(feature_service),
         )
 
@@ -241,15 +238,14 @@ class ModelLoader:
             log.info("feature service %s is read through Feast's general path: %s", feature_service, reason)
             return None
 
-    @staticmethod
-    def _scorer(estimator: Any, version: str) -> Scorer:
-        """One thread for scikit-learn's own scoring: a request is a few rows, parallelism comes from requests."""
+    def _scorer(self, estimator: Any, model_inputs: list[str], version: str) -> TaskScorer:
+        """One thread for the estimator's own scoring: a request is a few rows, parallelism comes from requests."""
         from threadpoolctl import threadpool_limits
 
+        arrays = accept_arrays(estimator, model_inputs, version)
         threadpool_limits(1)  # only libraries already loaded are limited, so after the estimator has loaded
-        scorer, compiled = positive_scorer(estimator, version)
-        how = "compiled trees" if compiled else "the estimator's predict_proba"
-        log.info("version %s scores with %s", version, how)
+        scorer = task_scorer(estimator, self.spec.task, model_inputs, arrays, self.spec.serving.threshold, version)
+        log.info("version %s (%s) scores with %s", version, self.spec.task, scorer.how)
         return scorer
 
     def _stored_feature_names(self) -> frozenset[str]:
@@ -390,8 +386,12 @@ def accept_arrays(estimator: Any, model_inputs: list[str], version: str) -> bool
     Why: scikit-learn checks a DataFrame's column names on every call; building the frame and that check cost
     about two thirds of a one-row predict (7 ms against 3 ms here).  The names are verified equal to the
     ``model_inputs`` order (a mismatch fails the load), then ``feature_names_in_`` is dropped so arrays in that
-    order are accepted without a warning.  Estimators whose names cannot be dropped (e.g. pipelines) keep frames.
+    order are accepted without a warning.  Only plain scikit-learn estimators take arrays: a Pipeline or
+    ColumnTransformer may select columns by name, a meta-estimator's inner estimators keep their own names (and
+    would warn on every call), and LightGBM and XGBoost check names themselves; all of those keep frames.
     """
+    if not type(estimator).__module__.startswith("sklearn."):
+        return False
     names = getattr(estimator, "feature_names_in_", None)
     if names is None:
         return False
@@ -399,8 +399,19 @@ def accept_arrays(estimator: Any, model_inputs: list[str], version: str) -> bool
         raise ValueError(
             f"version {version}: the model was fitted on columns {list(names)} but its lineage says {model_inputs}"
         )
-    try:
-        del estimator.feature_names_in_
-    except AttributeError:
+    if "feature_names_in_" not in vars(estimator) or _nests_estimators(estimator):
         return False
+    del estimator.feature_names_in_
     return True
+
+
+def _nests_estimators(estimator: Any) -> bool:
+    """Whether any constructor parameter holds an estimator (Pipeline steps, ColumnTransformer parts, a bagged or
+    voting or stacking classifier's members)."""
+    return any(_holds_estimator(value) for value in estimator.get_params(deep=False).values())
+
+
+def _holds_estimator(value: Any) -> bool:
+    if hasattr(value, "fit"):
+        return True
+    return isinstance(value, list | tuple) and any(_holds_estimator(item) for item in value)

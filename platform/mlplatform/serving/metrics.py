@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 STAGES = ("feature_fetch", "predict", "total")
@@ -51,6 +51,7 @@ class ModelSeries:
     requests: dict[str, Any]
     stages: dict[str, Any]
     scores: Any
+    values: Any
     scored: Any
     rejected: Any
 
@@ -75,9 +76,18 @@ class ServingMetrics:
         )
         self.scores = Histogram(
             "mlplatform_serving_prediction_score",
-            "Predicted probabilities, for score-distribution drift alerts.",
+            "Predicted probabilities of classifiers (binary: the positive class; multiclass: the predicted class), "
+            "for score-distribution drift alerts.",
             ["model"],
             buckets=SCORE_BUCKETS,
+            registry=self.registry,
+        )
+        # A regression model's values have the target's own scale, which no fixed buckets fit: count and sum give
+        # the mean predicted value over any window (rate(_sum) / rate(_count)), enough to see it shift.
+        self.values = Summary(
+            "mlplatform_serving_prediction_value",
+            "Predicted values of regression models, in the target's unit.",
+            ["model"],
             registry=self.registry,
         )
         self.model_info = Gauge(
@@ -122,6 +132,7 @@ class ServingMetrics:
             requests={outcome: self.requests.labels(model, outcome) for outcome in OUTCOMES},
             stages={stage: self.stage_seconds.labels(model, stage) for stage in STAGES},
             scores=self.scores.labels(model),
+            values=self.values.labels(model),
             scored=self.entities.labels(model, "scored"),
             rejected=self.entities.labels(model, "rejected"),
         )

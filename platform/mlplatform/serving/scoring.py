@@ -1,5 +1,5 @@
-"""Scoring: features from the online store, the model's probabilities, row errors for unknown entities, the
-prediction log and the stage timings; and the results both servers turn into answers.
+"""Scoring: features from the online store, the model's outputs for the spec's task, row errors for unknown
+entities, the prediction log and the stage timings; and the results both servers turn into answers.
 
 * **One online-store call per request** for the whole batch; request-time values (``spec.label.request_columns``)
   come from each entity and go to Feast too (on-demand features use them).
@@ -29,19 +29,24 @@ if TYPE_CHECKING:
     from mlplatform.predictions.writer import PredictionLog
     from mlplatform.serving.loading import LoadedModel
     from mlplatform.serving.metrics import ServingMetrics
-    from mlplatform.specs import ModelSpec
+    from mlplatform.specs import ModelSpec, Task
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class EntityPrediction:
-    """The score of one entity; ``index`` is its position in the request."""
+    """The prediction of one entity; ``index`` is its position in the request."""
 
     index: int
     entity: dict[str, Any]
-    probability: float
-    label: int
+    score: float
+    """binary: P(positive class); multiclass: the predicted class's probability; regression: the predicted value.
+    The prediction log's ``score`` and the drift check's ``prediction`` are this quantity."""
+    label: int | None
+    """The predicted class (classifiers); ``None`` for regression."""
+    probabilities: tuple[float, ...] = ()
+    """multiclass: one probability per class, in ``PredictionResult.classes`` order."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,10 @@ class PredictionResult:
     predictions: list[EntityPrediction]
     errors: list[RowError]
     timings_s: dict[str, float] = field(default_factory=dict)
+    task: Task = "binary"
+    """Which answer shape the servers give (``wire``)."""
+    classes: tuple[int, ...] = ()
+    """The classifier's class codes; ``EntityPrediction.probabilities`` follow this order."""
 
     @property
     def size(self) -> int:
@@ -90,18 +99,14 @@ class Scoring:
         """The prediction log scored entities go to (``None``: not logged)."""
 
     def score(self, model: LoadedModel, rows: list[dict[str, Any]], request_id: str, began: float) -> PredictionResult:
-        """Features, model and threshold for validated rows; unknown entities become row errors; logged and timed."""
+        """Features and the model's outputs for validated rows; unknown entities become row errors; logged and
+        timed."""
         features = self._fetch(model, rows)
         fetched = time.perf_counter()
         rejected = set(unknown_rows(features, model.stored_features, len(rows)))
         accepted = [index for index in range(len(rows)) if index not in rejected]
-        probabilities = self._predict_proba(model, features, rows, accepted)
+        predictions = self._predict(model, features, rows, accepted)
         predicted = time.perf_counter()
-        threshold = self.spec.serving.threshold
-        predictions = [
-            EntityPrediction(index, rows[index], probability, int(probability >= threshold))
-            for index, probability in zip(accepted, probabilities, strict=True)
-        ]
         key = self.spec.entity_key
         errors = [
             RowError(
@@ -116,7 +121,10 @@ class Scoring:
         self._log_predictions(model, request_id, predictions, features)
         timings["total"] = time.perf_counter() - began
         self._observe(timings, predictions, len(errors))
-        return PredictionResult(model.name, model.version, request_id, predictions, errors, timings)
+        scorer = model.scorer
+        return PredictionResult(
+            model.name, model.version, request_id, predictions, errors, timings, scorer.task, scorer.classes
+        )
 
     def _fetch(self, model: LoadedModel, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         """One online-store read per feature view for the whole batch."""
@@ -138,20 +146,21 @@ class Scoring:
         return f"sqlite at {self.settings.feast_online_path}"
 
     @staticmethod
-    def _predict_proba(
+    def _predict(
         model: LoadedModel, features: dict[str, list[Any]], rows: list[dict[str, Any]], accepted: list[int]
-    ) -> list[float]:
+    ) -> list[EntityPrediction]:
         if not accepted:
             return []
-        matrix = input_matrix(model.model_inputs, features, rows, accepted)
-        if model.scorer is not None:
-            import numpy as np
+        import numpy as np
 
-            return [float(value) for value in model.scorer(np.asarray(matrix, dtype=np.float64))]
-        import pandas as pd
-
-        frame = pd.DataFrame(matrix, columns=model.model_inputs)
-        return [float(value) for value in model.estimator.predict_proba(frame)[:, 1]]
+        matrix = np.asarray(input_matrix(model.model_inputs, features, rows, accepted), dtype=np.float64)
+        outputs = model.scorer(matrix)
+        labels: list[int | None] = list(outputs.labels) if outputs.labels is not None else [None] * len(accepted)
+        probabilities = outputs.probabilities or [()] * len(accepted)
+        return [
+            EntityPrediction(index, rows[index], score, label, per_class)
+            for index, score, label, per_class in zip(accepted, outputs.scores, labels, probabilities, strict=True)
+        ]
 
     def _log_predictions(
         self, model: LoadedModel, request_id: str, predictions: list[EntityPrediction], features: dict[str, list[Any]]
@@ -173,7 +182,7 @@ class Scoring:
                     name: _as_float(features[name][item.index] if name in features else item.entity.get(name))
                     for name in model.model_inputs
                 },
-                score=item.probability,
+                score=item.score,
                 label=item.label,
             )
             for item in predictions
@@ -188,8 +197,9 @@ class Scoring:
         series = self._series
         for stage, seconds in timings.items():
             series.stages[stage].observe(seconds)
+        outputs = series.values if self.spec.task == "regression" else series.scores
         for item in predictions:
-            series.scores.observe(item.probability)
+            outputs.observe(item.score)
         series.scored.inc(len(predictions))
         if rejected:
             series.rejected.inc(rejected)

@@ -1,6 +1,15 @@
 """The wire format both model servers speak: the entity API's JSON body and answer, entity validation, and the
 Open Inference Protocol (v2) tensors KServe carries.
 
+Answers per task (each prediction also carries the entity key; rejected entities are ``errors`` in JSON and rows
+with an ``error`` text in v2, whatever the task):
+
+* binary: JSON ``probability`` (of class 1) and ``label``; v2 ``probability`` FP64 [n], ``label`` INT64 [n].
+* multiclass: JSON ``probabilities`` (``{"<class>": p}``), ``label`` (the most probable class) and
+  ``probability`` (its probability); v2 adds ``probabilities`` FP64 [n, k] whose ``classes`` parameter lists the
+  class codes of its columns (a JSON array in a string).
+* regression: JSON ``value``; v2 ``value`` FP64 [n] (NaN on rejected rows).
+
 Why here and not in each server: the same body must get the same checks, statuses and messages whichever server
 answers it (KServe v1 ``instances``, BentoML ``entities``).
 """
@@ -15,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from mlplatform.serving.errors import BatchTooLargeError, InvalidRequestError
 
 if TYPE_CHECKING:
-    from mlplatform.serving.scoring import PredictionResult
+    from mlplatform.serving.scoring import EntityPrediction, PredictionResult
+    from mlplatform.specs import Task
 
 V2_FP_TYPES = ("FP64", "FP32", "FP16")
 V2_INT_TYPES = ("INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8")
@@ -49,13 +59,23 @@ def response_body(result: PredictionResult, entity_key: str) -> dict[str, Any]:
         "version": result.version,
         "request_id": result.request_id,
         "predictions": [
-            {entity_key: item.entity[entity_key], "probability": item.probability, "label": item.label}
-            for item in result.predictions
+            {entity_key: item.entity[entity_key], **_json_prediction(item, result)} for item in result.predictions
         ],
         "errors": [
             {"index": row.index, entity_key: row.entity[entity_key], "error": row.error} for row in result.errors
         ],
     }
+
+
+def _json_prediction(item: EntityPrediction, result: PredictionResult) -> dict[str, Any]:
+    if result.task == "regression":
+        return {"value": item.score}
+    answer: dict[str, Any] = {"probability": item.score, "label": item.label}
+    if result.task == "multiclass":
+        answer["probabilities"] = {
+            str(code): probability for code, probability in zip(result.classes, item.probabilities, strict=True)
+        }
+    return answer
 
 
 def validate_entities(
@@ -127,23 +147,67 @@ def v2_entities(request: Any, entity_key: str, request_columns: tuple[str, ...])
     return [{name: values[index] for name, values in columns.items()} for index in range(size)]
 
 
+def v2_output_types(task: Task) -> list[dict[str, Any]]:
+    """The v2 outputs a model of ``task`` answers with (model metadata)."""
+    if task == "regression":
+        outputs = [{"name": "value", "datatype": "FP64", "shape": [-1]}]
+    else:
+        outputs = [
+            {"name": "probability", "datatype": "FP64", "shape": [-1]},
+            {"name": "label", "datatype": "INT64", "shape": [-1]},
+        ]
+        if task == "multiclass":
+            outputs.append({"name": "probabilities", "datatype": "FP64", "shape": [-1, -1]})
+    return [*outputs, {"name": "error", "datatype": "BYTES", "shape": [-1]}]
+
+
 def v2_response(result: PredictionResult, output_type: Any, response_type: Any) -> Any:
-    """Outputs aligned with the inputs; rejected rows get probability -1, label -1 and their error text."""
-    probabilities = [REJECTED_PROBABILITY] * result.size
-    labels = [REJECTED_LABEL] * result.size
-    errors = [""] * result.size
-    for item in result.predictions:
-        probabilities[item.index], labels[item.index] = item.probability, item.label
+    """Outputs aligned with the inputs; rejected rows carry their error text and placeholder values (classifiers:
+    probability -1, label -1; regression: NaN)."""
+    size = result.size
+    errors = [""] * size
     for row in result.errors:
         errors[row.index] = row.error
-    outputs = [
-        output_type(name="probability", shape=[result.size], datatype="FP64", data=probabilities),
-        output_type(name="label", shape=[result.size], datatype="INT64", data=labels),
-        output_type(name="error", shape=[result.size], datatype="BYTES", data=errors),
-    ]
+    if result.task == "regression":
+        values = [math.nan] * size
+        for item in result.predictions:
+            values[item.index] = item.score
+        outputs = [output_type(name="value", shape=[size], datatype="FP64", data=values)]
+    else:
+        outputs = _v2_classifier_outputs(result, output_type)
+    outputs.append(output_type(name="error", shape=[size], datatype="BYTES", data=errors))
     return response_type(
         response_id=result.request_id,
         model_name=result.model,
         model_version=result.version,
         infer_outputs=outputs,
     )
+
+
+def _v2_classifier_outputs(result: PredictionResult, output_type: Any) -> list[Any]:
+    size = result.size
+    probabilities = [REJECTED_PROBABILITY] * size
+    labels = [REJECTED_LABEL] * size
+    for item in result.predictions:
+        probabilities[item.index] = item.score
+        if item.label is not None:  # always set for classifiers
+            labels[item.index] = item.label
+    outputs = [
+        output_type(name="probability", shape=[size], datatype="FP64", data=probabilities),
+        output_type(name="label", shape=[size], datatype="INT64", data=labels),
+    ]
+    if result.task == "multiclass":
+        width = len(result.classes)
+        per_class = [[REJECTED_PROBABILITY] * width for _ in range(size)]
+        for item in result.predictions:
+            per_class[item.index] = list(item.probabilities)
+        outputs.append(
+            output_type(
+                name="probabilities",
+                shape=[size, width],
+                datatype="FP64",
+                data=[value for row in per_class for value in row],
+                parameters={"classes": json.dumps(list(result.classes))},
+            )
+        )
+    return outputs

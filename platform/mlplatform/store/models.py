@@ -49,7 +49,8 @@ class PredictionLogRow(Base):
     entity: Mapped[dict[str, Any]] = mapped_column(JSON)
     features: Mapped[dict[str, float | None]] = mapped_column(JSON)
     score: Mapped[float] = mapped_column(Double)
-    label: Mapped[int] = mapped_column(Integer)
+    label: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The predicted class; null for regression models (migration 0007)."""
 
 
 class UserRow(Base):

@@ -40,7 +40,7 @@ def build_model(predictor: Predictor) -> Any:
     from kserve.model import InferenceVerb
 
     from mlplatform.serving.errors import InvalidRequestError
-    from mlplatform.serving.wire import v2_entities, v2_response
+    from mlplatform.serving.wire import v2_entities, v2_output_types, v2_response
 
     class PlatformModel(kserve.Model):  # type: ignore[misc]
         """Readiness is the Predictor's (a model is loaded); ``load`` never blocks (the poller loads)."""
@@ -82,11 +82,7 @@ def build_model(predictor: Predictor) -> Any:
             ]
 
         def get_output_types(self) -> list[dict[str, Any]]:
-            return [
-                {"name": "probability", "datatype": "FP64", "shape": [-1]},
-                {"name": "label", "datatype": "INT64", "shape": [-1]},
-                {"name": "error", "datatype": "BYTES", "shape": [-1]},
-            ]
+            return v2_output_types(predictor.spec.task)
 
         def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
             """v2 requests (REST and gRPC); v1 is answered by ``V1FastPath`` before KServe's data plane."""
