@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.contracts.prediction_log import check_contract, check_window, log_settings
+from tests.support.contracts.prediction_log import (
+    check_contract,
+    check_regression_records,
+    check_window,
+    log_settings,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -15,6 +20,10 @@ def test_n_records_in_from_many_threads_n_records_out(tmp_path: Path, postgres_d
     settings = log_settings(tmp_path, "postgres", prediction_log_url=postgres_database)
     check_contract(settings)
     check_window(settings)
+
+
+def test_regression_records_have_no_label(tmp_path: Path, postgres_database: str) -> None:
+    check_regression_records(log_settings(tmp_path, "postgres", prediction_log_url=postgres_database))
 
 
 def test_migration_creates_the_table_and_its_time_window_index(postgres_database: str) -> None:
@@ -42,4 +51,5 @@ def test_migration_creates_the_table_and_its_time_window_index(postgres_database
     }
     assert isinstance(columns["ts"]["type"], sa.DateTime) and columns["ts"]["type"].timezone
     assert isinstance(columns["id"]["type"], sa.BigInteger)
+    assert columns["label"]["nullable"] and not columns["score"]["nullable"]  # migration 0007
     assert indexes["ix_prediction_log_model_name_ts"] == ["model_name", "ts"]

@@ -21,7 +21,15 @@ from mlplatform.predictions.reader import read_prediction_log
 from mlplatform.predictions.records import BASE_COLUMNS, PredictionRecord
 from mlplatform.predictions.sinks import PredictionSink
 from mlplatform.predictions.writer import BatchingPredictionLog, open_prediction_log
-from tests.support.contracts.prediction_log import MODEL, T0, check_contract, check_window, log_settings, make_record
+from tests.support.contracts.prediction_log import (
+    MODEL,
+    T0,
+    check_contract,
+    check_regression_records,
+    check_window,
+    log_settings,
+    make_record,
+)
 from tests.support.waiting import wait_for
 
 
@@ -33,6 +41,15 @@ def test_n_records_in_from_many_threads_n_records_out(tmp_path: Path, kind: str)
         settings = log_settings(tmp_path, "parquet")
     check_contract(settings)
     check_window(settings)
+
+
+@pytest.mark.parametrize("kind", ["parquet", "sqlite"])
+def test_regression_records_have_no_label(tmp_path: Path, kind: str) -> None:
+    if kind == "sqlite":  # the SQL sink on sqlite: migration 0007 made the label nullable
+        settings = log_settings(tmp_path, "postgres", prediction_log_url=f"sqlite:///{tmp_path / 'log.db'}")
+    else:
+        settings = log_settings(tmp_path, "parquet")
+    check_regression_records(settings)
 
 
 def test_parquet_layout_is_partitioned_by_model_and_date(tmp_path: Path) -> None:

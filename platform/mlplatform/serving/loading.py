@@ -200,12 +200,9 @@ class ModelLoader:
         model_inputs: list[str],
         from_cache: bool,
     ) -> LoadedModel:
-        """Load the estimator under the trust policy, check it serves the spec's task and resolve its feature
-        service; fails (the slot keeps its model) on an untrusted artifact, a task mismatch or missing inputs."""
-        from mlplatform.training.estimators import load_estimator
-
-        estimator = load_estimator(model_dir)
-        scorer = self._scorer(estimator, model_inputs, version)
+        """Load the estimator (``load_scorer``) and resolve its feature service; fails (the slot keeps its model)
+        on an untrusted artifact, a task mismatch or inputs the features cannot supply."""
+        estimator, scorer = load_scorer(model_dir, self.spec, model_inputs, version)
         service = self.features.feature_service(feature_service)
         names = self.features.feature_names(feature_service)
         supplied = {*names, *self.spec.label.request_columns}
@@ -237,16 +234,6 @@ class ModelLoader:
         except UnsupportedServiceError as reason:
             log.info("feature service %s is read through Feast's general path: %s", feature_service, reason)
             return None
-
-    def _scorer(self, estimator: Any, model_inputs: list[str], version: str) -> TaskScorer:
-        """One thread for the estimator's own scoring: a request is a few rows, parallelism comes from requests."""
-        from threadpoolctl import threadpool_limits
-
-        arrays = accept_arrays(estimator, model_inputs, version)
-        threadpool_limits(1)  # only libraries already loaded are limited, so after the estimator has loaded
-        scorer = task_scorer(estimator, self.spec.task, model_inputs, arrays, self.spec.serving.threshold, version)
-        log.info("version %s (%s) scores with %s", version, self.spec.task, scorer.how)
-        return scorer
 
     def _stored_feature_names(self) -> frozenset[str]:
         """Features of batch views (not on-demand ones, which are computed and never 'missing' per se)."""
@@ -378,6 +365,25 @@ class ModelSlot:
             "serving %s version %s from the local cache (%s): %s", self.name, loaded.version, model_dir, self.reason
         )
         self._install(loaded, swapped=False)
+
+
+def load_scorer(model_dir: Path, spec: ModelSpec, model_inputs: list[str], version: str) -> tuple[Any, TaskScorer]:
+    """The estimator of an MLflow model directory and its scorer for the spec's task.
+
+    The estimator comes only from the directory's ``model.skops`` under the platform's trust policy
+    (``load_estimator``): never unpickled, so a replaced artifact cannot run code in the server.  One thread for
+    the estimator's own scoring: a request is a few rows, parallelism comes from requests.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from mlplatform.training.estimators import load_estimator
+
+    estimator = load_estimator(model_dir)
+    arrays = accept_arrays(estimator, model_inputs, version)
+    threadpool_limits(1)  # only libraries already loaded are limited, so after the estimator has loaded
+    scorer = task_scorer(estimator, spec.task, model_inputs, arrays, spec.serving.threshold, version)
+    log.info("version %s (%s) scores with %s", version, spec.task, scorer.how)
+    return estimator, scorer
 
 
 def accept_arrays(estimator: Any, model_inputs: list[str], version: str) -> bool:

@@ -35,7 +35,9 @@ class Predictor:
         *,
         prediction_log: bool = True,
         spec: ModelSpec | None = None,
+        loader: ModelLoader | None = None,
     ) -> None:
+        """``loader`` defaults to the registry's (``ModelLoader``); tests hand in one over local model files."""
         self.settings = settings
         self.name = model_name
         self.alias = settings.serving.alias
@@ -44,7 +46,7 @@ class Predictor:
         self._series = self.metrics.model_series(model_name)
         self._use_log = prediction_log and settings.serving.prediction_log != "off"
         self._log: PredictionLog | None = None
-        loader = ModelLoader(settings, model_name, self.alias, self.spec)
+        loader = loader or ModelLoader(settings, model_name, self.alias, self.spec)
         self._slot = ModelSlot(settings, loader, self.metrics)
         self._scoring = Scoring(settings, self.spec, self.metrics, lambda: loader.features)
 

@@ -4,6 +4,7 @@ tests/integration)."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,19 @@ def check_window(settings: Settings) -> None:
     assert len(read_prediction_log(settings, MODEL, end=T0 + timedelta(seconds=1))) == 4
     assert read_prediction_log(settings, "other_model")["request_id"].tolist() == ["req-00000"]
     assert list(read_prediction_log(settings, "unknown_model").columns) == list(BASE_COLUMNS)
+
+
+def check_regression_records(settings: Settings) -> None:
+    """A regression model's records carry its predicted value as ``score`` and no class: the label reads back
+    null (pandas' nullable ``Int64``), next to a classifier's labels in the same log."""
+    log = open_prediction_log(settings)
+    values = [12.5, -3.25, 1e6]
+    records = [
+        replace(make_record(index, model="regressor"), score=value, label=None) for index, value in enumerate(values)
+    ]
+    assert log.submit([*records, make_record(0, model="classifier")]) == 4
+    log.close()
+    frame = read_prediction_log(settings, "regressor")
+    assert frame["score"].tolist() == values
+    assert frame["label"].isna().all() and str(frame["label"].dtype) == "Int64"
+    assert read_prediction_log(settings, "classifier")["label"].tolist() == [0]
