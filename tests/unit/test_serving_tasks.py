@@ -215,6 +215,29 @@ def test_compiled_trees_answer_binary_hgb_bit_identically(
     assert [item.score for item in result.predictions] == expected.tolist()
 
 
+def test_an_entity_the_model_cannot_score_is_a_row_error(
+    settings: Settings, table: dict[int, dict[str, float]], tmp_path: Path
+) -> None:
+    """LogisticRegression refuses missing values: only the entity with a missing feature gets an error."""
+    partial = {**table, 100: {"f2": 0.5}}  # f1 missing, f2 stored: a known entity with a gap
+    predictor, _ = served(
+        settings, "binary", partial, ("1", save(fitted("binary", LogisticRegression), tmp_path / "v1"))
+    )
+    result = predictor.predict(request_rows(partial))
+    assert [(row.index, row.error) for row in result.errors] == [
+        (
+            0,
+            "version 1 cannot score item_id=100: its inputs ['f1'] are missing and the model does not accept "
+            "missing values",
+        ),
+        (2, result.errors[1].error),
+    ]
+    assert result.errors[1].error.startswith(f"unknown entity {KEY}={UNKNOWN}")
+    assert [item.index for item in result.predictions] == [1, 3, 4, 5, 6]
+    alone = predictor.predict([{KEY: 100, "size": 1.0}])
+    assert [row.index for row in alone.errors] == [0] and alone.predictions == []
+
+
 # ---- answers per task, on both servers ---------------------------------------------------------------------------
 
 

@@ -29,9 +29,13 @@ if TYPE_CHECKING:
     from mlplatform.predictions.writer import PredictionLog
     from mlplatform.serving.loading import LoadedModel
     from mlplatform.serving.metrics import ServingMetrics
+    from mlplatform.serving.task_outputs import Outputs
     from mlplatform.specs import ModelSpec, Task
 
 log = logging.getLogger(__name__)
+
+UNSCORABLE_REASON_CHARS = 200
+"""How much of an estimator's refusal an answer carries (row errors are read by clients, not debuggers)."""
 
 
 @dataclass(frozen=True)
@@ -105,18 +109,19 @@ class Scoring:
         fetched = time.perf_counter()
         rejected = set(unknown_rows(features, model.stored_features, len(rows)))
         accepted = [index for index in range(len(rows)) if index not in rejected]
-        predictions = self._predict(model, features, rows, accepted)
+        predictions, unscorable = self._predict(model, features, rows, accepted)
         predicted = time.perf_counter()
         key = self.spec.entity_key
-        errors = [
+        unknown = [
             RowError(
                 index,
                 rows[index],
                 f"unknown entity {key}={rows[index][key]}: the online store has no features for it in feature "
                 f"service {model.feature_service!r} (policy: reject)",
             )
-            for index in sorted(rejected)
+            for index in rejected
         ]
+        errors = sorted([*unknown, *unscorable], key=lambda row: row.index)
         timings = {"feature_fetch": fetched - began, "predict": predicted - fetched}
         self._log_predictions(model, request_id, predictions, features)
         timings["total"] = time.perf_counter() - began
@@ -145,22 +150,45 @@ class Scoring:
             return f"redis at {feast.redis_connection_string.split(',')[0]}"
         return f"sqlite at {self.settings.feast_online_path}"
 
-    @staticmethod
     def _predict(
-        model: LoadedModel, features: dict[str, list[Any]], rows: list[dict[str, Any]], accepted: list[int]
-    ) -> list[EntityPrediction]:
+        self, model: LoadedModel, features: dict[str, list[Any]], rows: list[dict[str, Any]], accepted: list[int]
+    ) -> tuple[list[EntityPrediction], list[RowError]]:
+        """Predictions of the accepted rows in one call; if the estimator refuses the batch (e.g. a missing value
+        it cannot take), row by row, so only the entities it cannot score get an error naming their missing
+        inputs."""
         if not accepted:
-            return []
+            return [], []
         import numpy as np
 
         matrix = np.asarray(input_matrix(model.model_inputs, features, rows, accepted), dtype=np.float64)
-        outputs = model.scorer(matrix)
-        labels: list[int | None] = list(outputs.labels) if outputs.labels is not None else [None] * len(accepted)
-        probabilities = outputs.probabilities or [()] * len(accepted)
-        return [
-            EntityPrediction(index, rows[index], score, label, per_class)
-            for index, score, label, per_class in zip(accepted, outputs.scores, labels, probabilities, strict=True)
-        ]
+        try:
+            return _entity_predictions(model.scorer(matrix), accepted, rows), []
+        except ValueError as error:
+            if len(accepted) == 1:
+                return [], [self._unscorable(model, rows, accepted[0], matrix[0], error)]
+        predictions: list[EntityPrediction] = []
+        failed: list[RowError] = []
+        for position, index in enumerate(accepted):
+            try:
+                predictions.extend(_entity_predictions(model.scorer(matrix[position : position + 1]), [index], rows))
+            except ValueError as error:
+                failed.append(self._unscorable(model, rows, index, matrix[position], error))
+        return predictions, failed
+
+    def _unscorable(
+        self, model: LoadedModel, rows: list[dict[str, Any]], index: int, inputs: Any, error: ValueError
+    ) -> RowError:
+        """The row error of an entity the estimator refused: its missing inputs if any, else the estimator's
+        reason (shortened; the log has it whole)."""
+        key = self.spec.entity_key
+        missing = [name for name, value in zip(model.model_inputs, inputs, strict=True) if math.isnan(value)]
+        log.warning("version %s cannot score %s=%s: %s", model.version, key, rows[index][key], error)
+        why = (
+            f"its inputs {missing} are missing and the model does not accept missing values"
+            if missing
+            else f"ValueError: {str(error)[:UNSCORABLE_REASON_CHARS]}"
+        )
+        return RowError(index, rows[index], f"version {model.version} cannot score {key}={rows[index][key]}: {why}")
 
     def _log_predictions(
         self, model: LoadedModel, request_id: str, predictions: list[EntityPrediction], features: dict[str, list[Any]]
@@ -203,6 +231,15 @@ class Scoring:
         series.scored.inc(len(predictions))
         if rejected:
             series.rejected.inc(rejected)
+
+
+def _entity_predictions(outputs: Outputs, indexes: list[int], rows: list[dict[str, Any]]) -> list[EntityPrediction]:
+    labels: list[int | None] = list(outputs.labels) if outputs.labels is not None else [None] * len(indexes)
+    probabilities = outputs.probabilities or [()] * len(indexes)
+    return [
+        EntityPrediction(index, rows[index], score, label, per_class)
+        for index, score, label, per_class in zip(indexes, outputs.scores, labels, probabilities, strict=True)
+    ]
 
 
 def unknown_rows(features: dict[str, list[Any]], stored_features: frozenset[str], size: int) -> list[int]:
