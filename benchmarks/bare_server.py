@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,14 +42,15 @@ def main() -> None:
     args = parser.parse_args()
     import warnings
 
-    import mlflow.sklearn
     import uvicorn
     from threadpoolctl import threadpool_limits
 
     # The model was fitted on a DataFrame; plain arrays are fine but sklearn would warn on every call.
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
     threadpool_limits(1)
-    model = mlflow.sklearn.load_model(args.model_dir)
+    from mlplatform.training.estimators import load_estimator
+
+    model = load_estimator(Path(args.model_dir))
     if args.stock_predict:
         score = lambda rows: model.predict_proba(rows)[:, 1]  # noqa: E731
     else:
