@@ -250,8 +250,10 @@ def compile_model(model: str, folder: Path, data_dir: Path) -> ModelFeatures:
         )
     result.objects = [*entities.values(), *sources, *views.values(), *extras, *services]
     for item in result.objects:
-        from_code = any(item is extra for extra in extras)
-        result.origin[(_kind(item), item.name)] = code_path if from_code else yaml_path
+        key, path = (_kind(item), item.name), code_path if any(item is extra for extra in extras) else yaml_path
+        if key in result.origin:
+            raise FeatureDefinitionError(f"{path}: {key[0]} {item.name!r} is also defined by {result.origin[key]}")
+        result.origin[key] = path
     return result
 
 
@@ -315,17 +317,20 @@ def _pickle_functions_by_value(module: types.ModuleType) -> None:
             value.__module__ = "__main__"
 
 
+_CLASH_ORDER = {"feature view": 0, "feature service": 1, "data source": 2, "entity": 3}
+"""Which name clash is reported first: a view's clash, not the clash of the source named after it."""
+
+
 def merge_models(models: Iterable[ModelFeatures]) -> list[object]:
     """All models' objects as one list; identical entities once, any other name used twice is an error."""
+    models = list(models)
+    _check_unique_names(models)
     objects: list[object] = []
-    seen: dict[tuple[str, str], Path] = {}
     entities: dict[str, tuple[EntityDef, Path]] = {}
     for model in models:
         for item in model.objects:
-            key = (_kind(item), item.name)
-            path = model.origin[key]
-            if key[0] == "entity":
-                declared = model.entities[item.name]
+            if _kind(item) == "entity":
+                declared, path = model.entities[item.name], model.origin[("entity", item.name)]
                 if item.name in entities:
                     first, first_path = entities[item.name]
                     if first != declared:
@@ -335,13 +340,20 @@ def merge_models(models: Iterable[ModelFeatures]) -> list[object]:
                         )
                     continue
                 entities[item.name] = (declared, path)
-            elif key in seen:
-                raise FeatureDefinitionError(
-                    f"{key[0]} {item.name!r} is defined by both {seen[key]} and {path}; names are global: rename one"
-                )
-            seen[key] = path
             objects.append(item)
     return objects
+
+
+def _check_unique_names(models: list[ModelFeatures]) -> None:
+    """Views, services and sources have global names: one used by two models is an error naming both files."""
+    seen: dict[tuple[str, str], Path] = {}
+    keys = [(key, path) for model in models for key, path in model.origin.items() if key[0] != "entity"]
+    for (kind, name), path in sorted(keys, key=lambda pair: _CLASH_ORDER[pair[0][0]]):
+        if (kind, name) in seen:
+            raise FeatureDefinitionError(
+                f"{kind} {name!r} is defined by both {seen[(kind, name)]} and {path}; names are global: rename one"
+            )
+        seen[(kind, name)] = path
 
 
 def load_feature_definitions(folders: Mapping[str, Path], data_dir: Callable[[str], Path]) -> list[object]:

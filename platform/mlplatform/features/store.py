@@ -127,9 +127,12 @@ def _quiet_libraries() -> Iterator[None]:
 
 
 def _is_conversion_error(error: Exception) -> bool:
-    """Errors of reading a source whose column types Feast's engines cannot convert (naive or nanosecond times)."""
-    module = type(error).__module__
-    return isinstance(error, TypeError | ValueError) or module.startswith(("pyarrow", "duckdb", "ibis"))
+    """Errors of reading a source whose column types Feast's engines cannot convert (e.g. DuckDB cannot cast
+    timezone-aware nanosecond timestamps), as opposed to bugs or an unreachable store."""
+    import duckdb
+    import pyarrow as pa
+
+    return isinstance(error, duckdb.ConversionException | duckdb.InvalidInputException | pa.ArrowException)
 
 
 def _first_line(error: Exception) -> str:
@@ -203,7 +206,7 @@ class FeatureStoreAdapter:
         """A registered feature service; an unknown name is a ``ValueError`` listing the ones that exist."""
         from feast.errors import FeatureServiceNotFoundException
 
-        self._require_applied()
+        self.require_applied()
         try:
             return self.store.get_feature_service(name, allow_cache=False)
         except FeatureServiceNotFoundException:
@@ -257,7 +260,7 @@ class FeatureStoreAdapter:
         blob: bytes = spec.SerializeToString(deterministic=True)
         return hashlib.sha256(blob).hexdigest()[:_FINGERPRINT_LENGTH]
 
-    def _require_applied(self) -> None:
+    def require_applied(self) -> None:
         """Fail with the fix in the message when the registry holds nothing for this project yet."""
         registry = self._settings.feast_registry_path
         if registry.exists() and self.store.list_feature_views(allow_cache=False):
@@ -283,7 +286,7 @@ class FeatureStoreAdapter:
                 raise ValueError(f"materialize: {label}={value.isoformat()} must be timezone-aware (e.g. UTC)")
         if start is not None and start >= end:
             raise ValueError(f"materialize: start {start.isoformat()} must be before end {end.isoformat()}")
-        self._require_applied()
+        self.require_applied()
         views = [view for view in self.store.list_feature_views(allow_cache=False) if view.online]
         began = time.perf_counter()
         loads = tuple(
@@ -306,7 +309,8 @@ class FeatureStoreAdapter:
         """One view over ``[begin, end]``: ``start``, else where its last run ended, else its first event time.
 
         Feast's own incremental run starts a never-materialised view at *now* minus its TTL, which skips older
-        rows and loads nothing when ``end`` lies in the past.
+        rows and loads nothing when ``end`` lies in the past.  A window without source rows is not sent to Feast
+        (the view's last end stays where it was, so the next run reads that window again).
         """
         from mlplatform.features.sources import file_source_path
 
@@ -317,13 +321,12 @@ class FeatureStoreAdapter:
             return ViewLoad(view.name, source, view.most_recent_end_time, end, rows=0, skipped=True)
         column = view.batch_source.timestamp_field
         begin = start or view.most_recent_end_time
-        if begin is None and path is not None:
-            begin = self._source_stats(view.name, path, column).first
-        if begin is None and path is None:
-            begin = end - (view.ttl or _DEFAULT_FIRST_WINDOW)
-        rows = self._source_stats(view.name, path, column, begin, end).rows if path and begin else 0
-        if path is None:
-            rows = None
+        rows: int | None = None
+        if path is None:  # not a local file: the first run reaches back one TTL, rows are not counted
+            begin = begin or end - (view.ttl or _DEFAULT_FIRST_WINDOW)
+        else:
+            begin = begin or self._source_stats(view.name, path, column).first
+            rows = self._source_stats(view.name, path, column, begin, end).rows if begin else 0
         load = ViewLoad(view.name, source, begin, end, rows)
         if begin is None or begin >= end or rows == 0:
             self._progress(f"{step} warning: {load.warning()}")
