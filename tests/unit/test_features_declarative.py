@@ -220,7 +220,9 @@ def test_fraud_objects_are_the_ones_the_demo_always_had(tmp_path: Path) -> None:
     from feast import RequestSource
     from feast.on_demand_feature_view import OnDemandFeatureView
 
-    objects = load_feature_definitions(model_folders([REPO_ROOT / "pipelines" / "models"]), lambda n: tmp_path / n)
+    objects: list[Any] = load_feature_definitions(
+        model_folders([REPO_ROOT / "pipelines" / "models"]), lambda n: tmp_path / n
+    )
     assert [item.name for item in objects] == [
         "customer",
         "customer_profile_source",
