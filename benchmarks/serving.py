@@ -73,9 +73,9 @@ def build_world(settings: Any) -> None:
     from mlplatform.training.pipeline import TrainingRequest, run_all
 
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    if not (settings.data_dir / "transactions.parquet").exists():
+    if not (settings.model_data_dir(MODEL) / "transactions.parquet").exists():
         print("generating data ...", flush=True)
-        generate(settings.data_dir, end=end)
+        generate(settings.model_data_dir(MODEL), end=end)
     features = FeatureStoreAdapter(settings)
     features.apply()
     features.materialize(datetime.now(UTC))
@@ -96,7 +96,9 @@ def request_entities(settings: Any, count: int) -> list[dict[str, Any]]:
     from mlplatform.specs import find_spec
 
     spec = find_spec(settings.model_roots, MODEL)
-    return recent_entities(settings.data_dir / spec.label.source, spec.entity_key, spec.label.request_columns, count)
+    return recent_entities(
+        settings.model_data_dir(spec.name) / spec.label.source, spec.entity_key, spec.label.request_columns, count
+    )
 
 
 def bare_bodies(settings: Any, entities: list[dict[str, Any]], model_inputs: list[str]) -> tuple[list[Any], list[Any]]:

@@ -24,9 +24,12 @@ END = datetime(2025, 6, 1, tzinfo=UTC)
 DATA_SHAPE = {"customers": 12_000, "days": 90}  # about 2M labelled transactions, 3M aggregate snapshots
 
 
+MODEL = "fraud_detector"
+
+
 def ensure_data() -> Path:
     """Generate the benchmark data set unless a complete one is cached."""
-    data = BENCH / "data"
+    data = BENCH / "data" / MODEL  # the model's data directory under the data directory
     if all((data / f"{name}.parquet").exists() for name in ("customer_profile", "transaction_stats", "transactions")):
         return data
     from mlplatform.demo.fraud_data import generate
@@ -49,7 +52,7 @@ def measure(rows: int, offline_store: str, data: Path) -> dict[str, float]:
         feast={
             "repo_path": ROOT / "feature_repo",
             "project": "bench",
-            "data_dir": data,
+            "data_dir": data.parent,
             "offline_store": offline_store,
         },
     )

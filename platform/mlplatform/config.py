@@ -84,7 +84,9 @@ class AirflowSettings(_Section):
 class FeastSettings(_Section):
     """Feast feature store: where definitions live and which stores back them."""
 
-    repo_path: Path = Field(Path("feature_repo"), description="Feature repository with definitions.py.")
+    repo_path: Path = Field(
+        Path("feature_repo"), description="Feast's project directory; definitions come from each model's folder."
+    )
     project: str = Field("mlplatform", pattern=r"^[a-z][a-z0-9_]*$", description="Feast project name.")
     online_store: Literal["sqlite", "redis"] = Field("sqlite", description="Online store backend.")
     redis_connection_string: str = Field(
@@ -95,7 +97,7 @@ class FeastSettings(_Section):
     )
     registry_path: Path | None = Field(None, description="Feast registry file. Unset: state_dir/feast/registry.db.")
     data_dir: Path | None = Field(
-        None, description="Parquet sources (profiles, aggregates, labelled transactions). Unset: state_dir/data."
+        None, description="Models' tables, one folder per model (<data_dir>/<model>/). Unset: state_dir/data."
     )
 
 

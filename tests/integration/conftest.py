@@ -36,7 +36,8 @@ def served_world(trained_world: MlflowServer, tmp_path_factory: pytest.TempPathF
     from mlplatform.training.pipeline import TrainingRequest, run_all
 
     tmp = tmp_path_factory.mktemp("served")
-    settings = trained_world.settings.model_copy(update={"models_dir": spec_dir(tmp, MODEL, "fraud_unregistered")})
+    models_dir = spec_dir(tmp, trained_world.settings.data_dir, MODEL, "fraud_unregistered")
+    settings = trained_world.settings.model_copy(update={"models_dir": models_dir})
     FeatureStoreAdapter(settings).materialize(WORLD_END)
     first = run_all(settings, TrainingRequest(model=MODEL, run_key="serve/v1", actor="pytest", reason="serving"))
     second = run_all(
@@ -46,7 +47,7 @@ def served_world(trained_world: MlflowServer, tmp_path_factory: pytest.TempPathF
         ),
     )
     ModelRegistry(settings).move_alias(MODEL, CHAMPION, first.version, actor="pytest", reason="serving tests start")
-    stats = pd.read_parquet(settings.data_dir / "transaction_stats.parquet")
+    stats = pd.read_parquet(settings.model_data_dir("fraud_detector") / "transaction_stats.parquet")
     customers = sorted(int(value) for value in stats["customer_id"].unique())[:50]
     return ServedWorld(settings=settings, versions=[first.version, second.version], customers=customers)
 

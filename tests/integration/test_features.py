@@ -24,17 +24,26 @@ STATS = list(TRANSACTION_STATS_FEATURES)
 CONTEXT = ["txn_amount", "amount_to_mean_7d", "amount_to_mean_30d", "amount_zscore_30d"]
 
 
-def _settings(state: Path, data: Path, project: str, **feast: Any) -> Settings:
+def _settings(state: Path, fraud_data: Path, project: str, **feast: Any) -> Settings:
+    """Settings whose data directory holds ``fraud_data`` as the fraud model's data directory."""
     return get_settings(
-        state_dir=state, feast={"repo_path": REPO_ROOT / "feature_repo", "project": project, "data_dir": data, **feast}
+        state_dir=state,
+        bundled_models_dir=REPO_ROOT / "pipelines" / "models",
+        feast={
+            "repo_path": REPO_ROOT / "feature_repo",
+            "project": project,
+            "data_dir": fraud_data.parent,
+            **feast,
+        },
     )
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mlplatform.demo.fraud_data import generate
+    """The fraud model's data directory (``<data dir>/fraud_detector``)."""
+    from mlplatform.demo.fraud_data import MODEL, generate
 
-    directory = tmp_path_factory.mktemp("data")
+    directory = tmp_path_factory.mktemp("data") / MODEL
     generate(directory, customers=150, days=10, end=END, seed=21)
     return directory
 
@@ -262,7 +271,7 @@ def test_lineage_is_stable_across_locations(adapter: Any, tmp_path: Path, data_d
     assert tags["feast.feature_service"] == SERVICE
     assert tags["feast.feature_views"] == "customer_profile,transaction_stats,transaction_context"
     assert tags["feast.view.customer_profile.features"] == ",".join(PROFILE)
-    other = FeatureStoreAdapter(_settings(tmp_path, tmp_path / "elsewhere", "mlp_other"))
+    other = FeatureStoreAdapter(_settings(tmp_path, tmp_path / "elsewhere" / "fraud_detector", "mlp_other"))
     other.apply()
     other_tags = other.feature_service_lineage(SERVICE)
     for view in ("customer_profile", "transaction_stats", "transaction_context"):

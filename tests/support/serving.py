@@ -18,6 +18,7 @@ import yaml
 from mlplatform.config import ServingSettings, Settings
 from tests.support.environment import REPO_ROOT, free_port
 from tests.support.waiting import wait_for
+from tests.support.world import share_fraud_data
 
 MODEL = "fraud_serve"
 KINDS = ("kserve", "bentoml")
@@ -32,13 +33,15 @@ class ServedWorld:
     customers: list[int]
 
 
-def spec_dir(tmp: Path, *names: str) -> Path:
-    """A private models folder holding copies of the fraud spec under ``names`` (use it as ``models_dir``)."""
+def spec_dir(tmp: Path, data_dir: Path, *names: str) -> Path:
+    """A private models folder holding copies of the fraud spec under ``names`` (use it as ``models_dir``); each
+    copy shares the fraud model's tables under ``data_dir``."""
     spec = yaml.safe_load((REPO_ROOT / "pipelines" / "models" / "fraud_detector" / "spec.yaml").read_text())
     folder = tmp / "models"
     for name in names:
         (folder / name).mkdir(parents=True, exist_ok=True)
         (folder / name / "spec.yaml").write_text(yaml.safe_dump({**spec, "name": name}))
+        share_fraud_data(data_dir, name)
     return folder
 
 

@@ -48,10 +48,12 @@ def world_settings(state_dir: Path, mlflow: dict[str, object] | None = None, **o
 
 def build_world(settings: Settings) -> None:
     """Demo data and an applied Feast registry: what training reads."""
-    from mlplatform.demo.fraud_data import generate
+    from mlplatform.demo.fraud_data import MODEL, generate
     from mlplatform.features.store import FeatureStoreAdapter
 
-    generate(settings.data_dir, end=WORLD_END, customers=SMALL_WORLD["customers"], days=SMALL_WORLD["days"])
+    generate(
+        settings.model_data_dir(MODEL), end=WORLD_END, customers=SMALL_WORLD["customers"], days=SMALL_WORLD["days"]
+    )
     FeatureStoreAdapter(settings).apply()
 
 
@@ -81,8 +83,18 @@ def run_dag_test(settings: Settings, script: str) -> dict[str, Any]:
     return result
 
 
+def share_fraud_data(data_dir: Path, name: str) -> None:
+    """Give model ``name`` the fraud demo's tables: ``<data_dir>/<name>`` links to ``<data_dir>/fraud_detector``.
+
+    A copied spec only needs the labels under its own data directory; its features stay the fraud model's (the
+    copy has no features.yaml, so no Feast view is defined twice)."""
+    link = data_dir / name
+    if not link.exists():
+        link.symlink_to(data_dir / "fraud_detector", target_is_directory=True)
+
+
 def settings_with_spec(world: MlflowServer, tmp_path: Path, name: str, **changes: object) -> Settings:
-    """The world's settings with a private copy of the fraud spec under another model name."""
+    """The world's settings with a private copy of the fraud spec under another model name (sharing its data)."""
     spec = yaml.safe_load((REPO_ROOT / "pipelines" / "models" / "fraud_detector" / "spec.yaml").read_text())
     spec["name"] = name
     for dotted, value in changes.items():
@@ -94,4 +106,5 @@ def settings_with_spec(world: MlflowServer, tmp_path: Path, name: str, **changes
     models_dir = tmp_path / "models"
     (models_dir / name).mkdir(parents=True)
     (models_dir / name / "spec.yaml").write_text(yaml.safe_dump(spec))
+    share_fraud_data(world.settings.data_dir, name)
     return world.settings.model_copy(update={"models_dir": models_dir})

@@ -41,14 +41,15 @@ def generate_command(
     ] = None,
     end: Annotated[str | None, typer.Option("--end", help="End of the range (default: today 00:00 UTC).")] = None,
 ) -> None:
-    """Write the synthetic fraud data set (profiles, aggregates, labelled transactions) into the data directory."""
+    """Write the synthetic fraud data set (profiles, aggregates, labelled transactions) into its model's data
+    directory (<data dir>/fraud_detector/)."""
     from mlplatform.config import get_settings
-    from mlplatform.demo.fraud_data import generate
+    from mlplatform.demo.fraud_data import MODEL, generate
 
     settings = get_settings()
     with fresh_console().status("generating demo data"):
         result = generate(
-            settings.data_dir,
+            settings.model_data_dir(MODEL),
             customers=customers,
             days=days,
             end=parse_timestamp(end, "--end") or today_midnight_utc(),

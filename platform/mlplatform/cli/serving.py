@@ -104,7 +104,7 @@ def traffic(
     spec = find_spec(settings.model_roots, model)
     deployment = _deployment_of(model)
     entities = recent_entities(
-        settings.data_dir / spec.label.source, spec.entity_key, spec.label.request_columns, requests
+        settings.model_data_dir(spec.name) / spec.label.source, spec.entity_key, spec.label.request_columns, requests
     )
     console.print(
         f"sending {len(entities)} requests at {rate:.0f}/s to {deployment.predict_url} (after 20 warm-up requests)",

@@ -1,5 +1,5 @@
 """Demo data for the platform: a synthetic card-transaction fraud data set that feeds the Feast repository."""
 
-from mlplatform.demo.fraud_data import DEFAULT_END, GeneratedData, generate
+from mlplatform.demo.fraud_data import DEFAULT_END, MODEL, GeneratedData, generate
 
-__all__ = ["DEFAULT_END", "GeneratedData", "generate"]
+__all__ = ["DEFAULT_END", "MODEL", "GeneratedData", "generate"]

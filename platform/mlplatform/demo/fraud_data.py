@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+MODEL = "fraud_detector"
+"""The bundled model these files feed: they belong in its data directory, ``settings.model_data_dir(MODEL)``."""
 DEFAULT_END = datetime(2025, 6, 1, tzinfo=UTC)
 """Fixed default end of the time range, so that default runs are reproducible."""
 

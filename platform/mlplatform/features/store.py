@@ -2,8 +2,8 @@
 
 Why an adapter: the rest of the platform (training, serving, the CLI) talks to features through these few methods
 with plain types, so Feast's configuration, its import cost and its quirks stay in one place.  The ``RepoConfig``
-is built from ``Settings`` here (no ``feature_store.yaml``), and the definitions come from
-``<settings.feast.repo_path>/definitions.py``, loaded by path: ``mlplatform`` never imports ``feature_repo``.
+is built from ``Settings`` here (no ``feature_store.yaml``), and the definitions are every model folder's
+``features.yaml`` (and ``features.py``), compiled by ``mlplatform.features.declarative``.
 
 Feast and pandas are imported inside methods so that importing this module (e.g. from the CLI) stays cheap.
 """
@@ -11,7 +11,6 @@ Feast and pandas are imported inside methods so that importing this module (e.g.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -23,20 +22,49 @@ from typing import TYPE_CHECKING, Any
 from mlplatform.config import Settings
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
     from feast import FeatureService, FeatureStore, RepoConfig
 
     from mlplatform.features.online_reader import OnlineFeatureReader
+    from mlplatform.features.sources import SourceStats
 
 ROW_ID = "__mlp_row_id"
 """Column added to the entity frame so every entity row can be found again after Feast's join."""
 EVENT_TIMESTAMP = "event_timestamp"
-DEFINITIONS_FILE = "definitions.py"
 _FINGERPRINT_LENGTH = 12
 _DEDUPLICATING_OFFLINE_STORES = frozenset({"file"})
 """Offline stores whose point-in-time join returns one row per (join keys, timestamp), not per entity row."""
 _DEFAULT_FIRST_WINDOW = timedelta(days=365)
 """How far back the first incremental run of a view without a TTL reaches."""
+
+
+@dataclass(frozen=True)
+class ViewLoad:
+    """One view's part of a materialisation run: the window read and the source rows inside it."""
+
+    view: str
+    source: str
+    start: datetime | None
+    end: datetime
+    rows: int | None
+    """Source rows with an event time in ``[start, end]``; None when the source is not a local file."""
+    skipped: bool = False
+    """Already materialised up to ``end``: nothing was read."""
+
+    @property
+    def empty(self) -> bool:
+        """Nothing was loaded although the view was due: a missing file, or no rows in the window."""
+        return not self.skipped and self.rows == 0
+
+    def warning(self) -> str:
+        """What an empty load means and where to look."""
+        window = f"{self.start.isoformat() if self.start else '(no data)'} .. {self.end.isoformat()}"
+        return (
+            f"feature view {self.view!r} loaded no rows: its source {self.source} has no rows with an event time "
+            f"in {window} (is the file there, and does its data reach this window?)"
+        )
 
 
 @dataclass(frozen=True)
@@ -49,6 +77,21 @@ class MaterializeResult:
     feature_views: list[str]
     seconds: float
     online_store: str = field(default="sqlite")
+    loads: tuple[ViewLoad, ...] = ()
+
+    @property
+    def rows(self) -> dict[str, int | None]:
+        """Source rows read per view (None: not a local file, or already up to date)."""
+        return {load.view: None if load.skipped else load.rows for load in self.loads}
+
+    @property
+    def empty(self) -> list[ViewLoad]:
+        """Views that were due but loaded nothing."""
+        return [load for load in self.loads if load.empty]
+
+
+class MaterializeError(RuntimeError):
+    """Feast could not read a view's source; the message names the view, the file and the fix."""
 
 
 _VOLATILE_FIELDS = frozenset({"meta", "file_options", "data_source_class_type"})
@@ -81,6 +124,19 @@ def _quiet_libraries() -> Iterator[None]:
         warnings.filterwarnings("ignore", message="On demand feature view is an experimental feature")
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=r"fetch_arrow_table\(\) is deprecated")
         yield
+
+
+def _is_conversion_error(error: Exception) -> bool:
+    """Errors of reading a source whose column types Feast's engines cannot convert (e.g. DuckDB cannot cast
+    timezone-aware nanosecond timestamps), as opposed to bugs or an unreachable store."""
+    import duckdb
+    import pyarrow as pa
+
+    return isinstance(error, duckdb.ConversionException | duckdb.InvalidInputException | pa.ArrowException)
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:300]
 
 
 class FeatureStoreAdapter:
@@ -125,29 +181,18 @@ class FeatureStoreAdapter:
         return self._store
 
     def definitions(self) -> list[object]:
-        """The Feast objects ``build_definitions(data_dir)`` in the feature repository returns."""
-        path = self._settings.feast.repo_path / DEFINITIONS_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"Feast definitions not found: {path} (settings: feast.repo_path)")
-        spec = importlib.util.spec_from_file_location("mlplatform_feature_definitions", path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load Feast definitions from {path}")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        build = getattr(module, "build_definitions", None)
-        if not callable(build):
-            raise AttributeError(f"{path} must define build_definitions(data_dir: Path) -> list[object]")
-        objects = build(self._settings.data_dir)
-        if not isinstance(objects, list):
-            raise TypeError(f"build_definitions in {path} returned {type(objects).__name__}, expected a list")
-        return objects
+        """Every model's Feast objects (``features.yaml`` + ``features.py`` of each folder in the model roots)."""
+        from mlplatform.features.declarative import load_feature_definitions
+        from mlplatform.specs import model_folders
+
+        return load_feature_definitions(model_folders(self._settings.model_roots), self._settings.model_data_dir)
 
     # ----------------------------------------------------------------- registry
 
     def apply(self) -> list[str]:
         """Register every definition (idempotent: applying unchanged definitions changes nothing).
 
-        Objects removed from ``definitions.py`` are not deleted from the registry (Feast's partial apply).
+        Objects removed from the model folders are not deleted from the registry (Feast's partial apply).
         """
         objects = self.definitions()
         self._progress(f"applying {len(objects)} Feast objects to project {self._settings.feast.project!r}")
@@ -161,7 +206,7 @@ class FeatureStoreAdapter:
         """A registered feature service; an unknown name is a ``ValueError`` listing the ones that exist."""
         from feast.errors import FeatureServiceNotFoundException
 
-        self._require_applied()
+        self.require_applied()
         try:
             return self.store.get_feature_service(name, allow_cache=False)
         except FeatureServiceNotFoundException:
@@ -215,7 +260,7 @@ class FeatureStoreAdapter:
         blob: bytes = spec.SerializeToString(deterministic=True)
         return hashlib.sha256(blob).hexdigest()[:_FINGERPRINT_LENGTH]
 
-    def _require_applied(self) -> None:
+    def require_applied(self) -> None:
         """Fail with the fix in the message when the registry holds nothing for this project yet."""
         registry = self._settings.feast_registry_path
         if registry.exists() and self.store.list_feature_views(allow_cache=False):
@@ -228,22 +273,26 @@ class FeatureStoreAdapter:
     # ----------------------------------------------------------------- online
 
     def materialize(self, end: datetime, start: datetime | None = None) -> MaterializeResult:
-        """Load feature values up to ``end`` into the online store, view by view.
+        """Load feature values up to ``end`` into the online store, view by view, counting the source rows read.
 
-        Without ``start`` the run is incremental: each view continues from where its last run ended (the first
-        run of a view starts ``ttl`` before ``end``).  With ``start``, exactly ``[start, end]`` is loaded.
-        Timestamps must be timezone-aware.
+        Without ``start`` the run is incremental: each view continues from where its last run ended, and the first
+        run of a view starts at its source's earliest event time (so history older than the TTL is loaded too).
+        With ``start``, exactly ``[start, end]`` is loaded.  Timestamps must be timezone-aware.  A view that loads
+        nothing is reported (progress and ``MaterializeResult.empty``), not an error: one model's missing data
+        must not keep the others' features stale.
         """
         for label, value in (("end", end), ("start", start)):
             if value is not None and value.tzinfo is None:
                 raise ValueError(f"materialize: {label}={value.isoformat()} must be timezone-aware (e.g. UTC)")
         if start is not None and start >= end:
             raise ValueError(f"materialize: start {start.isoformat()} must be before end {end.isoformat()}")
-        self._require_applied()
+        self.require_applied()
         views = [view for view in self.store.list_feature_views(allow_cache=False) if view.online]
         began = time.perf_counter()
-        for index, view in enumerate(views, start=1):
+        loads = tuple(
             self._materialize_view(view, end, start, f"[{index}/{len(views)}]")
+            for index, view in enumerate(views, start=1)
+        )
         seconds = time.perf_counter() - began
         self._progress(f"materialized {len(views)} feature views in {seconds:.1f} s")
         return MaterializeResult(
@@ -253,26 +302,61 @@ class FeatureStoreAdapter:
             feature_views=[view.name for view in views],
             seconds=seconds,
             online_store=self._settings.feast.online_store,
+            loads=loads,
         )
 
-    def _materialize_view(self, view: Any, end: datetime, start: datetime | None, step: str) -> None:
-        """One view, explicitly ranged or incremental.
+    def _materialize_view(self, view: Any, end: datetime, start: datetime | None, step: str) -> ViewLoad:
+        """One view over ``[begin, end]``: ``start``, else where its last run ended, else its first event time.
 
-        Feast's own incremental run starts a never-materialised view at *now* minus its TTL, which loads nothing
-        when ``end`` lies in the past; the first run here starts at ``end`` minus the TTL instead.
+        Feast's own incremental run starts a never-materialised view at *now* minus its TTL, which skips older
+        rows and loads nothing when ``end`` lies in the past.  A window without source rows is not sent to Feast
+        (the view's last end stays where it was, so the next run reads that window again).
         """
-        if start is None and view.most_recent_end_time is not None:
-            if view.most_recent_end_time >= end:
-                self._progress(f"{step} {view.name}: already materialized up to {view.most_recent_end_time}")
-                return
-            self._progress(f"{step} materializing {view.name} incrementally up to {end.isoformat()}")
-            with _quiet_libraries():
-                self.store.materialize_incremental(end_date=end, feature_views=[view.name])
-            return
-        begin = start or end - (view.ttl or _DEFAULT_FIRST_WINDOW)
+        from mlplatform.features.sources import file_source_path
+
+        path = file_source_path(view)
+        source = str(path) if path else str(view.batch_source.name)
+        if start is None and view.most_recent_end_time is not None and view.most_recent_end_time >= end:
+            self._progress(f"{step} {view.name}: already materialized up to {view.most_recent_end_time}")
+            return ViewLoad(view.name, source, view.most_recent_end_time, end, rows=0, skipped=True)
+        column = view.batch_source.timestamp_field
+        begin = start or view.most_recent_end_time
+        rows: int | None = None
+        if path is None:  # not a local file: the first run reaches back one TTL, rows are not counted
+            begin = begin or end - (view.ttl or _DEFAULT_FIRST_WINDOW)
+        else:
+            begin = begin or self._source_stats(view.name, path, column).first
+            rows = self._source_stats(view.name, path, column, begin, end).rows if begin else 0
+        load = ViewLoad(view.name, source, begin, end, rows)
+        if begin is None or begin >= end or rows == 0:
+            self._progress(f"{step} warning: {load.warning()}")
+            return load
         self._progress(f"{step} materializing {view.name} from {begin.isoformat()} to {end.isoformat()}")
-        with _quiet_libraries():
-            self.store.materialize(start_date=begin, end_date=end, feature_views=[view.name])
+        try:
+            with _quiet_libraries():
+                self.store.materialize(start_date=begin, end_date=end, feature_views=[view.name])
+        except Exception as error:
+            if not _is_conversion_error(error):
+                raise
+            raise MaterializeError(
+                f"feature view {view.name!r}: Feast could not read its source {source}: "
+                f"{type(error).__name__}: {_first_line(error)}\n  fix: event timestamps must be timezone-aware "
+                "UTC at microsecond precision (pandas: df[col] = pd.to_datetime(df[col], utc=True).astype("
+                "'datetime64[us, UTC]')); `mlplatform models init` converts them"
+            ) from error
+        self._progress(f"{step} {view.name}: {rows if rows is not None else 'unknown'} source rows read")
+        return load
+
+    def _source_stats(
+        self, view: str, path: Path, column: str, start: datetime | None = None, end: datetime | None = None
+    ) -> SourceStats:
+        """The source's rows in a window; a source Feast could not read either is a ``MaterializeError``."""
+        from mlplatform.features.sources import source_stats
+
+        try:
+            return source_stats(path, column, start, end)
+        except ValueError as error:
+            raise MaterializeError(f"feature view {view!r}: {error}") from None
 
     def online_features(self, feature_service: str, entity_rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         """Latest feature values for entity rows (join keys plus request values such as ``amount``).

@@ -247,7 +247,7 @@ def _world(
 def _regenerate(
     settings: Settings, options: LoopOptions, regenerate_data: RegenerateData, drift_after: datetime | None
 ) -> DataSummary:
-    return regenerate_data(settings.data_dir, end=options.end or _today(), drift_after=drift_after)
+    return regenerate_data(settings.model_data_dir(options.model), end=options.end or _today(), drift_after=drift_after)
 
 
 def _materialize(settings: Settings, data_start: datetime) -> float:
@@ -318,7 +318,10 @@ def _traffic(settings: Settings, spec: ModelSpec, deployment: Deployment, option
     from mlplatform.serving.client import recent_entities, send_traffic
 
     entities = recent_entities(
-        settings.data_dir / spec.label.source, spec.entity_key, spec.label.request_columns, options.requests
+        settings.model_data_dir(spec.name) / spec.label.source,
+        spec.entity_key,
+        spec.label.request_columns,
+        options.requests,
     )
     report = send_traffic(deployment, entities, options.rate, warmup=0)
     if report.failures:

@@ -241,7 +241,9 @@ def wait_serving(
     """Until the server answers with ``version`` (it polls the alias every ``serving.poll_interval_s``)."""
     from mlplatform.serving.client import PredictionError, predict, recent_entities
 
-    [entity] = recent_entities(settings.data_dir / spec.label.source, spec.entity_key, spec.label.request_columns, 1)
+    [entity] = recent_entities(
+        settings.model_data_dir(spec.name) / spec.label.source, spec.entity_key, spec.label.request_columns, 1
+    )
     served = ""
 
     def serving() -> bool:

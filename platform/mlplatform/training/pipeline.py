@@ -142,7 +142,7 @@ def load_labels(settings: Settings, spec: ModelSpec, request: TrainingRequest) -
     """Labelled events inside the data window, with the columns the spec names (and nothing else)."""
     import pandas as pd
 
-    source = settings.data_dir / spec.label.source
+    source = settings.model_data_dir(spec.name) / spec.label.source
     if not source.is_file():
         raise TrainingDataError(f"label source {source} does not exist (spec {spec.name}: label.source)")
     frame = pd.read_parquet(source)
