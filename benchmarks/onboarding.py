@@ -113,7 +113,7 @@ def one_run(index: int) -> dict[str, Any]:
         try:
             timings: dict[str, float] = {}
             for name, command in STEPS.items():
-                timings[name], output = run(command, env, work)
+                timings[name], _ = run(command, env, work)
                 print(f"  {name:<16} {timings[name]:6.1f} s", flush=True)
             timings["first prediction"] = first_answer(env, work)
             print(f"  {'first prediction':<16} {timings['first prediction']:6.1f} s", flush=True)
@@ -134,7 +134,8 @@ def main() -> None:
         print(f"run {index}/{args.runs}", flush=True)
         result = one_run(index)
         print(
-            f"  total {result['total_s']:.1f} s (target <= {TARGET_TOTAL_S:.0f}); estimator.fit {result['fit_s']:.2f} s; "
+            f"  total {result['total_s']:.1f} s (target <= {TARGET_TOTAL_S:.0f}); "
+            f"estimator.fit {result['fit_s']:.2f} s; "
             f"platform's own steps {result['platform_s']:.1f} s (target <= {TARGET_PLATFORM_S:.0f})",
             flush=True,
         )
