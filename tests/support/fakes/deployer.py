@@ -12,7 +12,7 @@ class FakeDeployer(Deployer):
     def __init__(self) -> None:
         self.served: dict[str, Backend] = {}
 
-    def deploy(self, model: str, backend: Backend) -> Deployment:
+    def deploy(self, model: str, backend: Backend, port: int | None = None) -> Deployment:
         if model in self.served and self.served[model] != backend:
             raise DeployError(f"{model} is already served by {self.served[model]}")
         self.served[model] = backend
