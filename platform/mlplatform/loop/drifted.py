@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlplatform.loop.traffic import feature_sources
+from mlplatform.loop.traffic import NoRequestsError, feature_sources
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,8 +103,12 @@ def _matching_source(settings: Settings, spec: ModelSpec, drifted: Path, columns
     """The model's feature table with exactly the drifted table's columns, and its timestamp column."""
     import pyarrow.parquet as pq
 
+    try:
+        sources = feature_sources(settings, spec)
+    except NoRequestsError as error:  # no feature service registered for the model yet
+        raise DriftedTableError(f"--drifted {drifted}: {error}") from None
     found: list[str] = []
-    for path, timestamp in feature_sources(settings, spec):
+    for path, timestamp in sources:
         if not path.is_file():
             found.append(f"{path} (missing)")
             continue
