@@ -302,6 +302,6 @@ def in_cluster_flag(monkeypatch: pytest.MonkeyPatch, fake_api: FakeKubernetesApi
 
 
 def test_a_requested_port_is_refused_naming_the_deployer(fake_api: FakeKubernetesApi, settings: Settings) -> None:
-    with pytest.raises(NotImplementedError, match="KubernetesDeployer serves every model .* on container port 8080"):
+    with pytest.raises(NotImplementedError, match=r"KubernetesDeployer serves every model .* on container port 8080"):
         _deployer(fake_api, settings).deploy(MODEL, "kserve", 9000)
     assert fake_api.calls == [], "nothing applied"
