@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mlplatform.config import DatabaseSettings, Settings
+from mlplatform.config import DatabaseSettings
 from mlplatform.deploy.base import Backend, DeployError
 from mlplatform.deploy.local import LocalProcessDeployer
 from mlplatform.serving.client import predict
 from tests.support.environment import free_port
-from tests.support.serving import KINDS, MODEL, ServedWorld, serving_settings, spec_dir
+from tests.support.serving import KINDS, MODEL, ServedWorld, labels_in_model_dir, serving_settings, spec_dir
 
 pytestmark = pytest.mark.integration
 
@@ -120,11 +120,3 @@ def _port_of(runner: CliRunner, model: str) -> int:
     listed = runner.invoke(app, ["deployments", "--json"])
     [url] = [item["url"] for item in json.loads(listed.output) if item["model"] == model]
     return int(url.rsplit(":", 1)[1])
-
-
-def labels_in_model_dir(settings: Settings, model: str) -> None:
-    """The copied spec's label table under its own data directory (where `traffic` reads request columns), as the
-    fraud tables are shared with copies of the spec; nothing to do where that directory already exists."""
-    folder = settings.model_data_dir(model)
-    if not folder.exists():
-        folder.symlink_to(settings.data_dir, target_is_directory=True)
