@@ -92,13 +92,10 @@ def build_world(settings: Any) -> None:
 
 
 def request_entities(settings: Any, count: int) -> list[dict[str, Any]]:
-    from mlplatform.serving.client import recent_entities
+    from mlplatform.loop.traffic import sample_requests
     from mlplatform.specs import find_spec
 
-    spec = find_spec(settings.model_roots, MODEL)
-    return recent_entities(
-        settings.model_data_dir(spec.name) / spec.label.source, spec.entity_key, spec.label.request_columns, count
-    )
+    return sample_requests(settings, find_spec(settings.model_roots, MODEL), count)
 
 
 def bare_bodies(settings: Any, entities: list[dict[str, Any]], model_inputs: list[str]) -> tuple[list[Any], list[Any]]:

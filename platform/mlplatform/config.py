@@ -123,7 +123,13 @@ class ServingSettings(_Section):
         description="Folder of the model server entry points (bentoml/, kserve/) local deploys run.",
     )
     host: str = Field(LOOPBACK, description="Address model servers bind to.")
-    port: int = Field(8300, ge=1, le=65535, description="HTTP port of a locally deployed model server.")
+    port: int = Field(
+        8300,
+        ge=1,
+        le=65535,
+        description="HTTP port of a model server. Local deploys take the first free port from here up (each "
+        "model its own, kept while it is deployed) unless `deploy --port` names one.",
+    )
     grpc_port: int | None = Field(
         None, ge=1, le=65535, description="KServe gRPC port; unset disables gRPC (HTTP only)."
     )
@@ -335,8 +341,9 @@ class PrometheusSettings(_Section):
     scrape_interval_s: int = Field(15, ge=1, le=3600, description="Scrape and rule evaluation interval, seconds.")
     model_server_targets: list[str] = Field(
         default_factory=list,
-        description='Model server host:port targets to scrape, as JSON (e.g. ["127.0.0.1:8300"]). Unset: the '
-        "local deploy port (serving.host:serving.port).",
+        description='Extra model server host:port targets to scrape, as JSON (e.g. ["10.0.0.5:8300"]), besides '
+        "the local deployments (each on its own port), which the deployer lists in the state directory's "
+        "prometheus/model_servers.json.",
     )
 
 

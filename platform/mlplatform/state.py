@@ -14,6 +14,7 @@
     platform.db                              the platform DB (users, tokens, audit log, alias history, ...)
     logs/<process>.log, run/<process>.pid    supervisor output and pid records (pid records 0600)
     prometheus/prometheus.yml, data/         rendered Prometheus configuration and its TSDB
+    prometheus/model_servers.json            the local model servers Prometheus scrapes (file_sd targets)
     alertmanager/alertmanager.yml, data/     rendered Alertmanager configuration, silences, notification log
     alertmanager/platform_webhook_token      the webhook token again, as the rendered config's credentials_file, 0600
     feast/registry.db, feast/online.db       Feast registry and sqlite online store
@@ -83,6 +84,7 @@ class StateLayout:
     prometheus_dir = _Under("prometheus")
     prometheus_config = _Under("prometheus", "prometheus.yml")
     prometheus_data = _Under("prometheus", "data")
+    prometheus_targets = _Under("prometheus", "model_servers.json")
     alertmanager_dir = _Under("alertmanager")
     alertmanager_config = _Under("alertmanager", "alertmanager.yml")
     alertmanager_data = _Under("alertmanager", "data")

@@ -299,3 +299,9 @@ def in_cluster_flag(monkeypatch: pytest.MonkeyPatch, fake_api: FakeKubernetesApi
     monkeypatch.setattr(deployer_module, "in_cluster", lambda: flag[0])
     monkeypatch.setattr(deployer_module, "load_api_client", lambda: _client(fake_api))
     return flag
+
+
+def test_a_requested_port_is_refused_naming_the_deployer(fake_api: FakeKubernetesApi, settings: Settings) -> None:
+    with pytest.raises(NotImplementedError, match=r"KubernetesDeployer serves every model .* on container port 8080"):
+        _deployer(fake_api, settings).deploy(MODEL, "kserve", 9000)
+    assert fake_api.calls == [], "nothing applied"

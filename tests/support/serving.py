@@ -115,3 +115,11 @@ def start_server(kind: str, settings: Settings, model: str = MODEL, wait_ready: 
         server.terminate()
         raise AssertionError(f"{error}:\n{server.log()[-4000:]}") from None
     return server
+
+
+def labels_in_model_dir(settings: Settings, model: str) -> None:
+    """The fraud tables under ``model``'s own data directory (where requests' values are read from its label table)
+    when the world keeps them directly in the data directory; nothing to do where that directory exists."""
+    folder = settings.model_data_dir(model)
+    if not folder.exists():
+        folder.symlink_to(settings.data_dir, target_is_directory=True)

@@ -14,6 +14,7 @@ from mlplatform.store.auth import ROLES, AuthRepository
 from mlplatform.store.bootstrap import bootstrap_admin
 from mlplatform.store.models import ApiTokenRow
 from tests.support.api_world import MODEL, PASSWORD, World, cheap_hash, make_world, user_for
+from tests.support.fakes.deployer import FakeDeployer
 from tests.support.fakes.registry import version_info
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
@@ -329,6 +330,23 @@ def test_canary_percent_is_bounded(world: World, percent: int) -> None:
         f"/api/v1/deployments/{MODEL}/canary", json={"percent": percent}, headers=world.as_role("approver")
     )
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize("port", [80, 1023, 65536, "next"])
+def test_deploy_port_is_bounded_and_named(world: World, port: object) -> None:
+    response = world.client.post(
+        "/api/v1/deployments", json={"model": MODEL, "port": port}, headers=world.as_role("approver")
+    )
+    assert response.status_code == 422
+    assert [error["loc"][-1] for error in response.json()["errors"]] == ["port"]
+
+
+def test_deploy_passes_the_requested_port_to_the_deployer(world: World) -> None:
+    headers = world.as_role("approver")
+    response = world.client.post("/api/v1/deployments", json={"model": MODEL, "port": 9301}, headers=headers)
+    assert response.status_code == 201
+    deployer = world.services.deployer
+    assert isinstance(deployer, FakeDeployer) and deployer.ports == {MODEL: 9301}
 
 
 def test_deploy_lifecycle_is_recorded(world: World) -> None:

@@ -26,6 +26,7 @@ from mlplatform.store.retrains import AlertRef
 from mlplatform.ui import charts
 from mlplatform.webapp import create_app
 from tests.support.api_world import MODEL, PASSWORD, World, logged_in, make_world, ui_login
+from tests.support.fakes.deployer import FakeDeployer
 from tests.support.fakes.drift_check import FakeDriftCheck
 from tests.support.fakes.registry import version_info
 
@@ -285,6 +286,16 @@ def test_deploy_and_undeploy_forms(world: World) -> None:
     gone = flashes_after(world, post_form(world, f"/models/{MODEL}/undeploy", csrf))
     assert "fraud_detector is no longer served." in gone
     assert [e.result for e in world.audit(target=MODEL, action="deployment.create")] == ["failed", "ok"]
+
+
+def test_deploy_form_takes_a_port(world: World) -> None:
+    csrf = logged_in(world, "approver")
+    bad = flashes_after(world, post_form(world, f"/models/{MODEL}/deploy", csrf, backend="kserve", port="80"))
+    assert "port: Input should be greater than or equal to 1024" in bad
+    page = flashes_after(world, post_form(world, f"/models/{MODEL}/deploy", csrf, backend="kserve", port="9301"))
+    assert "fraud_detector is served by kserve at http://127.0.0.1:1." in page
+    deployer = world.services.deployer
+    assert isinstance(deployer, FakeDeployer) and deployer.ports == {MODEL: 9301}
 
 
 def test_unknown_model_is_a_404_page(world: World) -> None:

@@ -21,7 +21,7 @@ from mlplatform.config import Settings, get_settings
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer unchanged.")]
-ModelArg = Annotated[str, typer.Argument(help="Model name, e.g. fraud_detector.")]
+ModelArg = Annotated[str, typer.Argument(help="Model name (a folder with a spec.yaml), e.g. my_model.")]
 
 
 def fail(message: str) -> None:

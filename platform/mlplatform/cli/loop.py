@@ -1,25 +1,30 @@
-"""``mlplatform loop run <model>``: the closed loop on the embedded stack, step by step, then its timeline.
+"""``mlplatform loop run MODEL``: the closed loop on the embedded stack, step by step, then its timeline.
 
-The command only parses options, wires the fraud demo's data generator into the loop, and prints;
-``mlplatform.loop`` does the work (the e2e test and ``benchmarks/loop.py`` call the same function).
+The command only parses options, picks the model's data (a bundled model's generator from
+``mlplatform.demo.generators``, or the user's ``--drifted`` table), and prints; ``mlplatform.loop`` does the work
+(the e2e test and ``benchmarks/loop.py`` call the same function).
 """
 
 from __future__ import annotations
 
-from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from mlplatform.cli._common import console, errors
+from mlplatform.cli._common import ModelArg, console, errors, fail
 
 if TYPE_CHECKING:
+    from mlplatform.config import Settings
+    from mlplatform.loop.driver import RegenerateData
     from mlplatform.loop.timeline import LoopResult, Step
 
 loop_app = typer.Typer(
     help="The closed loop: drift -> alert -> retrain -> gated promotion -> the server swaps.", no_args_is_help=True
 )
+GENERATED_DEFAULTS = {"entities": 2000, "days": 90, "seed": 7}
+"""World size of a bundled generator when not given (as `data generate`)."""
 
 
 @loop_app.callback()
@@ -29,22 +34,39 @@ def loop_group() -> None:
 
 @loop_app.command("run")
 def run_command(
-    model: Annotated[str, typer.Argument(help="Deployed model, e.g. fraud_detector.")] = "fraud_detector",
-    customers: Annotated[int, typer.Option(min=1, help="Customers of the demo data (as `data generate`).")] = 2000,
-    days: Annotated[int, typer.Option(min=1, help="Days of demo data (as `data generate`).")] = 90,
-    seed: Annotated[int, typer.Option(help="Seed of the demo data (as `data generate`).")] = 7,
-    drift_days: Annotated[int, typer.Option(min=1, help="The last N days of data drift.")] = 30,
+    model: ModelArg,
+    drifted: Annotated[
+        Path | None,
+        typer.Option(
+            help="Parquet file: one of the model's feature tables (same columns) with drifted values, usually at "
+            "later timestamps. Its rows are appended to that table and materialized, so served features drift; "
+            "the table is put back as it was at the next run's start. Needed unless the model has a bundled data "
+            "generator.",
+            dir_okay=False,
+        ),
+    ] = None,
+    entities: Annotated[
+        int | None, typer.Option(min=1, help="Bundled generator only: entities of the generated data (2000).")
+    ] = None,
+    days: Annotated[
+        int | None, typer.Option(min=1, help="Bundled generator only: days of generated data (90).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Bundled generator only: seed of the generated data (7).")] = None,
+    drift_days: Annotated[int, typer.Option(min=1, help="Bundled generator only: the last N days of data drift.")] = 30,
     requests: Annotated[int, typer.Option(min=1, help="Requests per traffic burst (baseline, drifted).")] = 400,
     rate: Annotated[float, typer.Option(min=1.0, max=5000.0, help="Requests per second.")] = 50.0,
     retrain_timeout: Annotated[float, typer.Option(help="Seconds to wait for the retrain run.")] = 1200.0,
 ) -> None:
-    """Send drifted traffic and follow the loop to the new champion serving; print a timeline with timestamps."""
+    """Send drifted traffic and follow the loop to the new champion serving; print a timeline with timestamps.
+
+    Example: mlplatform loop run my_model --drifted my_features_drifted.parquet
+    """
     from mlplatform.config import get_settings
-    from mlplatform.demo.fraud_data import generate
     from mlplatform.loop.driver import LoopOptions, LoopTimeouts, run_loop
     from mlplatform.loop.timeline import OUTCOME_PROMOTED, LoopStalledError
 
-    fraud_data = partial(generate, customers=customers, days=days, seed=seed)
+    settings = get_settings()
+    data = model_data(settings, model, drifted, {"entities": entities, "days": days, "seed": seed})
     options = LoopOptions(
         model=model,
         drift_days=drift_days,
@@ -55,17 +77,49 @@ def run_command(
     console.print(f"[bold]closed loop[/] for {model}: baseline, drift, alert, retrain, promotion", highlight=False)
     with console.status("starting") as status:
         try:
-            result = run_loop(
-                get_settings(), options, fraud_data, say=lambda message: status.update(message), on_step=_print_step
-            )
+            result = run_loop(settings, options, data, say=lambda message: status.update(message), on_step=_print_step)
         except LoopStalledError as error:
             errors.print(f"[bold red]loop stalled at {error.step}:[/] {error}", highlight=False)
             raise typer.Exit(code=1) from None
+        except ValueError as error:  # the options do not fit the model (e.g. fewer requests than its drift min_rows)
+            fail(str(error))
     print_timeline(result)
     if result.outcome != OUTCOME_PROMOTED:
         console.print(f"[yellow]{result.message}[/]", highlight=False)
         return
     console.print(f"[bold green]{result.message}[/]", highlight=False)
+
+
+def model_data(settings: Settings, model: str, drifted: Path | None, sizes: dict[str, int | None]) -> RegenerateData:
+    """The loop's data for ``model``: ``--drifted`` when given, else the model's bundled generator, else an error
+    that says what to pass."""
+    from mlplatform.demo.generators import DRIFT_GENERATORS
+    from mlplatform.loop.drifted import DriftedTable, DriftedTableError
+    from mlplatform.specs import SpecError, find_spec
+
+    try:
+        spec = find_spec(settings.model_roots, model)
+    except SpecError as error:
+        fail(str(error))
+        raise
+    if drifted is not None:
+        given = [f"--{name}" for name, value in sizes.items() if value is not None]
+        if given:
+            fail(f"{', '.join(given)} size a bundled generator's data; with --drifted the file is the data")
+        try:
+            return DriftedTable(settings, spec, drifted)
+        except DriftedTableError as error:
+            fail(str(error))
+            raise
+    factory = DRIFT_GENERATORS.get(spec.name)
+    if factory is None:
+        fail(
+            f"{model} has no bundled data generator: pass --drifted FILE, a copy of one of its feature tables "
+            "(same columns) with drifted values"
+        )
+        raise AssertionError("unreachable")
+    size = {name: GENERATED_DEFAULTS[name] if value is None else value for name, value in sizes.items()}
+    return factory(size["entities"], size["days"], size["seed"])
 
 
 def _print_step(step: Step) -> None:

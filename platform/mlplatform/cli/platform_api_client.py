@@ -100,8 +100,8 @@ class PlatformClient:
         body = {"estimator_params": estimator_params, "window_days": window_days, "reason": reason}
         return self._object("POST", f"/api/v1/models/{name}/training-runs", json=body)
 
-    def deploy(self, model: str, backend: str | None, reason: str | None) -> dict[str, Any]:
-        body = {"model": model, "backend": backend, "reason": reason}
+    def deploy(self, model: str, backend: str | None, reason: str | None, port: int | None = None) -> dict[str, Any]:
+        body = {"model": model, "backend": backend, "port": port, "reason": reason}
         return self._object("POST", "/api/v1/deployments", json=body)
 
     def undeploy(self, model: str, reason: str | None) -> dict[str, Any]:

@@ -20,13 +20,23 @@ def deploy(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model spec name; its champion is served.")],
     backend: Annotated[str | None, typer.Option(help="bentoml or kserve (default: MLP_SERVING__BACKEND).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            min=1024,
+            max=65535,
+            help="Local deploys: the port the server listens on (default: the first free one from "
+            "MLP_SERVING__PORT up, or the one the model held).",
+        ),
+    ] = None,
     reason: Annotated[str | None, typer.Option(help="Why (recorded in the audit log).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's answer as JSON.")] = False,
 ) -> None:
-    """Serve the model's champion through the platform API (locally: a supervised server, logs in the state dir)."""
+    """Serve the model's champion through the platform API (locally: a supervised server on its own port, beside
+    any other deployed model; logs in the state dir)."""
     if not as_json:
         console.print(f"deploying {model} with {backend or cli_settings(ctx).serving.backend} ...", highlight=False)
-    deployment = api_answer(ctx, as_json, lambda client: client.deploy(model, backend, reason))
+    deployment = api_answer(ctx, as_json, lambda client: client.deploy(model, backend, reason, port))
     if deployment is None:
         return
     console.print(f"[bold green]{model}[/] served by {deployment['backend']} at {deployment['url']}", highlight=False)
@@ -58,6 +68,7 @@ def deployments(ctx: typer.Context, as_json: AsJson = False) -> None:
 
 
 def _deployment_of(model: str) -> Deployment:
+    """The model's local server, at the URL its deployment recorded."""
     from mlplatform.deploy.local import LocalProcessDeployer
 
     for deployment in LocalProcessDeployer(get_settings()).list():
@@ -68,17 +79,26 @@ def _deployment_of(model: str) -> Deployment:
 
 
 def _parse_entity(text: str) -> dict[str, Any]:
-    """`customer_id=1001,amount=42.5` -> {"customer_id": 1001, "amount": 42.5} (values parsed as JSON when valid)."""
+    """`my_key=42,my_value=1.5` -> {"my_key": 42, "my_value": 1.5} (values parsed as JSON when valid)."""
     return parse_key_values([part.strip() for part in text.split(",") if part.strip()])
 
 
 def predict(
     model: Annotated[str, typer.Argument(help="Deployed model.")],
     entity: Annotated[
-        list[str], typer.Option("--entity", "-e", help="One entity as key=value pairs: customer_id=1001,amount=42.5")
+        list[str],
+        typer.Option(
+            "--entity",
+            "-e",
+            help="One entity as key=value pairs: the model's entity key and its request columns (spec: entity_key, "
+            "label.request_columns), e.g. my_key=42 or my_key=42,my_value=1.5. Repeat for a batch.",
+        ),
     ],
 ) -> None:
-    """Send one prediction request to the model's local server and print the answer as JSON."""
+    """Send one prediction request to the model's local server and print the answer as JSON.
+
+    Example: mlplatform predict my_model --entity my_key=42
+    """
     from mlplatform.serving.client import PredictionError
     from mlplatform.serving.client import predict as send
 
@@ -96,16 +116,20 @@ def traffic(
     requests: Annotated[int, typer.Option(min=1, max=100_000, help="How many single-entity requests.")] = 200,
     rate: Annotated[float, typer.Option(min=1.0, max=5000.0, help="Requests per second (open loop).")] = 50.0,
 ) -> None:
-    """Send a burst of realistic requests (recent customers and amounts) and print latency percentiles."""
-    from mlplatform.serving.client import recent_entities, send_traffic
+    """Send a burst of realistic requests and print latency percentiles: entity ids the feature store holds most
+    recently, with request-time values from the model's label table (when it has request columns)."""
+    from mlplatform.loop.traffic import NoRequestsError, sample_requests
+    from mlplatform.serving.client import send_traffic
     from mlplatform.specs import find_spec
 
     settings = get_settings()
     spec = find_spec(settings.model_roots, model)
     deployment = _deployment_of(model)
-    entities = recent_entities(
-        settings.model_data_dir(spec.name) / spec.label.source, spec.entity_key, spec.label.request_columns, requests
-    )
+    try:
+        entities = sample_requests(settings, spec, requests)
+    except NoRequestsError as error:
+        fail(str(error))
+        return
     console.print(
         f"sending {len(entities)} requests at {rate:.0f}/s to {deployment.predict_url} (after 20 warm-up requests)",
         highlight=False,

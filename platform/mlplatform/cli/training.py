@@ -38,7 +38,7 @@ DAG_PARSE_TIMEOUT_S = 120.0
 
 def train(
     ctx: typer.Context,
-    model: Annotated[str, typer.Argument(help="Model spec name, e.g. fraud_detector.")],
+    model: Annotated[str, typer.Argument(help="Model spec name, e.g. my_model.")],
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the DAG run to its end.")] = False,
     param: Annotated[
         list[str] | None, typer.Option("--param", "-p", help="Estimator parameter override key=value.")

@@ -98,6 +98,11 @@ class GeneratedData:
     start: datetime
     end: datetime
 
+    @property
+    def rows(self) -> int:
+        """The labelled events: what the closed loop reports as written (its ``DataSummary``)."""
+        return self.transaction_rows
+
 
 @dataclass(frozen=True)
 class _Customers:

@@ -39,8 +39,12 @@ class Deployer(ABC):
     """Runs model servers. Optional capabilities raise ``NotImplementedError`` naming the class."""
 
     @abstractmethod
-    def deploy(self, model: str, backend: Backend) -> Deployment:
-        """Start (or keep) a server for ``model``; returns once it is ready or raises ``DeployError``."""
+    def deploy(self, model: str, backend: Backend, port: int | None = None) -> Deployment:
+        """Start (or keep) a server for ``model``; returns once it is ready or raises ``DeployError``.
+
+        ``port`` asks for the port the server listens on; deployers that give every server the same port (in its
+        own pod) raise ``NotImplementedError`` when given one.
+        """
 
     @abstractmethod
     def undeploy(self, model: str) -> bool:

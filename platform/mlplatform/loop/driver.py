@@ -5,7 +5,7 @@ Alertmanager -> the platform's webhook -> Airflow retrain on fresh data -> gate 
 Alertmanager, the webhook's retrain policy, Airflow, the model server's alias poll: ``loop.waits``); every wait is
 bounded and a stall names the step and the log to read.  What it does itself is what the world would do: the data
 changes (the injected ``RegenerateData`` drifts the last ``drift_days``, so the drifted, labelled period lies inside
-the retrain's data window), Feast is re-materialised so online features reflect it, and customers send requests.
+the retrain's data window), Feast is re-materialised so online features reflect it, and clients send requests.
 
 The loop first re-establishes its starting point, so it can run again on the same state directory: the data
 without drift, a champion that was not trained on drifted data (an earlier loop's retrained champion is replaced
@@ -63,21 +63,22 @@ ACTOR = "mlplatform loop"
 
 
 class DataSummary(Protocol):
-    """What the loop reports of regenerated data: how many events, and where the range starts."""
+    """What the loop reports of regenerated data: how many rows were written, and where the range starts."""
 
     @property
-    def transaction_rows(self) -> int: ...
+    def rows(self) -> int: ...
 
     @property
     def start(self) -> datetime: ...
 
 
 class RegenerateData(Protocol):
-    """Rewrite the model's data under ``data_dir`` so it ends at ``end``, drifted from ``drift_after`` on (None: no
-    drift), with labels, so the drifted period lies inside the retrain's data window.
+    """Rewrite the model's data under ``data_dir`` (its own data directory) so it ends at ``end``, drifted from
+    ``drift_after`` on (None: no drift), with labels, so the drifted period lies inside the retrain's data window.
 
-    The loop's one dependency on a particular model's data, injected by whoever runs it: ``mlplatform loop run``,
-    the e2e test and the benchmark pass the fraud demo's generator with its size and seed bound.
+    The loop's one dependency on a particular model's data, injected by whoever runs it: ``mlplatform loop run``
+    passes a model's bundled generator (the demo's, by model name) or a ``loop.drifted.DriftedTable`` built from
+    ``--drifted``; the e2e test and the benchmark pass the fraud demo's generator with its size and seed bound.
     """
 
     def __call__(self, data_dir: Path, *, end: datetime, drift_after: datetime | None) -> DataSummary: ...
@@ -238,10 +239,10 @@ def _world(
 ) -> str:
     """Regenerate the model's data (with or without drift) and reload the whole range into the online store."""
     data = _regenerate(settings, options, regenerate_data, drift_after)
-    say(f"wrote {data.transaction_rows:,} transactions; materializing {data.start:%Y-%m-%d} .. now")
+    say(f"wrote {data.rows:,} rows; materializing {data.start:%Y-%m-%d} .. now")
     seconds = _materialize(settings, data.start)
     drift = f", drifted from {drift_after:%Y-%m-%d}" if drift_after else ""
-    return f"{data.transaction_rows:,} transactions{drift}; online store reloaded in {seconds:.1f}s"
+    return f"{data.rows:,} rows{drift}; online store reloaded in {seconds:.1f}s"
 
 
 def _regenerate(
@@ -314,15 +315,11 @@ def _drift(
 
 
 def _traffic(settings: Settings, spec: ModelSpec, deployment: Deployment, options: LoopOptions) -> int:
-    """Requests from the latest labelled events (customer and amount), as the demo's traffic command sends them."""
-    from mlplatform.serving.client import recent_entities, send_traffic
+    """Requests for the most recently updated entities, as ``mlplatform traffic`` sends them."""
+    from mlplatform.loop.traffic import sample_requests
+    from mlplatform.serving.client import send_traffic
 
-    entities = recent_entities(
-        settings.model_data_dir(spec.name) / spec.label.source,
-        spec.entity_key,
-        spec.label.request_columns,
-        options.requests,
-    )
+    entities = sample_requests(settings, spec, options.requests)
     report = send_traffic(deployment, entities, options.rate, warmup=0)
     if report.failures:
         raise LoopStalledError(

@@ -239,11 +239,10 @@ def wait_serving(
     deployment: Deployment, settings: Settings, spec: ModelSpec, version: str, timeout: float, say: Say
 ) -> None:
     """Until the server answers with ``version`` (it polls the alias every ``serving.poll_interval_s``)."""
-    from mlplatform.serving.client import PredictionError, predict, recent_entities
+    from mlplatform.loop.traffic import sample_requests
+    from mlplatform.serving.client import PredictionError, predict
 
-    [entity] = recent_entities(
-        settings.model_data_dir(spec.name) / spec.label.source, spec.entity_key, spec.label.request_columns, 1
-    )
+    [entity] = sample_requests(settings, spec, 1)
     served = ""
 
     def serving() -> bool:

@@ -52,12 +52,12 @@ def list_deployments(services: ApiServices) -> list[DeploymentOut]:
 
 
 def deploy(request: Request, services: ApiServices, principal: Principal, body: DeployRequest) -> DeploymentOut:
-    """Serve the model's champion on a backend; returns once the server is ready."""
+    """Serve the model's champion on a backend (on ``body.port`` when given); returns once the server is ready."""
     services.spec(body.model)
     backend = body.backend or services.settings.serving.backend
     reason = body.reason or "deploy via API"
     with deploy_errors(request, principal.username, "deployment.create", body.model, reason):
-        deployment = services.deployer.deploy(body.model, backend)
+        deployment = services.deployer.deploy(body.model, backend, body.port)
     services.deployments.upsert(model=body.model, backend=backend, url=deployment.url, deployed_by=principal.username)
     record(request, principal.username, "deployment.create", body.model, RESULT_OK, to_value=backend, reason=reason)
     return deployment_out(services, deployment)

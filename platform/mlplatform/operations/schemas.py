@@ -72,6 +72,13 @@ class RollbackRequest(_Body):
 class DeployRequest(_Body):
     model: ModelName
     backend: Literal["bentoml", "kserve"] | None = Field(None, description="Default: settings.serving.backend.")
+    port: int | None = Field(
+        None,
+        ge=1024,
+        le=65535,
+        description="Local deploys: the port the model server listens on (unprivileged). Default: the first free "
+        "port from settings.serving.port up, or the one the model held. Refused by deployers that choose their own.",
+    )
     reason: Reason | None = None
 
 

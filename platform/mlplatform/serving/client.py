@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -55,20 +54,6 @@ class TrafficReport:
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
-
-
-def recent_entities(
-    labels_path: Path, entity_key: str, request_columns: tuple[str, ...], count: int
-) -> list[dict[str, Any]]:
-    """Realistic requests: the latest labelled events' keys and request-time values (labels left out)."""
-    import pandas as pd
-
-    frame = pd.read_parquet(labels_path, columns=[entity_key, "event_timestamp", *request_columns])
-    latest = frame.sort_values("event_timestamp").tail(count)
-    return [
-        {entity_key: int(row[entity_key]), **{column: float(row[column]) for column in request_columns}}
-        for _, row in latest.iterrows()
-    ]
 
 
 def send_traffic(

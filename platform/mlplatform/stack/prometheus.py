@@ -5,6 +5,7 @@ installed and says so when not.  Their configuration is rendered from the commit
 the state directory (paths from ``mlplatform.state.StateLayout``)::
 
     prometheus/prometheus.yml                scrape the platform API and model servers, the committed rule files
+    prometheus/model_servers.json            the locally deployed model servers (file_sd), one target per model
     prometheus/data/                         the TSDB
     alertmanager/alertmanager.yml            the committed routing, webhook URL pointed at this stack's API
     alertmanager/platform_webhook_token      the webhook's bearer token (mode 0600), the config's credentials_file
@@ -12,12 +13,18 @@ the state directory (paths from ``mlplatform.state.StateLayout``)::
 
 Both listen on 127.0.0.1 on their own ports (9490/9493 by default, not the 9090/9093 a distribution's own
 daemons use), and Alertmanager's cluster listener (0.0.0.0:9094 by default) is switched off: a single instance.
+
+Model servers come and go while Prometheus runs: the local deployer rewrites ``model_servers.json`` on every deploy
+and undeploy (``write_model_server_targets``), and Prometheus re-reads a ``file_sd`` file when it changes, without
+a restart or a reload.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +47,16 @@ class MonitoringBinaries:
 
     prometheus: str | None
     alertmanager: str | None
+
+
+@dataclass(frozen=True)
+class ServerTarget:
+    """One locally deployed model server as Prometheus scrapes it."""
+
+    model: str
+    backend: str
+    address: str
+    """``host:port`` of the server's HTTP listener (its ``/metrics`` is scraped)."""
 
 
 def find_binaries(settings: Settings) -> MonitoringBinaries:
@@ -68,30 +85,61 @@ def alertmanager_url(settings: Settings) -> str:
     return f"http://{settings.prometheus.host}:{settings.prometheus.alertmanager_port}"
 
 
+def local_host(host: str) -> str:
+    """The address a local client reaches a server bound to ``host`` at (a wildcard bind answers on loopback)."""
+    return host if host not in ("0.0.0.0", "::") else "127.0.0.1"  # noqa: S104
+
+
 def _api_address(settings: Settings) -> str:
     """Where the stack's API answers locally: Prometheus scrapes it and Alertmanager posts to it."""
-    host = settings.api.host if settings.api.host not in ("0.0.0.0", "::") else "127.0.0.1"  # noqa: S104
-    return f"{host}:{settings.api.port}"
+    return f"{local_host(settings.api.host)}:{settings.api.port}"
 
 
 def prometheus_config(settings: Settings, rule_files: list[Path] | None = None) -> dict[str, Any]:
     """Scrape jobs for the platform API and the model servers, the rule files, and the stack's Alertmanager.
 
+    The model servers are the deployer's targets file (every local deployment, labelled with its model) plus any
+    ``prometheus.model_server_targets`` set by hand.  ``honor_labels``: a server's own ``model`` label on its
+    samples is kept as it is, and the target's ``model`` label fills in only where a sample has none.
     ``rule_files`` defaults to the committed rules; tests pass a rendered copy (e.g. with a shorter ``for``).
     """
     conf = settings.prometheus
     interval = f"{conf.scrape_interval_s}s"
-    servers = conf.model_server_targets or [f"{settings.serving.host}:{settings.serving.port}"]
     rules = rule_files if rule_files is not None else sorted((conf.config_dir / "prometheus" / "rules").glob("*.yaml"))
+    serving: dict[str, Any] = {
+        "job_name": "mlplatform-serving",
+        "honor_labels": True,
+        "file_sd_configs": [{"files": [str(settings.layout.prometheus_targets)]}],
+    }
+    if conf.model_server_targets:
+        serving["static_configs"] = [{"targets": conf.model_server_targets}]
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(path) for path in rules],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{conf.host}:{conf.alertmanager_port}"]}]}]},
         "scrape_configs": [
             {"job_name": "mlplatform-api", "static_configs": [{"targets": [_api_address(settings)]}]},
-            {"job_name": "mlplatform-serving", "static_configs": [{"targets": servers}]},
+            serving,
         ],
     }
+
+
+def model_server_targets(servers: Iterable[ServerTarget]) -> list[dict[str, Any]]:
+    """The ``file_sd`` document: one target group per server, labelled with its model and backend."""
+    return [
+        {"targets": [server.address], "labels": {"model": server.model, "backend": server.backend}}
+        for server in sorted(servers, key=lambda server: server.model)
+    ]
+
+
+def write_model_server_targets(settings: Settings, servers: Iterable[ServerTarget]) -> Path:
+    """Replace the targets file in one rename, so Prometheus never reads half of it."""
+    path = settings.layout.prometheus_targets
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(json.dumps(model_server_targets(servers), indent=2) + "\n")
+    partial.replace(path)
+    return path
 
 
 def alertmanager_config(settings: Settings, committed: dict[str, Any]) -> dict[str, Any]:
@@ -106,8 +154,11 @@ def alertmanager_config(settings: Settings, committed: dict[str, Any]) -> dict[s
 
 
 def write_prometheus_config(settings: Settings, rule_files: list[Path] | None = None) -> Path:
+    """The rendered configuration; an empty targets file beside it when no deploy has written one yet."""
     layout = settings.layout
     layout.prometheus_data.mkdir(parents=True, exist_ok=True)
+    if not layout.prometheus_targets.exists():
+        write_model_server_targets(settings, [])
     path = layout.prometheus_config
     path.write_text(_header() + yaml.safe_dump(prometheus_config(settings, rule_files), sort_keys=False))
     return path

@@ -262,10 +262,13 @@ def deploy(
     render: Render,
     principal: Annotated[Principal, Depends(permit("deployment.create", "approver"))],
     backend: ShortField = "",
+    port: ShortField = "",
     reason: ReasonField = "",
 ) -> Response:
     try:
-        body = validated(DeployRequest, model=name, backend=backend or None, reason=reason.strip() or None)
+        body = validated(
+            DeployRequest, model=name, backend=backend or None, port=port.strip() or None, reason=reason.strip() or None
+        )
         result = deployments.deploy(request, services, principal, body)
     except (Problem, FormError) as refusal:
         return render.redirect(model_url(name), refused(refusal))

@@ -162,7 +162,7 @@ class ModelSummary:
         if deployment is None:
             return Badge("unknown", "not deployed")
         if deployment.ready:
-            return Badge("ok", f"serving on {deployment.backend}")
+            return Badge("ok", f"serving on {deployment.backend} at {deployment.url}")
         return Badge("bad", f"{deployment.backend} not ready")
 
 

@@ -11,11 +11,14 @@ class FakeDeployer(Deployer):
 
     def __init__(self) -> None:
         self.served: dict[str, Backend] = {}
+        self.ports: dict[str, int | None] = {}
+        """The port each deploy asked for (None: the deployer's choice)."""
 
-    def deploy(self, model: str, backend: Backend) -> Deployment:
+    def deploy(self, model: str, backend: Backend, port: int | None = None) -> Deployment:
         if model in self.served and self.served[model] != backend:
             raise DeployError(f"{model} is already served by {self.served[model]}")
         self.served[model] = backend
+        self.ports[model] = port
         return self._deployment(model)
 
     def undeploy(self, model: str) -> bool:

@@ -84,7 +84,12 @@ class KubernetesDeployer(Deployer):
         self._clock = clock
 
     # ------------------------------------------------------------------------------------------------ the port
-    def deploy(self, model: str, backend: Backend) -> Deployment:
+    def deploy(self, model: str, backend: Backend, port: int | None = None) -> Deployment:
+        if port is not None:
+            raise NotImplementedError(
+                f"{type(self).__name__} serves every model in its own pods on container port {manifests.PORT}; "
+                "a port can be chosen for local deploys only"
+            )
         if backend not in BACKENDS:
             raise DeployError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         spec = self._spec(model)

@@ -58,7 +58,7 @@ class Rollout:
 
 
 def resource_name(model: str) -> str:
-    """Kubernetes names are DNS labels: ``fraud_detector`` -> ``fraud-detector`` (the model label keeps ``_``)."""
+    """Kubernetes names are DNS labels: ``my_model`` -> ``my-model`` (the model label keeps ``_``)."""
     return model.replace("_", "-")
 
 

@@ -1,0 +1,102 @@
+"""Realistic requests for any model: real entity ids from its feature store, request-time values from its labels.
+
+``mlplatform traffic``, the loop's traffic bursts and its wait for a swapped server send these.  Entity ids are the
+ones the model's feature views hold most recently (read from the views' parquet sources the Feast registry names,
+so they are ids the online store knows after materialization); when the model has request columns
+(``spec.label.request_columns``), their values come from the latest rows of its label table, the events it is
+trained on.  Nothing here knows a particular model: the spec says which key and which columns.
+"""
+
+from __future__ import annotations
+
+from itertools import cycle, islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlplatform.config import Settings
+    from mlplatform.specs import ModelSpec
+
+
+class NoRequestsError(ValueError):
+    """Requests cannot be made for a model: the message names the missing table or column and the fix."""
+
+
+def sample_requests(settings: Settings, spec: ModelSpec, count: int) -> list[dict[str, Any]]:
+    """``count`` single-entity requests: the most recently updated entities (repeated when there are fewer), each
+    with request-time values from the label table's latest rows."""
+    sources = feature_sources(settings, spec)
+    keys = list(islice(cycle(recent_keys(sources, spec.entity_key, count)), count))
+    if not keys:
+        listed = ", ".join(str(path) for path, _ in sources) or "none readable"
+        raise NoRequestsError(
+            f"no {spec.entity_key} values for {spec.name}: its feature views' sources ({listed}) hold none; write "
+            f"the model's feature tables and run `mlplatform features apply`"
+        )
+    if not spec.label.request_columns:
+        return [{spec.entity_key: key} for key in keys]
+    values = list(islice(cycle(request_values(settings, spec, count)), count))
+    return [{spec.entity_key: key, **row} for key, row in zip(keys, values, strict=True)]
+
+
+def feature_sources(settings: Settings, spec: ModelSpec) -> list[tuple[Path, str]]:
+    """(parquet file, timestamp column) of each batch view in the model's feature service that is a local file."""
+    from feast import FileSource
+    from feast.errors import FeatureViewNotFoundException
+
+    from mlplatform.features.store import FeatureStoreAdapter
+
+    features = FeatureStoreAdapter(settings)
+    try:
+        service = features.feature_service(spec.features.service)
+    except (ValueError, RuntimeError) as error:  # unknown service, or nothing applied yet: the message says which
+        raise NoRequestsError(f"no entity ids for {spec.name}: {error}") from None
+    sources: list[tuple[Path, str]] = []
+    for projection in service.feature_view_projections:
+        try:
+            view = features.store.get_feature_view(projection.name)
+        except FeatureViewNotFoundException:
+            continue  # an on-demand view: no source of its own
+        source = view.batch_source
+        if isinstance(source, FileSource) and "://" not in source.path:
+            sources.append((Path(source.path), source.timestamp_field))
+    return sources
+
+
+def recent_keys(sources: list[tuple[Path, str]], entity_key: str, count: int) -> list[Any]:
+    """Up to ``count`` distinct entity ids, those with the latest rows across ``sources``, oldest first."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    frames = []
+    for path, timestamp in sources:
+        if path.is_file() and {entity_key, timestamp} <= set(pq.read_schema(path).names):
+            frame = pd.read_parquet(path, columns=[entity_key, timestamp])
+            frames.append(frame.rename(columns={timestamp: "__time"}))
+    if not frames:
+        return []
+    rows = pd.concat(frames, ignore_index=True).sort_values("__time", kind="stable")
+    latest = rows.drop_duplicates(entity_key, keep="last").tail(count)
+    keys: list[Any] = latest[entity_key].tolist()  # Python scalars, JSON-ready
+    return keys
+
+
+def request_values(settings: Settings, spec: ModelSpec, count: int) -> list[dict[str, Any]]:
+    """The request columns of the label table's latest ``count`` rows, oldest first."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    labels_path = settings.model_data_dir(spec.name) / spec.label.source
+    columns = list(spec.label.request_columns)
+    if not labels_path.is_file():
+        raise NoRequestsError(
+            f"{spec.name} takes request-time values ({', '.join(columns)}) and they are sampled from its label "
+            f"table, but {labels_path} does not exist; write it (spec: label.source)"
+        )
+    present = set(pq.read_schema(labels_path).names)
+    missing = [column for column in [*columns, spec.label.timestamp_column] if column not in present]
+    if missing:
+        raise NoRequestsError(f"{labels_path} lacks column(s) {missing} named by {spec.name}'s spec (label section)")
+    frame = pd.read_parquet(labels_path, columns=[*columns, spec.label.timestamp_column])
+    latest = frame.sort_values(spec.label.timestamp_column, kind="stable").tail(count)
+    return [{str(key): value for key, value in row.items()} for row in latest[columns].to_dict("records")]
