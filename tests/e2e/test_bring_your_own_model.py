@@ -15,11 +15,21 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from mlplatform.config import Settings
+from mlplatform.demo.fraud_data import MODEL as FRAUD_MODEL
+from mlplatform.demo.fraud_data import generate
+from mlplatform.deploy.base import Deployment
+from mlplatform.loop import driver, waits
+from mlplatform.loop.traffic import sample_requests
+from mlplatform.monitoring.drift_check import run_drift_check
+from mlplatform.serving.client import predict, send_traffic
+from mlplatform.specs import find_spec
 from tests.support.environment import REPO_ROOT, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -121,10 +131,20 @@ def test_the_guide_takes_the_example_to_a_served_champion_beside_the_fraud_model
     check_the_fraud_model_still_answers_and_is_checked(settings, fraud)
 
 
-def serve_the_fraud_model(settings: Settings) -> object:
-    """The fraud demo's model trained in-process (no Airflow run) and deployed locally."""
-    raise NotImplementedError
+def serve_the_fraud_model(settings: Settings) -> Deployment:
+    """The fraud demo's model: its data, features and first champion trained in-process (no Airflow run), served."""
+    options = driver.LoopOptions(model=FRAUD_MODEL)
+    return driver.prepare(settings, options, partial(generate, customers=400, days=40, seed=7), say=print)
 
 
-def check_the_fraud_model_still_answers_and_is_checked(settings: Settings, deployment: object) -> None:
-    raise NotImplementedError
+def check_the_fraud_model_still_answers_and_is_checked(settings: Settings, deployment: Deployment) -> None:
+    """The first model keeps serving beside the new one, and its own drift check runs on its own traffic."""
+    spec = find_spec(settings.model_roots, FRAUD_MODEL)
+    began = datetime.now(UTC)
+    report = send_traffic(deployment, sample_requests(settings, spec, 150), rate_per_s=100.0, warmup=0)
+    assert report.failures == 0
+    waits.wait_logged(settings, FRAUD_MODEL, began, 150, timeout=60, say=print)
+    check = run_drift_check(settings, FRAUD_MODEL, actor="pytest", since=began)
+    assert check.status != "insufficient_data", check
+    answer = predict(deployment, sample_requests(settings, spec, 1))
+    assert answer["model"] == FRAUD_MODEL and "probability" in answer["predictions"][0]
