@@ -29,7 +29,7 @@ def test_time_split_puts_every_holdout_row_after_every_train_row() -> None:
 def test_time_split_refuses_a_holdout_without_positives() -> None:
     frame = _frame()
     frame.loc[frame["event_timestamp"] >= frame["event_timestamp"].quantile(0.7), "label"] = 0
-    with pytest.raises(SplitError, match=r"holdout part .* needs both label classes"):
+    with pytest.raises(SplitError, match=r"holdout part .* needs every label class \[0, 1\], has \[0\]"):
         time_split(frame, "event_timestamp", "label", 0.2)
 
 

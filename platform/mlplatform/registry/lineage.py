@@ -11,7 +11,7 @@ where the API, UI and serving read it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
@@ -38,6 +38,14 @@ class Lineage:
     """Version: the promotion gate's decision, JSON."""
     FEATURE_SERVICE_TAG: ClassVar[str] = "mlplatform.feature_service"
     """Version: the Feast feature service the model was trained on (the ``feature_service`` field)."""
+    TASK_TAG: ClassVar[str] = "mlplatform.task"
+    """Run and version: the task the model was trained for, ``binary``, ``multiclass`` or ``regression`` (versions
+    from before the tag existed are binary)."""
+    CLASSES_TAG: ClassVar[str] = "mlplatform.classes"
+    """Run and version, classifiers only: the fitted ``classes_`` in the order of ``predict_proba``'s columns, a
+    compact JSON list (``[0,1,2]``), so a server names classes without reading the spec."""
+    MODEL_TAGS: ClassVar[tuple[str, ...]] = (TASK_TAG, CLASSES_TAG)
+    """Set on the run when the model is fitted and copied, under the same names, onto its registered version."""
 
     feature_service: str
     feature_views: str
@@ -65,6 +73,25 @@ class Lineage:
             for key, value in run_tags.items()
             if key.startswith(cls.RUN_PREFIX)
         }
+
+    @classmethod
+    def model_tags(cls, task: str, classes: Sequence[int | str] | None) -> dict[str, str]:
+        """The task and, for a classifier, its classes, as the run and the version carry them."""
+        tags = {cls.TASK_TAG: task}
+        if classes is not None:
+            tags[cls.CLASSES_TAG] = json.dumps(list(classes), separators=(",", ":"))
+        return tags
+
+    @classmethod
+    def task_of(cls, tags: Mapping[str, str]) -> str:
+        """A run's or version's task; untagged ones were trained before tasks existed, when every model was binary."""
+        return tags.get(cls.TASK_TAG, "binary")
+
+    @classmethod
+    def classes_of(cls, tags: Mapping[str, str]) -> list[int | str] | None:
+        """A classifier's classes in ``predict_proba`` column order; ``None`` for a regressor or an untagged one."""
+        raw = tags.get(cls.CLASSES_TAG)
+        return None if raw is None else list(json.loads(raw))
 
     @classmethod
     def of_version(cls, version_tags: Mapping[str, str]) -> dict[str, str]:

@@ -12,6 +12,7 @@ replaced in the artifact store cannot run code when a server loads it.  Function
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any, Final
 
@@ -20,6 +21,8 @@ from mlplatform.specs import COLUMN_KEYWORDS, EstimatorSpec, SpecError, import_c
 TRUSTED_MODULE_PREFIXES: Final = ("sklearn.", "lightgbm.", "xgboost.", "numpy.", "scipy.")
 """Modules whose types a saved model may contain (checked on every load, whatever the artifact says)."""
 TRUSTED_BUILTINS: Final = frozenset({"builtins.slice", "collections.OrderedDict", "collections.defaultdict"})
+"""Plain containers outside those libraries that fitted models hold (LightGBM keeps its parameters in an
+``OrderedDict``); types only."""
 SKOPS_FILE: Final = "model.skops"
 """The estimator's file inside an MLflow model directory logged with ``serialization_format="skops"``."""
 
@@ -55,9 +58,47 @@ def _param_value(value: Any) -> Any:
     return value
 
 
+def check_task(estimator: Any, task: str, class_path: str) -> None:
+    """Refuse, before fitting, an estimator that cannot do the spec's task: a classifier for regression, a
+    regressor for classification, or a classifier without class probabilities (what classification is judged and
+    served by).  ``class_path`` names the predicting class in the message (a Pipeline's last step)."""
+    from sklearn.base import is_classifier, is_regressor
+
+    if task == "regression":
+        if not is_regressor(estimator):
+            raise SpecError(f"task regression needs a regressor; estimator {class_path} is not one")
+        return
+    if not is_classifier(estimator):
+        raise SpecError(f"task {task} needs a classifier; estimator {class_path} is not one")
+    if not hasattr(estimator, "predict_proba"):
+        raise SpecError(
+            f"estimator {class_path} gives no class probabilities (predict_proba), which task {task} is scored and "
+            "served by: for SVC set probability: true, otherwise wrap it in sklearn.calibration.CalibratedClassifierCV"
+        )
+
+
 def is_trusted_type(type_name: str) -> bool:
-    """Whether the trust policy admits a type named as skops names them (``module.Class``)."""
-    return type_name.startswith(TRUSTED_MODULE_PREFIXES) or type_name in TRUSTED_BUILTINS
+    """Whether the trust policy admits a name as skops reports it (``module.Class``): a class (never a function)
+    from a trusted library, or one of the few builtin containers models hold.
+
+    Why resolve the name: skops reports functions by the same dotted names as classes, and a function from a
+    trusted library is still a function a loaded model would call (``numpy.savetxt`` inside a FunctionTransformer
+    writes files), so the prefix alone is not enough.
+    """
+    if type_name in TRUSTED_BUILTINS:
+        return True
+    if not type_name.startswith(TRUSTED_MODULE_PREFIXES):
+        return False
+    return isinstance(_resolve(type_name), type)
+
+
+def _resolve(dotted: str) -> object:
+    """The object a dotted name names inside an already trusted library, or ``None``."""
+    module_name, _, attribute = dotted.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attribute, None)
+    except ImportError:
+        return None
 
 
 def trusted_types_of(blob: bytes) -> list[str]:
@@ -68,8 +109,8 @@ def trusted_types_of(blob: bytes) -> list[str]:
     refused = [name for name in untrusted if not is_trusted_type(name)]
     if refused:
         raise UntrustedModelError(
-            f"the model holds types outside the platform's trust policy ({', '.join(TRUSTED_MODULE_PREFIXES)}): "
-            f"{', '.join(sorted(refused))}"
+            "the model holds types or functions outside the platform's trust policy (classes of "
+            f"{', '.join(TRUSTED_MODULE_PREFIXES)}; never functions): {', '.join(sorted(refused))}"
         )
     return untrusted
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mlplatform.specs import GatesSpec
+from mlplatform.specs import LOWER_IS_BETTER, GatesSpec
 
 
 @dataclass(frozen=True)
@@ -32,19 +32,20 @@ def decide(
     champion_metrics: dict[str, float] | None,
     champion_version: str | None = None,
 ) -> GateDecision:
-    """Apply the spec's gates. ``champion_metrics`` are the champion's scores on the challenger's holdout."""
+    """Apply the spec's gates. ``champion_metrics`` are the champion's scores on the challenger's holdout.
+
+    Direction follows the metric: ``gates.minimums`` are floors, ``gates.maximums`` ceilings (error metrics), and
+    for a primary metric in ``LOWER_IS_BETTER`` the challenger must be lower than the champion by
+    ``min_improvement``, otherwise higher by it.
+    """
     reasons: list[str] = []
     passed = True
     for metric, floor in sorted(gates.minimums.items()):
-        value = challenger_metrics.get(metric)
-        if value is None:
-            passed = False
-            reasons.append(f"{metric} was not computed")
-        elif value < floor:
-            passed = False
-            reasons.append(f"{metric} {value:.4f} is below the minimum {floor:.4f}")
-        else:
-            reasons.append(f"{metric} {value:.4f} >= minimum {floor:.4f}")
+        ok, reason = _bound(metric, challenger_metrics.get(metric), floor, lower_is_better=False)
+        passed, reasons = passed and ok, [*reasons, reason]
+    for metric, ceiling in sorted(gates.maximums.items()):
+        ok, reason = _bound(metric, challenger_metrics.get(metric), ceiling, lower_is_better=True)
+        passed, reasons = passed and ok, [*reasons, reason]
     challenger_score = challenger_metrics.get(primary_metric)
     champion_score = None if champion_metrics is None else champion_metrics.get(primary_metric)
     if champion_metrics is None:
@@ -53,18 +54,15 @@ def decide(
         passed = False
         reasons.append(f"{primary_metric} missing for the comparison with champion v{champion_version}")
     else:
-        required = champion_score + gates.min_improvement
-        if challenger_score > required:
-            reasons.append(
-                f"{primary_metric} {challenger_score:.4f} beats champion v{champion_version} "
-                f"({champion_score:.4f}) by more than {gates.min_improvement:.4f}"
-            )
-        else:
-            passed = False
-            reasons.append(
-                f"{primary_metric} {challenger_score:.4f} does not beat champion v{champion_version} "
-                f"({champion_score:.4f}) by the required margin {gates.min_improvement:.4f}"
-            )
+        lower = primary_metric in LOWER_IS_BETTER
+        beats = _beats(challenger_score, champion_score, gates.min_improvement, lower_is_better=lower)
+        passed = passed and beats
+        direction = "lower" if lower else "higher"
+        verdict = "beats" if beats else "does not beat"
+        reasons.append(
+            f"{primary_metric} {challenger_score:.4f} {verdict} champion v{champion_version} "
+            f"({champion_score:.4f}): {direction} is better, required margin {gates.min_improvement:.4f}"
+        )
     return GateDecision(
         passed=passed,
         reasons=reasons,
@@ -72,3 +70,21 @@ def decide(
         champion_score=champion_score,
         champion_version=champion_version,
     )
+
+
+def _bound(metric: str, value: float | None, limit: float, *, lower_is_better: bool) -> tuple[bool, str]:
+    """Whether a metric respects its floor (or ceiling), and the reason as the decision reports it."""
+    if value is None:
+        return False, f"{metric} was not computed"
+    if lower_is_better:
+        if value > limit:
+            return False, f"{metric} {value:.4f} is above the maximum {limit:.4f}"
+        return True, f"{metric} {value:.4f} <= maximum {limit:.4f}"
+    if value < limit:
+        return False, f"{metric} {value:.4f} is below the minimum {limit:.4f}"
+    return True, f"{metric} {value:.4f} >= minimum {limit:.4f}"
+
+
+def _beats(challenger: float, champion: float, margin: float, *, lower_is_better: bool) -> bool:
+    """Strictly better than the champion by more than the margin (a tie never replaces a champion)."""
+    return challenger < champion - margin if lower_is_better else challenger > champion + margin

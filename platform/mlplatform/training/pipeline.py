@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
@@ -35,7 +36,8 @@ from mlplatform.registry.mlflow_registry import (
     VersionInfo,
     mlflow_client,
 )
-from mlplatform.specs import ModelSpec, find_spec
+from mlplatform.specs import ModelSpec, SpecError, find_spec
+from mlplatform.training import estimators
 from mlplatform.training.gate import GateDecision, decide
 
 if TYPE_CHECKING:
@@ -47,9 +49,8 @@ HOLDOUT_ARTIFACT = "data/holdout.parquet"
 REFERENCE_ARTIFACT = "reference/features.parquet"
 MODEL_NAME_IN_RUN = "model"
 REFERENCE_ROWS = 10_000
-# skops refuses to load types outside its allow-list. These are types of models this platform trains itself (the
-# histogram gradient boosting trees); a type is added here only after reviewing that it comes from scikit-learn.
-SKOPS_TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+MODEL_REQUIREMENTS = ["scikit-learn", "skops", "numpy", "pandas", "scipy"]
+"""What every saved model needs at load time; LightGBM or XGBoost are added when the estimator uses them."""
 RUN_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:+\-/]{1,250}$")
 
 
@@ -101,7 +102,7 @@ def prepare_training_set(settings: Settings, request: TrainingRequest) -> str:
     """Build the point-in-time training set and store it with a (new or resumed) MLflow run; returns the run id."""
     spec = find_spec(settings.model_roots, request.model)
     client = mlflow_client(settings)
-    run_id = _find_or_create_run(client, spec, request)
+    run_id = open_run(client, spec, request)
     if _stage(client, run_id) is not None:
         return run_id
     labels, window = load_labels(settings, spec, request)
@@ -125,6 +126,16 @@ def prepare_training_set(settings: Settings, request: TrainingRequest) -> str:
         dag_run_id=request.dag_run_id or "",
         reason=request.reason,
     )
+    client.log_param(run_id, "window_days", (window.end - window.start).days)
+    record_training_set(client, run_id, training_set, model_inputs, lineage)
+    return run_id
+
+
+def record_training_set(
+    client: MlflowClient, run_id: str, training_set: pd.DataFrame, model_inputs: list[str], lineage: Lineage
+) -> None:
+    """Store a training set with its run (artifact, lineage, input columns) and mark the run ``prepared``: what
+    ``train_and_evaluate`` starts from, wherever the training set came from."""
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / Path(TRAINING_SET_ARTIFACT).name
         training_set.to_parquet(path, index=False)
@@ -132,10 +143,8 @@ def prepare_training_set(settings: Settings, request: TrainingRequest) -> str:
     for key, value in lineage.run_tags().items():
         client.set_tag(run_id, key, value)
     client.set_tag(run_id, Lineage.MODEL_INPUTS_TAG, json.dumps(model_inputs))
-    client.log_param(run_id, "window_days", (window.end - window.start).days)
     client.log_param(run_id, "rows", len(training_set))
     client.set_tag(run_id, Lineage.STAGE_TAG, "prepared")
-    return run_id
 
 
 def load_labels(settings: Settings, spec: ModelSpec, request: TrainingRequest) -> tuple[pd.DataFrame, DataWindow]:
@@ -165,11 +174,67 @@ def load_labels(settings: Settings, spec: ModelSpec, request: TrainingRequest) -
         )
     selected = frame.loc[inside, wanted].copy()
     selected[spec.label.timestamp_column] = timestamps[inside]
-    labels = selected[spec.label.column]
-    if labels.isna().any() or not set(labels.unique().tolist()) <= {0, 1}:
-        raise TrainingDataError(f"{source}: label column {spec.label.column!r} must hold only 0 and 1")
-    selected[spec.label.column] = labels.astype("int64")
+    selected[spec.label.column] = checked_labels(selected[spec.label.column], spec, f"{source}: ")
     return selected.reset_index(drop=True), DataWindow(start=start, end=end)
+
+
+def checked_labels(values: pd.Series, spec: ModelSpec, where: str = "") -> pd.Series:
+    """The label column as the task needs it, or a ``TrainingDataError`` saying what is wrong and the fix.
+
+    binary: 0 and 1 (booleans count), int64.  multiclass: integer class codes 0..K-1, every code present, K >= 2
+    (two classes are allowed: a multi-class model whose data has two classes still trains), int64; the codes are
+    what the model predicts and what ``mlplatform.classes`` lists.  regression: finite numbers, float64.  Either
+    way at least two distinct values: with one class (or one value) there is nothing to learn.
+    """
+    import numpy as np
+    import pandas as pd
+
+    column = f"{where}label column {spec.label.column!r}"
+    if values.isna().any():
+        raise TrainingDataError(
+            f"{column} has {int(values.isna().sum())} empty value(s) in the data window; drop or fill those rows"
+        )
+    if pd.api.types.is_bool_dtype(values):
+        values = values.astype("int64")
+    if not pd.api.types.is_numeric_dtype(values):
+        examples = ", ".join(repr(value) for value in values.drop_duplicates().head(3).tolist())
+        kind = "numbers" if spec.task == "regression" else "integer class codes"
+        raise TrainingDataError(
+            f"{column} must hold {kind} for task {spec.task}; it holds {values.dtype} values such as {examples}"
+        )
+    if spec.task == "regression":
+        numbers = values.astype("float64")
+        if not np.isfinite(numbers.to_numpy()).all():
+            raise TrainingDataError(f"{column} holds infinite values; drop those rows")
+        if numbers.nunique() < 2:
+            raise TrainingDataError(f"{column} has one value ({numbers.iloc[0]}) in the data window: nothing to learn")
+        return numbers
+    if not (values == values.round()).all():
+        raise TrainingDataError(f"{column} must hold integer class codes for task {spec.task}; it holds fractions")
+    codes = values.astype("int64")
+    found = sorted(int(code) for code in codes.unique())
+    if len(found) < 2:
+        raise TrainingDataError(
+            f"{column} has one class ({found[0]}) in the data window; a classifier needs at least two"
+        )
+    if spec.task == "binary" and found != [0, 1]:
+        raise TrainingDataError(
+            f"{column} must hold only 0 and 1 for task binary (found {_listed(found)}); "
+            "for more classes use task: multiclass"
+        )
+    if found != list(range(len(found))):
+        missing = sorted(set(range(max(found) + 1)) - set(found))
+        raise TrainingDataError(
+            f"{column} must hold class codes 0..K-1 with every code present for task multiclass "
+            f"(found {_listed(found)}{'; missing ' + _listed(missing) if missing and found[0] >= 0 else ''}); "
+            "recode the classes as 0, 1, 2, ..."
+        )
+    return codes
+
+
+def _listed(values: list[int], limit: int = 10) -> str:
+    shown = ", ".join(map(str, values[:limit]))
+    return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
 
 
 def _check_training_set(training_set: pd.DataFrame, spec: ModelSpec, model_inputs: list[str]) -> None:
@@ -190,19 +255,30 @@ def train_and_evaluate(settings: Settings, request: TrainingRequest, run_id: str
     from threadpoolctl import threadpool_limits
 
     spec = find_spec(settings.model_roots, request.model)
-    # Import the estimator first: threadpoolctl only limits OpenMP/BLAS runtimes that are already loaded.
-    estimator_class = spec.estimator.resolve()
+    # Build the estimator first: threadpoolctl only limits OpenMP/BLAS runtimes that are already loaded.
+    estimator = configured_estimator(spec, request.estimator_params)
     with threadpool_limits(limits=settings.training.threads):
-        return _train_and_evaluate(settings, request, spec, estimator_class, run_id)
+        return _train_and_evaluate(settings, request, spec, estimator, run_id)
+
+
+def configured_estimator(spec: ModelSpec, overrides: dict[str, Any]) -> Any:
+    """The spec's unfitted estimator with a request's parameter overrides (``step__param`` reaches into a
+    Pipeline's steps), checked against the spec's task."""
+    estimator = estimators.build_estimator(spec.estimator)
+    try:
+        estimator.set_params(**overrides)
+    except ValueError as error:
+        raise SpecError(f"estimator {spec.estimator.class_path} rejected the parameter override(s): {error}") from None
+    estimators.check_task(estimator, spec.task, spec.estimator.final_class_path)
+    return estimator
 
 
 def _train_and_evaluate(
-    settings: Settings, request: TrainingRequest, spec: ModelSpec, estimator_class: type[Any], run_id: str
+    settings: Settings, request: TrainingRequest, spec: ModelSpec, estimator: Any, run_id: str
 ) -> dict[str, float]:
     import mlflow
-    import numpy as np
 
-    from mlplatform.training.evaluate import compute_metrics, permutation_importances, write_plots
+    from mlplatform.training.evaluate import compute_metrics, model_outputs, permutation_importances, write_plots
     from mlplatform.training.split import time_split
 
     client = mlflow_client(settings)
@@ -211,28 +287,34 @@ def _train_and_evaluate(
     run = client.get_run(run_id)
     model_inputs: list[str] = json.loads(run.data.tags[Lineage.MODEL_INPUTS_TAG])
     training_set = _read_parquet_artifact(settings, run_id, TRAINING_SET_ARTIFACT)
-    split = time_split(training_set, "event_timestamp", spec.label.column, spec.split.holdout_fraction)
-    params = {**spec.estimator.params, **request.estimator_params}
-    try:
-        estimator = estimator_class(**params)
-    except TypeError as error:
-        raise TrainingDataError(f"estimator {spec.estimator.class_path} rejected its parameters: {error}") from None
+    training_set[spec.label.column] = checked_labels(training_set[spec.label.column], spec, "training set: ")
+    all_classes = sorted(training_set[spec.label.column].unique().tolist()) if spec.is_classifier else None
+    split = time_split(
+        training_set, "event_timestamp", spec.label.column, spec.split.holdout_fraction, classes=all_classes
+    )
     train_inputs, holdout_inputs = split.train[model_inputs], split.holdout[model_inputs]
-    train_labels = split.train[spec.label.column].to_numpy(dtype=np.int64)
-    holdout_labels = split.holdout[spec.label.column].to_numpy(dtype=np.int64)
+    train_labels = split.train[spec.label.column].to_numpy()
+    holdout_labels = split.holdout[spec.label.column].to_numpy()
+    started = time.perf_counter()
     estimator.fit(train_inputs, train_labels)
-    scores = estimator.predict_proba(holdout_inputs)[:, 1].astype(np.float64)
-    metrics = compute_metrics(holdout_labels, scores, spec.serving.threshold, spec.metrics.precision_target)
+    fit_seconds = time.perf_counter() - started
+    classes: list[int] = estimator.classes_.tolist() if spec.is_classifier else []
+    outputs = model_outputs(estimator, holdout_inputs, spec.task)
+    metrics = compute_metrics(spec, holdout_labels, outputs, classes)
     metrics["train_rows"] = float(len(split.train))
-    importances = permutation_importances(estimator, holdout_inputs, holdout_labels)
+    metrics["fit_seconds"] = fit_seconds
+    importances = permutation_importances(estimator, holdout_inputs, holdout_labels, spec.task, classes)
 
     mlflow.set_tracking_uri(settings.mlflow.resolved_tracking_uri())
     with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as scratch:
+        params = {**spec.estimator.params, **request.estimator_params}
         mlflow.log_params({f"estimator.{key}": value for key, value in params.items()})
         mlflow.log_params({"estimator.class": spec.estimator.class_path, "split.cutoff": split.cutoff.isoformat()})
+        mlflow.log_dict(spec.estimator.model_dump(mode="json", exclude_none=True), "estimator/spec.json")
         mlflow.log_metrics(metrics)
         mlflow.log_dict(importances, "evaluation/feature_importance.json")
-        for plot in write_plots(Path(scratch) / "plots", holdout_labels, scores, spec.serving.threshold, importances):
+        plots = write_plots(Path(scratch) / "plots", spec, holdout_labels, outputs, classes, importances)
+        for plot in plots:
             mlflow.log_artifact(str(plot), "plots")
         holdout_path = Path(scratch) / Path(HOLDOUT_ARTIFACT).name
         split.holdout.to_parquet(holdout_path, index=False)
@@ -240,33 +322,59 @@ def _train_and_evaluate(
         reference_path = Path(scratch) / Path(REFERENCE_ARTIFACT).name
         _reference_snapshot(split.train, model_inputs, estimator, spec).to_parquet(reference_path, index=False)
         mlflow.log_artifact(str(reference_path), str(Path(REFERENCE_ARTIFACT).parent))
-        _log_model(estimator, train_inputs)
+        _log_model(estimator, spec, train_inputs)
+    for key, value in Lineage.model_tags(spec.task, classes if spec.is_classifier else None).items():
+        client.set_tag(run_id, key, value)
     client.set_tag(run_id, Lineage.STAGE_TAG, "trained")
     return metrics
 
 
 def _reference_snapshot(train: pd.DataFrame, model_inputs: list[str], estimator: Any, spec: ModelSpec) -> pd.DataFrame:
-    """What the model saw in training (bounded sample, with its scores): the baseline drift checks compare to."""
+    """What the model saw in training (bounded sample, with its predictions): the baseline drift checks compare to.
+
+    ``prediction`` is the number the prediction log records as ``score`` (``evaluate.prediction_column``): P(class 1)
+    for binary, the predicted class's probability for multiclass, the predicted value for regression.
+    """
+    from mlplatform.training.evaluate import model_outputs, prediction_column
+
     sample = train.sample(n=min(REFERENCE_ROWS, len(train)), random_state=0).sort_values("event_timestamp")
     snapshot = sample[["event_timestamp", *model_inputs, spec.label.column]].copy()
-    snapshot["prediction"] = estimator.predict_proba(sample[model_inputs])[:, 1]
+    snapshot["prediction"] = prediction_column(model_outputs(estimator, sample[model_inputs], spec.task), spec.task)
     return snapshot.reset_index(drop=True)
 
 
-def _log_model(estimator: Any, train_inputs: pd.DataFrame) -> None:
+def _log_model(estimator: Any, spec: ModelSpec, train_inputs: pd.DataFrame) -> None:
+    """Log the model in skops format, admitting on load exactly the types the platform's trust policy checked."""
     import mlflow.sklearn
+    import pandas as pd
     from mlflow.models import infer_signature
 
+    from mlplatform.training.evaluate import model_outputs
+
     example = train_inputs.head(5)
-    signature = infer_signature(example, estimator.predict_proba(example)[:, 1])
+    outputs: Any = model_outputs(estimator, example, spec.task)
+    if spec.task == "multiclass":
+        outputs = pd.DataFrame(outputs, columns=[str(label) for label in estimator.classes_])
     mlflow.sklearn.log_model(
         estimator,
         name=MODEL_NAME_IN_RUN,
-        signature=signature,
+        signature=infer_signature(example, outputs),
         input_example=example,
-        skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        pip_requirements=pinned_requirements(["scikit-learn", "skops", "numpy", "pandas", "scipy"]),
+        serialization_format="skops",
+        skops_trusted_types=estimators.trusted_types_of(estimators.dumps(estimator)),
+        pip_requirements=pinned_requirements(model_requirements(spec)),
     )
+
+
+def model_requirements(spec: ModelSpec) -> list[str]:
+    """Distributions a saved model of this spec needs at load time (the one that provides ``xgboost`` here is
+    ``xgboost-cpu`` on Linux)."""
+    needed = list(MODEL_REQUIREMENTS)
+    provided_by = metadata.packages_distributions()
+    for library in ("lightgbm", "xgboost"):
+        if any(path.startswith(f"{library}.") for path in spec.estimator.class_paths()):
+            needed.extend(provided_by.get(library, [library])[:1])
+    return needed
 
 
 def pinned_requirements(distributions: list[str]) -> list[str]:
@@ -289,6 +397,7 @@ def register_version(settings: Settings, request: TrainingRequest, run_id: str) 
     model_id = _logged_model_id(client, run_id)
     tags = Lineage.version_tags(run.data.tags)
     tags[Lineage.RUN_KEY_TAG] = request.run_key
+    tags.update({key: run.data.tags[key] for key in Lineage.MODEL_TAGS if key in run.data.tags})
     version, created = registry.register(request.model, run_id, model_id, tags)
     if created or registry.alias_holder(request.model, CHALLENGER) is None:
         registry.move_alias(
@@ -339,27 +448,44 @@ def gate_and_promote(settings: Settings, request: TrainingRequest, version: str)
 
 
 def _score_on_holdout(settings: Settings, spec: ModelSpec, champion: VersionInfo, run_id: str) -> dict[str, float]:
-    """The champion's metrics on the challenger's holdout, using the inputs its own signature names."""
-    import mlflow.sklearn
-    import numpy as np
+    """The champion's metrics on the challenger's holdout, using the inputs its own run names.
 
-    from mlplatform.training.evaluate import compute_metrics
+    The champion is loaded as a model server loads it (skops under the trust policy, never unpickled).  A champion
+    that cannot be judged on this holdout (other inputs, another task, a class it never learned) gets no metrics,
+    and the gate then refuses to replace it on evidence it does not have.
+    """
+    from threadpoolctl import threadpool_limits
 
-    mlflow.set_tracking_uri(settings.mlflow.resolved_tracking_uri())
+    from mlplatform.training.evaluate import compute_metrics, model_outputs
+
     holdout = _read_parquet_artifact(settings, run_id, HOLDOUT_ARTIFACT)
     champion_run = mlflow_client(settings).get_run(str(champion.run_id))
     champion_inputs: list[str] = json.loads(champion_run.data.tags[Lineage.MODEL_INPUTS_TAG])
-    missing = [name for name in champion_inputs if name not in holdout.columns]
-    if missing:
-        # A champion built on other features cannot be judged on this holdout; the gate then refuses.
+    if any(name not in holdout.columns for name in champion_inputs):
         return {}
-    from threadpoolctl import threadpool_limits
-
-    model = mlflow.sklearn.load_model(f"models:/{spec.name}/{champion.version}")
+    if Lineage.task_of(champion.tags) != spec.task:
+        return {}
+    labels = checked_labels(holdout[spec.label.column], spec, "holdout: ").to_numpy()
+    model = load_version(settings, spec.name, champion.version)
+    classes: list[int] = model.classes_.tolist() if spec.is_classifier else []
+    if spec.is_classifier and not set(labels.tolist()) <= set(classes):
+        return {}
     with threadpool_limits(limits=settings.training.threads):
-        scores = model.predict_proba(holdout[champion_inputs])[:, 1].astype(np.float64)
-    labels = holdout[spec.label.column].to_numpy(dtype=np.int64)
-    return compute_metrics(labels, scores, spec.serving.threshold, spec.metrics.precision_target)
+        outputs = model_outputs(model, holdout[champion_inputs], spec.task)
+    return compute_metrics(spec, labels, outputs, classes)
+
+
+def load_version(settings: Settings, model: str, version: str) -> Any:
+    """A registered version's estimator, downloaded and loaded under the trust policy (as model servers do)."""
+    import mlflow.artifacts
+
+    with tempfile.TemporaryDirectory(prefix="mlp-model-") as scratch:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=mlflow_client(settings).get_model_version_download_uri(model, version),
+            tracking_uri=settings.mlflow.resolved_tracking_uri(),
+            dst_path=scratch,
+        )
+        return estimators.load_estimator(Path(local))
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers
@@ -382,7 +508,8 @@ def run_all(settings: Settings, request: TrainingRequest) -> TrainingOutcome:
     )
 
 
-def _find_or_create_run(client: MlflowClient, spec: ModelSpec, request: TrainingRequest) -> str:
+def open_run(client: MlflowClient, spec: ModelSpec, request: TrainingRequest) -> str:
+    """The run of this request's run key, created (in the model's experiment) the first time."""
     experiment = client.get_experiment_by_name(spec.name)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(spec.name)
     found = client.search_runs([experiment_id], filter_string=f"tags.`{Lineage.RUN_KEY_TAG}` = '{request.run_key}'")
