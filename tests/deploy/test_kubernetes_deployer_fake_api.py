@@ -275,7 +275,7 @@ def test_unknown_models_are_refused_before_any_call_on_the_fake_kubernetes_api(
     fake_api: FakeKubernetesApi, settings: Settings
 ) -> None:
     deployer = _deployer(fake_api, settings)
-    with pytest.raises(DeployError, match="no model .no_such_model."):
+    with pytest.raises(DeployError, match="no model 'no_such_model'"):
         deployer.deploy("no_such_model", "kserve")
     with pytest.raises(DeployError, match="invalid model name"):
         deployer.undeploy("../etc")
