@@ -176,7 +176,7 @@ def test_a_pipeline_is_judged_by_its_last_step() -> None:
     spec = EstimatorSpec.model_validate(COLUMN_PIPELINE)
     check_task(build_estimator(spec), "binary", spec.final_class_path)
     check_task(build_estimator(spec), "multiclass", spec.final_class_path)
-    with pytest.raises(SpecError, match="estimator sklearn.linear_model.LogisticRegression is not one"):
+    with pytest.raises(SpecError, match=r"estimator sklearn\.linear_model\.LogisticRegression is not one"):
         check_task(build_estimator(spec), "regression", spec.final_class_path)
 
 
