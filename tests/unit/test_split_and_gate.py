@@ -81,3 +81,48 @@ def test_recall_at_precision_picks_the_best_reachable_threshold() -> None:
     assert recall == pytest.approx(0.75)
     assert threshold == pytest.approx(0.6)
     assert recall_at_precision(np.array([1, 0], dtype=np.int64), np.array([0.1, 0.9]), 0.99) == (0.0, 1.0)
+
+
+def test_time_split_for_multiclass_needs_every_class_in_both_parts() -> None:
+    frame = _frame()
+    frame["label"] = [index % 3 for index in range(len(frame))]
+    frame.loc[frame["event_timestamp"] >= frame["event_timestamp"].quantile(0.7), "label"] = 1
+    with pytest.raises(SplitError, match=r"holdout part .* needs every label class \[0, 1, 2\], has \[1\]"):
+        time_split(frame, "event_timestamp", "label", 0.2, classes=[0, 1, 2])
+
+
+def test_time_split_for_regression_needs_rows_not_classes() -> None:
+    frame = _frame()
+    frame["label"] = np.linspace(0.0, 1.0, len(frame))
+    split = time_split(frame, "event_timestamp", "label", 0.2, classes=None)
+    assert len(split.holdout) > 0 and split.holdout["label"].dtype == np.float64
+    same_time = frame.assign(event_timestamp=frame["event_timestamp"].min())
+    with pytest.raises(SplitError, match=r"the train part \(0 rows, .*\) is empty"):
+        time_split(same_time, "event_timestamp", "label", 0.2, classes=None)
+
+
+def test_gate_maximums_are_ceilings() -> None:
+    gates = GatesSpec(minimums={"r2": 0.5}, maximums={"rmse": 2.0})
+    assert decide(gates, "rmse", {"rmse": 1.5, "r2": 0.8}, None).passed
+    over = decide(gates, "rmse", {"rmse": 2.5, "r2": 0.8}, None)
+    assert not over.passed and "rmse 2.5000 is above the maximum 2.0000" in over.summary
+    missing = decide(gates, "rmse", {"r2": 0.8}, None)
+    assert not missing.passed and "rmse was not computed" in missing.summary
+
+
+def test_gate_with_an_error_metric_wants_the_challenger_lower() -> None:
+    gates = GatesSpec(min_improvement=0.1)
+    champion = {"rmse": 2.0}
+    lower = decide(gates, "rmse", {"rmse": 1.8}, champion, "4")
+    assert lower.passed
+    assert "rmse 1.8000 beats champion v4 (2.0000): lower is better, required margin 0.1000" in lower.summary
+    close = decide(gates, "rmse", {"rmse": 1.95}, champion, "4")
+    higher = decide(gates, "rmse", {"rmse": 2.5}, champion, "4")
+    assert not close.passed and not higher.passed
+    assert "rmse 2.5000 does not beat champion v4 (2.0000): lower is better" in higher.summary
+
+
+def test_gate_with_log_loss_as_primary_and_a_tie_keeps_the_champion() -> None:
+    gates = GatesSpec(maximums={"log_loss": 0.7})
+    assert not decide(gates, "log_loss", {"log_loss": 0.3}, {"log_loss": 0.3}, "1").passed
+    assert decide(gates, "log_loss", {"log_loss": 0.29}, {"log_loss": 0.3}, "1").passed

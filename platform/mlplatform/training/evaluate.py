@@ -24,8 +24,8 @@ IntArray = npt.NDArray[np.int64]
 Labels = npt.NDArray[Any]
 """Holdout labels: int64 class codes for classification, float64 values for regression."""
 
-IMPORTANCE_SCORING = {"binary": "roc_auc", "regression": "neg_root_mean_squared_error"}
-"""What permutation importance measures (multiclass: one-vs-rest ROC AUC over the model's classes)."""
+IMPORTANCE_SCORING = {"binary": "roc_auc", "multiclass": "roc_auc_ovr", "regression": "neg_root_mean_squared_error"}
+"""What permutation importance measures per task (a drop in the score the gate usually compares by)."""
 IMPORTANCE_AXIS = {
     "binary": "drop in ROC AUC when shuffled",
     "multiclass": "drop in ROC AUC (one-vs-rest, macro) when shuffled",
@@ -245,24 +245,18 @@ def permutation_importances(
     max_rows: int = 5000,
 ) -> dict[str, float]:
     """Model-agnostic importance (HistGradientBoosting has no ``feature_importances_``), on a bounded sample,
-    scored as the task is judged: ROC AUC (one-vs-rest over the model's ``classes`` for multiclass) or RMSE."""
+    scored as the task is judged: ROC AUC (one-vs-rest for more than two ``classes``) or RMSE."""
     from sklearn.inspection import permutation_importance
 
     if len(features) > max_rows:
         sample = np.random.default_rng(seed).choice(len(features), size=max_rows, replace=False)
+        if task != "regression":
+            # A uniform sample can miss a rare class, whose one-vs-rest AUC is then undefined: keep one row of each.
+            missing = np.setdiff1d(np.unique(labels), labels[sample])
+            sample = np.concatenate([sample, [np.flatnonzero(labels == code)[0] for code in missing]]).astype(int)
         features, labels = features.iloc[sample], labels[sample]
-    result = permutation_importance(
-        model, features, labels, scoring=_importance_scoring(task, classes), n_repeats=3, random_state=seed
-    )
+    scoring = IMPORTANCE_SCORING[task]
+    if task == "multiclass" and len(classes) <= 2:
+        scoring = IMPORTANCE_SCORING["binary"]  # one-vs-rest of two classes is the binary AUC
+    result = permutation_importance(model, features, labels, scoring=scoring, n_repeats=3, random_state=seed)
     return {str(name): float(value) for name, value in zip(features.columns, result.importances_mean, strict=True)}
-
-
-def _importance_scoring(task: str, classes: Sequence[int]) -> Any:
-    """A scorer name, or for more than two classes one that knows every class (a sample may miss a rare one)."""
-    if task != "multiclass" or len(classes) <= 2:
-        return IMPORTANCE_SCORING["binary" if task == "multiclass" else task]
-    from sklearn.metrics import make_scorer, roc_auc_score
-
-    return make_scorer(
-        roc_auc_score, response_method="predict_proba", multi_class="ovr", average="macro", labels=list(classes)
-    )

@@ -51,6 +51,8 @@ MODEL_NAME_IN_RUN = "model"
 REFERENCE_ROWS = 10_000
 MODEL_REQUIREMENTS = ["scikit-learn", "skops", "numpy", "pandas", "scipy"]
 """What every saved model needs at load time; LightGBM or XGBoost are added when the estimator uses them."""
+OPTIONAL_LIBRARIES = {"lightgbm": ("lightgbm",), "xgboost": ("xgboost-cpu", "xgboost")}
+"""Estimator libraries by import name, and the distributions that provide them (the CPU-only one on Linux)."""
 RUN_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:+\-/]{1,250}$")
 
 
@@ -367,14 +369,20 @@ def _log_model(estimator: Any, spec: ModelSpec, train_inputs: pd.DataFrame) -> N
 
 
 def model_requirements(spec: ModelSpec) -> list[str]:
-    """Distributions a saved model of this spec needs at load time (the one that provides ``xgboost`` here is
-    ``xgboost-cpu`` on Linux)."""
+    """Distributions a saved model of this spec needs at load time."""
     needed = list(MODEL_REQUIREMENTS)
-    provided_by = metadata.packages_distributions()
-    for library in ("lightgbm", "xgboost"):
+    for library, distributions in OPTIONAL_LIBRARIES.items():
         if any(path.startswith(f"{library}.") for path in spec.estimator.class_paths()):
-            needed.extend(provided_by.get(library, [library])[:1])
+            needed.append(next(name for name in distributions if _installed(name)))
     return needed
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def pinned_requirements(distributions: list[str]) -> list[str]:

@@ -1,0 +1,63 @@
+"""Labels per task: what training accepts, what it converts, and the message for what it refuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from mlplatform.specs import ModelSpec
+from mlplatform.training.pipeline import TrainingDataError, checked_labels
+
+
+def _spec(task: str) -> ModelSpec:
+    return ModelSpec.model_validate(
+        {
+            "name": "m_labels",
+            "task": task,
+            "entity": "thing",
+            "entity_key": "thing_id",
+            "features": {"service": "things"},
+            "label": {"source": "labels.parquet", "column": "outcome"},
+            "estimator": {"class_path": "sklearn.linear_model.LogisticRegression"},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("task", "values", "expected", "dtype"),
+    [
+        ("binary", [0, 1, 1, 0], [0, 1, 1, 0], "int64"),
+        ("binary", [True, False, True], [1, 0, 1], "int64"),
+        ("binary", [0.0, 1.0], [0, 1], "int64"),
+        ("multiclass", [2, 0, 1, 2], [2, 0, 1, 2], "int64"),
+        ("multiclass", [1, 0], [1, 0], "int64"),
+        ("regression", [1, 2, 5], [1.0, 2.0, 5.0], "float64"),
+        ("regression", [0.5, -1.25], [0.5, -1.25], "float64"),
+    ],
+)
+def test_accepted_labels_keep_the_task_dtype(task: str, values: list[Any], expected: list[Any], dtype: str) -> None:
+    checked = checked_labels(pd.Series(values), _spec(task), "labels.parquet: ")
+    assert checked.tolist() == expected and str(checked.dtype) == dtype
+
+
+@pytest.mark.parametrize(
+    ("task", "values", "message"),
+    [
+        ("binary", [1, 1, 1], r"labels\.parquet: label column 'outcome' has one class \(1\) in the data window"),
+        ("binary", [0, 1, 2], r"must hold only 0 and 1 for task binary \(found 0, 1, 2\); .*task: multiclass"),
+        ("binary", ["yes", "no"], r"must hold integer class codes for task binary; it holds object values .*'yes'"),
+        ("binary", [0, None, 1], r"has 1 empty value\(s\) in the data window"),
+        ("multiclass", [0, 1, 3], r"class codes 0\.\.K-1 .* \(found 0, 1, 3; missing 2\); recode the classes"),
+        ("multiclass", [1, 2, 3], r"class codes 0\.\.K-1 .* \(found 1, 2, 3; missing 0\)"),
+        ("multiclass", [0.5, 1.0, 2.0], r"must hold integer class codes for task multiclass; it holds fractions"),
+        ("multiclass", [4, 4], r"has one class \(4\)"),
+        ("regression", [3.0, 3.0], r"has one value \(3\.0\) in the data window: nothing to learn"),
+        ("regression", ["1.5", "2"], r"must hold numbers for task regression; it holds object values"),
+        ("regression", [1.0, float("inf")], r"holds infinite values"),
+    ],
+)
+def test_refused_labels_name_the_file_column_and_fix(task: str, values: list[Any], message: str) -> None:
+    with pytest.raises(TrainingDataError, match=message):
+        checked_labels(pd.Series(values), _spec(task), "labels.parquet: ")
