@@ -55,9 +55,7 @@ def label_frame(features: pd.DataFrame, task: str = "binary", delay: timedelta =
         "multiclass": pd.cut(score, [-np.inf, -0.5, 0.5, np.inf], labels=False).astype("int64"),
         "regression": score * 10.0,
     }[task]
-    return pd.DataFrame(
-        {KEY: features[KEY], "event_timestamp": features["event_timestamp"] + delay, LABEL: labels}
-    )
+    return pd.DataFrame({KEY: features[KEY], "event_timestamp": features["event_timestamp"] + delay, LABEL: labels})
 
 
 def write_tables(

@@ -77,7 +77,10 @@ class CheckedData:
     @property
     def feature_end(self) -> datetime:
         """The latest feature timestamp: what the online store is loaded up to."""
-        return max(table.frame[self.timestamp_column].max() for table in self.feature_tables).to_pydatetime()
+        latest: datetime = max(
+            table.frame[self.timestamp_column].max() for table in self.feature_tables
+        ).to_pydatetime()
+        return latest
 
 
 def check_tables(
@@ -111,12 +114,12 @@ def check_tables(
     _check_same_key_type(key_types, entity_key)
     label_frame = _convert_timestamps(label_frame, labels, timestamp_column, timezone, notices)
     _check_unique_features(tables)
-    kind, label_frame = _check_label(label_frame, labels, label, task)
     if len(label_frame) < MIN_LABELLED_ROWS:
         raise ContractError(
             f"{labels}: {len(label_frame)} labelled rows; a model needs at least {MIN_LABELLED_ROWS} "
             "(fix: add labelled rows)"
         )
+    kind, label_frame = _check_label(label_frame, labels, label, task)
     key_type = key_types[labels]
     tables = [FeatureTable(t.path, _normalise_key(t.frame, entity_key, key_type), t.features) for t in tables]
     label_frame = _normalise_key(label_frame, entity_key, key_type)
@@ -166,7 +169,9 @@ def _check_key(frame: pd.DataFrame, path: Path, key: str) -> KeyType:
         )
     column = frame[key]
     if column.isna().any():
-        raise ContractError(f"{path}: column {key!r} (entity key) has {int(column.isna().sum())} null(s); fix: drop them")
+        raise ContractError(
+            f"{path}: column {key!r} (entity key) has {int(column.isna().sum())} null(s); fix: drop them"
+        )
     if pd.api.types.is_bool_dtype(column) or not (
         pd.api.types.is_integer_dtype(column) or pd.api.types.is_string_dtype(column)
     ):
@@ -214,14 +219,20 @@ def _convert_timestamps(
             "fix: convert it with pandas.to_datetime before writing the parquet file"
         )
     if values.isna().any():
-        raise ContractError(f"{path}: column {column!r} has {int(values.isna().sum())} null timestamp(s); fix: drop them")
+        raise ContractError(
+            f"{path}: column {column!r} has {int(values.isna().sum())} null timestamp(s); fix: drop them"
+        )
     if values.dt.tz is None:
         zone = timezone or "UTC"
         try:
             values = values.dt.tz_localize(zone)
         except (KeyError, ValueError) as error:
-            raise ContractError(f"--timezone {zone!r}: not a usable time zone ({error}); fix: e.g. Europe/Berlin") from None
-        notices.append(f"{path.name}: {column} has no time zone; read as {zone}" + (" (--timezone)" if timezone else ""))
+            raise ContractError(
+                f"--timezone {zone!r}: not a usable time zone ({error}); fix: e.g. Europe/Berlin"
+            ) from None
+        notices.append(
+            f"{path.name}: {column} has no time zone; read as {zone}" + (" (--timezone)" if timezone else "")
+        )
     unit = getattr(values.dtype, "unit", "ns")
     if unit == "ns":
         truncated = int((values.dt.nanosecond != 0).sum())
@@ -281,7 +292,9 @@ def _check_label(
         )
     column = frame[label]
     if column.isna().any():
-        raise ContractError(f"{path}: label column {label!r} has {int(column.isna().sum())} null(s); fix: drop those rows")
+        raise ContractError(
+            f"{path}: label column {label!r} has {int(column.isna().sum())} null(s); fix: drop those rows"
+        )
     converted = frame.copy()
     if task == "regression":
         if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):

@@ -202,11 +202,13 @@ def _check_sample_fit(
         step = "save"
         loaded = loads(dumps(estimator))
         step = "score"
-        scored = loaded.predict_proba(x.head(SCORED_ROWS)) if spec.is_classifier else loaded.predict(x.head(SCORED_ROWS))
+        scored = (
+            loaded.predict_proba(x.head(SCORED_ROWS)) if spec.is_classifier else loaded.predict(x.head(SCORED_ROWS))
+        )
     except UntrustedModelError as error:
         report.add("sample fit", False, f"{step}: {error} (fix: use scikit-learn, LightGBM or XGBoost classes)")
         return
-    except Exception as error:  # noqa: BLE001 - any estimator error is reported as the one line it is
+    except Exception as error:  # any estimator error is reported as the one line it is
         report.add("sample fit", False, f"{step} failed: {type(error).__name__}: {error} (fix: estimator in spec.yaml)")
         return
     report.add("sample fit", True, f"fitted on {len(x)} rows, saved, loaded and scored {len(scored)} rows")
