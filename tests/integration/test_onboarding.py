@@ -201,11 +201,11 @@ def test_upload_needs_a_data_scientist(
 ) -> None:
     client, tokens = api_client
     tables = created[1]
-    assert client.post("/api/v1/models", **upload(tables, name="anon")).status_code == 401  # type: ignore[arg-type]
+    assert client.post("/api/v1/models", **upload(tables, name="anon")).status_code == 401
     answer = client.post(
         "/api/v1/models",
         headers={"Authorization": f"Bearer {tokens['viewer']}"},
-        **upload(tables, name="v"),  # type: ignore[arg-type]
+        **upload(tables, name="v"),
     )
     assert answer.status_code == 403
     assert "needs the data-scientist role" in answer.json()["detail"]
@@ -217,7 +217,7 @@ def test_upload_refusals_are_4xx_naming_the_field(
     client, tokens = api_client
     settings, tables, _ = created
     auth = {"Authorization": f"Bearer {tokens['data-scientist']}"}
-    bad_name = client.post("/api/v1/models", headers=auth, **upload(tables, name="Bad-Name"))  # type: ignore[arg-type]
+    bad_name = client.post("/api/v1/models", headers=auth, **upload(tables, name="Bad-Name"))
     assert bad_name.status_code == 422
     assert bad_name.json()["detail"].startswith("name: String should match pattern")
     no_labels = client.post(
@@ -244,7 +244,7 @@ def test_upload_refusals_are_4xx_naming_the_field(
     )
     assert broken.status_code == 422
     assert "readings.parquet: not a readable parquet file" in broken.json()["detail"]
-    exists = client.post("/api/v1/models", headers=auth, **upload(tables, name=MODEL))  # type: ignore[arg-type]
+    exists = client.post("/api/v1/models", headers=auth, **upload(tables, name=MODEL))
     assert exists.status_code == 409
     too_big = client.post(
         "/api/v1/models", headers={**auth, "Content-Length": str(settings.api.max_upload_mb * 2**20 + 1)}, content=b""

@@ -21,7 +21,6 @@ def onboard(tmp_path: Path) -> Settings:
     return onboarding_settings(tmp_path / "state")
 
 
-
 def test_naive_nanosecond_timestamps_are_converted_with_notices(tmp_path: Path) -> None:
     tables = write_tables(tmp_path)
     data = check_tables([tables.features], tables.labels, entity_key=KEY, label=LABEL)

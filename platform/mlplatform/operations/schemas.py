@@ -179,6 +179,7 @@ class TrainingRunOut(_FromDomain):
     start_date: datetime | None = None
     end_date: datetime | None = None
     conf: dict[str, Any] | None = None
+    failure_reason: str | None = Field(None, description="Why a failed run failed: its failed task and the error.")
 
 
 class DeploymentOut(BaseModel):

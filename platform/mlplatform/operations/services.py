@@ -79,8 +79,14 @@ class AirflowOrchestrator:
             return client.trigger(dag_id, conf, run_id=run_id)
 
     def list_runs(self, dag_id: str, limit: int) -> list[DagRun]:
+        """Recent runs; a failed one carries its reason (one more request per failed run)."""
         with self._client() as client:
-            return client.list_runs(dag_id, limit)
+            return [
+                run.model_copy(update={"failure_reason": client.failure_reason(dag_id, run.run_id)})
+                if run.state == "failed"
+                else run
+                for run in client.list_runs(dag_id, limit)
+            ]
 
     def get_run(self, dag_id: str, run_id: str) -> DagRun:
         with self._client() as client:
