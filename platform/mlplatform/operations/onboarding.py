@@ -18,7 +18,7 @@ from fastapi import Request
 
 from mlplatform.onboarding.contract import ContractError, check_tables
 from mlplatform.onboarding.scaffold import ScaffoldError, check_name_free, remove_model, write_model
-from mlplatform.onboarding.validate import ValidationReport, validate_model
+from mlplatform.onboarding.validate import ValidationReport
 from mlplatform.operations.access import Principal, record
 from mlplatform.operations.problems import Problem
 from mlplatform.operations.schemas import CheckOut, NewModelOut, NewModelRequest, ValidationOut
@@ -73,7 +73,7 @@ def create_model(
         raise Problem(
             500, f"registering the features with Feast failed, nothing was kept: {error}", slug="feature-store"
         ) from None
-    report = validate_model(settings, body.name, progress)
+    report = services.validate_model(body.name)
     record(
         request,
         principal.username,
@@ -111,7 +111,7 @@ def validate(request: Request, services: ApiServices, principal: Principal, name
     except Problem as problem:
         if problem.status != 500:
             raise
-    report = validate_model(services.settings, name)
+    report = services.validate_model(name)
     record(
         request,
         principal.username,

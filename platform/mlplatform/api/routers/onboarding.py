@@ -68,7 +68,7 @@ def bounded_upload(request: Request) -> None:
 @router.post(
     "",
     status_code=201,
-    responses=problem_responses(409, 411, 413, 500),
+    responses=problem_responses(409, 411, 413, 415, 500),
     openapi_extra=UPLOAD_SCHEMA,
     summary="Create a model from a feature table and a label table (multipart upload)",
 )
