@@ -14,7 +14,7 @@ import pytest
 
 from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
 from tests.support.environment import REPO_ROOT
-from tests.support.world import MlflowServer, run_dag_test
+from tests.support.world import MlflowServer, run_dag_test, settings_with_spec
 
 pytestmark = pytest.mark.integration
 
@@ -76,3 +76,36 @@ def test_dag_file_parses_without_heavy_imports(tmp_path: Path) -> None:
     *_, dags, heavy = completed.stdout.strip().splitlines()
     assert dags == "['monitor_fraud_detector', 'train_fraud_detector']"
     assert heavy == "[]"
+
+
+RUN_BAD_DAG = """
+import json, runpy, sys
+from airflow.models.xcom import XComModel
+from airflow.utils.session import create_session
+namespace = runpy.run_path(sys.argv[1])
+dag = namespace["train_bad_source"]
+run = dag.test(run_conf={"reason": "dag.test", "requested_by": "pytest"})
+ti = run.get_task_instance("prepare_training_set")
+with create_session() as session:
+    rows = session.query(XComModel).filter(
+        XComModel.dag_id == dag.dag_id, XComModel.run_id == run.run_id, XComModel.key == sys.argv[2]
+    ).all()
+print("RESULT " + json.dumps({
+    "state": str(run.state), "ti_state": str(ti.state), "try_number": ti.try_number,
+    "reason": [str(row.value) for row in rows],
+}))
+"""
+
+
+def test_a_deterministic_error_fails_the_task_at_once_with_its_reason(
+    trained_world: MlflowServer, tmp_path: Path
+) -> None:
+    from mlplatform.orchestration.dags import FAILURE_REASON_KEY
+
+    settings = settings_with_spec(trained_world, tmp_path, "bad_source", label__source="missing.parquet")
+    result = run_dag_test(settings, RUN_BAD_DAG.replace("sys.argv[2]", repr(FAILURE_REASON_KEY)))
+    assert result["state"].endswith("failed"), result["stderr"]
+    assert result["ti_state"].endswith("failed")
+    assert result["try_number"] == 1  # not retried, although the DAG allows retries
+    (reason,) = result["reason"]
+    assert "TrainingDataError: label source" in reason and "missing.parquet does not exist" in reason

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import fields
+from pathlib import Path
 
-from mlplatform.registry.lineage import Lineage
+from mlplatform.registry.lineage import Lineage, model_files_dirty, model_files_hash
 
 
 def _lineage() -> Lineage:
@@ -24,3 +26,21 @@ def test_run_tags_become_version_tags_and_read_back_by_short_name() -> None:
 
 def test_a_run_staged_with_other_keys_keeps_them() -> None:
     assert Lineage.version_tags({"mlplatform.lineage.legacy": "v"}) == {"mlplatform.legacy": "v"}
+
+
+def test_model_files_hash_follows_content_and_git_flags_uncommitted_changes(tmp_path: Path) -> None:
+    folder = tmp_path / "repo" / "models" / "m"
+    folder.mkdir(parents=True)
+    (folder / "spec.yaml").write_text("name: m\n")
+    first = model_files_hash(folder)
+    assert model_files_dirty(folder) == "unknown"  # not in a git work tree
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path / "repo", check=True)
+    subprocess.run([*git, "add", "."], cwd=tmp_path / "repo", check=True)
+    subprocess.run([*git, "commit", "-qm", "m"], cwd=tmp_path / "repo", check=True)
+    assert model_files_dirty(folder) == "false"
+    (folder / "spec.yaml").write_text("name: m\ndescription: edited\n")
+    assert model_files_hash(folder) != first
+    assert model_files_dirty(folder) == "true"
+    (folder / "features.yaml").write_text("views: []\n")
+    assert model_files_dirty(folder) == "true"

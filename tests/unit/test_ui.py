@@ -636,3 +636,15 @@ def test_run_drift_check_needs_the_sessions_csrf_token(world: World, monkeypatch
     response = post_form(world, f"/models/{MODEL}/drift-check", "forged")
     assert response.status_code == 403 and fake.calls == []
     assert world.audit(action="drift.check", limit=1)[0].reason == "missing or wrong CSRF token"
+
+
+def test_runs_page_and_api_show_why_a_run_failed(world: World) -> None:
+    run = world.orchestrator.trigger("train_fraud_detector", {"reason": "try", "requested_by": "ana"})
+    reason = "prepare_training_set: TrainingDataError: label source x.parquet does not exist"
+    world.orchestrator.finish(run.run_id, "failed", reason=reason)
+    listed = world.client.get("/api/v1/models/fraud_detector/training-runs", headers=world.as_role("viewer")).json()
+    assert listed[0]["failure_reason"] == reason
+    logged_in(world, "viewer")
+    page = world.client.get("/runs").text
+    assert 'data-testid="failure-reason"' in page
+    assert "TrainingDataError: label source x.parquet does not exist" in page

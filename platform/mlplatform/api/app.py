@@ -6,7 +6,18 @@ from fastapi import FastAPI
 from starlette.types import Lifespan
 
 from mlplatform.api.problems import install_problem_handlers
-from mlplatform.api.routers import alerts, audit, auth, deployments, drift, models, oidc, ops, training
+from mlplatform.api.routers import (
+    alerts,
+    audit,
+    auth,
+    deployments,
+    drift,
+    models,
+    oidc,
+    onboarding,
+    ops,
+    training,
+)
 from mlplatform.operations.services import ApiServices
 
 API_VERSION = "1"
@@ -23,6 +34,6 @@ def create_api(services: ApiServices, lifespan: Lifespan[FastAPI] | None = None)
     app.state.services = services
     install_problem_handlers(app)
     app.middleware("http")(services.metrics.middleware)
-    for module in (ops, auth, oidc, models, drift, training, deployments, audit, alerts):
+    for module in (ops, auth, oidc, onboarding, models, drift, training, deployments, audit, alerts):
         app.include_router(module.router)
     return app

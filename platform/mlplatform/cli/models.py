@@ -8,12 +8,13 @@ Each command makes the API call of the same name through ``PlatformClient`` (rem
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from mlplatform.cli._common import AsJson, ModelArg, api_answer, console
+from mlplatform.cli._common import AsJson, ModelArg, api_answer, console, fail
 
 models_app = typer.Typer(
     help="Registered models: versions, aliases, metrics, lineage, promotion.", no_args_is_help=True
@@ -22,6 +23,73 @@ models_app = typer.Typer(
 
 def _metric(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, int | float) else "-"
+
+
+@models_app.command("init")
+def models_init(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Name of the new model (lowercase letters, digits, underscores).")],
+    entity_key: Annotated[str, typer.Option(help="Entity key column, present in every file.")],
+    features: Annotated[
+        list[Path], typer.Option(help="Feature table (parquet); repeat for several.", exists=True, dir_okay=False)
+    ],
+    labels: Annotated[Path, typer.Option(help="Label table (parquet).", exists=True, dir_okay=False)],
+    label: Annotated[str, typer.Option(help="Label column of the label table.")],
+    task: Annotated[
+        str, typer.Option(help="classification (binary or multi-class from the labels) or regression.")
+    ] = "classification",
+    estimator: Annotated[
+        str | None, typer.Option(help="Estimator class path. Default: a random forest for the task.")
+    ] = None,
+    timestamp_column: Annotated[str, typer.Option(help="Event timestamp column, in every file.")] = "event_timestamp",
+    timezone: Annotated[str | None, typer.Option(help="Zone of naive timestamps (default UTC).")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Create a model from a feature table and a label table: check the data contract, write the model folder,
+    register and load its features, and validate it."""
+    fields = {
+        "name": name,
+        "entity_key": entity_key,
+        "label": label,
+        "task": task,
+        "timestamp_column": timestamp_column,
+    }
+    fields.update({key: value for key, value in (("estimator", estimator), ("timezone", timezone)) if value})
+    created = api_answer(ctx, as_json, lambda client: client.create_model(fields, features, labels))
+    if created is None:
+        return
+    for notice in created["notices"]:
+        console.print(f"[yellow]note:[/] {notice}", highlight=False)
+    console.print(f"[bold]{name}[/] ({created['task']}): {created['folder']}", highlight=False)
+    console.print(f"  data: {created['data_dir']}", highlight=False)
+    console.print(
+        f"  features: {', '.join(created['feature_views'])}, online up to {created['materialized_up_to']}",
+        highlight=False,
+    )
+    _print_validation(created["validation"])
+
+
+@models_app.command("validate")
+def models_validate(ctx: typer.Context, model: ModelArg, as_json: AsJson = False) -> None:
+    """Check a model as a training run would, in seconds: spec, estimator classes, feature service, labels,
+    data window, and a fit, save, load and score on a sample."""
+    report = api_answer(ctx, as_json, lambda client: client.validate_model(model))
+    if report is None:
+        return
+    _print_validation(report)
+
+
+def _print_validation(report: dict[str, Any]) -> None:
+    """One line per check; exit 1 when any failed, so scripts stop before training."""
+    for check in report["checks"]:
+        mark = "[green]ok[/]  " if check["passed"] else "[red]FAIL[/]"
+        console.print(f"  {mark} {check['name']}: {check['detail']}", highlight=False)
+    if not report["passed"]:
+        fail(
+            f"model {report['model']} is not ready to train; fix the failed check(s) and run `mlplatform models "
+            f"validate {report['model']}`"
+        )
+    console.print(f"[bold green]{report['model']} is ready to train[/]: mlplatform train {report['model']}")
 
 
 @models_app.command("list")

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -90,6 +91,16 @@ class PlatformClient:
     def promote(self, name: str, version: int, reason: str | None, override: bool) -> dict[str, Any]:
         body = {"version": version, "reason": reason, "override": override}
         return self._object("POST", f"/api/v1/models/{name}/promote", json=body)
+
+    def create_model(self, fields: dict[str, str], features: list[Path], labels: Path) -> dict[str, Any]:
+        """Upload the tables of a new model with its fields (multipart; files are streamed, not read whole)."""
+        with ExitStack() as files:
+            parts = [("features", (path.name, files.enter_context(path.open("rb")))) for path in features]
+            parts.append(("labels", (labels.name, files.enter_context(labels.open("rb")))))
+            return self._object("POST", "/api/v1/models", data=fields, files=parts)
+
+    def validate_model(self, name: str) -> dict[str, Any]:
+        return self._object("POST", f"/api/v1/models/{name}/validate")
 
     def rollback(self, name: str, reason: str) -> dict[str, Any]:
         return self._object("POST", f"/api/v1/models/{name}/rollback", json={"reason": reason})

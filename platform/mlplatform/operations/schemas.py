@@ -186,6 +186,7 @@ class TrainingRunOut(_FromDomain):
     start_date: datetime | None = None
     end_date: datetime | None = None
     conf: dict[str, Any] | None = None
+    failure_reason: str | None = Field(None, description="Why a failed run failed: its failed task and the error.")
 
 
 class DeploymentOut(BaseModel):
@@ -228,3 +229,45 @@ class RetrainOut(_FromDomain):
 class AlertsReceivedOut(BaseModel):
     received: int = Field(description="Alerts in the notification.")
     retrains: list[RetrainOut] = Field(description="One record per alert, in the notification's order.")
+
+
+ColumnName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+
+
+class NewModelRequest(_Body):
+    """The fields of a new model besides its uploaded files (the CLI's ``models init`` options, the UI's form)."""
+
+    name: ModelName = Field(description="Model name: lowercase letters, digits and underscores.")
+    entity_key: ColumnName = Field(description="Entity key column, in every file.")
+    label: ColumnName = Field(description="Label column of the label table.")
+    task: Literal["classification", "regression"] = Field("classification", description="What the label is.")
+    estimator: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,199}$")] | None = Field(
+        None, description="Estimator class path. Unset: a random forest for the task."
+    )
+    timestamp_column: ColumnName = Field("event_timestamp", description="Event timestamp column, in every file.")
+    timezone: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_+\-/]{1,64}$")] | None = Field(
+        None, description="Zone of naive timestamps. Unset: UTC."
+    )
+
+
+class CheckOut(BaseModel):
+    name: str
+    passed: bool
+    detail: str
+
+
+class ValidationOut(BaseModel):
+    model: str
+    passed: bool
+    checks: list[CheckOut]
+
+
+class NewModelOut(BaseModel):
+    name: str
+    task: str
+    folder: str
+    data_dir: str
+    feature_views: list[str]
+    notices: list[str]
+    materialized_up_to: datetime
+    validation: ValidationOut

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from mlplatform.config import Settings
     from mlplatform.deploy.base import Deployer
+    from mlplatform.onboarding.validate import ValidationReport
     from mlplatform.orchestration.airflow_client import AirflowClient, DagRun
     from mlplatform.registry.mlflow_registry import VersionInfo
     from mlplatform.retraining.policy import RetrainOrchestrator, RetrainPolicy
@@ -79,8 +80,14 @@ class AirflowOrchestrator:
             return client.trigger(dag_id, conf, run_id=run_id)
 
     def list_runs(self, dag_id: str, limit: int) -> list[DagRun]:
+        """Recent runs; a failed one carries its reason (one more request per failed run)."""
         with self._client() as client:
-            return client.list_runs(dag_id, limit)
+            return [
+                run.model_copy(update={"failure_reason": client.failure_reason(dag_id, run.run_id)})
+                if run.state == "failed"
+                else run
+                for run in client.list_runs(dag_id, limit)
+            ]
 
     def get_run(self, dag_id: str, run_id: str) -> DagRun:
         with self._client() as client:
@@ -124,6 +131,8 @@ class ApiServices:
     deployer_factory: Callable[[], Deployer]
     retrains: RetrainRecords
     retrain_orchestrator_factory: Callable[[], RetrainOrchestrator]
+    model_validator: Callable[[str], ValidationReport] | None = None
+    """Validates a model by name (``mlplatform.onboarding.validate``); tests without Feast pass a stand-in."""
     _cache: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -136,6 +145,7 @@ class ApiServices:
         registry_factory: Callable[[], RegistryPort] | None = None,
         orchestrator_factory: Callable[[], OrchestratorPort] | None = None,
         deployer_factory: Callable[[], Deployer] | None = None,
+        model_validator: Callable[[str], ValidationReport] | None = None,
     ) -> ApiServices:
         store = store or PlatformStore.connect(settings.db_url)
         api = settings.api
@@ -155,6 +165,7 @@ class ApiServices:
             # Injected orchestrators (tests) serve retrains too; the real one gets the webhook's shorter timeout.
             retrain_orchestrator_factory=orchestrator_factory
             or (lambda: AirflowOrchestrator(settings, timeout=settings.alerts.trigger_timeout_s)),
+            model_validator=model_validator,
         )
 
     @property
@@ -208,6 +219,14 @@ class ApiServices:
             return find_spec(self.settings.model_roots, model).training_dag_id
         except SpecError:
             return None
+
+    def validate_model(self, name: str) -> ValidationReport:
+        """Every check a training run would fail on, for model ``name`` (spec, estimator, features, labels, a fit)."""
+        if self.model_validator is not None:
+            return self.model_validator(name)
+        from mlplatform.onboarding.validate import validate_model
+
+        return validate_model(self.settings, name)
 
     def model_names(self) -> list[str]:
         """Names of the models with a spec; empty when the specs folder is missing or invalid."""

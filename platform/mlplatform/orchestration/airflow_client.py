@@ -63,6 +63,8 @@ class DagRun(_Model):
     end_date: datetime | None = None
     conf: dict[str, Any] | None = None
     note: str | None = None
+    failure_reason: str | None = None
+    """Not Airflow's: filled in by the platform for failed runs (``AirflowClient.failure_reason``)."""
 
     @property
     def finished(self) -> bool:
@@ -243,6 +245,27 @@ class AirflowClient:
                 f"run {run_id!r} of DAG {dag_id!r} is still {state!r} after {timeout:.0f}s "
                 f"(see {self.base_url}/dags/{dag_id}/runs/{run_id})"
             ) from None
+
+    def failure_reason(self, dag_id: str, run_id: str) -> str | None:
+        """Why a run failed: the reason its failed task pushed to XCom (``dags.FAILURE_REASON_KEY``), prefixed with
+        the task; ``failed at <task>`` when the task left none (killed, or failed before the step ran)."""
+        from mlplatform.orchestration.dags import FAILURE_REASON_KEY
+
+        failed = [ti for ti in self.task_instances(dag_id, run_id) if ti.state == "failed"]
+        if not failed:
+            return None
+        task = failed[0]
+        path = (
+            f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task.task_id)}"
+            f"/xcomEntries/{_q(FAILURE_REASON_KEY)}"
+        )
+        try:
+            value = self._request("GET", path, params={"deserialize": "true"}).json().get("value")
+        except AirflowError as error:
+            if error.status_code != 404:
+                raise
+            value = None
+        return f"{task.task_id}: {value}" if value else f"failed at {task.task_id}"
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1) -> str:
         """The full log of one task try as plain text lines (``timestamp level event``)."""

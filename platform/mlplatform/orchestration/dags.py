@@ -2,7 +2,11 @@
 
 ``build_training_dag(spec)`` returns the ``train_<model>`` DAG: four TaskFlow tasks that call the plain functions
 in ``mlplatform.training.pipeline``.  Params let a run override hyperparameters and the data window; every task
-retries, and the pipeline functions are idempotent per DAG run, so a retry never registers a second version.
+retries on transient errors (a server down, a timeout), and the pipeline functions are idempotent per DAG run, so
+a retry never registers a second version.  A deterministic error (a bad spec, unusable data, an unknown feature
+service, a model outside the trust policy: ``DETERMINISTIC_ERRORS``) fails the task at once, since a retry would
+fail the same way.  Every failure's reason is pushed to XCom under ``FAILURE_REASON_KEY`` so the platform can show
+it without reading task logs.
 
 Heavy libraries (MLflow, Feast, scikit-learn) are imported inside the tasks only: the dag-processor parses this
 often and must stay fast.
@@ -10,8 +14,9 @@ often and must stay fast.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from mlplatform.specs import ModelSpec
 
@@ -23,6 +28,35 @@ if TYPE_CHECKING:
 DEFAULT_START = datetime(2026, 1, 1)
 TASK_RETRIES = 2
 TASK_RETRY_DELAY = timedelta(seconds=20)
+FAILURE_REASON_KEY: Final = "mlplatform_failure_reason"
+"""XCom key of a failed task's reason (one line), read back by ``AirflowClient.failure_reason``."""
+MAX_REASON_CHARS: Final = 1000
+DETERMINISTIC_ERRORS: Final[tuple[type[BaseException], ...]] = (ValueError, LookupError, ImportError, TypeError)
+"""Errors a retry cannot cure: the platform's SpecError, TrainingDataError and UntrustedModelError are ValueErrors,
+as are an unknown feature service and a missing column; a missing class is an ImportError."""
+Result = TypeVar("Result")
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line saying what failed: the error's type and the first line of its message."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {message}"[:MAX_REASON_CHARS]
+
+
+def run_step(step: Callable[[], Result]) -> Result:
+    """Run a task's step: a deterministic error fails the task without retries; every failure's reason goes to
+    XCom."""
+    from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        return step()
+    except Exception as error:
+        reason = failure_reason(error)
+        get_current_context()["ti"].xcom_push(key=FAILURE_REASON_KEY, value=reason)
+        if isinstance(error, DETERMINISTIC_ERRORS):
+            raise AirflowFailException(f"{reason} (not retried: a retry would fail the same way)") from error
+        raise
 
 
 def request_from_context(spec_name: str) -> TrainingRequest:
@@ -79,14 +113,14 @@ def build_training_dag(spec: ModelSpec, run_schedule: bool = True) -> DAG:
             from mlplatform.config import get_settings
             from mlplatform.training import pipeline
 
-            return pipeline.prepare_training_set(get_settings(), request_from_context(name))
+            return run_step(lambda: pipeline.prepare_training_set(get_settings(), request_from_context(name)))
 
         @task
         def train_and_evaluate(mlflow_run_id: str) -> str:
             from mlplatform.config import get_settings
             from mlplatform.training import pipeline
 
-            pipeline.train_and_evaluate(get_settings(), request_from_context(name), mlflow_run_id)
+            run_step(lambda: pipeline.train_and_evaluate(get_settings(), request_from_context(name), mlflow_run_id))
             return mlflow_run_id
 
         @task
@@ -94,7 +128,9 @@ def build_training_dag(spec: ModelSpec, run_schedule: bool = True) -> DAG:
             from mlplatform.config import get_settings
             from mlplatform.training import pipeline
 
-            return pipeline.register_version(get_settings(), request_from_context(name), mlflow_run_id)
+            return run_step(
+                lambda: pipeline.register_version(get_settings(), request_from_context(name), mlflow_run_id)
+            )
 
         @task
         def gate_and_promote(version: str) -> dict[str, Any]:
@@ -103,7 +139,9 @@ def build_training_dag(spec: ModelSpec, run_schedule: bool = True) -> DAG:
             from mlplatform.config import get_settings
             from mlplatform.training import pipeline
 
-            return asdict(pipeline.gate_and_promote(get_settings(), request_from_context(name), version))
+            return asdict(
+                run_step(lambda: pipeline.gate_and_promote(get_settings(), request_from_context(name), version))
+            )
 
         gate_and_promote(register_version(train_and_evaluate(prepare_training_set())))  # type: ignore[arg-type]
 
@@ -151,11 +189,13 @@ def build_monitoring_dag(spec: ModelSpec, run_schedule: bool = True) -> DAG:
 
             context = get_current_context()
             dag_run = context["dag_run"]
-            check = run_drift_check(
-                get_settings(),
-                name,
-                actor=f"airflow:{dag_run.dag_id}/{dag_run.run_id}",
-                window_hours=int(context["params"]["window_hours"]),
+            check = run_step(
+                lambda: run_drift_check(
+                    get_settings(),
+                    name,
+                    actor=f"airflow:{dag_run.dag_id}/{dag_run.run_id}",
+                    window_hours=int(context["params"]["window_hours"]),
+                )
             )
             summary = check_json(check)
             summary.pop("features")  # per-feature results live in the platform DB; XCom keeps the verdict

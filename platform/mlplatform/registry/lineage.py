@@ -10,9 +10,12 @@ where the API, UI and serving read it.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import ClassVar
 
 
@@ -59,6 +62,11 @@ class Lineage:
     dag_id: str
     dag_run_id: str
     reason: str
+    model_files_hash: str = ""
+    """Content hash of the model folder's files (``MODEL_FILES``) as trained: what ``git_commit`` alone misses."""
+    model_files_dirty: str = ""
+    """``true`` when git says the model folder differs from ``git_commit`` (uncommitted changes), ``false`` when it
+    does not, ``unknown`` outside a git work tree (e.g. models created under the state directory)."""
 
     def run_tags(self) -> dict[str, str]:
         """The tags that stage this lineage on the training run."""
@@ -99,6 +107,38 @@ class Lineage:
         return {
             key.removeprefix(cls.PREFIX): value for key, value in version_tags.items() if key.startswith(cls.PREFIX)
         }
+
+
+MODEL_FILES = ("spec.yaml", "features.yaml", "features.py")
+"""The files of a model folder that decide what is trained."""
+
+
+def model_files_hash(folder: Path) -> str:
+    """A short SHA-256 over the model folder's files (name and content; absent files count as absent)."""
+    digest = hashlib.sha256()
+    for name in MODEL_FILES:
+        path = folder / name
+        if path.is_file():
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def model_files_dirty(folder: Path) -> str:
+    """Whether git reports uncommitted changes among the model folder's files; ``unknown`` when git tracks none of
+    them (not a work tree, or an ignored folder such as the state directory)."""
+    try:
+        tracked = _git(folder, "ls-files", "--", *MODEL_FILES)
+        changed = _git(folder, "status", "--porcelain", "--", *MODEL_FILES)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if not tracked.strip():
+        return "unknown"
+    return "true" if changed.strip() else "false"
+
+
+def _git(folder: Path, *args: str) -> str:
+    completed = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=5, check=True)
+    return completed.stdout
 
 
 def lineage_json(value: object) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -163,8 +163,21 @@ class ModelRegistry:
     def versions(self, name: str) -> list[VersionInfo]:
         """All versions, newest first, with their run metrics."""
         found = self.client.search_model_versions(f"name = '{name}'")
+        holders = self._alias_map(name) if found else {}
         infos = [self._info(version, with_metrics=True) for version in found]
+        # Version search results carry no aliases; the registered model's map is the truth.
+        infos = [replace(info, aliases=sorted(a for a, v in holders.items() if v == info.version)) for info in infos]
         return sorted(infos, key=lambda info: int(info.version), reverse=True)
+
+    def _alias_map(self, name: str) -> dict[str, str]:
+        """Alias -> version of a registered model (empty when it is not registered)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model = self.client.get_registered_model(name)
+        except MlflowException:
+            return {}
+        return {alias: str(version) for alias, version in (model.aliases or {}).items()}
 
     def describe(self, name: str) -> dict[str, Any]:
         """Versions, aliases, metrics, lineage and alias history, as plain data (for ``--json`` and the API)."""

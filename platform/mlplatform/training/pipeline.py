@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlplatform.config import Settings
-from mlplatform.registry.lineage import Lineage, lineage_json
+from mlplatform.registry.lineage import Lineage, lineage_json, model_files_dirty, model_files_hash
 from mlplatform.registry.mlflow_registry import (
     CHALLENGER,
     CHAMPION,
@@ -36,7 +36,7 @@ from mlplatform.registry.mlflow_registry import (
     VersionInfo,
     mlflow_client,
 )
-from mlplatform.specs import ModelSpec, SpecError, find_spec
+from mlplatform.specs import ModelSpec, SpecError, find_model_folder, find_spec
 from mlplatform.training import estimators
 from mlplatform.training.gate import GateDecision, decide
 
@@ -127,6 +127,8 @@ def prepare_training_set(settings: Settings, request: TrainingRequest) -> str:
         dag_id=request.dag_id or "",
         dag_run_id=request.dag_run_id or "",
         reason=request.reason,
+        model_files_hash=model_files_hash(folder := find_model_folder(settings.model_roots, spec.name)),
+        model_files_dirty=model_files_dirty(folder),
     )
     client.log_param(run_id, "window_days", (window.end - window.start).days)
     record_training_set(client, run_id, training_set, model_inputs, lineage)

@@ -55,6 +55,6 @@ class FakeOrchestrator(OrchestratorPort, RetrainOrchestrator):
         self._check_up()
         return list(self.runs.values())[:limit]
 
-    def finish(self, run_id: str, state: str = "success") -> None:
-        """Move a run to its end state, as the Airflow scheduler would."""
-        self.runs[run_id] = self.runs[run_id].model_copy(update={"state": state})
+    def finish(self, run_id: str, state: str = "success", reason: str | None = None) -> None:
+        """Move a run to its end state, as the Airflow scheduler would; a failed one may carry its reason."""
+        self.runs[run_id] = self.runs[run_id].model_copy(update={"state": state, "failure_reason": reason})
