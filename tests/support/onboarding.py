@@ -13,7 +13,7 @@ import pandas as pd
 from mlplatform.config import Settings, get_settings
 from tests.support.environment import REPO_ROOT
 
-FEATURE_REPO = REPO_ROOT / "tests" / "support" / "features_yaml_repo"
+FEATURE_REPO = REPO_ROOT / "feature_repo"
 END = datetime(2026, 3, 1, tzinfo=UTC)
 KEY = "machine_id"
 LABEL = "failed"
@@ -26,7 +26,7 @@ class Tables:
 
 
 def onboarding_settings(state_dir: Path, **overrides: object) -> Settings:
-    """Settings over ``state_dir`` with the test feature repository that compiles created models' features.yaml."""
+    """Settings over ``state_dir`` (features come from every model folder's features.yaml)."""
     return get_settings(
         state_dir=state_dir,
         bundled_models_dir=state_dir / "bundled",
