@@ -58,7 +58,7 @@ def test_versions_compare_promote_and_rollback_on_the_real_registry(
     assert services.registry.alias_holder(MODEL, "champion").version == "1"  # type: ignore[union-attr]
     # A single version shows its aliases too (`models version`), not only the model's description.
     assert client.get(f"/api/v1/models/{MODEL}/versions/1", headers=headers).json()["aliases"] == ["champion"]
-    assert client.get(f"/api/v1/models/{MODEL}/versions/2", headers=headers).json()["aliases"] == []
+    assert client.get(f"/api/v1/models/{MODEL}/versions/2", headers=headers).json()["aliases"] == ["challenger"]
     actions = [event.action for event in services.audit.query(target=MODEL)]
     assert actions[0] == "model.rollback"
     assert client.get("/api/v1/models/not_a_model", headers=headers).status_code == 404
