@@ -295,6 +295,21 @@ def test_train_passes_overrides_as_dag_conf(world: World) -> None:
     )
 
 
+def test_a_model_that_does_not_validate_starts_no_training_run(world: World) -> None:
+    """Fail fast: the validation a training run would fail on refuses the trigger before Airflow sees it."""
+    from mlplatform.onboarding.validate import ValidationReport
+
+    failing = ValidationReport(MODEL)
+    failing.add("estimator", False, "cannot import 'sklearn.ensemble.RandomForrestRegressor'")
+    world.services.model_validator = lambda _name: failing
+    response = world.client.post(
+        f"/api/v1/models/{MODEL}/training-runs", json={"reason": "try"}, headers=world.as_role("data-scientist")
+    )
+    assert response.status_code == 422
+    assert "RandomForrestRegressor" in response.json()["detail"]
+    assert world.orchestrator.triggered == []
+
+
 @pytest.mark.parametrize(
     "body",
     [

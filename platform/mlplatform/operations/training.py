@@ -36,8 +36,29 @@ def airflow_errors() -> Iterator[None]:
 def trigger_training(
     request: Request, services: ApiServices, principal: Principal, name: str, body: TrainRequest
 ) -> DagRun:
-    """Start the model's training DAG with the caller's overrides; the run and its conf are audited."""
+    """Start the model's training DAG with the caller's overrides; the run and its conf are audited.
+
+    The model is validated first (spec, estimator, features, labels, a sample fit): a mistake is a 422 naming it,
+    in seconds, instead of a failed Airflow run minutes later.
+    """
     spec = services.spec(name)
+    report = services.validate_model(name)
+    if not report.passed:
+        record(
+            request,
+            principal.username,
+            "training.trigger",
+            name,
+            RESULT_FAILED,
+            reason=body.reason,
+            detail={"failures": report.failures},
+        )
+        raise Problem(
+            422,
+            f"{name} does not validate, so no training run was started: " + "; ".join(report.failures),
+            slug="model-invalid",
+            title="Model does not validate",
+        )
     conf: dict[str, Any] = {
         "estimator_params": dict(body.estimator_params),
         "reason": body.reason,
