@@ -81,7 +81,8 @@ class FeatureSpec(_Strict):
 class LabelSpec(_Strict):
     source: str = Field(description="Parquet file of labelled events, relative to the model's data directory.")
     column: str = Field(
-        description="Label column: 0/1 for binary, integer class codes for multiclass, a number for regression."
+        description="Label column: 0/1 for binary, class codes 0..K-1 (every one present) for multiclass, a number for "
+        "regression."
     )
     timestamp_column: str = Field("event_timestamp", description="Event time of each labelled row.")
     request_columns: tuple[str, ...] = Field((), description="Request-time values passed to on-demand features.")
