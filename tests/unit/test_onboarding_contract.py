@@ -102,6 +102,14 @@ def test_one_class_label_is_refused(tmp_path: Path, onboard: Settings) -> None:
     assert f"label column {LABEL!r} has one class only (1); fix: add rows of the other class(es)" in message
 
 
+def test_multiclass_codes_other_than_zero_to_k_are_refused(tmp_path: Path, onboard: Settings) -> None:
+    features = feature_frame()
+    labels = label_frame(features, "multiclass")
+    labels[LABEL] = labels[LABEL] + 1
+    message = refused(write_tables(tmp_path, features, labels), onboard)
+    assert "multi-class labels must be the codes 0..2, each present" in message
+
+
 def test_text_label_is_refused_with_the_fix(tmp_path: Path, onboard: Settings) -> None:
     features = feature_frame()
     labels = label_frame(features)

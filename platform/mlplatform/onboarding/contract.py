@@ -14,7 +14,7 @@ Files: parquet; one or more feature tables, one label table.
 - **Label** (``--label``): a column of the label table, no nulls, not a column of a feature table.
   Classification: integer or boolean class codes; text labels are refused (encode them as integers); one class is
   refused; two classes make the task ``binary`` and must be coded 0 and 1 (booleans become 0/1); more make it
-  ``multiclass``.  Regression: numbers (integers are widened to float64).
+  ``multiclass`` and must be coded 0..K-1, each code present (what every supported library expects).  Regression: numbers (integers are widened to float64).
 - **Rows**: at least ``MIN_LABELLED_ROWS`` labelled rows (enough to hold out a fifth and still fit and score).
 - **Time span**: label rows earlier than the first feature row get missing features (point-in-time join); a
   warning counts them.  The label span should lie within the feature span.
@@ -319,6 +319,11 @@ def _check_label(
         raise ContractError(
             f"{path}: label column {label!r} has classes {classes}; a binary label must be 0 and 1 "
             "(fix: code the positive class as 1 and the other as 0)"
+        )
+    if classes != list(range(len(classes))):
+        raise ContractError(
+            f"{path}: label column {label!r} has classes {classes}; multi-class labels must be the codes "
+            f"0..{len(classes) - 1}, each present (fix: recode the classes as 0, 1, 2, ... in a fixed order)"
         )
     converted[label] = codes
     return ("binary" if len(classes) == 2 else "multiclass"), converted
