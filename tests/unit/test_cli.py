@@ -35,10 +35,12 @@ def test_train_rejects_malformed_parameter_override() -> None:
     assert "is not key=value" in result.output
 
 
-def test_train_without_a_stack_says_how_to_start_it() -> None:
+def test_train_of_a_model_without_data_fails_fast_naming_the_fix() -> None:
+    """Validation runs before Airflow is asked: no stack, no data, and the answer names the data, not a timeout."""
     result = runner.invoke(app, ["train", "fraud_detector"])
     assert result.exit_code == 1
-    assert "mlplatform stack up" in result.output
+    assert "does not validate, so no training run was started" in result.output
+    assert "data/fraud_detector" in result.output
 
 
 def test_models_show_without_mlflow_names_the_url() -> None:

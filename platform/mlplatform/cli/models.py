@@ -116,28 +116,36 @@ def models_show(ctx: typer.Context, model: ModelArg, as_json: AsJson = False) ->
     aliases = ", ".join(f"{alias}=v{version}" for alias, version in described["aliases"].items()) or "none"
     console.print(f"[bold]{model}[/]  aliases: {aliases}", highlight=False)
     console.print(f"MLflow UI: {described['tracking_uri']}/#/models/{model}", highlight=False)
-    _print_versions(described["versions"])
+    _print_versions(described["versions"], _metric_columns(described))
 
 
 @models_app.command("versions")
 def models_versions(ctx: typer.Context, model: ModelArg, as_json: AsJson = False) -> None:
     """The model's registered versions, newest first, with aliases, metrics and data window."""
-    versions = api_answer(ctx, as_json, lambda client: client.model(model)["versions"])
-    if versions is None:
+    described = api_answer(ctx, as_json, lambda client: client.model(model))
+    if described is None:
         return
-    _print_versions(versions)
+    _print_versions(described["versions"], _metric_columns(described))
 
 
-def _print_versions(versions: list[dict[str, Any]]) -> None:
-    table = Table("version", "aliases", "roc_auc", "avg precision", "rows", "data window", "gate")
+def _metric_columns(described: dict[str, Any]) -> list[str]:
+    """The model's primary metric, then the next one its task computes: the two figures a version is judged by."""
+    from mlplatform.specs import TASK_METRICS
+
+    primary = str(described.get("primary_metric", "roc_auc"))
+    others = [metric for metric in TASK_METRICS.get(str(described.get("task", "binary")), ()) if metric != primary]
+    return [primary, *others[:1]]
+
+
+def _print_versions(versions: list[dict[str, Any]], metric_columns: list[str]) -> None:
+    table = Table("version", "aliases", *metric_columns, "rows", "data window", "gate")
     for version in versions:
         metrics, lineage = version["metrics"], version["lineage"]
         gate = json.loads(lineage.get("gate", "{}"))
         table.add_row(
             version["version"],
             ",".join(version["aliases"]),
-            _metric(metrics.get("roc_auc")),
-            _metric(metrics.get("average_precision")),
+            *(_metric(metrics.get(metric)) for metric in metric_columns),
             lineage.get("row_count", ""),
             f"{lineage.get('data_window_start', '')[:10]}..{lineage.get('data_window_end', '')[:10]}",
             "passed" if gate.get("passed") else ("failed" if gate else ""),

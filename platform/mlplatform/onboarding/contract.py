@@ -14,7 +14,8 @@ Files: parquet; one or more feature tables, one label table.
 - **Label** (``--label``): a column of the label table, no nulls, not a column of a feature table.
   Classification: integer or boolean class codes; text labels are refused (encode them as integers); one class is
   refused; two classes make the task ``binary`` and must be coded 0 and 1 (booleans become 0/1); more make it
-  ``multiclass`` and must be coded 0..K-1, each code present (what every supported library expects).  Regression: numbers (integers are widened to float64).
+  ``multiclass`` and must be coded 0..K-1, each code present (what every supported library expects).
+  Regression: numbers (integers are widened to float64).
 - **Rows**: at least ``MIN_LABELLED_ROWS`` labelled rows (enough to hold out a fifth and still fit and score).
 - **Time span**: label rows earlier than the first feature row get missing features (point-in-time join); a
   warning counts them.  The label span should lie within the feature span.

@@ -43,9 +43,10 @@ def list_models(services: Services, _: Annotated[Principal, Depends(require("vie
 def describe_model(
     name: NamePath, services: Services, _: Annotated[Principal, Depends(require("viewer"))]
 ) -> dict[str, Any]:
-    services.spec(name)
+    spec = services.spec(name)
     with registry_errors(name):
-        return services.registry.describe(name)
+        described = services.registry.describe(name)
+    return {**described, "task": spec.task, "primary_metric": spec.primary_metric}
 
 
 @router.get(
