@@ -351,12 +351,25 @@ class ModelSpec(_Strict):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _format_validation_error(path: Path, error: ValidationError) -> str:
-    lines = [f"{path}: invalid model spec"]
+def validation_message(path: Path, what: str, error: ValidationError) -> str:
+    """A pydantic error as people read it: the file, then one line per field (``spec.yaml: gates.minimums: ...``)."""
+    lines = [f"{path}: invalid {what}"]
     for issue in error.errors():
         location = ".".join(str(part) for part in issue["loc"]) or "(top level)"
         lines.append(f"  {path.name}: {location}: {issue['msg']}")
     return "\n".join(lines)
+
+
+def read_yaml(path: Path, what: str, error_type: type[ValueError]) -> object:
+    """A hand-written YAML file's content; unreadable or malformed files raise ``error_type`` naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise error_type(f"{path}: cannot read {what}: {error.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise error_type(f"{path}: not valid YAML: {error}") from None
 
 
 def parse_spec(data: object, path: Path) -> ModelSpec:
@@ -366,7 +379,7 @@ def parse_spec(data: object, path: Path) -> ModelSpec:
     try:
         spec = ModelSpec.model_validate(data)
     except ValidationError as error:
-        raise SpecError(_format_validation_error(path, error)) from None
+        raise SpecError(validation_message(path, "model spec", error)) from None
     folder = path.parent.name if path.name == SPEC_FILE else path.stem
     if folder != spec.name:
         raise SpecError(f"{path}: name: {spec.name!r} must match the model's folder name {folder!r}")
@@ -375,15 +388,7 @@ def parse_spec(data: object, path: Path) -> ModelSpec:
 
 def load_spec(path: Path) -> ModelSpec:
     """Read and validate one spec file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise SpecError(f"{path}: cannot read model spec: {error.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise SpecError(f"{path}: not valid YAML: {error}") from None
-    return parse_spec(data, path)
+    return parse_spec(read_yaml(path, "model spec", SpecError), path)
 
 
 def model_folders(roots: Sequence[Path]) -> dict[str, Path]:

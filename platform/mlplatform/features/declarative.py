@@ -55,8 +55,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlplatform.specs import read_yaml, validation_message
 
 FEATURES_FILE = "features.yaml"
 FEATURES_CODE = "features.py"
@@ -158,24 +159,12 @@ def parse_features_file(data: object, path: Path) -> FeaturesFile:
     try:
         return FeaturesFile.model_validate(data)
     except ValidationError as error:
-        lines = [f"{path}: invalid feature definitions"]
-        for issue in error.errors():
-            location = ".".join(str(part) for part in issue["loc"]) or "(top level)"
-            lines.append(f"  {path.name}: {location}: {issue['msg']}")
-        raise FeatureDefinitionError("\n".join(lines)) from None
+        raise FeatureDefinitionError(validation_message(path, "feature definitions", error)) from None
 
 
 def load_features_file(path: Path) -> FeaturesFile:
     """Read and validate one ``features.yaml``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise FeatureDefinitionError(f"{path}: cannot read feature definitions: {error.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise FeatureDefinitionError(f"{path}: not valid YAML: {error}") from None
-    return parse_features_file(data, path)
+    return parse_features_file(read_yaml(path, "feature definitions", FeatureDefinitionError), path)
 
 
 @dataclass

@@ -44,15 +44,7 @@ def trigger_training(
     spec = services.spec(name)
     report = services.validate_model(name)
     if not report.passed:
-        record(
-            request,
-            principal.username,
-            "training.trigger",
-            name,
-            RESULT_FAILED,
-            reason=body.reason,
-            detail={"failures": report.failures},
-        )
+        _record_trigger(request, principal, name, body, RESULT_FAILED, {"failures": report.failures})
         raise Problem(
             422,
             f"{name} does not validate, so no training run was started: " + "; ".join(report.failures),
@@ -70,27 +62,32 @@ def trigger_training(
         with airflow_errors():
             run = services.orchestrator.trigger(spec.training_dag_id, conf)
     except Problem as problem:
-        record(
-            request,
-            principal.username,
-            "training.trigger",
-            name,
-            RESULT_FAILED,
-            reason=body.reason,
-            detail={"conf": conf, "error": problem.detail},
-        )
+        _record_trigger(request, principal, name, body, RESULT_FAILED, {"conf": conf, "error": problem.detail})
         raise
+    _record_trigger(request, principal, name, body, RESULT_OK, {"conf": conf}, run_id=run.run_id)
+    return run
+
+
+def _record_trigger(
+    request: Request,
+    principal: Principal,
+    name: str,
+    body: TrainRequest,
+    result: str,
+    detail: dict[str, Any],
+    run_id: str | None = None,
+) -> None:
+    """The audit event of one trigger attempt: refused, failed at Airflow, or started (with its run id)."""
     record(
         request,
         principal.username,
         "training.trigger",
         name,
-        RESULT_OK,
-        to_value=run.run_id,
+        result,
+        to_value=run_id,
         reason=body.reason,
-        detail={"conf": conf},
+        detail=detail,
     )
-    return run
 
 
 def training_runs(services: ApiServices, name: str, limit: int) -> list[DagRun]:
