@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mlplatform.cli._common import AsJson, ModelArg, api_answer, console, fail
+from mlplatform.cli._common import AsJson, ModelArg, api_answer, console, emit_json, fail
 
 models_app = typer.Typer(
     help="Registered models: versions, aliases, metrics, lineage, promotion.", no_args_is_help=True
@@ -122,8 +122,9 @@ def models_show(ctx: typer.Context, model: ModelArg, as_json: AsJson = False) ->
 @models_app.command("versions")
 def models_versions(ctx: typer.Context, model: ModelArg, as_json: AsJson = False) -> None:
     """The model's registered versions, newest first, with aliases, metrics and data window."""
-    described = api_answer(ctx, as_json, lambda client: client.model(model))
-    if described is None:
+    described: dict[str, Any] = api_answer(ctx, False, lambda client: client.model(model))
+    if as_json:
+        emit_json(described["versions"])
         return
     _print_versions(described["versions"], _metric_columns(described))
 
