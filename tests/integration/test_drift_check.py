@@ -143,7 +143,7 @@ def test_cli_prints_the_recorded_check_as_json(world: World) -> None:
     body = json.loads(result.stdout)
     assert body["status"] == "no_drift" and body["rows"] == 300 and body["actor"].startswith("cli:")
     unknown = CliRunner().invoke(drift_app, ["check", "no_such_model"], env=env)
-    assert unknown.exit_code == 1 and "no model spec" in unknown.output
+    assert unknown.exit_code == 1 and "no model 'no_such_model'" in unknown.output
 
 
 RUN_DAG = """

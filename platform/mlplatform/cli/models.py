@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.table import Table
@@ -122,7 +122,7 @@ def models_show(ctx: typer.Context, model: ModelArg, as_json: AsJson = False) ->
 @models_app.command("versions")
 def models_versions(ctx: typer.Context, model: ModelArg, as_json: AsJson = False) -> None:
     """The model's registered versions, newest first, with aliases, metrics and data window."""
-    described: dict[str, Any] = api_answer(ctx, False, lambda client: client.model(model))
+    described = cast(dict[str, Any], api_answer(ctx, False, lambda client: client.model(model)))
     if as_json:
         emit_json(described["versions"])
         return
