@@ -1,8 +1,9 @@
-"""The UI's forms (POST): log in and out, train, check drift, promote, roll back, deploy, undeploy.
+"""The UI's forms (POST): log in and out, create a model, train, check drift, promote, roll back, deploy, undeploy.
 
 Each handler is authorised by the same ``permit(action, role)`` dependency as the REST route (role, CSRF token
 from the form's hidden field, refusals audited), validates the form into the REST request model, and calls the
-same operation.  What follows is Post/Redirect/Get: the outcome, good or refused, is a message on the next page.
+same operation.  What follows is Post/Redirect/Get: the outcome, good or refused, is a message on the next page;
+only the "New model" form is shown again on a refusal, with what was typed (files cannot be refilled by a page).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Form, Path, Request, Response
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import FormData
 
 from mlplatform.operations import deployments, drift, promotion, sessions, training
 from mlplatform.operations.access import Principal, get_services, permit, record
@@ -20,6 +22,7 @@ from mlplatform.operations.schemas import (
     MAX_REASON,
     DeployRequest,
     LoginRequest,
+    NewModelOut,
     PromoteRequest,
     RollbackRequest,
     TrainRequest,
@@ -27,10 +30,11 @@ from mlplatform.operations.schemas import (
 )
 from mlplatform.operations.security import LOGIN_CSRF_COOKIE
 from mlplatform.operations.services import ApiServices
+from mlplatform.operations.uploads import FORM_FIELDS, bounded_upload, create_from_upload, upload_form
 from mlplatform.specs import NAME_PATTERN
 from mlplatform.store.audit import RESULT_DENIED
 from mlplatform.store.drift import DriftCheck
-from mlplatform.ui.pages import login_form
+from mlplatform.ui.pages import NEW_MODEL_PATH, login_form, new_model_form
 from mlplatform.ui.render import Flash, Renderer, UiRoute, renderer, safe_next
 
 router = APIRouter(route_class=UiRoute, include_in_schema=False)
@@ -151,6 +155,40 @@ def logout(
 
 
 # ---------------------------------------------------------------------------------------------------- actions
+
+
+@router.post(NEW_MODEL_PATH)
+async def create_model(
+    request: Request,
+    services: Services,
+    render: Render,
+    _size: Annotated[None, Depends(bounded_upload)],
+    form: Annotated[FormData, Depends(upload_form)],
+    principal: Annotated[Principal, Depends(permit("model.create", "data-scientist"))],
+) -> Response:
+    """``POST /api/v1/models`` from a form: the size is checked, then the form parsed with its limits (before the
+    CSRF check reads it), then the same operation runs; a refusal shows the form again with its status and words."""
+    try:
+        created = await create_from_upload(request, services, principal, form)
+    except Problem as problem:
+        if problem.status >= 500:
+            raise
+        typed = {key: value for key in FORM_FIELDS if isinstance(value := form.get(key), str)}
+        return new_model_form(
+            request, services, render, principal, status_code=problem.status, error=problem.detail, values=typed
+        )
+    return render.redirect(model_url(created.name), created_flash(created))
+
+
+def created_flash(created: NewModelOut) -> Flash:
+    """What ``models init`` prints: the validation's checks, then the contract's notices about the data."""
+    report = created.validation
+    checks = tuple(f"{'ok' if check.passed else 'FAILED'}: {check.name}: {check.detail}" for check in report.checks)
+    notices = tuple(created.notices)
+    head = f"Model {created.name} created ({created.task}), features loaded up to {created.materialized_up_to:%Y-%m-%d}"
+    if report.passed:
+        return Flash("ok", f"{head}; it is ready to train.", checks + notices)
+    return Flash("error", f"{head}, but it does not validate yet: fix what failed before training.", checks + notices)
 
 
 @router.post("/models/{name}/train")

@@ -1,7 +1,9 @@
-"""The UI's pages (GET): models, one model, a comparison, training runs, the audit log, and the login form.
+"""The UI's pages (GET): models, one model, a comparison, training runs, the audit log, the login form and the
+"New model" upload form.
 
 Reads need the same roles as the matching REST reads (``require``): any user sees models, runs and the audit log;
-comparing versions needs data-scientist, as ``GET /api/v1/models/{name}/compare`` does.
+comparing versions needs data-scientist, as ``GET /api/v1/models/{name}/compare`` does, and so does the form that
+creates a model (``POST /api/v1/models``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from mlplatform.deploy.base import BACKENDS
 from mlplatform.operations.access import Principal, authenticate, get_services, require
 from mlplatform.operations.problems import Problem
 from mlplatform.operations.promotion import gate_decision, metric_rows
+from mlplatform.operations.schemas import NewModelRequest
 from mlplatform.operations.services import ApiServices
 from mlplatform.specs import NAME_PATTERN
 from mlplatform.ui import charts, views
@@ -76,6 +79,46 @@ def login_form(
     for cookie in carrier.headers.getlist("set-cookie"):
         response.headers.append("set-cookie", cookie)
     return response
+
+
+NEW_MODEL_PATH = "/new-model"  # not under /models/, where any lowercase word is a model's name
+MAX_SHOWN_VALUE = 200
+
+
+@router.get(NEW_MODEL_PATH)
+def new_model_page(request: Request, services: Services, render: Render, principal: DataScientist) -> Response:
+    return new_model_form(request, services, render, principal)
+
+
+def new_model_form(
+    request: Request,
+    services: ApiServices,
+    render: Renderer,
+    principal: Principal,
+    *,
+    status_code: int = 200,
+    error: str | None = None,
+    values: dict[str, str] | None = None,
+) -> Response:
+    """The upload form, filled with what was typed last time (files cannot be kept) and the refusal, if any."""
+    defaults = {
+        name: "" if field.is_required() or field.default is None else str(field.default)
+        for name, field in NewModelRequest.model_fields.items()
+    }
+    shown = {
+        **defaults,
+        **{name: value[:MAX_SHOWN_VALUE] for name, value in (values or {}).items() if name in defaults},
+    }
+    return render.page(
+        request,
+        "new_model.html",
+        principal,
+        status_code=status_code,
+        error=error,
+        values=shown,
+        action=NEW_MODEL_PATH,
+        max_upload_mb=services.settings.api.max_upload_mb,
+    )
 
 
 @router.get("/")

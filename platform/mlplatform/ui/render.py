@@ -191,6 +191,7 @@ def permissions(principal: Principal | None) -> dict[str, bool]:
         return role is not None and role_allows(role, need)
 
     return {
+        "create_model": allows("data-scientist"),
         "train": allows("data-scientist"),
         "compare": allows("data-scientist"),
         "drift_check": allows("data-scientist"),
