@@ -101,8 +101,8 @@ def fit_seconds(env: dict[str, str]) -> float:
 
 
 def one_run(index: int) -> dict[str, Any]:
+    from mlplatform.cli.data import today_midnight_utc
     from mlplatform.demo.diabetes_data import write_example
-    from mlplatform.demo.fraud_data import today_midnight_utc
 
     with tempfile.TemporaryDirectory(prefix="mlp-bench-onboarding-") as scratch:
         work = Path(scratch)
