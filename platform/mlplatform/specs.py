@@ -294,7 +294,7 @@ class ModelSpec(_Strict):
     owner: str = Field("unassigned", description="Team accountable for the model.")
     task: Task = Field("binary", description="binary or multiclass classification, or regression.")
     entity: str = Field(description="Feast entity name.")
-    entity_key: str = Field(description="Join key of the entity (e.g. customer_id).")
+    entity_key: str = Field(description="Join key of the entity (e.g. patient_id).")
     features: FeatureSpec
     label: LabelSpec
     data: DataSpec = Field(default_factory=DataSpec)

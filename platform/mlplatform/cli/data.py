@@ -1,4 +1,4 @@
-"""``mlplatform data generate``: write the demo's synthetic card-fraud data set into the data directory.
+"""``mlplatform data generate|example``: the bundled examples' data (the demo model's data set, tables to onboard).
 
 The demo generator (and pandas with it) is imported inside the command: nothing but this command and the demo's
 loop uses it.
@@ -15,13 +15,14 @@ import typer
 from mlplatform.cli._common import fresh_console, parse_timestamp, say_progress
 
 data_app = typer.Typer(
-    help="Demo data: the synthetic card-fraud data set behind the feature repository.", no_args_is_help=True
+    help="Bundled examples' data: the demo model's data set, and tables to bring through `models init`.",
+    no_args_is_help=True,
 )
 
 
 @data_app.callback()
 def data_group() -> None:
-    """Demo data: the synthetic card-fraud data set behind the feature repository."""
+    """Bundled examples' data: the demo model's data set, and tables to bring through `models init`."""
 
 
 def today_midnight_utc() -> datetime:
@@ -32,8 +33,8 @@ def today_midnight_utc() -> datetime:
 
 @data_app.command("generate")
 def generate_command(
-    customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 2000,
-    days: Annotated[int, typer.Option(min=1, help="Days of transactions, ending at --end.")] = 90,
+    entities: Annotated[int, typer.Option(min=1, help="Number of entities.")] = 2000,
+    days: Annotated[int, typer.Option(min=1, help="Days of events, ending at --end.")] = 90,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 7,
     drift_after: Annotated[
         str | None,
@@ -41,27 +42,20 @@ def generate_command(
     ] = None,
     end: Annotated[str | None, typer.Option("--end", help="End of the range (default: today 00:00 UTC).")] = None,
 ) -> None:
-    """Write the synthetic fraud data set (profiles, aggregates, labelled transactions) into its model's data
-    directory (<data dir>/fraud_detector/)."""
+    """Write the demo model's seeded data set into that model's data directory (<data dir>/<model>/)."""
     from mlplatform.config import get_settings
-    from mlplatform.demo.fraud_data import MODEL, generate
+    from mlplatform.demo.generators import DEMO_DESCRIPTION, DEMO_MODEL, DRIFT_GENERATORS
 
     settings = get_settings()
-    with fresh_console().status("generating demo data"):
-        result = generate(
-            settings.model_data_dir(MODEL),
-            customers=customers,
-            days=days,
+    generator = DRIFT_GENERATORS[DEMO_MODEL](entities, days, seed)
+    with fresh_console().status(f"generating {DEMO_DESCRIPTION}"):
+        result = generator(
+            settings.model_data_dir(DEMO_MODEL),
             end=parse_timestamp(end, "--end") or today_midnight_utc(),
-            seed=seed,
             drift_after=parse_timestamp(drift_after, "--drift-after"),
             progress=say_progress,
         )
-    fresh_console().print(
-        f"[green]wrote[/green] {result.out_dir}: {result.transaction_rows:,} transactions "
-        f"(fraud rate {result.fraud_rate:.2%}), {result.stats_rows:,} aggregate snapshots, "
-        f"{result.profile_rows:,} profile rows, {result.start.date()} .. {result.end.date()}"
-    )
+    fresh_console().print(f"[green]wrote[/green] {result.summary()}")
 
 
 @data_app.command("example")

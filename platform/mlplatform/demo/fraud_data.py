@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+DESCRIPTION = "the synthetic card-fraud data set of the bundled fraud_detector model"
 MODEL = "fraud_detector"
 """The bundled model these files feed: they belong in its data directory, ``settings.model_data_dir(MODEL)``."""
 DEFAULT_END = datetime(2025, 6, 1, tzinfo=UTC)
@@ -97,6 +98,14 @@ class GeneratedData:
     fraud_rate: float
     start: datetime
     end: datetime
+
+    def summary(self) -> str:
+        """One line of what was written, for the command that wrote it."""
+        return (
+            f"{self.out_dir}: {self.transaction_rows:,} transactions (fraud rate {self.fraud_rate:.2%}), "
+            f"{self.stats_rows:,} aggregate snapshots, {self.profile_rows:,} profile rows, "
+            f"{self.start.date()} .. {self.end.date()}"
+        )
 
     @property
     def rows(self) -> int:

@@ -13,13 +13,20 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from mlplatform.demo.fraud_data import MODEL, GeneratedData, generate
+from mlplatform.demo.fraud_data import DESCRIPTION, MODEL, GeneratedData, generate
 
 
 class Generator(Protocol):
     """One bundled model's data, written under ``data_dir``, ending at ``end``, drifted from ``drift_after`` on."""
 
-    def __call__(self, data_dir: Path, *, end: datetime, drift_after: datetime | None) -> GeneratedData: ...
+    def __call__(
+        self,
+        data_dir: Path,
+        *,
+        end: datetime,
+        drift_after: datetime | None,
+        progress: Callable[[str], None] | None = None,
+    ) -> GeneratedData: ...
 
 
 GeneratorFactory = Callable[[int, int, int], Generator]
@@ -32,3 +39,7 @@ def fraud_generator(entities: int, days: int, seed: int) -> Generator:
 
 
 DRIFT_GENERATORS: dict[str, GeneratorFactory] = {MODEL: fraud_generator}
+
+DEMO_MODEL = MODEL
+"""The model `make demo` runs the loop on, whose data `mlplatform data generate` writes."""
+DEMO_DESCRIPTION = DESCRIPTION
