@@ -160,19 +160,30 @@ def _read(path: Path) -> pd.DataFrame:
         raise ContractError(f"{path}: not a readable parquet file ({error}); fix: write it with to_parquet") from None
 
 
+def _present_without_nulls(
+    frame: pd.DataFrame, path: Path, column: str, *, missing: str, missing_fix: str, nulls: str, nulls_fix: str
+) -> pd.Series:
+    """The column, refused (naming the file and the fix) when it is absent or holds nulls."""
+    if column not in frame.columns:
+        raise ContractError(f"{path}: {missing} (columns: {', '.join(map(str, frame.columns))}); fix: {missing_fix}")
+    values = frame[column]
+    if values.isna().any():
+        raise ContractError(f"{path}: {nulls} has {int(values.isna().sum())} null(s); fix: {nulls_fix}")
+    return values
+
+
 def _check_key(frame: pd.DataFrame, path: Path, key: str) -> KeyType:
     import pandas as pd
 
-    if key not in frame.columns:
-        raise ContractError(
-            f"{path}: no entity key column {key!r} (columns: {', '.join(map(str, frame.columns))}); "
-            "fix: add it, or name the right one with --entity-key"
-        )
-    column = frame[key]
-    if column.isna().any():
-        raise ContractError(
-            f"{path}: column {key!r} (entity key) has {int(column.isna().sum())} null(s); fix: drop them"
-        )
+    column = _present_without_nulls(
+        frame,
+        path,
+        key,
+        missing=f"no entity key column {key!r}",
+        missing_fix="add it, or name the right one with --entity-key",
+        nulls=f"column {key!r} (entity key)",
+        nulls_fix="drop them",
+    )
     if pd.api.types.is_bool_dtype(column) or not (
         pd.api.types.is_integer_dtype(column) or pd.api.types.is_string_dtype(column)
     ):
@@ -286,16 +297,15 @@ def _check_label(
 ) -> tuple[Literal["binary", "multiclass", "regression"], pd.DataFrame]:
     import pandas as pd
 
-    if label not in frame.columns:
-        raise ContractError(
-            f"{path}: no label column {label!r} (columns: {', '.join(map(str, frame.columns))}); "
-            "fix: name the right one with --label"
-        )
-    column = frame[label]
-    if column.isna().any():
-        raise ContractError(
-            f"{path}: label column {label!r} has {int(column.isna().sum())} null(s); fix: drop those rows"
-        )
+    column = _present_without_nulls(
+        frame,
+        path,
+        label,
+        missing=f"no label column {label!r}",
+        missing_fix="name the right one with --label",
+        nulls=f"label column {label!r}",
+        nulls_fix="drop those rows",
+    )
     converted = frame.copy()
     if task == "regression":
         if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
