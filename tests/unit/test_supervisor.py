@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from mlplatform.config import Settings
 from mlplatform.orchestration import AirflowError
+from mlplatform.stack import supervisor as supervisor_module
 from mlplatform.stack.embedded import (
     EmbeddedStack,
     StackError,
@@ -92,6 +93,36 @@ time.sleep(120)
     assert survivors == []
     for pid in (started.pid, stubborn, escaped):
         assert _gone(pid), f"pid {pid} survived stop()"
+
+
+def test_a_server_whose_parent_never_reaps_it_counts_as_stopped_once_it_exits(
+    supervisor: Supervisor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process started the server (the API deploying a model) and the CLI stops it: after SIGTERM the server
+    is a zombie until its parent reaps it.  A zombie runs nothing, so no further signal round is needed."""
+    pid_file = tmp_path / "server.pid"
+    parent_script = f"""
+import sys, time
+from pathlib import Path
+from mlplatform.stack.supervisor import Supervisor
+started = Supervisor(Path({str(supervisor.layout.root)!r})).start(
+    "server", [sys.executable, "-c", "import time; time.sleep(120)"], {{}})
+open({str(pid_file)!r}, "w").write(str(started.pid))
+time.sleep(120)  # never waits for its child
+"""
+    parent = psutil.Popen([sys.executable, "-c", parent_script])
+    try:
+        server = int(_wait_for_file(pid_file))
+        rounds: list[int] = []
+        monkeypatch.setattr(supervisor_module, "_signal_all", lambda _pid, _alive, sig: rounds.append(sig))
+
+        assert supervisor.stop("server", timeout=20) == []
+
+        assert psutil.Process(server).status() == psutil.STATUS_ZOMBIE  # still unreaped by its parent
+        assert rounds == [], "an exited server got further signal rounds"
+    finally:
+        parent.kill()
+        parent.wait(timeout=10)
 
 
 def test_orphans_of_a_dead_leader_are_stopped(supervisor: Supervisor, tmp_path: Path) -> None:

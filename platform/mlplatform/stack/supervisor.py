@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ from mlplatform.waiting import WaitTimeoutError, wait_until
 # Start times come from /proc in clock ticks; two reads of the same process agree exactly, but keep a margin.
 _START_TIME_TOLERANCE_S = 0.05
 LOG_TAIL_LINES = 20
+# How often a stop looks again whether the processes it signalled have ended.
+STOP_POLL_S = 0.1
 
 
 class SupervisorError(RuntimeError):
@@ -179,12 +182,12 @@ class Supervisor:
         if leader and alive:
             with contextlib.suppress(psutil.Error):
                 leader[0].send_signal(signal.SIGTERM)
-            _, alive = psutil.wait_procs(alive, timeout=timeout * 0.6)
+            alive = _wait_gone(alive, timeout * 0.6)
         for sig, wait_s in ((signal.SIGTERM, timeout * 0.4), (signal.SIGKILL, 5.0)):
             if not alive:
                 break
             _signal_all(record.pid, alive, sig)
-            _, alive = psutil.wait_procs(alive, timeout=wait_s)
+            alive = _wait_gone(alive, wait_s)
         self.pid_path(name).unlink(missing_ok=True)
         return [process.pid for process in alive if _is_alive(process)]
 
@@ -327,6 +330,22 @@ def _signal_all(pgid: int, processes: Sequence[psutil.Process], sig: signal.Sign
     for process in processes:
         with contextlib.suppress(psutil.Error):
             process.send_signal(sig)
+
+
+def _wait_gone(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to ``timeout`` seconds for the processes to end; return those still alive.
+
+    A process that has exited but whose parent has not reaped it yet (a model server started by the API process
+    and stopped by the CLI) is a zombie: it holds no port and runs no code, so it counts as gone.  psutil's own
+    ``wait_procs`` would wait the whole timeout for it and then escalate to signals that cannot reach it.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        psutil.wait_procs(processes, timeout=0)  # reaps those that are this process's own children
+        alive = [process for process in processes if _is_alive(process)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(STOP_POLL_S)
 
 
 def _is_alive(process: psutil.Process) -> bool:
