@@ -1,9 +1,10 @@
 """The bring-your-own-model guide, run as written: its walkthrough's commands, one after another, in a shell, against
-the embedded stack (real MLflow, Airflow 3 and the platform API on free ports, a temporary state directory).
+the end-to-end stack of tests/e2e/conftest.py (real MLflow, Airflow 3, the platform API, Prometheus and
+Alertmanager on free ports, a temporary state directory), where the fraud demo's model is already served.
 
 What it proves: a data scientist with a feature table and a label table gets from nothing to a served champion with
-the guide's commands alone; the new model serves beside the fraud demo's (trained in-process, so the test holds
-one Airflow run: the guide's `train --wait`); both answer predictions and a drift check runs on each.
+the guide's commands alone; the new model serves beside the fraud demo's (trained in-process by the fixture, so the
+test holds one Airflow run: the guide's `train --wait`); both answer predictions and a drift check runs on each.
 """
 
 from __future__ import annotations
@@ -13,24 +14,22 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 
 import pytest
 
 from mlplatform.config import Settings
 from mlplatform.demo.fraud_data import MODEL as FRAUD_MODEL
-from mlplatform.demo.fraud_data import generate
 from mlplatform.deploy.base import Deployment
-from mlplatform.loop import driver, waits
+from mlplatform.loop import waits
 from mlplatform.loop.traffic import sample_requests
 from mlplatform.monitoring.drift_check import run_drift_check
 from mlplatform.serving.client import predict, send_traffic
 from mlplatform.specs import find_spec
-from tests.support.environment import REPO_ROOT, free_port
+from tests.e2e.conftest import E2eWorld
+from tests.support.environment import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -80,42 +79,22 @@ class Shell:
 
 
 @pytest.fixture()
-def guide_settings(settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, Shell]]:
-    configured = settings.model_copy(
-        update={
-            "api": settings.api.model_copy(update={"port": free_port()}),
-            "serving": settings.serving.model_copy(update={"poll_interval_s": 2.0}),
-            "feast": settings.feast.model_copy(update={"project": "mlp_guide"}),
-        }
-    )
-    env = {**os.environ, **configured.child_env()}
+def guide_shell(e2e_world: E2eWorld, tmp_path: Path) -> Shell:
+    """A shell in an empty folder with `mlplatform` on PATH and the end-to-end stack's settings in the environment."""
+    env = {**os.environ, **e2e_world.settings.child_env()}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("MLP_API_URL", None)
     workdir = tmp_path / "work"
     workdir.mkdir()
-    try:
-        yield configured, Shell(workdir, env)
-    finally:
-        subprocess.run(
-            [str(Path(sys.executable).parent / "mlplatform"), "stack", "down"],
-            env=env,
-            cwd=workdir,
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
+    return Shell(workdir, env)
 
 
 def test_the_guide_takes_the_example_to_a_served_champion_beside_the_fraud_model(
-    guide_settings: tuple[Settings, Shell],
+    e2e_world: E2eWorld, guide_shell: Shell
 ) -> None:
-    settings, shell = guide_settings
     commands = guide_commands(GUIDE.read_text(), WALKTHROUGH)
     assert commands[0] == "mlplatform stack up", commands
-    shell.run(commands[0])
-    fraud = serve_the_fraud_model(settings)
-
-    outputs = {command: shell.run(command) for command in commands[1:]}
+    outputs = {command: guide_shell.run(command) for command in commands}  # the stack is up: `stack up` says so
 
     init = next(output for command, output in outputs.items() if " models init " in command)
     assert "UTC" in init and "nanosecond" in init, "the conversions are announced"
@@ -128,13 +107,7 @@ def test_the_guide_takes_the_example_to_a_served_champion_beside_the_fraud_model
     drift = next(output for command, output in outputs.items() if command.startswith(f"mlplatform drift check {MODEL}"))
     assert "drift" in drift.lower()
 
-    check_the_fraud_model_still_answers_and_is_checked(settings, fraud)
-
-
-def serve_the_fraud_model(settings: Settings) -> Deployment:
-    """The fraud demo's model: its data, features and first champion trained in-process (no Airflow run), served."""
-    options = driver.LoopOptions(model=FRAUD_MODEL)
-    return driver.prepare(settings, options, partial(generate, customers=400, days=40, seed=7), say=print)
+    check_the_fraud_model_still_answers_and_is_checked(e2e_world.settings, e2e_world.fraud)
 
 
 def check_the_fraud_model_still_answers_and_is_checked(settings: Settings, deployment: Deployment) -> None:

@@ -1,6 +1,6 @@
 """The whole loop on the embedded stack, for real: MLflow, Airflow 3, the platform API, Prometheus and Alertmanager
-(temporary state directory, free ports), a served model, drifted traffic, the committed alert rules and routing,
-the webhook's retrain policy, the training DAG on fresh data, the gate and the server's hot swap.
+(the end-to-end stack of tests/e2e/conftest.py), a served model, drifted traffic, the committed alert rules and
+routing, the webhook's retrain policy, the training DAG on fresh data, the gate and the server's hot swap.
 
 The world is small (400 customers, 40 days) and Prometheus evaluates every second, so the loop takes about two
 minutes on two cores; the first champion is trained in-process (``driver.prepare``), the retrain through Airflow.
@@ -9,37 +9,24 @@ minutes on two cores; the first champion is trained in-process (``driver.prepare
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from functools import partial
 
 import httpx
 import pytest
 
 from mlplatform.config import Settings
-from mlplatform.demo.fraud_data import generate
-from mlplatform.deploy.local import LocalProcessDeployer
 from mlplatform.loop import driver, timeline
 from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
 from mlplatform.serving.client import predict
 from mlplatform.specs import find_spec
-from mlplatform.stack.embedded import EmbeddedStack
 from mlplatform.stack.prometheus import prometheus_url
 from mlplatform.store import PlatformStore
 from mlplatform.store.retrains import RetrainRecords
-from tests.support.environment import free_port
-from tests.support.tools import require_tool
+from tests.e2e.conftest import FRAUD_DATA, E2eWorld
+from tests.e2e.conftest import LOOP_OPTIONS as OPTIONS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
-OPTIONS = driver.LoopOptions(
-    model="fraud_detector",
-    drift_days=20,
-    requests=300,
-    rate=100.0,
-    timeouts=driver.LoopTimeouts(log=30, alert=60, webhook=60, retrain=420, swap=60),
-)
-FRAUD_DATA = partial(generate, customers=400, days=40, seed=7)
 TIMELINE = [
     "baseline data",
     "baseline champion",
@@ -54,29 +41,8 @@ TIMELINE = [
 ]
 
 
-@pytest.fixture()
-def loop_settings(settings: Settings) -> Iterator[Settings]:
-    require_tool("prometheus", "prometheus")
-    require_tool("prometheus-alertmanager", "prometheus-alertmanager")
-    serving_port = free_port()
-    configured = settings.model_copy(
-        update={
-            "api": settings.api.model_copy(update={"port": free_port()}),
-            "serving": settings.serving.model_copy(update={"port": serving_port, "poll_interval_s": 2.0}),
-            "prometheus": settings.prometheus.model_copy(update={"scrape_interval_s": 1}),
-            "feast": settings.feast.model_copy(update={"project": "mlp_loop"}),
-        }
-    )
-    try:
-        yield configured
-    finally:
-        LocalProcessDeployer(configured).undeploy(OPTIONS.model)
-        EmbeddedStack(configured).down()
-
-
-def test_drifted_traffic_ends_with_a_new_champion_serving(loop_settings: Settings) -> None:
-    settings = loop_settings
-    deployment = driver.prepare(settings, OPTIONS, FRAUD_DATA, say=print)
+def test_drifted_traffic_ends_with_a_new_champion_serving(e2e_world: E2eWorld) -> None:
+    settings, deployment = e2e_world.settings, e2e_world.fraud
     # on_step=print: the timeline shows in a failure's captured output
     result = driver.run_loop(settings, OPTIONS, FRAUD_DATA, on_step=print)
 
