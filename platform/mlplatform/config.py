@@ -21,6 +21,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from mlplatform.state import StateLayout
 
 LOOPBACK = "127.0.0.1"
+# The shortest session-signing key accepted: 32 characters of a URL-safe token carry 192 bits.
+MIN_SESSION_SECRET_CHARS = 32
 
 
 class _Section(BaseModel):
@@ -284,6 +286,17 @@ class ApiSettings(_Section):
         200, ge=1, le=10_000, description="Largest upload (all files of a new model together), in MiB; more is 413."
     )
     oidc: OidcSettings = Field(default_factory=OidcSettings)
+
+    @field_validator("session_secret")
+    @classmethod
+    def _session_secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty key (``MLP_API__SESSION_SECRET=``, an empty mounted file) signs cookies anyone can forge."""
+        if value is not None and len(value.get_secret_value().strip()) < MIN_SESSION_SECRET_CHARS:
+            raise ValueError(
+                f"api.session_secret must be at least {MIN_SESSION_SECRET_CHARS} characters "
+                "(`python -c 'import secrets; print(secrets.token_urlsafe(48))'` makes one); unset it to generate one"
+            )
+        return value
 
     def resolved_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

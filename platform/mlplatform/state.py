@@ -33,6 +33,7 @@ the bottom layer, next to ``config``.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 from dataclasses import dataclass
@@ -143,15 +144,28 @@ def _create_exclusive(path: Path, text: str) -> None:
         draft.unlink()
 
 
+class WeakSecretError(ValueError):
+    """A kept secret file holds too short a key (emptied or edited by hand): using it would make it guessable."""
+
+
 def generated_secret(path: Path, *, nbytes: int = 32, prefix: str = "") -> str:
     """The secret kept at ``path``; the first call generates it (``prefix`` + ``nbytes`` random bytes, URL-safe).
 
-    Every caller, concurrent first callers included, gets the same value: the first file written wins.
+    Every caller, concurrent first callers included, gets the same value: the first file written wins.  A file
+    that holds less than a generated secret's random part (an empty file signs with an empty key) is refused,
+    never used.
     """
     if not path.is_file():
         with contextlib.suppress(FileExistsError):
             write_private(path, prefix + secrets.token_urlsafe(nbytes) + "\n", exclusive=True)
-    return path.read_text().strip()
+    value = path.read_text().strip()
+    shortest = len(prefix) + math.ceil(nbytes * 4 / 3)  # the length token_urlsafe(nbytes) gives
+    if len(value) < shortest:
+        raise WeakSecretError(
+            f"{path} holds a key of {len(value)} characters, fewer than the {shortest} of a generated one; "
+            "delete the file and a new key is generated at the next start (sessions signed with it end)"
+        )
+    return value
 
 
-__all__ = ["PRIVATE_FILE_MODE", "StateLayout", "generated_secret", "write_private"]
+__all__ = ["PRIVATE_FILE_MODE", "StateLayout", "WeakSecretError", "generated_secret", "write_private"]

@@ -53,6 +53,9 @@ def test_child_env_rebuilds_the_same_settings(monkeypatch: pytest.MonkeyPatch, t
         ({"mlflow": {"port": 70000}}, "less than or equal to 65535"),
         ({"feast": {"online_store": "memcached"}}, "'sqlite' or 'redis'"),
         ({"feast": {"project": "Bad-Name"}}, "String should match pattern"),
+        ({"api": {"session_secret": ""}}, "api.session_secret must be at least 32 characters"),
+        ({"api": {"session_secret": "s" * 31}}, "api.session_secret must be at least 32 characters"),
+        ({"alerts": {"webhook_token": " " * 20}}, "alerts.webhook_token must be at least 16 characters"),
     ],
 )
 def test_invalid_settings_are_rejected_with_the_field(overrides: dict[str, object], message: str) -> None:

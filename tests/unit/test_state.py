@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlplatform.config import Settings
-from mlplatform.state import StateLayout, generated_secret, write_private
+from mlplatform.state import StateLayout, WeakSecretError, generated_secret, write_private
 
 
 def _mode(path: Path) -> int:
@@ -48,8 +48,20 @@ def test_a_generated_secret_is_made_once_and_kept(tmp_path: Path) -> None:
 
 def test_an_existing_secret_is_read_not_replaced(tmp_path: Path) -> None:
     path = tmp_path / "token"
-    path.write_text("configured-by-hand\n")
-    assert generated_secret(path) == "configured-by-hand"
+    by_hand = "configured-by-hand-" + "x" * 40
+    path.write_text(f"{by_hand}\n")
+    assert generated_secret(path) == by_hand
+
+
+@pytest.mark.parametrize("kept", ["", "\n", "short-key\n"], ids=["empty", "blank", "short"])
+def test_a_kept_secret_shorter_than_a_generated_one_is_refused_not_used(tmp_path: Path, kept: str) -> None:
+    """An empty key would sign session cookies that anyone can forge."""
+    path = tmp_path / "api" / "session_secret"
+    path.parent.mkdir()
+    path.write_text(kept)
+    with pytest.raises(WeakSecretError, match=r"fewer than the 64 of a generated one; delete the file"):
+        generated_secret(path, nbytes=48)
+    assert path.read_text() == kept  # nothing is overwritten: the operator decides
 
 
 def _layout_paths(layout: StateLayout) -> list[Path]:
