@@ -3,12 +3,14 @@ deployer: authentication, roles, CSRF, rate limiting, problem details, validatio
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from mlplatform.config import Settings
+from mlplatform.operations.schemas import NOT_BLANK
 from mlplatform.store import PlatformStore
 from mlplatform.store.auth import ROLES, AuthRepository
 from mlplatform.store.bootstrap import bootstrap_admin
@@ -428,3 +430,52 @@ def test_bootstrap_uses_the_configured_password(settings: Settings) -> None:
     auth = AuthRepository(PlatformStore.connect(settings.db_url), cheap_hash())
     assert bootstrap_admin(settings, auth) is None
     assert auth.verify_password("root", "configured-pass-1") is not None
+
+
+BEYOND_INT64 = 2**63  # one past the largest row id sqlite and PostgreSQL can hold
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "parameter"),
+    [
+        ("GET", f"/api/v1/audit?before_id={BEYOND_INT64}", "before_id"),
+        ("GET", f"/api/v1/models/{MODEL}/drift?before_id={BEYOND_INT64}", "before_id"),
+        ("DELETE", f"/api/v1/tokens/{BEYOND_INT64}", "token_id"),
+    ],
+    ids=["audit-page", "drift-page", "revoke-token"],
+)
+def test_ids_beyond_64_bits_are_422_naming_the_parameter(world: World, method: str, path: str, parameter: str) -> None:
+    """They used to reach the database driver, which cannot bind them: a 500."""
+    response = world.client.request(method, path, headers=world.as_role("admin"))
+    assert response.status_code == 422, response.text
+    assert [error["loc"][-1] for error in response.json()["errors"]] == [parameter]
+
+
+def test_the_ui_audit_page_refuses_an_id_beyond_64_bits(world: World) -> None:
+    response = world.client.get(f"/audit?before_id={BEYOND_INT64}", headers=world.as_role("admin"))
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("reason", "status"),
+    [("\u0085", 422), ("\x1c\u00a0\ufeff", 422), ("a\u0085", 200), ("\u0085x\u0085", 200)],
+    ids=["next-line-only", "separators-only", "text-then-next-line", "text-between"],
+)
+def test_a_reason_of_blanks_by_any_definition_is_refused_and_the_schema_says_so(
+    world: World, reason: str, status: int
+) -> None:
+    """JSON Schema readers (ECMAScript regexes) and the server (Python's strip) disagree on what whitespace is; the
+    published pattern asks for a character that is whitespace to neither, so a reason the schema admits is one the
+    server keeps."""
+    response = world.client.post(
+        f"/api/v1/models/{MODEL}/rollback", json={"reason": reason}, headers=world.as_role("approver")
+    )
+    assert response.status_code == status, response.text
+    schema = world.client.get("/openapi.json").json()["components"]["schemas"]
+    assert schema["RollbackRequest"]["properties"]["reason"]["pattern"] == NOT_BLANK
+
+
+def test_every_character_the_reason_pattern_admits_survives_stripping() -> None:
+    admitted = [chr(code) for code in range(0x10000) if re.fullmatch(NOT_BLANK, chr(code))]
+    assert len(admitted) > 60_000
+    assert all(character.strip() for character in admitted)

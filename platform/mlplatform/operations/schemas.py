@@ -12,8 +12,16 @@ from mlplatform.store.auth import USERNAME_PATTERN
 
 MAX_REASON = 500
 MAX_OVERRIDES = 32
-# The pattern tells the schema's readers what stripping enforces: a reason that is only blanks is no reason.
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REASON, pattern=r"\S")]
+# Ids of platform DB rows (audit events, tokens, drift checks): 64-bit signed integers on sqlite and PostgreSQL.
+MAX_ROW_ID = 2**63 - 1
+# At least one character that no one counts as whitespace: not JSON Schema's (ECMAScript) \s, nor Unicode's
+# White_Space (which adds U+0085), nor Python's str.strip (which adds U+001C..U+001F) and not U+FEFF (ECMAScript's
+# only addition).  A reason that matches keeps a character after stripping, so the schema and the server agree
+# on what is "only blanks".
+NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REASON, pattern=NOT_BLANK)
+]
 ModelName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Version = Annotated[int, Field(gt=0, le=10**9)]
 Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]

@@ -17,7 +17,7 @@ from mlplatform.deploy.base import BACKENDS
 from mlplatform.operations.access import Principal, authenticate, get_services, require
 from mlplatform.operations.problems import Problem
 from mlplatform.operations.promotion import gate_decision, metric_rows
-from mlplatform.operations.schemas import NewModelRequest
+from mlplatform.operations.schemas import MAX_ROW_ID, NewModelRequest
 from mlplatform.operations.services import ApiServices
 from mlplatform.specs import NAME_PATTERN
 from mlplatform.ui import charts, views
@@ -240,7 +240,7 @@ def audit_page(
     action: Filter = None,
     target: Filter = None,
     result: Filter = None,
-    before_id: Annotated[int | None, Query(gt=0)] = None,
+    before_id: Annotated[int | None, Query(gt=0, le=MAX_ROW_ID)] = None,
 ) -> Response:
     filters = {"actor": actor, "action": action, "target": target, "result": result}
     chosen = {key: value for key, value in filters.items() if value}

@@ -11,6 +11,7 @@ from mlplatform.operations import sessions
 from mlplatform.operations.access import Principal, get_services, permit, record, require
 from mlplatform.operations.problems import Problem
 from mlplatform.operations.schemas import (
+    MAX_ROW_ID,
     CreateTokenRequest,
     CreateUserRequest,
     IssuedTokenOut,
@@ -87,7 +88,7 @@ def create_token(
 
 @router.delete("/tokens/{token_id}", summary="Revoke a token (my own, or any for admins)")
 def revoke_token(
-    token_id: Annotated[int, Path(gt=0)],
+    token_id: Annotated[int, Path(gt=0, le=MAX_ROW_ID)],
     request: Request,
     services: Services,
     principal: Annotated[Principal, Depends(permit("token.revoke", "viewer"))],

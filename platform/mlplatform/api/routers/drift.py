@@ -13,6 +13,7 @@ from mlplatform.api.problems import PROBLEM_RESPONSES
 from mlplatform.operations.access import Principal, get_services, require
 from mlplatform.operations.drift import report_url
 from mlplatform.operations.problems import Problem
+from mlplatform.operations.schemas import MAX_ROW_ID
 from mlplatform.operations.services import ApiServices
 from mlplatform.specs import NAME_PATTERN
 from mlplatform.store.drift import MAX_LIMIT, DriftCheck, DriftResults
@@ -83,7 +84,7 @@ def list_drift_checks(
     services: Services,
     _: Annotated[Principal, Depends(require("viewer"))],
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
-    before_id: Annotated[int | None, Query(gt=0, description="Page: checks older than this id.")] = None,
+    before_id: Annotated[int | None, Query(gt=0, le=MAX_ROW_ID, description="Page: checks older than this id.")] = None,
 ) -> list[DriftCheckOut]:
     services.spec(name)
     checks = DriftResults(services.store).for_model(name, limit=limit, before_id=before_id)
