@@ -141,6 +141,13 @@ class ServingSettings(_Section):
         None, description="Last good model per name, for restarts while MLflow is down. Unset: state_dir/serving."
     )
     max_batch_size: int = Field(256, ge=1, le=100_000, description="Entities per request; more is answered 413.")
+    max_body_kb: int = Field(
+        1024,
+        ge=1,
+        le=1024 * 1024,
+        description="Largest request body a model server reads, in KiB; a longer one is answered 413 as soon as its "
+        "Content-Length or its bytes so far exceed it, before it is parsed.",
+    )
     prediction_log: Literal["parquet", "postgres", "off"] = Field(
         "parquet", description="Prediction log sink: partitioned parquet under state_dir, or a PostgreSQL table."
     )

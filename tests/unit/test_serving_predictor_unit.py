@@ -39,6 +39,10 @@ def test_valid_entities_are_normalised() -> None:
         ([{"customer_id": 1, "amount": 1.0}, {"customer_id": 2}], "entities[1].amount: required"),
         ([{"customer_id": 1, "amount": "3"}], "entities[0].amount: must be a number, got str"),
         ([{"customer_id": 1, "amount": math.inf}], "entities[0].amount: must be a finite number"),
+        ([{"customer_id": 2**63, "amount": 1.0}], "entities[0].customer_id: must fit in 64 bits"),
+        ([{"customer_id": -(2**63) - 1, "amount": 1.0}], "entities[0].customer_id: must fit in 64 bits"),
+        ([{"customer_id": 1, "amount": 10**400}], "entities[0].amount: must be a finite number, got an integer of 401"),
+        ([{"customer_id": 1, "amount": "x" * 10_000}], "entities[0].amount: must be a number, got str 'xxx"),
     ],
 )
 def test_invalid_entities_name_the_field(entities: object, message: str) -> None:
@@ -181,11 +185,26 @@ def test_accept_arrays_checks_the_fitted_columns_once() -> None:
         (b"[1, 2]", "body: must be a JSON object with an 'instances' list, got list"),
         (b'{"entities": []}', "instances: required"),
         (b'{"instances": [], "request_id": 7}', "request_id: must be a string, got int"),
+        (b'{"instances": [], "request_id": "' + b"r" * 65 + b'"}', "request_id: at most 64 characters"),
+        (b'{"instances": [' + b"9" * 5000 + b"]}", "body: a number in it is out of range"),
+        (b"[" * 100_000 + b"]" * 100_000, "body: nested too deeply"),
+        (b'{"instances": [], "x": "\xc3\x28"}', "body: not UTF-8 text"),
     ],
 )
 def test_request_body_errors_name_the_field(raw: bytes, message: str) -> None:
     with pytest.raises(InvalidRequestError, match=re.escape(message)):
         parse_request_body(raw, "instances", None)
+
+
+def test_a_long_request_id_header_is_refused_naming_the_header() -> None:
+    with pytest.raises(InvalidRequestError, match=r"x-request-id header: at most 64 characters"):
+        parse_request_body(b'{"entities": []}', "entities", "h" * 65)
+
+
+def test_error_messages_show_at_most_a_short_piece_of_the_value() -> None:
+    with pytest.raises(InvalidRequestError) as raised:
+        _validate([{"customer_id": "9" * 100_000, "amount": 1.0}])
+    assert len(raised.value.message) < 200 and "(100002 characters)" in raised.value.message
 
 
 def test_request_body_takes_the_id_from_the_body_then_the_header() -> None:

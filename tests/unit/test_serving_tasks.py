@@ -343,8 +343,11 @@ def test_both_servers_answer_in_the_tasks_shape(
     fields = {"binary": {"probability", "label"}, "multiclass": {"probability", "label", "probabilities"}}
     expected_fields = {KEY, *fields.get(task, {"value"})}
 
-    status, v1 = V1FastPath(None, predictor).answer(json.dumps({"instances": entities}).encode(), "h1")
-    assert status == 200 and v1["request_id"] == "h1"
+    fast = TestClient(V1FastPath(None, predictor)).post(  # no `with`: the fast path alone has no lifespan
+        f"/v1/models/{predictor.name}:predict", json={"instances": entities}, headers={"x-request-id": "h1"}
+    )
+    v1 = fast.json()
+    assert fast.status_code == 200 and v1["request_id"] == "h1"
     assert set(v1["predictions"][0]) == expected_fields
     assert v1["errors"][0]["index"] == 1
 
@@ -377,6 +380,74 @@ def test_both_servers_answer_in_the_tasks_shape(
     if task == "multiclass":
         assert outputs["probabilities"].shape == [2, 3]
         assert outputs["probabilities"].data[:3] == list(v1["predictions"][0]["probabilities"].values())
+
+
+def _both_entity_apis(predictor: Predictor) -> dict[str, tuple[Any, str, str]]:
+    """Each server's JSON entity API in-process: (ASGI app, path, entity-list field)."""
+    from mlplatform.serving.adapters import bentoml as bento
+    from mlplatform.serving.adapters.kserve import V1FastPath
+
+    bento._Current.predictor = predictor
+    return {
+        "bentoml": (bento.create_app(), "/predict", "entities"),
+        "kserve": (V1FastPath(None, predictor), f"/v1/models/{predictor.name}:predict", "instances"),
+    }
+
+
+def _refusals(predictor: Predictor) -> dict[str, float]:
+    """The predictor's refused-request counters by outcome, read from its /metrics text."""
+    text = predictor.metrics.render().decode()
+    counts: dict[str, float] = {}
+    for outcome in ("invalid", "too_large"):
+        line = next(
+            row
+            for row in text.splitlines()
+            if row.startswith("mlplatform_serving_requests_total{") and f'outcome="{outcome}"' in row
+        )
+        counts[outcome] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+@pytest.mark.parametrize("server", ["bentoml", "kserve"])
+def test_oversized_and_malformed_bodies_are_4xx_before_scoring_and_counted(
+    server: str, settings: Settings, table: dict[int, dict[str, float]], tmp_path: Path
+) -> None:
+    """Both servers read at most serving.max_body_kb (by Content-Length, and while a chunked body streams in)
+    and answer documents Python's JSON parser chokes on with a 422; each refusal is counted in the metrics."""
+    from starlette.testclient import TestClient
+
+    from mlplatform.serving.adapters import bentoml as bento
+
+    small = settings.model_copy(update={"serving": settings.serving.model_copy(update={"max_body_kb": 8})})
+    predictor, _ = served(small, "binary", table, ("1", save(fitted("binary", LogisticRegression), tmp_path / "v1")))
+    try:
+        app, path, field = _both_entity_apis(predictor)[server]
+        client = TestClient(app)
+        entity = {KEY: 100, "size": 2.0}
+
+        declared = client.post(path, content=json.dumps({field: [entity] * 400}).encode())
+        assert declared.status_code == 413 and "exceed the limit of 8192" in declared.json()["error"]
+
+        def chunked() -> Any:
+            yield json.dumps({field: [entity]}).encode()[:-1]
+            yield b" " * 10_000 + b"}"
+
+        streamed = client.post(path, content=chunked())
+        assert streamed.status_code == 413 and "more than 8192 bytes" in streamed.json()["error"]
+
+        for body, message in (
+            (b"[" * 3000 + b"]" * 3000, "nested too deeply"),
+            (b'{"' + field.encode() + b'": [' + b"9" * 5000 + b"]}", "out of range"),
+            (json.dumps({field: [{KEY: 2**64, "size": 1.0}]}).encode(), "must fit in 64 bits"),
+        ):
+            answer = client.post(path, content=body)
+            assert answer.status_code == 422 and message in answer.json()["error"], answer.text
+        assert _refusals(predictor) == {"invalid": 3.0, "too_large": 2.0}
+
+        assert client.post(path, json={field: [entity]}).status_code == 200  # still serving
+    finally:
+        bento._Current.predictor = None
+        predictor.close()
 
 
 # ---- loading through the trust policy ----------------------------------------------------------------------------

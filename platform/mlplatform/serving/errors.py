@@ -28,6 +28,13 @@ class BatchTooLargeError(ServingError):
     outcome = "too_large"
 
 
+class BodyTooLargeError(ServingError):
+    """A request body longer than ``settings.serving.max_body_kb``: refused before it is read whole."""
+
+    status = 413
+    outcome = "too_large"
+
+
 class ModelUnavailableError(ServingError):
     """No model is loaded (yet); the message says why (registry down, no alias, load failure)."""
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlplatform.serving.errors import BatchTooLargeError, InvalidRequestError
+from mlplatform.serving.errors import BatchTooLargeError, BodyTooLargeError, InvalidRequestError
 
 if TYPE_CHECKING:
     from mlplatform.serving.scoring import EntityPrediction, PredictionResult
@@ -31,16 +31,35 @@ V2_FP_TYPES = ("FP64", "FP32", "FP16")
 V2_INT_TYPES = ("INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8")
 REJECTED_PROBABILITY = -1.0
 REJECTED_LABEL = -1
+# Entity keys are INT64 in the feature store and in v2 tensors.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# The prediction log's request_id column (String(64)): a longer id could not be logged.
+MAX_REQUEST_ID_CHARS = 64
+
+
+async def read_capped(chunks: AsyncIterable[bytes], declared_length: str | None, limit: int) -> bytes:
+    """The request body, refused with 413 once its declared length or the bytes received so far pass ``limit``.
+
+    Why both: a client may send no Content-Length (chunked) or a false one; counting while receiving bounds the
+    memory either way, and checking the header first spares reading anything of an honest oversized request.
+    """
+    if declared_length is not None and declared_length.strip().isdigit() and int(declared_length) > limit:
+        raise BodyTooLargeError(f"body: {int(declared_length)} bytes exceed the limit of {limit} (serving.max_body_kb)")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError(f"body: more than {limit} bytes (serving.max_body_kb)")
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def parse_request_body(raw: bytes, field: str, header_id: str | None) -> tuple[Any, str | None]:
     """The entity list and request id of a JSON body ``{field: [...], "request_id": "optional"}``, as both
     servers take it (``instances`` on KServe v1, ``entities`` on BentoML); the id falls back to the
     ``x-request-id`` header.  The entities themselves are checked by ``validate_entities``."""
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidRequestError(f"body: not valid JSON ({error})") from None
+    body = _load_json(raw)
     if not isinstance(body, dict):
         raise InvalidRequestError(f"body: must be a JSON object with an {field!r} list, got {type(body).__name__}")
     if field not in body:
@@ -48,7 +67,31 @@ def parse_request_body(raw: bytes, field: str, header_id: str | None) -> tuple[A
     request_id = body.get("request_id") or header_id
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidRequestError(f"request_id: must be a string, got {type(request_id).__name__}")
+    if request_id is not None and len(request_id) > MAX_REQUEST_ID_CHARS:
+        source = "request_id" if body.get("request_id") else "x-request-id header"
+        raise InvalidRequestError(
+            f"{source}: at most {MAX_REQUEST_ID_CHARS} characters (the prediction log keeps that many), "
+            f"got {len(request_id)}"
+        )
     return body[field], request_id
+
+
+def _load_json(raw: bytes) -> Any:
+    """The parsed body; every document Python's parser refuses is a 422 naming why, never an uncaught error.
+
+    ``json.loads`` raises more than ``JSONDecodeError``: ``ValueError`` for integers beyond Python's
+    4300-digit conversion limit, ``RecursionError`` for arrays or objects nested about a thousand deep.
+    """
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError as error:
+        raise InvalidRequestError(f"body: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except json.JSONDecodeError as error:
+        raise InvalidRequestError(f"body: not valid JSON ({error})") from None
+    except ValueError as error:  # the integer digit limit
+        raise InvalidRequestError(f"body: a number in it is out of range ({error})") from None
+    except RecursionError:
+        raise InvalidRequestError("body: nested too deeply (an entity is a flat object)") from None
 
 
 def response_body(result: PredictionResult, entity_key: str) -> dict[str, Any]:
@@ -108,18 +151,36 @@ def _validate_entity(where: str, entity: object, entity_key: str, request_column
     if key is None:
         raise InvalidRequestError(f"{where}.{entity_key}: required (the entity key)")
     if isinstance(key, bool) or not isinstance(key, int):
-        raise InvalidRequestError(f"{where}.{entity_key}: must be an integer, got {type(key).__name__} {key!r}")
+        raise InvalidRequestError(f"{where}.{entity_key}: must be an integer, got {type(key).__name__} {_shown(key)}")
+    if not INT64_MIN <= key <= INT64_MAX:
+        raise InvalidRequestError(f"{where}.{entity_key}: must fit in 64 bits (-2^63 to 2^63-1), got {_shown(key)}")
     row: dict[str, Any] = {entity_key: key}
     for column in request_columns:
-        value = entity.get(column)
-        if value is None:
-            raise InvalidRequestError(f"{where}.{column}: required (a request-time value the model needs)")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidRequestError(f"{where}.{column}: must be a number, got {type(value).__name__} {value!r}")
-        if not math.isfinite(value):
-            raise InvalidRequestError(f"{where}.{column}: must be a finite number, got {value!r}")
-        row[column] = float(value)
+        row[column] = _request_value(f"{where}.{column}", entity.get(column))
     return row
+
+
+def _request_value(where: str, value: object) -> float:
+    """A request-time value as the model takes it: a finite float (an integer too large for one is refused)."""
+    if value is None:
+        raise InvalidRequestError(f"{where}: required (a request-time value the model needs)")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequestError(f"{where}: must be a number, got {type(value).__name__} {_shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InvalidRequestError(
+            f"{where}: must be a finite number, got an integer of {len(str(value))} digits"
+        ) from None
+    if not math.isfinite(number):
+        raise InvalidRequestError(f"{where}: must be a finite number, got {value!r}")
+    return number
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """The offending value as an error message shows it: its repr, cut short (a client may send megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def v2_entities(request: Any, entity_key: str, request_columns: tuple[str, ...]) -> list[dict[str, Any]]:

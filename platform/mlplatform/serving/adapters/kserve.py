@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -115,33 +116,37 @@ class V1FastPath:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
-        status, answer = self.answer(body, _header(scope, b"x-request-id"))
+        status, answer = await self.answer(scope, receive)
         payload = _json_bytes(answer)
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
-    def answer(self, body: bytes, header_id: str | None) -> tuple[int, dict[str, Any]]:
+    async def answer(self, scope: Any, receive: Any) -> tuple[int, dict[str, Any]]:
         """Status and JSON body; a ``ServingError`` is its status with ``{"error": message}``, never a trace."""
         from mlplatform.serving.errors import ServingError
-        from mlplatform.serving.wire import parse_request_body, response_body
+        from mlplatform.serving.wire import read_capped, response_body
 
+        limit = self.predictor.settings.serving.max_body_kb * 1024
         try:
-            instances, request_id = parse_request_body(body, "instances", header_id)
-            result = self.predictor.predict(instances, request_id, field="instances")
+            try:
+                body = await read_capped(_body_chunks(receive), _header(scope, b"content-length"), limit)
+            except ServingError as error:
+                self.predictor.count_refused(error)
+                raise
+            result = self.predictor.predict_body(body, "instances", _header(scope, b"x-request-id"))
         except ServingError as error:
             return error.status, {"error": error.message}
         return 200, response_body(result, self.predictor.spec.entity_key)
 
 
-async def _read_body(receive: Any) -> bytes:
-    chunks = []
+async def _body_chunks(receive: Any) -> AsyncIterator[bytes]:
+    """The request body's chunks as the ASGI server delivers them (the caller decides when to stop reading)."""
     while True:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        yield message.get("body", b"")
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return
 
 
 def _header(scope: Any, name: bytes) -> str | None:
