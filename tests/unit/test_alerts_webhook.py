@@ -126,6 +126,9 @@ MALFORMED: dict[str, Any] = {
     "bad-fingerprint": payload({**alert(), "fingerprint": "<script>"}),
     "naive-startsAt": payload({**alert(), "startsAt": "2026-03-01T12:00:00"}),
     "labels-not-strings": payload({**alert(), "labels": {"alertname": 1}}),
+    "nested-too-deep": b"[" * 5000 + b"]" * 5000,
+    "5000-digit-number": b'{"version": ' + b"9" * 5000 + b"}",
+    "not-utf8": b'{"version": "\xc3\x28"}',
 }
 
 
@@ -140,6 +143,18 @@ def test_a_malformed_payload_is_a_400_problem(hook: Hook, body: Any) -> None:
     assert response.headers["content-type"] == "application/problem+json"
     assert problem["type"] == "/problems/malformed-alert" and problem["status"] == 400
     assert "<script>" not in response.text, "input values are never echoed"
+    assert hook.airflow.triggered == []
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["declared", "streamed"])
+def test_a_body_past_the_limit_is_a_413_problem_whether_declared_or_streamed(hook: Hook, chunked: bool) -> None:
+    from mlplatform.api.routers.alerts import MAX_BODY_BYTES
+
+    oversized = b'{"version": "4", "padding": "' + b"x" * MAX_BODY_BYTES + b'"}'
+    content: Any = iter([oversized[:1024], oversized[1024:]]) if chunked else oversized
+    response = hook.client.post(WEBHOOK, content=content, headers={**hook.auth, "Content-Type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert response.json()["type"] == "/problems/too-large"
     assert hook.airflow.triggered == []
 
 

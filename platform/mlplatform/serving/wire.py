@@ -21,6 +21,7 @@ import math
 from collections.abc import AsyncIterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from mlplatform import bodies
 from mlplatform.serving.errors import BatchTooLargeError, BodyTooLargeError, InvalidRequestError
 
 if TYPE_CHECKING:
@@ -38,21 +39,11 @@ MAX_REQUEST_ID_CHARS = 64
 
 
 async def read_capped(chunks: AsyncIterable[bytes], declared_length: str | None, limit: int) -> bytes:
-    """The request body, refused with 413 once its declared length or the bytes received so far pass ``limit``.
-
-    Why both: a client may send no Content-Length (chunked) or a false one; counting while receiving bounds the
-    memory either way, and checking the header first spares reading anything of an honest oversized request.
-    """
-    if declared_length is not None and declared_length.strip().isdigit() and int(declared_length) > limit:
-        raise BodyTooLargeError(f"body: {int(declared_length)} bytes exceed the limit of {limit} (serving.max_body_kb)")
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLargeError(f"body: more than {limit} bytes (serving.max_body_kb)")
-        parts.append(chunk)
-    return b"".join(parts)
+    """The request body within ``limit`` bytes (``mlplatform.bodies.read_capped``); past it, a 413."""
+    try:
+        return await bodies.read_capped(chunks, declared_length, limit)
+    except bodies.OversizedBodyError as error:
+        raise BodyTooLargeError(f"{error} (serving.max_body_kb)") from None
 
 
 def parse_request_body(raw: bytes, field: str, header_id: str | None) -> tuple[Any, str | None]:
@@ -77,21 +68,10 @@ def parse_request_body(raw: bytes, field: str, header_id: str | None) -> tuple[A
 
 
 def _load_json(raw: bytes) -> Any:
-    """The parsed body; every document Python's parser refuses is a 422 naming why, never an uncaught error.
-
-    ``json.loads`` raises more than ``JSONDecodeError``: ``ValueError`` for integers beyond Python's
-    4300-digit conversion limit, ``RecursionError`` for arrays or objects nested about a thousand deep.
-    """
     try:
-        return json.loads(raw)
-    except UnicodeDecodeError as error:
-        raise InvalidRequestError(f"body: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    except json.JSONDecodeError as error:
-        raise InvalidRequestError(f"body: not valid JSON ({error})") from None
-    except ValueError as error:  # the integer digit limit
-        raise InvalidRequestError(f"body: a number in it is out of range ({error})") from None
-    except RecursionError:
-        raise InvalidRequestError("body: nested too deeply (an entity is a flat object)") from None
+        return bodies.load_json(raw)
+    except bodies.UnparsableJsonError as error:
+        raise InvalidRequestError(str(error)) from None
 
 
 def response_body(result: PredictionResult, entity_key: str) -> dict[str, Any]:

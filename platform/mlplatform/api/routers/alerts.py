@@ -9,13 +9,13 @@ not a valid request for something unprocessable), so Alertmanager logs it instea
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from mlplatform import bodies
 from mlplatform.api.problems import PROBLEM_RESPONSES, problem_responses
 from mlplatform.operations.access import ROLE_ATTRIBUTE, Principal, client_address, get_services, require
 from mlplatform.operations.problems import Problem
@@ -66,9 +66,9 @@ setattr(webhook_caller, ROLE_ATTRIBUTE, WEBHOOK_ROLE)  # the API reference names
 def _parse(body: bytes) -> WebhookPayload:
     """The payload, or a 400 naming what is wrong (locations and messages only, never the values)."""
     try:
-        return WebhookPayload.model_validate(json.loads(body))
-    except json.JSONDecodeError as error:
-        raise Problem(400, f"the body is not JSON: {error.msg}", slug="malformed-alert") from None
+        return WebhookPayload.model_validate(bodies.load_json(body))
+    except bodies.UnparsableJsonError as error:
+        raise Problem(400, f"not an Alertmanager webhook payload: {error}", slug="malformed-alert") from None
     except ValidationError as error:
         errors = [
             {"loc": [str(part) for part in item["loc"]], "msg": item["msg"], "type": item["type"]}
@@ -120,10 +120,12 @@ _PAYLOAD_SCHEMA = _inlined(WebhookPayload.model_json_schema(by_alias=True))
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _PAYLOAD_SCHEMA}}}},
 )
 async def alertmanager_webhook(request: Request, services: Services) -> AlertsReceivedOut:
-    """The body is read and validated here, not by FastAPI: a malformed one is a 400, not FastAPI's 422."""
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise Problem(413, f"the body is larger than {MAX_BODY_BYTES} bytes", slug="too-large")
+    """The body is read and validated here, not by FastAPI: a malformed one is a 400, not FastAPI's 422; one past
+    MAX_BODY_BYTES is refused from its Content-Length or as it streams in, never held whole."""
+    try:
+        body = await bodies.read_capped(request.stream(), request.headers.get("content-length"), MAX_BODY_BYTES)
+    except bodies.OversizedBodyError as error:
+        raise Problem(413, str(error), slug="too-large") from None
     payload = _parse(body)
     # The policy talks to the DB and to Airflow (blocking calls): off the event loop.
     records = await run_in_threadpool(services.retrain_policy.handle, payload, client_address(request))
