@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -288,6 +289,53 @@ class MonitoringSpec(_Strict):
         return self
 
 
+OverrideValue = bool | int | float | str
+
+
+class OverrideBounds(_Strict):
+    """What a training request may set one estimator parameter to: a number within ``min``..``max`` (a whole
+    number when ``integer``), or one of ``choices``.
+
+    Why the spec says it: libraries declare no upper bound (``max_iter=10**12`` is a valid HistGradientBoosting
+    argument that would hold the training slot for days), so only the model's owner can say what is sensible.
+    """
+
+    min: float | None = Field(None, description="Smallest number allowed (inclusive).")
+    max: float | None = Field(None, description="Largest number allowed (inclusive).")
+    integer: bool = Field(False, description="Only whole numbers (e.g. max_iter, max_depth).")
+    choices: tuple[OverrideValue, ...] | None = Field(
+        None, description="The values allowed, for a parameter that is not a number (e.g. loss, early_stopping)."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> OverrideBounds:
+        if self.choices is not None:
+            if self.min is not None or self.max is not None or self.integer:
+                raise ValueError("give either choices or min/max (with integer), not both")
+            if not self.choices:
+                raise ValueError("choices must list at least one value")
+            return self
+        if self.min is None or self.max is None:
+            raise ValueError("a numeric parameter needs both min and max (or give choices)")
+        if not (math.isfinite(self.min) and math.isfinite(self.max)) or self.min > self.max:
+            raise ValueError(f"min and max must be finite with min <= max (got {self.min}, {self.max})")
+        return self
+
+    def problem(self, value: object) -> str | None:
+        """Why ``value`` is not allowed, or None when it is."""
+        if self.choices is not None:
+            allowed = any(value == choice and type(value) is type(choice) for choice in self.choices)
+            return None if allowed else f"must be one of {list(self.choices)}, got {value!r}"
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return f"must be a finite number, got {value!r}"
+        if self.integer and not isinstance(value, int):
+            return f"must be a whole number, got {value!r}"
+        low, high = self.min or 0.0, self.max or 0.0  # both set: _one_kind
+        if not low <= value <= high:
+            return f"must be between {low:g} and {high:g}, got {value!r}"
+        return None
+
+
 class ModelSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Registered model name; also names the DAGs and its folder.")
     description: str = ""
@@ -305,6 +353,11 @@ class ModelSpec(_Strict):
     serving: ServingSpec = Field(default_factory=ServingSpec)
     schedule: str | None = Field(None, description="Airflow schedule (cron or preset); null for manual only.")
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    overridable: dict[str, OverrideBounds] = Field(
+        default_factory=dict,
+        description="Estimator parameters a training request may override (names as set_params takes them, "
+        "step__param inside a Pipeline), each with what it may be set to; any other override is refused.",
+    )
 
     @model_validator(mode="after")
     def _label_not_a_request_column(self) -> ModelSpec:
@@ -327,6 +380,21 @@ class ModelSpec(_Strict):
                         f"{where}: {metric} is not computed for task {self.task}; it computes {', '.join(computed)}"
                     )
         return self
+
+    def override_problems(self, overrides: dict[str, Any]) -> list[str]:
+        """What is wrong with a training request's parameter overrides (empty when nothing is)."""
+        problems = []
+        for key, value in overrides.items():
+            bounds = self.overridable.get(key)
+            if bounds is None:
+                listed = ", ".join(sorted(self.overridable)) or "none"
+                problems.append(
+                    f"{key}: not overridable for {self.name} (overridable: {listed}); the model's spec.yaml lists "
+                    "what may be overridden under `overridable`, with bounds"
+                )
+            elif (problem := bounds.problem(value)) is not None:
+                problems.append(f"{key}: {problem}")
+        return problems
 
     @property
     def primary_metric(self) -> str:

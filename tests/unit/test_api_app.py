@@ -297,6 +297,46 @@ def test_train_passes_overrides_as_dag_conf(world: World) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"max_iter": 10**12}, "max_iter: must be between 1 and 1000, got 1000000000000"),
+        ({"max_iter": 40.5}, "max_iter: must be a whole number, got 40.5"),
+        ({"loss": "squared_error"}, "loss: must be one of ['log_loss'], got 'squared_error'"),
+        ({"random_state": 1}, "random_state: not overridable for fraud_detector (overridable: early_stopping,"),
+    ],
+    ids=["beyond-the-bound", "not-whole", "not-a-choice", "not-listed"],
+)
+def test_overrides_outside_the_specs_overridable_bounds_are_422_and_start_nothing(
+    world: World, overrides: dict[str, Any], message: str
+) -> None:
+    response = world.client.post(
+        f"/api/v1/models/{MODEL}/training-runs",
+        json={"estimator_params": overrides, "reason": "tune"},
+        headers=world.as_role("data-scientist"),
+    )
+    assert response.status_code == 422, response.text
+    assert message in response.json()["detail"]
+    assert [error["loc"][-1] for error in response.json()["errors"]] == list(overrides)
+    assert world.orchestrator.triggered == []
+    assert (
+        world.client.get("/api/v1/audit?action=training.trigger", headers=world.as_role("admin")).json()[0]["result"]
+        == "failed"
+    )
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity"])
+def test_a_non_finite_override_is_422(world: World, number: bytes) -> None:
+    """Python's JSON parser takes these tokens; no estimator parameter means them."""
+    response = world.client.post(
+        f"/api/v1/models/{MODEL}/training-runs",
+        content=b'{"reason": "tune", "estimator_params": {"learning_rate": ' + number + b"}}",
+        headers={**world.as_role("data-scientist"), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert world.orchestrator.triggered == []
+
+
 def test_a_model_that_does_not_validate_starts_no_training_run(world: World) -> None:
     """Fail fast: the validation a training run would fail on refuses the trigger before Airflow sees it."""
     from mlplatform.onboarding.validate import ValidationReport

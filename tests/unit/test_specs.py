@@ -111,6 +111,11 @@ def _nested_step(class_path: str) -> dict[str, Any]:
         (lambda d: d.pop("entity_key"), "entity_key: Field required"),
         (lambda d: d["label"].update(source="../../etc/passwd"), "label.source"),
         (lambda d: d["label"].update(request_columns=["is_fraud"]), "label.column must not be a request column"),
+        (lambda d: d["overridable"].update(max_iter={"min": 1}), "needs both min and max"),
+        (lambda d: d["overridable"].update(max_iter={"min": 9, "max": 1}), "finite with min <= max"),
+        (lambda d: d["overridable"].update(max_iter={"min": 1, "max": float("inf")}), "finite with min <= max"),
+        (lambda d: d["overridable"].update(loss={"choices": ["a"], "max": 2}), "either choices or min/max"),
+        (lambda d: d["overridable"].update(loss={"choices": []}), "at least one value"),
     ],
 )
 def test_invalid_specs_name_file_and_field(tmp_path: Path, mutate: Any, expected: str) -> None:
@@ -121,6 +126,16 @@ def test_invalid_specs_name_file_and_field(tmp_path: Path, mutate: Any, expected
         load_spec(path)
     assert str(path) in str(raised.value)
     assert expected in str(raised.value)
+
+
+def test_overrides_are_checked_against_the_specs_bounds() -> None:
+    spec = find_spec([REPO_MODELS], "fraud_detector")
+    assert spec.override_problems({"max_iter": 40, "learning_rate": 0.1, "early_stopping": "auto"}) == []
+    assert spec.override_problems({"max_iter": True, "early_stopping": 1, "learning_rate": float("nan")}) == [
+        "max_iter: must be a finite number, got True",
+        "early_stopping: must be one of [True, False, 'auto'], got 1",
+        "learning_rate: must be a finite number, got nan",
+    ]
 
 
 def test_malformed_yaml_names_the_file(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from mlplatform.specs import NAME_PATTERN
 from mlplatform.store.auth import USERNAME_PATTERN
@@ -27,7 +27,14 @@ Version = Annotated[int, Field(gt=0, le=10**9)]
 Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
 Role = Literal["viewer", "data-scientist", "approver", "admin"]
 ParamKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
-ParamValue = StrictBool | StrictInt | StrictFloat | Annotated[str, StringConstraints(max_length=256)] | None
+# Finite only: JSON parsers (Python's included) take NaN and Infinity, which no estimator parameter means.
+ParamValue = (
+    StrictBool
+    | StrictInt
+    | Annotated[float, Field(strict=True, allow_inf_nan=False)]
+    | Annotated[str, StringConstraints(max_length=256)]
+    | None
+)
 
 
 class _Body(BaseModel):

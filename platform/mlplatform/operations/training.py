@@ -38,10 +38,23 @@ def trigger_training(
 ) -> DagRun:
     """Start the model's training DAG with the caller's overrides; the run and its conf are audited.
 
-    The model is validated first (spec, estimator, features, labels, a sample fit): a mistake is a 422 naming it,
-    in seconds, instead of a failed Airflow run minutes later.
+    The overrides must be ones the spec lists as ``overridable``, within its bounds (a ``max_iter`` of 10**12 would
+    hold the training slot for days); then the model is validated (spec, estimator, features, labels, a sample
+    fit). A mistake is a 422 naming it, in seconds, instead of a failed or endless Airflow run.
     """
     spec = services.spec(name)
+    refused = spec.override_problems(dict(body.estimator_params))
+    if refused:
+        _record_trigger(request, principal, name, body, RESULT_FAILED, {"failures": refused})
+        raise Problem(
+            422,
+            "estimator_params: " + "; ".join(refused),
+            slug="validation",
+            title="Invalid request",
+            errors=[
+                {"loc": ["body", "estimator_params", problem.split(":", 1)[0]], "msg": problem} for problem in refused
+            ],
+        )
     report = services.validate_model(name)
     if not report.passed:
         _record_trigger(request, principal, name, body, RESULT_FAILED, {"failures": report.failures})
