@@ -3,7 +3,7 @@ platform API with its retry worker) with Airflow's api-server really stopped whe
 started again; the stack's API triggers the training DAG by itself, exactly once, with the alert's reason.
 
 The training DAG is a probe with the model's DAG id (``train_fraud_detector``) that writes the conf it got, so
-the test needs no data or training; the trigger path (REST login, unpause, run id, conf) is the real one.
+the test needs no data or training; the trigger path (REST login, the paused check, run id, conf) is the real one.
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ import psutil
 import pytest
 
 from mlplatform.config import Settings
+from mlplatform.operations.services import AirflowOrchestrator
 from mlplatform.orchestration import AirflowClient, AirflowError
+from mlplatform.orchestration.airflow_client import DagPausedError
 from mlplatform.stack import EmbeddedStack, airflow_client, airflow_password
 from tests.support.environment import free_port
 
@@ -136,7 +138,7 @@ def test_stack_up_run_dag_and_down(stack: EmbeddedStack, stack_settings: Setting
     with airflow_client(stack_settings) as client:
         client.wait_for_dag("stack_probe", timeout=120)
         client.wait_for_dag("stack_fail", timeout=30)
-        client.unpause("stack_probe")
+        assert not client.is_paused("stack_probe")  # the embedded stack creates DAGs unpaused
         ok = client.trigger("stack_probe", {"value": "hello-42", "out": str(out)}, run_id="probe-1")
         bad = client.trigger("stack_fail", {})
         assert ok.run_id == "probe-1" and ok.conf == {"value": "hello-42", "out": str(out)}
@@ -159,6 +161,15 @@ def test_stack_up_run_dag_and_down(stack: EmbeddedStack, stack_settings: Setting
         with pytest.raises(AirflowError) as not_found:
             client.get_run("stack_probe", "no-such-run")
         assert not_found.value.status_code == 404 and "no-such-run" in str(not_found.value)
+
+        # An operator pauses the DAG in Airflow: the platform's trigger refuses and leaves it paused.
+        client._request(
+            "PATCH", "/api/v2/dags/stack_probe", params={"update_mask": "is_paused"}, json={"is_paused": True}
+        )
+        with pytest.raises(DagPausedError, match="stack_probe is paused in Airflow"):
+            AirflowOrchestrator(stack_settings).trigger("stack_probe", {"value": "x", "out": str(out)})
+        assert client.is_paused("stack_probe")
+        assert [run.run_id for run in client.list_runs("stack_probe")] == ["probe-1"]
 
     wrong = AirflowClient(stack_settings.airflow.resolved_api_url(), stack_settings.airflow.username, "wrong-password")
     with wrong, pytest.raises(AirflowError) as rejected:

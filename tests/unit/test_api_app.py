@@ -337,6 +337,16 @@ def test_a_non_finite_override_is_422(world: World, number: bytes) -> None:
     assert world.orchestrator.triggered == []
 
 
+def test_a_dag_an_operator_paused_is_a_409_and_stays_paused(world: World) -> None:
+    world.orchestrator.paused.add("train_fraud_detector")
+    response = world.client.post(
+        f"/api/v1/models/{MODEL}/training-runs", json={"reason": "tune"}, headers=world.as_role("data-scientist")
+    )
+    assert response.status_code == 409, response.text
+    assert response.json()["type"] == "/problems/dag-paused" and "paused in Airflow" in response.json()["detail"]
+    assert world.orchestrator.triggered == [] and world.orchestrator.paused == {"train_fraud_detector"}
+
+
 def test_a_model_that_does_not_validate_starts_no_training_run(world: World) -> None:
     """Fail fast: the validation a training run would fail on refuses the trigger before Airflow sees it."""
     from mlplatform.onboarding.validate import ValidationReport

@@ -75,8 +75,15 @@ class AirflowOrchestrator:
         return airflow_client(self.settings, timeout=self.timeout)
 
     def trigger(self, dag_id: str, conf: Mapping[str, Any], run_id: str | None = None) -> DagRun:
+        """Start a run unless an operator paused the DAG (``DagPausedError``): a trigger never unpauses it."""
+        from mlplatform.orchestration.airflow_client import DagPausedError
+
         with self._client() as client:
-            client.unpause(dag_id)
+            if client.is_paused(dag_id):
+                raise DagPausedError(
+                    f"{dag_id} is paused in Airflow (an operator paused it); no run was started: unpause it in "
+                    "Airflow to allow runs again"
+                )
             return client.trigger(dag_id, conf, run_id=run_id)
 
     def list_runs(self, dag_id: str, limit: int) -> list[DagRun]:

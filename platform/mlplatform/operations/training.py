@@ -20,11 +20,14 @@ if TYPE_CHECKING:
 
 @contextmanager
 def airflow_errors() -> Iterator[None]:
-    """Airflow's own 404 stays a 404; anything else it says (or its silence) is a 502/503 for our caller."""
-    from mlplatform.orchestration.airflow_client import AirflowError, AirflowUnreachableError
+    """Airflow's own 404 stays a 404 and a DAG an operator paused is a 409; anything else it says (or its silence)
+    is a 502/503 for our caller."""
+    from mlplatform.orchestration.airflow_client import AirflowError, AirflowUnreachableError, DagPausedError
 
     try:
         yield
+    except DagPausedError as error:
+        raise Problem(409, str(error), slug="dag-paused", title="Training DAG paused") from None
     except AirflowUnreachableError:
         raise Problem(503, "Airflow is unreachable", slug="orchestrator-unavailable") from None
     except AirflowError as error:

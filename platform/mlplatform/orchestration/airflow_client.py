@@ -40,6 +40,10 @@ class AirflowUnreachableError(AirflowError):
     """No HTTP answer at all: the stack is down or the URL is wrong."""
 
 
+class DagPausedError(AirflowError):
+    """The DAG is paused in Airflow: an operator stopped it on purpose, so the platform does not start it."""
+
+
 class AirflowTimeoutError(AirflowError):
     """Something we waited for (a DAG to be parsed, a run to finish) did not happen in time."""
 
@@ -174,11 +178,11 @@ class AirflowClient:
         listed = "\n".join(f"- {error.filename}:\n{_last_lines(error.stack_trace, 8)}" for error in errors)
         return f"DAG {dag_id!r} did not appear in Airflow within {timeout:.0f}s. Import errors:\n{listed}"
 
-    def unpause(self, dag_id: str) -> None:
-        """Unpause ``dag_id`` (the embedded stack creates DAGs unpaused; production may not)."""
-        self._request(
-            "PATCH", f"/api/v2/dags/{_q(dag_id)}", params={"update_mask": "is_paused"}, json={"is_paused": False}
-        )
+    def is_paused(self, dag_id: str) -> bool:
+        """Whether ``dag_id`` is paused.  The platform's DAGs are created unpaused (``is_paused_upon_creation``),
+        so a paused one was paused by an operator, and stays paused until they unpause it."""
+        body: dict[str, Any] = self._request("GET", f"/api/v2/dags/{_q(dag_id)}").json()
+        return bool(body.get("is_paused"))
 
     # -- runs ------------------------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlplatform.operations.services import OrchestratorPort
-from mlplatform.orchestration.airflow_client import AirflowError, AirflowUnreachableError, DagRun
+from mlplatform.orchestration.airflow_client import AirflowError, AirflowUnreachableError, DagPausedError, DagRun
 from mlplatform.retraining.policy import RetrainOrchestrator
 
 
@@ -18,13 +18,15 @@ class FakeOrchestrator(OrchestratorPort, RetrainOrchestrator):
 
     A taken run id is refused with 409, as Airflow does.  ``down`` makes every call fail the way an unreachable
     server does; ``lose_next_answer`` creates the run but fails the call, like a timeout after Airflow had already
-    accepted it.  ``triggered`` records ``(dag_id, run_id, conf)`` of every run started, in order.
+    accepted it.  A DAG in ``paused`` is refused as the real orchestrator refuses a DAG an operator paused.
+    ``triggered`` records ``(dag_id, run_id, conf)`` of every run started, in order.
     """
 
     runs: dict[str, DagRun] = field(default_factory=dict)
     triggered: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     down: bool = False
     lose_next_answer: bool = False
+    paused: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _check_up(self) -> None:
@@ -33,6 +35,8 @@ class FakeOrchestrator(OrchestratorPort, RetrainOrchestrator):
 
     def trigger(self, dag_id: str, conf: Mapping[str, Any], run_id: str | None = None) -> DagRun:
         self._check_up()
+        if dag_id in self.paused:
+            raise DagPausedError(f"{dag_id} is paused in Airflow (an operator paused it); no run was started")
         with self.lock:
             run_id = run_id or f"manual__{len(self.runs) + 1}"
             if run_id in self.runs:
