@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mlplatform.store import PlatformStore
 from tests.support.contracts.store import check_audit_contract, check_auth_contract
 
 pytestmark = pytest.mark.integration
@@ -11,6 +12,15 @@ pytestmark = pytest.mark.integration
 
 def test_auth_contract_on_postgres(postgres_database: str) -> None:
     check_auth_contract(postgres_database)
+
+
+def test_postgres_connections_carry_a_statement_timeout(postgres_database: str) -> None:
+    store = PlatformStore.connect(postgres_database)
+    try:
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "30s"
+    finally:
+        store.dispose()
 
 
 def test_audit_contract_on_postgres(postgres_database: str) -> None:

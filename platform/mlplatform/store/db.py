@@ -9,13 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mlplatform.store.models import AliasEventRow
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# How long a sqlite writer waits for another process's write lock before failing (the API, the model servers'
+# checks and the CLI share the embedded database).
+SQLITE_BUSY_TIMEOUT_S = 15.0
+# PostgreSQL: a connection attempt or a statement that takes longer fails instead of holding a worker forever.
+POSTGRES_CONNECT_TIMEOUT_S = 10
+POSTGRES_STATEMENT_TIMEOUT_MS = 30_000
 
 
 @dataclass(frozen=True)
@@ -32,9 +39,27 @@ class AliasEvent:
 
 
 def _engine_for(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    """An engine whose connections cannot hang: sqlite in WAL mode (readers never wait for the writer) with a busy
+    timeout, PostgreSQL with connect and statement timeouts."""
+    if url.startswith("sqlite"):
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, pool_pre_ping=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        event.listen(engine, "connect", _sqlite_write_ahead_log)
+        return engine
+    if url.startswith("postgresql"):
+        limits = {
+            "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
+            "options": f"-c statement_timeout={POSTGRES_STATEMENT_TIMEOUT_MS}",
+        }
+        return create_engine(url, pool_pre_ping=True, connect_args=limits)
     return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_write_ahead_log(connection: Any, _record: object) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
 
 
 class PlatformStore:
