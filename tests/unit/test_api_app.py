@@ -153,6 +153,32 @@ def test_token_is_shown_once_and_stored_hashed(world: World) -> None:
     assert {token["name"] for token in listed.json()} == {"test", "ci"}
 
 
+def test_a_token_made_with_a_token_never_outlives_it_nor_its_revocation(world: World) -> None:
+    """A leaked token must not be a way to mint credentials that survive its own expiry or revocation."""
+    parent = world.services.auth.create_token("admin", "parent", ttl_days=2)
+
+    def mint(secret: str, name: str) -> dict[str, Any]:
+        response = world.client.post(
+            "/api/v1/tokens", json={"name": name, "ttl_days": 365}, headers={"Authorization": f"Bearer {secret}"}
+        )
+        assert response.status_code == 201, response.text
+        minted: dict[str, Any] = response.json()
+        return minted
+
+    child = mint(parent.secret, "child")
+    grandchild = mint(child["token"], "grandchild")
+    for minted in (child, grandchild):
+        assert datetime.fromisoformat(minted["expires_at"]) <= parent.token.expires_at
+
+    assert world.client.delete(f"/api/v1/tokens/{parent.token.id}", headers=world.as_role("admin")).status_code == 200
+    for secret in (parent.secret, child["token"], grandchild["token"]):
+        response = world.client.get("/api/v1/session", headers={"Authorization": f"Bearer {secret}"})
+        assert response.status_code == 401
+    listed = {token.name: token for token in world.services.auth.list_tokens("admin")}
+    assert all(listed[name].revoked_at is not None for name in ("parent", "child", "grandchild"))
+    assert listed["test"].revoked_at is None  # other tokens of the same user are untouched
+
+
 def login(world: World, username: str, password: str = PASSWORD) -> Any:
     return world.client.post("/api/v1/session", json={"username": username, "password": password})
 

@@ -41,6 +41,7 @@ class Principal:
     role: str
     via: Literal["token", "session"]
     csrf: str | None = None
+    token_id: int | None = None  # the API token the request came with (via "token")
 
     @property
     def username(self) -> str:
@@ -70,7 +71,7 @@ def authenticate(request: Request, services: ApiServices) -> Principal | None:
         identity = services.auth.authenticate_token(credential.strip())
         if identity is None:
             raise _unauthenticated("the token is unknown, expired or revoked")
-        return Principal(user=identity.user, role=identity.role, via="token")
+        return Principal(user=identity.user, role=identity.role, via="token", token_id=identity.token.id)
     session = services.sessions.read(request.cookies.get(SESSION_COOKIE))
     if session is None:
         return None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from mlplatform.store.models import ApiTokenRow, UserRow
 
@@ -282,18 +282,30 @@ class AuthRepository:
 
     # -- tokens ---------------------------------------------------------------------------------------------
 
-    def create_token(self, username: str, name: str, ttl_days: int, role: str | None = None) -> IssuedToken:
-        """Issue a token; the returned ``secret`` is the only copy there will ever be."""
+    def create_token(
+        self, username: str, name: str, ttl_days: int, role: str | None = None, parent_id: int | None = None
+    ) -> IssuedToken:
+        """Issue a token; the returned ``secret`` is the only copy there will ever be.
+
+        ``parent_id``: the token the request was authenticated with.  The new token expires no later than it and
+        is revoked with it, so a leaked token cannot be turned into one that outlives its own revocation.
+        """
         if role is not None:
             check_role(role)
         if not 1 <= ttl_days <= 3650:
             raise AuthStoreError("ttl_days must be between 1 and 3650")
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = datetime.now(UTC)
+        expires_at = now + timedelta(days=ttl_days)
         with self.store.session() as session, session.begin():
             user = session.scalar(select(UserRow).where(UserRow.username == username))
             if user is None:
                 raise LookupError(f"no user {username!r}")
+            if parent_id is not None:
+                parent = session.get(ApiTokenRow, parent_id)
+                if parent is None or parent.revoked_at is not None:
+                    raise AuthStoreError("the token this request came with is revoked")
+                expires_at = min(expires_at, _utc(parent.expires_at))
             row = ApiTokenRow(
                 user_id=user.id,
                 name=name,
@@ -301,7 +313,8 @@ class AuthRepository:
                 prefix=secret[: len(TOKEN_PREFIX) + 6],
                 role=role,
                 created_at=now,
-                expires_at=now + timedelta(days=ttl_days),
+                expires_at=expires_at,
+                parent_id=parent_id,
             )
             session.add(row)
         return IssuedToken(token=_token(row, username), secret=secret)
@@ -319,13 +332,22 @@ class AuthRepository:
         return found[0] if found else None
 
     def revoke_token(self, token_id: int) -> ApiToken | None:
-        """Revoke a token (idempotent); None when there is no such token."""
+        """Revoke a token and every token created with it, at any depth (idempotent); None when there is no such
+        token."""
+        now = datetime.now(UTC)
         with self.store.session() as session, session.begin():
             row = session.get(ApiTokenRow, token_id)
             if row is None:
                 return None
-            if row.revoked_at is None:
-                row.revoked_at = datetime.now(UTC)
+            generation = [token_id]
+            while generation:
+                session.execute(
+                    update(ApiTokenRow)
+                    .where(ApiTokenRow.id.in_(generation), ApiTokenRow.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                )
+                generation = list(session.scalars(select(ApiTokenRow.id).where(ApiTokenRow.parent_id.in_(generation))))
+            session.refresh(row)
             username = session.scalar(select(UserRow.username).where(UserRow.id == row.user_id)) or ""
         return _token(row, username)
 

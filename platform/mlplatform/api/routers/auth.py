@@ -73,7 +73,8 @@ def create_token(
 ) -> IssuedTokenOut:
     role = lower_role(principal.role, body.role)
     ttl = body.ttl_days or services.settings.api.token_ttl_days
-    issued = services.auth.create_token(principal.username, body.name, ttl, role)
+    # Made with a token: it expires no later than that token and is revoked with it.
+    issued = services.auth.create_token(principal.username, body.name, ttl, role, parent_id=principal.token_id)
     record(
         request,
         principal.username,
