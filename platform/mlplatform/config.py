@@ -26,9 +26,10 @@ MIN_SESSION_SECRET_CHARS = 32
 
 
 class _Section(BaseModel):
-    """A nested settings block; unknown keys are errors so typos never pass silently."""
+    """A nested settings block; unknown keys are errors so typos never pass silently.  Validation errors never
+    show the rejected value: it may be a secret (a too-short session key) and errors reach logs."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class MlflowSettings(_Section):
@@ -381,7 +382,9 @@ class DatabaseSettings(_Section):
 class Settings(BaseSettings):
     """Everything the platform can be told. Build once with ``get_settings()`` and pass it down."""
 
-    model_config = SettingsConfigDict(env_prefix="MLP_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="MLP_", env_nested_delimiter="__", extra="forbid", hide_input_in_errors=True
+    )
 
     state_dir: Path = Field(Path(".mlplatform"), description="Root of all embedded-mode state (DBs, data, logs).")
     api_url: str | None = Field(

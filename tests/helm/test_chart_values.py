@@ -106,7 +106,9 @@ def test_rendered_platform_settings_are_accepted_by_mlplatform_config(helm: str,
         for workload in workloads(render(helm, profile)):
             for container in pod_spec(workload)["containers"]:  # type: ignore[index]
                 env = {
-                    item["name"]: item.get("value", stand_ins.get(item["name"], "stand-in-secret-value"))
+                    item["name"]: item.get(
+                        "value", stand_ins.get(item["name"], "stand-in-secret-value-of-forty-characters")
+                    )
                     for item in container.get("env", [])
                     if item["name"].startswith("MLP_")
                 }

@@ -63,6 +63,13 @@ def test_invalid_settings_are_rejected_with_the_field(overrides: dict[str, objec
         get_settings(**overrides)
 
 
+def test_a_refused_secret_is_not_shown_in_the_error() -> None:
+    with pytest.raises(ValidationError) as raised:
+        get_settings(api={"session_secret": "short-but-secret"})
+    assert "short-but-secret" not in str(raised.value)
+    assert "api.session_secret must be at least 32 characters" in str(raised.value)
+
+
 def test_secrets_are_masked_when_shown() -> None:
     settings = get_settings(airflow={"password": "s3cret-value"})
     assert "s3cret-value" not in settings.model_dump_json()
