@@ -1,20 +1,27 @@
 """The audit log and the platform's deployment records.
 
 Every mutating action of the API and CLI, and every refusal of one, becomes an ``AuditEvent``: who, when, what
-(action + target), from, to, why, the result and the client's address.  Rows are only ever appended.
+(action + target), from, to, why, the result and the client's address.
+
+Refusals (denied, unauthenticated) are bounded, since anyone can cause them: within ``REFUSAL_WINDOW``, a refusal
+like one already recorded (same actor, action, target, result and client) counts as a repeat on that row
+(``detail.repeats``), and a client gets at most ``MAX_REFUSAL_ROWS`` new refusal rows; beyond that its refusals
+are counted on its latest one (``detail.suppressed``).  Other events are only ever appended.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mlplatform.store.models import AuditEventRow, DeploymentRow
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from mlplatform.store.db import PlatformStore
 
 RESULT_OK = "ok"
@@ -24,6 +31,9 @@ RESULT_GATE_REFUSED = "refused by gate"
 RESULT_OVERRIDDEN = "ok (gate overridden)"
 RESULT_FAILED = "failed"
 MAX_LIMIT = 1000
+REFUSALS = (RESULT_DENIED, RESULT_UNAUTHENTICATED)
+REFUSAL_WINDOW = timedelta(minutes=1)
+MAX_REFUSAL_ROWS = 20  # new refusal rows per client per REFUSAL_WINDOW
 
 
 def _utc(value: datetime) -> datetime:
@@ -97,8 +107,37 @@ class AuditLog:
             detail=detail or {},
         )
         with self.store.session() as session, session.begin():
+            counted = self._counted_refusal(session, row) if result in REFUSALS else None
+            if counted is not None:
+                return _event(counted)
             session.add(row)
         return _event(row)
+
+    @staticmethod
+    def _counted_refusal(session: Session, row: AuditEventRow) -> AuditEventRow | None:
+        """The recent row this refusal is counted on (see the module docstring), or None to record it."""
+        recent = (AuditEventRow.created_at >= row.created_at - REFUSAL_WINDOW) & AuditEventRow.result.in_(REFUSALS)
+        client = AuditEventRow.client == row.client if row.client is not None else AuditEventRow.client.is_(None)
+        same = session.scalars(
+            select(AuditEventRow)
+            .where(
+                recent,
+                client,
+                AuditEventRow.actor == row.actor,
+                AuditEventRow.action == row.action,
+                AuditEventRow.target == row.target,
+                AuditEventRow.result == row.result,
+            )
+            .order_by(AuditEventRow.id.desc())
+            .limit(1)
+        ).first()
+        if same is not None:
+            return _counted(same, "repeats")
+        rows = session.scalar(select(func.count()).select_from(AuditEventRow).where(recent, client)) or 0
+        if rows < MAX_REFUSAL_ROWS:
+            return None
+        latest = select(AuditEventRow).where(recent, client).order_by(AuditEventRow.id.desc()).limit(1)
+        return _counted(session.scalars(latest).one(), "suppressed")
 
     def query(
         self,
@@ -192,3 +231,11 @@ class DeploymentRecords:
         with self.store.session() as session:
             rows = session.scalars(select(DeploymentRow).order_by(DeploymentRow.model)).all()
         return [_record(row) for row in rows]
+
+
+def _counted(row: AuditEventRow, key: str) -> AuditEventRow:
+    """One more refusal counted on ``row`` under ``detail[key]`` (a new dict, so the change is saved)."""
+    detail = dict(row.detail or {})
+    detail[key] = int(detail.get(key, 0)) + 1
+    row.detail = detail
+    return row

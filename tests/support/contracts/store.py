@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mlplatform.store import PlatformStore
-from mlplatform.store.audit import AuditLog, DeploymentRecords
+from mlplatform.store.audit import MAX_LIMIT, MAX_REFUSAL_ROWS, AuditLog, DeploymentRecords
 from mlplatform.store.auth import AuthRepository, AuthStoreError, hash_token
 from mlplatform.store.models import ApiTokenRow
 from tests.support.api_world import cheap_hash
@@ -79,6 +79,7 @@ def check_audit_contract(url: str) -> None:
         assert [event.target for event in audit.query(target="m")] == ["m/v3", "m/v2"]
         assert [event.actor for event in audit.query(result="denied")] == ["bob"]
         assert audit.query(before_id=events[1].id)[0].detail == {"gate": ["x"]}
+        check_refusals_are_bounded(audit)
         deployments = DeploymentRecords(store)
         deployments.upsert(model="m", backend="kserve", url="http://x", deployed_by="alice")
         deployments.upsert(model="m", backend="bentoml", url="http://x", deployed_by="bob")
@@ -89,3 +90,28 @@ def check_audit_contract(url: str) -> None:
         assert deployments.set_canary("m", 5) is None
     finally:
         store.dispose()
+
+
+def check_refusals_are_bounded(audit: AuditLog) -> None:
+    """Anyone can cause refusals: a repeated one is counted on its row, and a client's new refusal rows per window
+    are capped, the rest counted on its latest row.  Successes are always appended."""
+    before = len(audit.query(limit=MAX_LIMIT))
+    for _ in range(50):
+        audit.record(
+            actor="anonymous", action="model.rollback", target="m", result="unauthenticated", client="10.9.9.9"
+        )
+    [repeated] = audit.query(actor="anonymous", action="model.rollback")
+    assert repeated.detail == {"repeats": 49}
+
+    for index in range(100):
+        audit.record(
+            actor=f"guess{index}", action="session.login", target=f"guess{index}", result="denied", client="10.9.9.9"
+        )
+    from_client = [event for event in audit.query(limit=MAX_LIMIT) if event.client == "10.9.9.9"]
+    assert len(from_client) == MAX_REFUSAL_ROWS
+    assert from_client[0].detail == {"suppressed": 100 - (MAX_REFUSAL_ROWS - 1)}
+
+    audit.record(actor="carol", action="session.login", target="carol", result="denied", client="10.8.8.8")
+    for _ in range(3):
+        audit.record(actor="carol", action="model.promote", target="m/v4", result="ok", client="10.9.9.9")
+    assert len(audit.query(limit=MAX_LIMIT)) == before + MAX_REFUSAL_ROWS + 1 + 3
