@@ -8,7 +8,7 @@ hold more of a body than its limit or let Python's JSON parser raise anything bu
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Mapping
 from typing import Any
 
 
@@ -55,3 +55,79 @@ def load_json(raw: bytes) -> Any:
         raise UnparsableJsonError(f"body: a number in it is out of range ({error})") from None
     except RecursionError:
         raise UnparsableJsonError("body: nested too deeply") from None
+
+
+class BodyLimit:
+    """ASGI middleware: a request body longer than its route's limit is answered 413 (a problem document) before
+    the application reads it, so no route buffers or parses it and no authentication work is spent on it.
+
+    ``limits`` maps ``(method, path)`` to a route's own limit, or to None for a route that bounds its body itself
+    (the uploads and the alert webhook answer in their own words); every other request gets ``default_limit``.
+    The declared Content-Length is checked first; a body without one (chunked) is counted as it arrives and cut
+    off at the limit.
+    """
+
+    def __init__(self, app: Any, default_limit: int, limits: Mapping[tuple[str, str], int | None]) -> None:
+        self.app = app
+        self.default_limit = default_limit
+        self.limits = dict(limits)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        limit = self.limits.get((scope.get("method", ""), scope.get("path", "")), self.default_limit)
+        if scope["type"] != "http" or limit is None:
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+            await _too_large(send, scope["path"], f"the body's {int(declared)} bytes exceed the limit of {limit}")
+            return
+        exchange = _BoundedExchange(scope["path"], receive, send, limit)
+        try:
+            await self.app(scope, exchange.receive, exchange.send)
+        except Exception:
+            if not exchange.answered:
+                raise
+            # The 413 is sent; what the application raised on finding the client gone changes nothing.
+
+
+class _BoundedExchange:
+    """``receive`` and ``send`` for the application: once the body passes ``limit``, the 413 is sent, the
+    application is told the client left (so it stops reading) and whatever it answers after that is dropped."""
+
+    def __init__(self, path: str, receive: Any, send: Any, limit: int) -> None:
+        self.path, self._receive, self._send, self.limit = path, receive, send, limit
+        self.received = 0
+        self.started = self.answered = False
+
+    async def receive(self) -> Any:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.limit:
+                if not self.started and not self.answered:
+                    self.answered = True
+                    await _too_large(self._send, self.path, f"the body exceeds the limit of {self.limit} bytes")
+                return {"type": "http.disconnect"}
+        return message
+
+    async def send(self, message: Any) -> None:
+        if self.answered:
+            return
+        self.started = self.started or message["type"] == "http.response.start"
+        await self._send(message)
+
+
+def _header(scope: Any, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _too_large(send: Any, path: str, detail: str) -> None:
+    body = json.dumps(
+        {"type": "/problems/too-large", "title": "Content Too Large", "status": 413, "detail": detail, "instance": path}
+    ).encode()
+    headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

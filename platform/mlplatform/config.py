@@ -290,6 +290,13 @@ class ApiSettings(_Section):
     session_ttl_s: int = Field(8 * 3600, ge=60, description="Lifetime of a browser session, in seconds.")
     token_ttl_days: int = Field(90, ge=1, le=3650, description="Default lifetime of a new API token, in days.")
     login_attempts_per_minute: int = Field(5, ge=1, le=1000, description="Failed logins per user and client.")
+    max_body_kb: int = Field(
+        1024,
+        ge=1,
+        le=1024 * 1024,
+        description="Largest request body of the API and UI, in KiB (uploads: max_upload_mb); a longer one is 413 "
+        "before any route reads it or authentication runs.",
+    )
     max_upload_mb: int = Field(
         200, ge=1, le=10_000, description="Largest upload (all files of a new model together), in MiB; more is 413."
     )

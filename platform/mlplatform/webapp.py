@@ -19,6 +19,7 @@ from mlplatform.operations.services import ApiServices
 from mlplatform.retraining.worker import RetrainWorker
 from mlplatform.store.drift import DriftResults
 from mlplatform.ui import install_ui
+from mlplatform.ui.pages import NEW_MODEL_PATH
 
 
 def create_app(settings: Settings, services: ApiServices | None = None) -> FastAPI:
@@ -34,7 +35,7 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
         retry_worker.stop()
         services.close()
 
-    app = create_api(services, lifespan)
+    app = create_api(services, lifespan, upload_paths=[NEW_MODEL_PATH])
     services.metrics.registry.register(DriftCollector(DriftResults(services.store)))  # read at each scrape
     install_ui(app, services)  # the web UI at /, after the API so /api/v1 paths always win
     return app

@@ -555,3 +555,48 @@ def test_every_character_the_reason_pattern_admits_survives_stripping() -> None:
     admitted = [chr(code) for code in range(0x10000) if re.fullmatch(NOT_BLANK, chr(code))]
     assert len(admitted) > 60_000
     assert all(character.strip() for character in admitted)
+
+
+def test_a_body_past_the_limit_is_413_before_authentication(world: World) -> None:
+    """No route reads it and no credential is checked: a 2 MiB body to a JSON route costs nothing but the 413."""
+    oversized = b'{"username": "x", "role": "viewer", "padding": "' + b"x" * (2 << 20) + b'"}'
+    for headers in ({}, world.as_role("admin")):
+        response = world.client.post(
+            "/api/v1/users", content=oversized, headers={**headers, "Content-Type": "application/json"}
+        )
+        assert response.status_code == 413, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["type"] == "/problems/too-large" and "limit of 1048576" in response.json()["detail"]
+    assert world.audit(action="user.create") == []  # refused before anything was attempted
+    metrics = world.client.get("/metrics").text
+    assert 'mlplatform_api_requests_total{method="POST",route="unmatched",status="413"} 2.0' in metrics
+
+
+def test_a_streamed_body_is_cut_off_at_the_limit(world: World) -> None:
+    def chunks() -> Any:
+        yield b'{"username": "x", "role": "viewer", "padding": "'
+        for _ in range(40):
+            yield b"x" * (64 << 10)
+        yield b'"}'
+
+    response = world.client.post(
+        "/api/v1/users", content=chunks(), headers={**world.as_role("admin"), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 413, response.text
+    assert "exceeds the limit of 1048576 bytes" in response.json()["detail"]
+
+
+def test_routes_with_their_own_limit_take_larger_bodies(world: World) -> None:
+    """The alert webhook reads up to 4 MiB itself: a 2 MiB payload reaches it (and is judged malformed there)."""
+    from mlplatform.retraining.alertmanager import webhook_token
+
+    payload = b'{"version": "4", "padding": "' + b"x" * (2 << 20) + b'"}'
+    response = world.client.post(
+        "/api/v1/alerts/alertmanager",
+        content=payload,
+        headers={
+            "Authorization": f"Bearer {webhook_token(world.services.settings)}",
+            "Content-Type": "application/json",
+        },
+    )
+    assert response.status_code == 400 and response.json()["type"] == "/problems/malformed-alert"

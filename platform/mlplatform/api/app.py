@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from fastapi import FastAPI
 from starlette.types import Lifespan
 
+from mlplatform import bodies
 from mlplatform.api.problems import install_problem_handlers
 from mlplatform.api.routers import (
     alerts,
@@ -23,8 +26,17 @@ from mlplatform.operations.services import ApiServices
 API_VERSION = "1"
 
 
-def create_api(services: ApiServices, lifespan: Lifespan[FastAPI] | None = None) -> FastAPI:
-    """The API's routes, error handling and request metrics over ``services``; its OpenAPI document is docs/api.md."""
+def create_api(
+    services: ApiServices,
+    lifespan: Lifespan[FastAPI] | None = None,
+    upload_paths: Collection[str] = (),
+) -> FastAPI:
+    """The API's routes, error handling and request metrics over ``services``; its OpenAPI document is docs/api.md.
+
+    Request bodies are limited to ``api.max_body_kb`` before any route reads them (``bodies.BodyLimit``), except
+    on the routes that bound their bodies themselves: the upload routes (the API's and ``upload_paths``, the UI's
+    form: ``api.max_upload_mb``) and the alert webhook.
+    """
     app = FastAPI(
         title="mlplatform",
         version=API_VERSION,
@@ -33,7 +45,11 @@ def create_api(services: ApiServices, lifespan: Lifespan[FastAPI] | None = None)
     )
     app.state.services = services
     install_problem_handlers(app)
-    app.middleware("http")(services.metrics.middleware)
+    # The uploads and the webhook bound their bodies themselves (api.max_upload_mb, the webhook's 4 MiB).
+    own_limits = (onboarding.UPLOAD_PATH, alerts.WEBHOOK_PATH, *upload_paths)
+    limits: dict[tuple[str, str], int | None] = {("POST", path): None for path in own_limits}
+    app.add_middleware(bodies.BodyLimit, default_limit=services.settings.api.max_body_kb * 1024, limits=limits)
+    app.middleware("http")(services.metrics.middleware)  # added last, so it is outermost: it counts the 413s too
     for module in (ops, auth, oidc, onboarding, models, drift, training, deployments, audit, alerts):
         app.include_router(module.router)
     return app

@@ -20,6 +20,7 @@ from mlplatform.operations.uploads import bounded_upload, create_from_upload, up
 from mlplatform.specs import NAME_PATTERN
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"], responses=PROBLEM_RESPONSES)
+UPLOAD_PATH = "/api/v1/models"  # POST: a new model's upload, which gets api.max_upload_mb instead of max_body_kb
 Services = Annotated[ApiServices, Depends(get_services)]
 UPLOAD_SCHEMA: Final[dict[str, Any]] = {
     "requestBody": {
