@@ -139,9 +139,16 @@ class Scoring:
             response = self._features().store.get_online_features(features=model.service, entity_rows=rows)
             return dict(response.to_dict())
         except Exception as error:  # any store failure is the same 503 for the client
+            # Where the store is and what it said are for the operator's log, never for the client.
+            log.warning(
+                "the Feast online store (%s) could not be read: %s: %s",
+                self._online_store_description(),
+                type(error).__name__,
+                error,
+            )
             raise FeatureStoreUnavailableError(
-                f"the Feast online store ({self._online_store_description()}) could not be read: "
-                f"{type(error).__name__}: {error}"
+                f"the online feature store ({self.settings.feast.online_store}) could not be read; retry later "
+                "(the model server's log has the cause)"
             ) from None
 
     def _online_store_description(self) -> str:
