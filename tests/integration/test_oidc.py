@@ -199,6 +199,31 @@ def test_sso_never_takes_over_a_local_account(sso: World, provider: Provider) ->
     assert sso.audit(action="session.login")[0].result == "failed"
 
 
+def test_the_subject_not_the_name_identifies_the_user(sso: World, provider: Provider) -> None:
+    """Renamed at the provider, alice keeps her account; a different person who now holds the name "alice" at the
+    provider (another subject) does not get it."""
+    sign_in(sso.client)
+    provider.user = {**provider.user, "preferred_username": "alice.renamed"}
+    sso.client.cookies.clear()
+    assert sign_in(sso.client).status_code == 303
+    assert sso.client.get("/api/v1/session").json()["username"] == "alice"
+    assert sso.services.auth.get_user("alice.renamed") is None
+
+    provider.user = {"sub": "u-someone-else", "preferred_username": "alice", "groups": ["ml-admins"]}
+    sso.client.cookies.clear()
+    refused = sign_in(sso.client)
+    assert refused.status_code == 403 and "is not this identity of this provider" in refused.json()["detail"]
+    assert sso.client.get("/api/v1/session").status_code == 401
+
+
+def test_an_id_token_without_a_subject_is_refused(sso: World, provider: Provider) -> None:
+    provider.user = {"preferred_username": "nosub", "groups": ["staff"]}
+    refused = sign_in(sso.client)
+    assert refused.status_code == 401 and refused.json()["type"] == "/problems/sso-refused"
+    assert "'sub'" in refused.json()["detail"]
+    assert sso.services.auth.get_user("nosub") is None
+
+
 def test_a_callback_this_browser_did_not_start_is_refused(sso: World) -> None:
     started = sso.client.get(LOGIN, follow_redirects=False)
     approved = httpx.get(started.headers["location"], follow_redirects=False, timeout=10)
@@ -235,7 +260,9 @@ def test_sso_is_off_without_an_issuer_and_an_unreachable_provider_is_a_502(setti
     ("claims", "expected"),
     [
         ({"preferred_username": "Alice.Smith"}, "alice.smith"),
-        ({"email": "bob@example.com"}, "bob-example.com"),
+        ({"email": "bob@example.com", "email_verified": True}, "bob-example.com"),
+        ({"email": "bob@example.com", "email_verified": "true", "sub": "u-1"}, "u-1"),
+        ({"email": "bob@example.com", "sub": "u-1"}, "u-1"),
         ({"preferred_username": "  ", "sub": "x"}, None),
         ({"sub": "248289761001"}, None),
     ],

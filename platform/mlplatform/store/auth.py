@@ -193,30 +193,41 @@ class AuthRepository:
             session.add(row)
         return _user(row)
 
-    def sign_in_external(self, username: str, issuer: str, role: str) -> User:
-        """The user an OpenID Connect provider vouches for: created on first sign-in, role refreshed on each.
+    def sign_in_external(self, username: str, issuer: str, subject: str, role: str) -> User:
+        """The user an OpenID Connect provider vouches for, found by issuer + subject (the provider's stable id):
+        created on first sign-in under ``username``, role refreshed on each.
 
-        A local user of the same name (or one from another provider) is never taken over: a provider that can
-        assert any name must not become a way into an account it does not own.
+        Names are not identities: a provider can assert any name, and a person's name or email can change or pass
+        to someone else.  So a known subject keeps its account whatever name it now brings, and a new subject whose
+        name is taken (a local user, another provider's user, or another subject of this provider) is refused,
+        never given that account.  A user of this provider recorded before subjects were kept is adopted once.
         """
         check_username(username)
         check_role(role)
+        if not subject or len(subject) > 255:
+            raise AuthStoreError("the provider's ID token has no usable subject (sub)")
         with self.store.session() as session, session.begin():
-            row = session.scalar(select(UserRow).where(UserRow.username == username))
+            row = session.scalar(
+                select(UserRow).where(UserRow.external_issuer == issuer, UserRow.external_subject == subject)
+            )
             if row is None:
-                row = UserRow(
-                    username=username,
-                    password_hash=None,
-                    role=role,
-                    active=True,
-                    created_at=datetime.now(UTC),
-                    external_issuer=issuer,
-                )
-                session.add(row)
-            elif row.external_issuer != issuer:
-                raise AuthStoreError(f"user {username!r} exists and does not sign in through this provider")
-            else:
-                row.role = role
+                row = session.scalar(select(UserRow).where(UserRow.username == username))
+                if row is None:
+                    row = UserRow(
+                        username=username,
+                        password_hash=None,
+                        role=role,
+                        active=True,
+                        created_at=datetime.now(UTC),
+                        external_issuer=issuer,
+                        external_subject=subject,
+                    )
+                    session.add(row)
+                elif row.external_issuer != issuer or row.external_subject is not None:
+                    raise AuthStoreError(f"user {username!r} exists and is not this identity of this provider")
+                else:
+                    row.external_subject = subject  # recorded before subjects were kept
+            row.role = role
         return _user(row)
 
     def get_user(self, username: str) -> User | None:

@@ -57,10 +57,12 @@ class UserRow(Base):
     """A user: password stored as an argon2 hash only; ``role`` is one of the platform roles.
 
     ``external_issuer`` is set for users who sign in through OpenID Connect: that provider vouches for them, they
-    have no password here, and their role follows the provider's claims at each login.
+    have no password here, and their role follows the provider's claims at each login.  ``external_subject`` is the
+    provider's stable id for them (the ID token's ``sub``): issuer + subject, never the name, identify the person.
     """
 
     __tablename__ = "users"
+    __table_args__ = (Index("ux_users_external_identity", "external_issuer", "external_subject", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
@@ -69,6 +71,7 @@ class UserRow(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     external_issuer: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    external_subject: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class ApiTokenRow(Base):

@@ -148,9 +148,13 @@ async def oidc_callback(
     username = local_username(claims, oidc.username_claim)
     if username is None:
         await _refuse(request, str(claims.get("sub", "unknown")), "no usable username claim in the ID token")
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        await _refuse(request, username, "the ID token has no subject (sub)")
     role = role_from_claims(claims, oidc)
     response = RedirectResponse(flow["next"], status_code=303)
-    await run_in_threadpool(_sign_in, request, services, username, oidc.issuer or "", role, response)
+    identity = (oidc.issuer or "", subject)
+    await run_in_threadpool(_sign_in, request, services, username, identity, role, response)
     response.delete_cookie(FLOW_COOKIE, path=PREFIX, secure=services.settings.api.secure_cookies, httponly=True)
     return response
 
@@ -205,8 +209,11 @@ async def _verified_claims(provider: Any, token: dict[str, Any], nonce: str) -> 
 
 
 def local_username(claims: dict[str, Any], claim: str) -> str | None:
-    """A platform username from the ID token: the configured claim, else email, else sub, made to fit the pattern."""
+    """A platform username from the ID token: the configured claim, else the email if the provider verified it,
+    else sub, made to fit the pattern.  (The name only labels the account; issuer + subject identify it.)"""
     for key in (claim, "email", "sub"):
+        if key == "email" and claims.get("email_verified") is not True:
+            continue
         value = claims.get(key)
         if isinstance(value, str) and value.strip():
             candidate = re.sub(r"[^a-z0-9_.-]", "-", value.strip().lower())
@@ -224,14 +231,22 @@ def role_from_claims(claims: dict[str, Any], oidc: OidcSettings) -> str:
 
 
 def _sign_in(
-    request: Request, services: ApiServices, username: str, issuer: str, role: str, response: RedirectResponse
+    request: Request,
+    services: ApiServices,
+    username: str,
+    identity: tuple[str, str],
+    role: str,
+    response: RedirectResponse,
 ) -> None:
-    """Create or update the user, then start a session exactly as a password login does; both outcomes audited."""
+    """Create or update the user (``identity``: issuer, subject), then start a session exactly as a password login
+    does; both outcomes audited."""
+    issuer, subject = identity
     try:
-        user = services.auth.sign_in_external(username, issuer, role)
+        user = services.auth.sign_in_external(username, issuer, subject, role)
     except AuthStoreError as error:
         record(request, username, "session.login", username, RESULT_FAILED, reason=f"sso: {error}")
         raise Problem(403, str(error), slug="sso-refused", title="Single sign-on refused") from None
+    username = user.username  # a known subject keeps its account's name, whatever name the token brings now
     if not user.active:
         record(request, username, "session.login", username, RESULT_FAILED, reason="sso: user is disabled")
         raise Problem(403, f"user {username!r} is disabled", slug="sso-refused", title="Single sign-on refused")
