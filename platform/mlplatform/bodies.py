@@ -1,5 +1,6 @@
-"""Request bodies read with a bound and parsed without surprises, for every HTTP boundary (model servers, the
-platform API's webhook): the caller turns these errors into its own 413 and 4xx answers.
+"""Request bodies read with a bound and parsed without surprises, for every HTTP boundary: the model servers and the
+alert webhook read through ``read_capped`` and ``load_json`` (turning their errors into their own 413 and 4xx
+answers), and the web app puts ``BodyLimit`` in front of every other route.
 
 Why one place: the model servers and the API must refuse the same hostile bodies the same way, and neither may
 hold more of a body than its limit or let Python's JSON parser raise anything but a clear refusal.
@@ -77,7 +78,7 @@ class BodyLimit:
         if scope["type"] != "http" or limit is None:
             await self.app(scope, receive, send)
             return
-        declared = _header(scope, b"content-length")
+        declared = header(scope, b"content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > limit:
             await _too_large(send, scope["path"], f"the body's {int(declared)} bytes exceed the limit of {limit}")
             return
@@ -117,7 +118,8 @@ class _BoundedExchange:
         await self._send(message)
 
 
-def _header(scope: Any, name: bytes) -> str | None:
+def header(scope: Any, name: bytes) -> str | None:
+    """The value of an ASGI request's header ``name`` (lower-case bytes), or None."""
     for key, value in scope.get("headers", []):
         if key == name:
             return str(value.decode("latin-1"))

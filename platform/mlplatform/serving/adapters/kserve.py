@@ -25,6 +25,8 @@ import signal
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from mlplatform import bodies
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
@@ -130,11 +132,11 @@ class V1FastPath:
         limit = self.predictor.settings.serving.max_body_kb * 1024
         try:
             try:
-                body = await read_capped(_body_chunks(receive), _header(scope, b"content-length"), limit)
+                body = await read_capped(_body_chunks(receive), bodies.header(scope, b"content-length"), limit)
             except ServingError as error:
                 self.predictor.count_refused(error)
                 raise
-            result = self.predictor.predict_body(body, "instances", _header(scope, b"x-request-id"))
+            result = self.predictor.predict_body(body, "instances", bodies.header(scope, b"x-request-id"))
         except ServingError as error:
             return error.status, {"error": error.message}
         return 200, response_body(result, self.predictor.spec.entity_key)
@@ -147,13 +149,6 @@ async def _body_chunks(receive: Any) -> AsyncIterator[bytes]:
         yield message.get("body", b"")
         if not message.get("more_body", False):
             return
-
-
-def _header(scope: Any, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 def _json_bytes(answer: dict[str, Any]) -> bytes:
