@@ -12,7 +12,7 @@ import pytest
 from mlplatform.config import Settings
 from mlplatform.operations.schemas import NOT_BLANK
 from mlplatform.store import PlatformStore
-from mlplatform.store.auth import ROLES, AuthRepository
+from mlplatform.store.auth import ROLES, AuthRepository, AuthStoreError
 from mlplatform.store.bootstrap import bootstrap_admin
 from mlplatform.store.models import ApiTokenRow
 from tests.support.api_world import MODEL, PASSWORD, World, cheap_hash, make_world, user_for
@@ -177,6 +177,14 @@ def test_a_token_made_with_a_token_never_outlives_it_nor_its_revocation(world: W
     listed = {token.name: token for token in world.services.auth.list_tokens("admin")}
     assert all(listed[name].revoked_at is not None for name in ("parent", "child", "grandchild"))
     assert listed["test"].revoked_at is None  # other tokens of the same user are untouched
+
+
+def test_no_token_is_made_with_a_revoked_one(world: World) -> None:
+    """The route's guard for a parent revoked between authentication and creation."""
+    parent = world.services.auth.create_token("admin", "parent", ttl_days=2)
+    world.services.auth.revoke_token(parent.token.id)
+    with pytest.raises(AuthStoreError, match="revoked"):
+        world.services.auth.create_token("admin", "child", ttl_days=1, parent_id=parent.token.id)
 
 
 def login(world: World, username: str, password: str = PASSWORD) -> Any:

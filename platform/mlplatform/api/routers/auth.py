@@ -74,7 +74,10 @@ def create_token(
     role = lower_role(principal.role, body.role)
     ttl = body.ttl_days or services.settings.api.token_ttl_days
     # Made with a token: it expires no later than that token and is revoked with it.
-    issued = services.auth.create_token(principal.username, body.name, ttl, role, parent_id=principal.token_id)
+    try:
+        issued = services.auth.create_token(principal.username, body.name, ttl, role, parent_id=principal.token_id)
+    except AuthStoreError as error:  # the request's own token was revoked meanwhile
+        raise Problem(401, str(error), slug="unauthenticated") from None
     record(
         request,
         principal.username,
