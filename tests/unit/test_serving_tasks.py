@@ -395,17 +395,16 @@ def _both_entity_apis(predictor: Predictor) -> dict[str, tuple[Any, str, str]]:
 
 
 def _refusals(predictor: Predictor) -> dict[str, float]:
-    """The predictor's refused-request counters by outcome, read from its /metrics text."""
-    text = predictor.metrics.render().decode()
-    counts: dict[str, float] = {}
-    for outcome in ("invalid", "too_large"):
-        line = next(
-            row
-            for row in text.splitlines()
-            if row.startswith("mlplatform_serving_requests_total{") and f'outcome="{outcome}"' in row
+    """The predictor's refused-request counters by outcome."""
+    return {
+        outcome: float(
+            predictor.metrics.registry.get_sample_value(
+                "mlplatform_serving_requests_total", {"model": predictor.name, "outcome": outcome}
+            )
+            or 0.0
         )
-        counts[outcome] = float(line.rsplit(" ", 1)[1])
-    return counts
+        for outcome in ("invalid", "too_large")
+    }
 
 
 @pytest.mark.parametrize("server", ["bentoml", "kserve"])

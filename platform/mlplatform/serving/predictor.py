@@ -17,10 +17,12 @@ from mlplatform.serving.errors import ModelUnavailableError, ServingError
 from mlplatform.serving.loading import LoadedModel, ModelLoader, ModelSlot
 from mlplatform.serving.metrics import ServingMetrics
 from mlplatform.serving.scoring import PredictionResult, Scoring
-from mlplatform.serving.wire import parse_request_body, validate_entities
+from mlplatform.serving.wire import parse_request_body, read_capped, validate_entities
 from mlplatform.specs import ModelSpec, find_spec
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterable
+
     from mlplatform.predictions.writer import PredictionLog
 
 
@@ -85,17 +87,20 @@ class Predictor:
         """Why no model is served (for 503 answers and readiness probes)."""
         return "ready" if self._slot.model is not None else self._slot.reason
 
-    def predict_body(self, raw: bytes, field: str, header_id: str | None) -> PredictionResult:
-        """Parse the entity API's JSON body (``parse_request_body``) and score it; a refused body is counted."""
+    async def predict_stream(
+        self, chunks: AsyncIterable[bytes], declared_length: str | None, header_id: str | None, field: str
+    ) -> PredictionResult:
+        """The entity API of both servers: read the JSON body within ``serving.max_body_kb``, parse it
+        (``parse_request_body``) and score it; a body refused before scoring is counted like any other refusal."""
         try:
+            raw = await read_capped(chunks, declared_length, self.settings.serving.max_body_kb * 1024)
             entities, request_id = parse_request_body(raw, field, header_id)
         except ServingError as error:
-            self.count_refused(error)
+            self._count_refused(error)
             raise
         return self.predict(entities, request_id, field)
 
-    def count_refused(self, error: ServingError) -> None:
-        """Count a request the server refused before scoring (body too large, not JSON) under its outcome."""
+    def _count_refused(self, error: ServingError) -> None:
         self._series.requests[error.outcome].inc()
 
     def predict(self, entities: object, request_id: str | None = None, field: str = "entities") -> PredictionResult:
@@ -117,7 +122,7 @@ class Predictor:
             )
             result = self._scoring.score(model, rows, request_id or uuid.uuid4().hex, began)
         except ServingError as error:
-            self.count_refused(error)
+            self._count_refused(error)
             raise
         outcome = "partial" if result.errors else "ok"
         self._series.requests[outcome].inc()

@@ -60,17 +60,14 @@ def create_app() -> Starlette:
 
     async def predict(request: Request) -> Response:
         from mlplatform.serving.errors import ServingError
-        from mlplatform.serving.wire import read_capped, response_body
+        from mlplatform.serving.wire import response_body
 
         predictor = _predictor()
-        limit = predictor.settings.serving.max_body_kb * 1024
+        headers = request.headers
         try:
-            try:
-                body = await read_capped(request.stream(), request.headers.get("content-length"), limit)
-            except ServingError as error:
-                predictor.count_refused(error)
-                raise
-            result = predictor.predict_body(body, "entities", request.headers.get("x-request-id"))
+            result = await predictor.predict_stream(
+                request.stream(), headers.get("content-length"), headers.get("x-request-id"), "entities"
+            )
         except ServingError as error:
             return JSONResponse({"error": error.message}, status_code=error.status)
         return JSONResponse(response_body(result, predictor.spec.entity_key))

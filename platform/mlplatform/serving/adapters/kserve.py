@@ -127,16 +127,11 @@ class V1FastPath:
     async def answer(self, scope: Any, receive: Any) -> tuple[int, dict[str, Any]]:
         """Status and JSON body; a ``ServingError`` is its status with ``{"error": message}``, never a trace."""
         from mlplatform.serving.errors import ServingError
-        from mlplatform.serving.wire import read_capped, response_body
+        from mlplatform.serving.wire import response_body
 
-        limit = self.predictor.settings.serving.max_body_kb * 1024
+        declared, header_id = bodies.header(scope, b"content-length"), bodies.header(scope, b"x-request-id")
         try:
-            try:
-                body = await read_capped(_body_chunks(receive), bodies.header(scope, b"content-length"), limit)
-            except ServingError as error:
-                self.predictor.count_refused(error)
-                raise
-            result = self.predictor.predict_body(body, "instances", bodies.header(scope, b"x-request-id"))
+            result = await self.predictor.predict_stream(_body_chunks(receive), declared, header_id, "instances")
         except ServingError as error:
             return error.status, {"error": error.message}
         return 200, response_body(result, self.predictor.spec.entity_key)
