@@ -9,7 +9,7 @@ hold more of a body than its limit or let Python's JSON parser raise anything bu
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, Collection
 from typing import Any
 
 
@@ -27,8 +27,9 @@ async def read_capped(chunks: AsyncIterable[bytes], declared_length: str | None,
     Both checks: a client may send no Content-Length (chunked) or a false one; counting while receiving bounds the
     memory either way, and checking the header first spares reading anything of an honest oversized request.
     """
-    if declared_length is not None and declared_length.strip().isdigit() and int(declared_length) > limit:
-        raise OversizedBodyError(f"body: {int(declared_length)} bytes exceed the limit of {limit}")
+    declared = _declared_length(declared_length)
+    if declared is not None and declared > limit:
+        raise OversizedBodyError(f"body: {declared} bytes exceed the limit of {limit}")
     parts: list[bytes] = []
     size = 0
     async for chunk in chunks:
@@ -37,6 +38,11 @@ async def read_capped(chunks: AsyncIterable[bytes], declared_length: str | None,
             raise OversizedBodyError(f"body: more than {limit} bytes")
         parts.append(chunk)
     return b"".join(parts)
+
+
+def _declared_length(value: str | None) -> int | None:
+    """A Content-Length header's byte count, or None when there is none (or it is not a number)."""
+    return int(value) if value is not None and value.strip().isdigit() else None
 
 
 def load_json(raw: bytes) -> Any:
@@ -62,27 +68,25 @@ class BodyLimit:
     """ASGI middleware: a request body longer than its route's limit is answered 413 (a problem document) before
     the application reads it, so no route buffers or parses it and no authentication work is spent on it.
 
-    ``limits`` maps ``(method, path)`` to a route's own limit, or to None for a route that bounds its body itself
-    (the uploads and the alert webhook answer in their own words); every other request gets ``default_limit``.
-    The declared Content-Length is checked first; a body without one (chunked) is counted as it arrives and cut
-    off at the limit.
+    ``exempt`` lists the ``(method, path)`` of routes that bound their bodies themselves (the uploads and the alert
+    webhook answer in their own words). The declared Content-Length is checked first; a body without one
+    (chunked) is counted as it arrives and cut off at the limit.
     """
 
-    def __init__(self, app: Any, default_limit: int, limits: Mapping[tuple[str, str], int | None]) -> None:
+    def __init__(self, app: Any, limit: int, exempt: Collection[tuple[str, str]]) -> None:
         self.app = app
-        self.default_limit = default_limit
-        self.limits = dict(limits)
+        self.limit = limit
+        self.exempt = frozenset(exempt)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        limit = self.limits.get((scope.get("method", ""), scope.get("path", "")), self.default_limit)
-        if scope["type"] != "http" or limit is None:
+        if scope["type"] != "http" or (scope["method"], scope["path"]) in self.exempt:
             await self.app(scope, receive, send)
             return
-        declared = header(scope, b"content-length")
-        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
-            await _too_large(send, scope["path"], f"the body's {int(declared)} bytes exceed the limit of {limit}")
+        declared = _declared_length(header(scope, b"content-length"))
+        if declared is not None and declared > self.limit:
+            await _too_large(send, scope["path"], f"the body's {declared} bytes exceed the limit of {self.limit}")
             return
-        exchange = _BoundedExchange(scope["path"], receive, send, limit)
+        exchange = _BoundedExchange(scope["path"], receive, send, self.limit)
         try:
             await self.app(scope, exchange.receive, exchange.send)
         except Exception:

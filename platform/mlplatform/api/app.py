@@ -46,9 +46,8 @@ def create_api(
     app.state.services = services
     install_problem_handlers(app)
     # The uploads and the webhook bound their bodies themselves (api.max_upload_mb, the webhook's 4 MiB).
-    own_limits = (onboarding.UPLOAD_PATH, alerts.WEBHOOK_PATH, *upload_paths)
-    limits: dict[tuple[str, str], int | None] = {("POST", path): None for path in own_limits}
-    app.add_middleware(bodies.BodyLimit, default_limit=services.settings.api.max_body_kb * 1024, limits=limits)
+    exempt = [("POST", path) for path in (onboarding.UPLOAD_PATH, alerts.WEBHOOK_PATH, *upload_paths)]
+    app.add_middleware(bodies.BodyLimit, limit=services.settings.api.max_body_kb * 1024, exempt=exempt)
     app.middleware("http")(services.metrics.middleware)  # added last, so it is outermost: it counts the 413s too
     for module in (ops, auth, oidc, onboarding, models, drift, training, deployments, audit, alerts):
         app.include_router(module.router)
