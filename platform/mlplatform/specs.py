@@ -381,19 +381,19 @@ class ModelSpec(_Strict):
                     )
         return self
 
-    def override_problems(self, overrides: dict[str, Any]) -> list[str]:
-        """What is wrong with a training request's parameter overrides (empty when nothing is)."""
-        problems = []
+    def override_problems(self, overrides: dict[str, Any]) -> dict[str, str]:
+        """What is wrong with a training request's parameter overrides, by parameter (empty when nothing is)."""
+        problems = {}
         for key, value in overrides.items():
             bounds = self.overridable.get(key)
             if bounds is None:
                 listed = ", ".join(sorted(self.overridable)) or "none"
-                problems.append(
-                    f"{key}: not overridable for {self.name} (overridable: {listed}); the model's spec.yaml lists "
+                problems[key] = (
+                    f"not overridable for {self.name} (overridable: {listed}); the model's spec.yaml lists "
                     "what may be overridden under `overridable`, with bounds"
                 )
             elif (problem := bounds.problem(value)) is not None:
-                problems.append(f"{key}: {problem}")
+                problems[key] = problem
         return problems
 
     @property

@@ -130,12 +130,12 @@ def test_invalid_specs_name_file_and_field(tmp_path: Path, mutate: Any, expected
 
 def test_overrides_are_checked_against_the_specs_bounds() -> None:
     spec = find_spec([REPO_MODELS], "fraud_detector")
-    assert spec.override_problems({"max_iter": 40, "learning_rate": 0.1, "early_stopping": "auto"}) == []
-    assert spec.override_problems({"max_iter": True, "early_stopping": 1, "learning_rate": float("nan")}) == [
-        "max_iter: must be a finite number, got True",
-        "early_stopping: must be one of [True, False, 'auto'], got 1",
-        "learning_rate: must be a finite number, got nan",
-    ]
+    assert spec.override_problems({"max_iter": 40, "learning_rate": 0.1, "early_stopping": "auto"}) == {}
+    assert spec.override_problems({"max_iter": True, "early_stopping": 1, "learning_rate": float("nan")}) == {
+        "max_iter": "must be a finite number, got True",
+        "early_stopping": "must be one of [True, False, 'auto'], got 1",
+        "learning_rate": "must be a finite number, got nan",
+    }
 
 
 def test_malformed_yaml_names_the_file(tmp_path: Path) -> None:

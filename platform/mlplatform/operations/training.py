@@ -46,17 +46,15 @@ def trigger_training(
     fit). A mistake is a 422 naming it, in seconds, instead of a failed or endless Airflow run.
     """
     spec = services.spec(name)
-    refused = spec.override_problems(dict(body.estimator_params))
-    if refused:
+    problems = spec.override_problems(dict(body.estimator_params))
+    if problems:
+        refused = [f"{key}: {problem}" for key, problem in problems.items()]
         _record_trigger(request, principal, name, body, RESULT_FAILED, {"failures": refused})
+        errors = [
+            {"loc": ["body", "estimator_params", key], "msg": text} for key, text in zip(problems, refused, strict=True)
+        ]
         raise Problem(
-            422,
-            "estimator_params: " + "; ".join(refused),
-            slug="validation",
-            title="Invalid request",
-            errors=[
-                {"loc": ["body", "estimator_params", problem.split(":", 1)[0]], "msg": problem} for problem in refused
-            ],
+            422, "estimator_params: " + "; ".join(refused), slug="validation", title="Invalid request", errors=errors
         )
     report = services.validate_model(name)
     if not report.passed:
