@@ -11,6 +11,7 @@ embedded profile needs no configuration at all while the production profile over
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -289,7 +290,18 @@ class ApiSettings(_Section):
     )
     session_ttl_s: int = Field(8 * 3600, ge=60, description="Lifetime of a browser session, in seconds.")
     token_ttl_days: int = Field(90, ge=1, le=3650, description="Default lifetime of a new API token, in days.")
-    login_attempts_per_minute: int = Field(5, ge=1, le=1000, description="Failed logins per user and client.")
+    login_attempts_per_minute: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="Failed logins per user and client address in a minute, counted in the platform DB (shared by "
+        "every API process).",
+    )
+    forwarded_allow_ips: list[str] = Field(
+        default_factory=list,
+        description="Addresses or CIDR ranges of the proxies (an ingress) whose X-Forwarded-For/-Proto headers "
+        "name the client. Empty: no proxy is trusted, the client is the connection's peer.",
+    )
     max_body_kb: int = Field(
         1024,
         ge=1,
@@ -312,6 +324,20 @@ class ApiSettings(_Section):
                 "(`python -c 'import secrets; print(secrets.token_urlsafe(48))'` makes one); unset it to generate one"
             )
         return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        """Only addresses or networks: ``*`` would let any client choose the address it is limited and audited as."""
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"api.forwarded_allow_ips: {entry!r} is not an IP address or CIDR range (e.g. 10.0.0.0/8); "
+                    "list the proxies in front of the API, never '*'"
+                ) from None
+        return [entry.strip() for entry in value]
 
     def resolved_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

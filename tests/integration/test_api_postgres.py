@@ -15,7 +15,7 @@ def test_auth_contract_on_postgres(postgres_database: str) -> None:
 
 
 def test_postgres_connections_carry_a_statement_timeout(postgres_database: str) -> None:
-    store = PlatformStore.connect(postgres_database)
+    store = PlatformStore.migrated(postgres_database)
     try:
         with store.engine.connect() as connection:
             assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "30s"
@@ -32,7 +32,7 @@ def test_migration_0003_creates_the_tables(postgres_database: str) -> None:
 
     from mlplatform.store import PlatformStore
 
-    store = PlatformStore.connect(postgres_database)
+    store = PlatformStore.migrated(postgres_database)
     try:
         inspector = sa.inspect(store.engine)
         tables = set(inspector.get_table_names())

@@ -31,7 +31,7 @@ def test_migration_creates_the_table_and_its_time_window_index(postgres_database
 
     from mlplatform.store import PlatformStore
 
-    store = PlatformStore.connect(postgres_database)
+    store = PlatformStore.migrated(postgres_database)
     try:
         inspector = sa.inspect(store.engine)
         columns = {column["name"]: column for column in inspector.get_columns("prediction_log")}

@@ -85,8 +85,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def test_platform_store_migrates_idempotently_and_keeps_history_in_order(store_url: str) -> None:
-    store = PlatformStore.connect(store_url)
-    PlatformStore.connect(store_url).dispose()  # a second start migrates nothing and breaks nothing
+    store = PlatformStore.migrated(store_url)
+    PlatformStore.migrated(store_url).dispose()  # a second upgrade migrates nothing and breaks nothing
+    PlatformStore.connect(store_url).dispose()  # and the schema is at this code's revision
     for from_version, to_version in ((None, "1"), ("1", "2"), ("2", "1")):
         store.record_alias_move(
             model="m", alias=CHAMPION, from_version=from_version, to_version=to_version, actor="a", reason="r"

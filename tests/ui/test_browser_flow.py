@@ -79,7 +79,7 @@ def ui_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiWorld]:
     )
     build_world(settings)
     stack = EmbeddedStack(settings)
-    store = PlatformStore.connect(settings.db_url)
+    store = PlatformStore.migrated(settings.db_url)
     try:
         stack.up()
         auth = AuthRepository(store)  # the same platform DB the API process reads

@@ -19,7 +19,7 @@ def test_auth_contract_on_sqlite(tmp_path: Path) -> None:
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
     """Readers never wait for a writer, and a writer waits for another's lock instead of failing at once."""
-    store = PlatformStore.connect(f"sqlite:///{tmp_path / 'platform.db'}")
+    store = PlatformStore.migrated(f"sqlite:///{tmp_path / 'platform.db'}")
     try:
         with store.engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

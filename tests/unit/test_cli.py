@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from mlplatform.cli.main import app
 from mlplatform.cli.settings_catalogue import render_catalogue
+from mlplatform.config import get_settings
+from mlplatform.store import PlatformStore
 from tests.support.environment import REPO_ROOT, free_port
 
 runner = CliRunner()
@@ -21,6 +23,7 @@ def isolated_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MLP_BUNDLED_MODELS_DIR", str(REPO_ROOT / "pipelines" / "models"))
     monkeypatch.setenv("MLP_MLFLOW__PORT", str(free_port()))
     monkeypatch.setenv("MLP_AIRFLOW__PORT", str(free_port()))
+    PlatformStore.migrated(get_settings().db_url).dispose()  # what `stack up` does first
 
 
 def test_train_unknown_model_lists_known_ones() -> None:

@@ -255,7 +255,7 @@ def test_mixed_entity_types_in_one_batch_are_kept_as_strings(tmp_path: Path) -> 
 def test_the_sql_sink_waits_for_an_unreachable_database_instead_of_failing_the_server(tmp_path: Path) -> None:
     """Opening the log must not need the database: records wait in memory and are counted if never written."""
     unreachable = "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1"
-    log = open_prediction_log(log_settings(tmp_path, "postgres", prediction_log_url=unreachable))
+    log = open_prediction_log(log_settings(tmp_path, "postgres", migrate=False, prediction_log_url=unreachable))
     assert log.submit([make_record(0)]) == 1
     log.close(timeout=0.5)
     assert (log.written, log.dropped) == (0, 1)

@@ -68,9 +68,11 @@ def reference_document() -> dict[str, Any]:
     from mlplatform.api.app import create_api
     from mlplatform.config import get_settings
     from mlplatform.operations.services import ApiServices
+    from mlplatform.store import PlatformStore
 
     with tempfile.TemporaryDirectory(prefix="mlplatform-openapi-") as state_dir:
-        app = create_api(ApiServices.from_settings(get_settings(state_dir=Path(state_dir))))
+        settings = get_settings(state_dir=Path(state_dir))
+        app = create_api(ApiServices.from_settings(settings, store=PlatformStore.migrated(settings.db_url)))
         try:
             return openapi_document(app)
         finally:

@@ -10,13 +10,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from mlplatform.cli.platform_api_client import PlatformClient, PlatformError, platform_client
 from mlplatform.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mlplatform.store import PlatformStore
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
@@ -28,6 +31,18 @@ def fail(message: str) -> None:
     """Exit 1 with the message on stderr."""
     errors.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code=1)
+
+
+def platform_store(url: str) -> PlatformStore:
+    """The platform DB at this code's schema revision; otherwise the command fails with what to run."""
+    from mlplatform.store import PlatformStore
+    from mlplatform.store.db import SchemaVersionError
+
+    try:
+        return PlatformStore.connect(url)
+    except SchemaVersionError as error:
+        fail(str(error))
+        raise  # unreachable: fail() exits
 
 
 def fresh_console() -> Console:

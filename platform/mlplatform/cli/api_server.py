@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mlplatform.cli._common import console, fail
+from mlplatform.cli._common import console, fail, platform_store
 from mlplatform.config import get_settings
 
 api_app = typer.Typer(help="The platform API server, its users and API tokens.", no_args_is_help=True)
@@ -27,7 +27,9 @@ ROLE_HELP = "viewer, data-scientist, approver or admin"
 
 @api_app.command()
 def serve() -> None:
-    """Run the API with uvicorn on api.host:api.port; creates the first admin if there are no users."""
+    """Run the API with uvicorn on api.host:api.port; creates the first admin if there are no users.
+
+    The platform DB must be at this code's schema revision (`mlplatform db upgrade`)."""
     import uvicorn
 
     from mlplatform.operations.services import ApiServices
@@ -35,11 +37,20 @@ def serve() -> None:
     from mlplatform.webapp import create_app
 
     settings = get_settings()
-    services = ApiServices.from_settings(settings)
+    services = ApiServices.from_settings(settings, store=platform_store(settings.db_url))
     if ensure_admin(settings, services.auth) is not None:
         console.print(f"created the admin: {login_hint(settings, services.auth)}", highlight=False)
     console.print(f"platform API and UI at {settings.api.resolved_public_url()}", highlight=False)
-    uvicorn.run(create_app(settings, services), host=settings.api.host, port=settings.api.port)
+    # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise: only the configured proxies may name
+    # the client (the address logins are limited and audited by).
+    proxies = settings.api.forwarded_allow_ips
+    uvicorn.run(
+        create_app(settings, services),
+        host=settings.api.host,
+        port=settings.api.port,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+    )
 
 
 @api_app.command()
@@ -65,11 +76,10 @@ def users_create(
     password: Annotated[bool, typer.Option("--password/--no-password", help="Prompt for a password.")] = True,
 ) -> None:
     """Create a local user (with a password typed at a prompt, or token-only)."""
-    from mlplatform.store import PlatformStore
     from mlplatform.store.auth import AuthRepository, AuthStoreError
 
     secret = typer.prompt("password", hide_input=True, confirmation_prompt=True) if password else None
-    auth = AuthRepository(PlatformStore.connect(get_settings().db_url))
+    auth = AuthRepository(platform_store(get_settings().db_url))
     try:
         user = auth.create_user(username, role, secret)
     except AuthStoreError as error:
@@ -81,12 +91,11 @@ def users_create(
 @users_app.command("set-password")
 def users_set_password(username: str) -> None:
     """Set a user's password at a prompt: the way back in for an operator who can reach the platform DB."""
-    from mlplatform.store import PlatformStore
     from mlplatform.store.audit import RESULT_OK, AuditLog
     from mlplatform.store.auth import AuthRepository, AuthStoreError
 
     secret = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
-    store = PlatformStore.connect(get_settings().db_url)
+    store = platform_store(get_settings().db_url)
     try:
         AuthRepository(store).update_user(username, password=secret)
     except (AuthStoreError, LookupError) as error:
@@ -107,11 +116,10 @@ def users_set_password(username: str) -> None:
 @users_app.command("list")
 def users_list() -> None:
     """Users and their roles."""
-    from mlplatform.store import PlatformStore
     from mlplatform.store.auth import AuthRepository
 
     table = Table("username", "role", "active", "password", "created")
-    for user in AuthRepository(PlatformStore.connect(get_settings().db_url)).list_users():
+    for user in AuthRepository(platform_store(get_settings().db_url)).list_users():
         table.add_row(
             user.username,
             user.role,
@@ -130,11 +138,10 @@ def tokens_create(
     role: Annotated[str | None, typer.Option(help=f"Limit to a role: {ROLE_HELP}.")] = None,
 ) -> None:
     """Issue an API token for a user; the token is printed once."""
-    from mlplatform.store import PlatformStore
     from mlplatform.store.auth import AuthRepository, AuthStoreError
 
     settings = get_settings()
-    auth = AuthRepository(PlatformStore.connect(settings.db_url))
+    auth = AuthRepository(platform_store(settings.db_url))
     try:
         issued = auth.create_token(username, name, ttl_days or settings.api.token_ttl_days, role)
     except (AuthStoreError, LookupError) as error:
@@ -147,10 +154,9 @@ def tokens_create(
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: int) -> None:
     """Revoke a token by id."""
-    from mlplatform.store import PlatformStore
     from mlplatform.store.auth import AuthRepository
 
-    revoked = AuthRepository(PlatformStore.connect(get_settings().db_url)).revoke_token(token_id)
+    revoked = AuthRepository(platform_store(get_settings().db_url)).revoke_token(token_id)
     if revoked is None:
         fail(f"no token {token_id}")
         return

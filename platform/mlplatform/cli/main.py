@@ -16,6 +16,7 @@ from mlplatform.cli._common import CliOptions
 from mlplatform.cli.api_server import api_app
 from mlplatform.cli.audit import audit
 from mlplatform.cli.data import data_app
+from mlplatform.cli.db import db_app
 from mlplatform.cli.drift import drift_app
 from mlplatform.cli.features import features_app
 from mlplatform.cli.loop import loop_app
@@ -34,6 +35,7 @@ app.add_typer(features_app, name="features", help="Apply Feast definitions and m
 app.add_typer(data_app, name="data", help="Generate the demo data set.")
 app.add_typer(models_app, name="models")
 app.add_typer(training_app, name="training")
+app.add_typer(db_app, name="db", help="The platform database: schema migrations and least-privilege roles.")
 app.add_typer(api_app, name="api", help="The platform API server, its users and API tokens.")
 app.add_typer(settings_app, name="settings")
 app.add_typer(monitoring_app, name="monitoring", help="Monitoring assets: Grafana dashboards generated from code.")

@@ -179,9 +179,15 @@ def _remote(settings: Settings) -> Iterator[PlatformClient]:
 @contextmanager
 def _embedded(settings: Settings, notify: Notify) -> Iterator[PlatformClient]:
     from mlplatform.operations.services import ApiServices
+    from mlplatform.store import PlatformStore
+    from mlplatform.store.db import SchemaVersionError
     from mlplatform.webapp import create_app
 
-    services = ApiServices.from_settings(settings)
+    try:
+        store = PlatformStore.connect(settings.db_url)
+    except SchemaVersionError as error:
+        raise PlatformError(503, "platform database not ready", str(error)) from None
+    services = ApiServices.from_settings(settings, store=store)
     try:
         token = (
             settings.api_token.get_secret_value()

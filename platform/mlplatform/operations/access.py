@@ -42,6 +42,7 @@ class Principal:
     via: Literal["token", "session"]
     csrf: str | None = None
     token_id: int | None = None  # the API token the request came with (via "token")
+    session_key: str | None = None  # the browser session it came with (via "session"): logout revokes it
 
     @property
     def username(self) -> str:
@@ -78,7 +79,7 @@ def authenticate(request: Request, services: ApiServices) -> Principal | None:
     user = services.auth.get_user_by_id(session.user_id)
     if user is None or not user.active:
         return None
-    return Principal(user=user, role=user.role, via="session", csrf=session.csrf)
+    return Principal(user=user, role=user.role, via="session", csrf=session.csrf, session_key=session.key)
 
 
 def audit_target(request: Request) -> str:

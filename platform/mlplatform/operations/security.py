@@ -1,7 +1,9 @@
-"""Browser sessions, CSRF tokens and login rate limiting.
+"""Browser sessions and CSRF tokens (the login limiter is ``store.logins``).
 
-Sessions are stateless signed cookies (itsdangerous, keyed by the session secret): HTTP-only so scripts cannot read
-them, SameSite=Lax so other sites cannot post with them, Secure when ``api.secure_cookies`` is on.  Each session
+A session is a row in the platform database (``store.sessions``) whose random key travels in a signed cookie
+(itsdangerous, keyed by the session secret): the server can end it (logout, password change), and a copied cookie
+stops working with it.  Cookies are HTTP-only so scripts cannot read them, SameSite=Lax so other sites cannot post
+with them, Secure when ``api.secure_cookies`` is on.  Each session
 carries its own random CSRF value (a synchronizer token bound to the session): every state-changing request that
 is authenticated by the cookie must echo it in the ``X-CSRF-Token`` header or a ``csrf_token`` form field.
 Requests with a Bearer token carry no ambient credential and need no CSRF token.
@@ -15,9 +17,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import threading
-import time
-from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from mlplatform.config import Settings
+    from mlplatform.store.sessions import SessionRecords
 
 SESSION_COOKIE = "mlp_session"
 LOGIN_CSRF_COOKIE = "mlp_login_csrf"
@@ -48,35 +48,45 @@ def session_secret(settings: Settings) -> str:
 class SessionData:
     user_id: int
     csrf: str
+    key: str
+    """The session's key (the cookie's), by which it is revoked."""
 
 
 class SessionManager:
-    """Signs and checks session cookies and login CSRF cookies."""
+    """Starts, checks and ends sessions (cookie + database row), and signs login CSRF cookies."""
 
-    def __init__(self, secret: str, ttl_s: int, secure: bool) -> None:
+    def __init__(self, secret: str, ttl_s: int, secure: bool, records: SessionRecords) -> None:
         self.ttl_s = ttl_s
         self.secure = secure
+        self.records = records
         self._sessions = URLSafeTimedSerializer(secret, salt="mlplatform.session")
         self._login = URLSafeTimedSerializer(secret, salt="mlplatform.login-csrf")
 
     def start(self, response: Response, user_id: int) -> SessionData:
-        data = SessionData(user_id=user_id, csrf=secrets.token_urlsafe(32))
-        cookie = self._sessions.dumps({"u": data.user_id, "c": data.csrf})
+        data = SessionData(user_id=user_id, csrf=secrets.token_urlsafe(32), key=self.records.start(user_id, self.ttl_s))
+        cookie = self._sessions.dumps({"s": data.key, "c": data.csrf})
         self._set(response, SESSION_COOKIE, cookie, self.ttl_s)
         return data
 
     def read(self, cookie: str | None) -> SessionData | None:
+        """The session a cookie opens: validly signed, and its row neither revoked nor expired."""
         if not cookie:
             return None
         try:
             payload = self._sessions.loads(cookie, max_age=self.ttl_s)
         except BadSignature:  # also SignatureExpired
             return None
-        if not isinstance(payload, dict) or not isinstance(payload.get("u"), int) or not payload.get("c"):
+        if not isinstance(payload, dict) or not isinstance(payload.get("s"), str) or not payload.get("c"):
             return None
-        return SessionData(user_id=payload["u"], csrf=str(payload["c"]))
+        session = self.records.active(payload["s"])
+        if session is None:
+            return None
+        return SessionData(user_id=session.user_id, csrf=str(payload["c"]), key=payload["s"])
 
-    def end(self, response: Response) -> None:
+    def end(self, response: Response, key: str | None) -> None:
+        """Revoke the session (every copy of its cookie stops working) and tell the browser to drop the cookie."""
+        if key is not None:
+            self.records.revoke(key)
         response.delete_cookie(SESSION_COOKIE, path="/", secure=self.secure, httponly=True, samesite="lax")
 
     def issue_login_csrf(self, response: Response) -> str:
@@ -100,42 +110,3 @@ class SessionManager:
 
 def csrf_matches(expected: str, submitted: str | None) -> bool:
     return bool(submitted) and hmac.compare_digest(expected.encode(), (submitted or "").encode())
-
-
-class LoginRateLimiter:
-    """Failed logins per (username, client) in a sliding minute; in memory, so per API process.
-
-    Keyed by both so one attacker cannot lock a user out from everywhere, and one client cannot spray one user.
-    """
-
-    def __init__(self, per_minute: int, window_s: float = 60.0) -> None:
-        self.per_minute = per_minute
-        self.window_s = window_s
-        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def retry_after(self, username: str, client: str) -> int:
-        """Seconds until another attempt is allowed; 0 when allowed now."""
-        now = time.monotonic()
-        with self._lock:
-            failures = self._prune((username, client), now)
-            if len(failures) < self.per_minute:
-                return 0
-            return max(1, int(failures[0] + self.window_s - now) + 1)
-
-    def failed(self, username: str, client: str) -> None:
-        with self._lock:
-            self._failures[(username, client)].append(time.monotonic())
-
-    def succeeded(self, username: str, client: str) -> None:
-        with self._lock:
-            self._failures.pop((username, client), None)
-
-    def _prune(self, key: tuple[str, str], now: float) -> deque[float]:
-        failures = self._failures[key]
-        while failures and failures[0] <= now - self.window_s:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-            return deque()
-        return failures

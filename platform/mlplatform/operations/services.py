@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mlplatform.operations.metrics import ApiMetrics
 from mlplatform.operations.problems import Problem
-from mlplatform.operations.security import LoginRateLimiter, SessionManager, session_secret
+from mlplatform.operations.security import SessionManager, session_secret
 from mlplatform.specs import (
     NAME_PATTERN,
     SPEC_FILE,
@@ -27,7 +27,9 @@ from mlplatform.specs import (
 from mlplatform.store.audit import AuditLog, DeploymentRecords
 from mlplatform.store.auth import AuthRepository
 from mlplatform.store.db import AliasEvent, PlatformStore
+from mlplatform.store.logins import LoginRateLimiter
 from mlplatform.store.retrains import RetrainRecords
+from mlplatform.store.sessions import SessionRecords
 
 if TYPE_CHECKING:
     from pwdlib import PasswordHash
@@ -162,8 +164,10 @@ class ApiServices:
             auth=AuthRepository(store, password_hash),
             audit=AuditLog(store),
             deployments=DeploymentRecords(store),
-            sessions=SessionManager(session_secret(settings), api.session_ttl_s, api.secure_cookies),
-            limiter=LoginRateLimiter(api.login_attempts_per_minute),
+            sessions=SessionManager(
+                session_secret(settings), api.session_ttl_s, api.secure_cookies, SessionRecords(store)
+            ),
+            limiter=LoginRateLimiter(store, api.login_attempts_per_minute),
             metrics=ApiMetrics(),
             registry_factory=registry_factory or (lambda: _default_registry(settings, store)),
             orchestrator_factory=orchestrator_factory or (lambda: AirflowOrchestrator(settings)),

@@ -41,5 +41,6 @@ def login(
 
 
 def logout(request: Request, response: Response, services: ApiServices, principal: Principal) -> None:
-    services.sessions.end(response)
+    """End the caller's session on the server (copies of its cookie stop working too) and drop the cookie."""
+    services.sessions.end(response, principal.session_key)
     record(request, principal.username, "session.logout", principal.username, RESULT_OK)

@@ -205,8 +205,11 @@ class PostgresSink(PredictionSink):
     """The ``prediction_log`` table of a SQLAlchemy database (PostgreSQL in production; sqlite works too).
 
     Entity and features are JSON columns because their keys differ per model; reading expands them into columns.
-    The schema is brought to the newest Alembic revision once, on first use rather than in the constructor: a
-    server must start (and serve) while the log database is down; the writer retries until it is back.
+    The sink never changes the schema (``mlplatform db upgrade`` does), so a role that may only insert into the
+    log is enough.  It checks the schema's revision on first use rather than in the constructor (a server must
+    start, and serve, while the log database is down): a schema it was not written for raises
+    ``SchemaVersionError``, which the writer keeps retrying, records kept and the reason logged, rather than
+    writing rows it may no longer understand or dropping them as bad values.
     """
 
     def __init__(self, url: str) -> None:

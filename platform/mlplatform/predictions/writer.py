@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -268,7 +269,7 @@ class BatchingPredictionLog(PredictionLog):
         if pending.failures <= 3 or pending.failures % 20 == 0:
             logger.warning(
                 "prediction log: write failed (%s, attempt %d); %d records kept in memory, retrying in %.1f s",
-                _name(error),
+                _reason(error),
                 pending.failures,
                 len(pending.records),
                 delay,
@@ -313,6 +314,16 @@ def _notify(callback: Callback | None, count: int) -> None:
         callback(count)
     except Exception as error:
         logger.warning("prediction log: callback %r failed (%s)", callback, _name(error))
+
+
+def _reason(error: BaseException) -> str:
+    """Why a write failed: the error's type, and the message of a schema mismatch (which holds no record value
+    and tells the operator what to run).  The store's module is looked up, not imported: a parquet-only server
+    never loads SQLAlchemy, and then no schema error can exist."""
+    store_db = sys.modules.get("mlplatform.store.db")
+    if store_db is not None and isinstance(error, store_db.SchemaVersionError):
+        return f"{_name(error)}: {error}"
+    return _name(error)
 
 
 def _name(error: BaseException) -> str:

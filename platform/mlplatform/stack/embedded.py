@@ -115,6 +115,7 @@ class EmbeddedStack:
         """
         say = progress or _no_progress
         started = time.monotonic()
+        upgrade_platform_db(self.settings)  # before anything that opens it: they check, never migrate
         self._start_mlflow(say)
         self._start_airflow(say)
         self._start_api(say)
@@ -371,6 +372,17 @@ def api_env(settings: Settings) -> dict[str, str]:
     env.update(settings.child_env())
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def upgrade_platform_db(settings: Settings) -> None:
+    """``mlplatform db upgrade`` for the embedded profile: the one place its platform DB is migrated."""
+    from mlplatform.store import PlatformStore
+    from mlplatform.store.db import SchemaVersionError
+
+    try:
+        PlatformStore.migrated(settings.db_url).dispose()
+    except SchemaVersionError as error:
+        raise StackError(str(error)) from None
 
 
 def bootstrap_platform_admin(settings: Settings) -> Path | None:

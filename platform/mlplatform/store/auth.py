@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select, update
 
 from mlplatform.store.models import ApiTokenRow, UserRow
+from mlplatform.store.sessions import revoke_user_sessions
 
 if TYPE_CHECKING:
     from pwdlib import PasswordHash
@@ -248,6 +249,7 @@ class AuthRepository:
     def update_user(
         self, username: str, *, role: str | None = None, active: bool | None = None, password: str | None = None
     ) -> User:
+        """Change a user; a new password or disabling the user also ends every browser session they hold."""
         if role is not None:
             check_role(role)
         if password is not None:
@@ -262,6 +264,9 @@ class AuthRepository:
                 row.active = active
             if password is not None:
                 row.password_hash = self.hasher.hash(password)
+            if password is not None or active is False:
+                # Whoever held a session (a stolen cookie included) must log in again, with the new password.
+                revoke_user_sessions(session, row.id)
         return _user(row)
 
     def verify_password(self, username: str, password: str) -> User | None:

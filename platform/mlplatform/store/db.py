@@ -1,28 +1,56 @@
 """Access to the platform database (sqlite in embedded mode, PostgreSQL in production).
 
-The schema is owned by Alembic; ``PlatformStore.migrate()`` brings any database to the newest revision and is
-safe to call on every start.
+The schema is owned by Alembic and migrated from one place only: ``mlplatform db upgrade`` (which ``stack up``
+runs, and the chart's migration job).  Every other process (the API, model servers' prediction log, drift checks,
+the CLI) opens the database with ``PlatformStore.connect``, which checks the schema's revision and refuses to work
+on one it was not written for, instead of changing the schema itself: a model server's credential then needs no
+DDL rights, two processes never race to migrate, and a database upgraded by newer code is refused by older code
+rather than written to with assumptions that no longer hold.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mlplatform.store.models import AliasEventRow
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Our own version table: the platform DB may share a PostgreSQL database with MLflow, which keeps its Alembic
+# revision in the default `alembic_version` table.
+VERSION_TABLE = "mlplatform_alembic_version"
+UPGRADE_COMMAND = "mlplatform db upgrade"
 # How long a sqlite writer waits for another process's write lock before failing (the API, the model servers'
 # checks and the CLI share the embedded database).
 SQLITE_BUSY_TIMEOUT_S = 15.0
 # PostgreSQL: a connection attempt or a statement that takes longer fails instead of holding a worker forever.
 POSTGRES_CONNECT_TIMEOUT_S = 10
 POSTGRES_STATEMENT_TIMEOUT_MS = 30_000
+
+
+class SchemaVersionError(RuntimeError):
+    """The database's schema is not the revision this code was written for; the message says which and what to do.
+
+    Not a ``ValueError``: the prediction log drops batches its sink rejects as bad values, but keeps and retries
+    these (the schema can be upgraded while the server runs)."""
+
+
+class SchemaBehindError(SchemaVersionError):
+    """An empty database, or one at an older revision: ``mlplatform db upgrade`` brings it to this code's."""
+
+
+class SchemaNewerError(SchemaVersionError):
+    """A revision this code does not know: the database was upgraded by a newer release."""
 
 
 @dataclass(frozen=True)
@@ -72,21 +100,68 @@ class PlatformStore:
 
     @classmethod
     def connect(cls, url: str) -> PlatformStore:
-        """A store whose schema is at the newest revision (cheap when it already is)."""
+        """A store whose schema is at this code's revision; ``SchemaVersionError`` (naming the fix) otherwise.
+
+        Reads the version table only: the credential needs no other right for this check."""
+        store = cls(url)
+        try:
+            store.check_schema()
+        except BaseException:
+            store.dispose()
+            raise
+        return store
+
+    @classmethod
+    def migrated(cls, url: str) -> PlatformStore:
+        """A store whose schema has just been brought to this code's revision: for ``db upgrade``, ``stack up``
+        and tests that start from an empty database; everything else uses ``connect``."""
         store = cls(url)
         store.migrate()
         return store
 
     def migrate(self) -> None:
-        """Upgrade the schema to the newest Alembic revision."""
+        """Upgrade the schema to the newest Alembic revision (refused for a revision this code does not know)."""
         from alembic import command
-        from alembic.config import Config
 
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        current = self.revision()
+        if current is not None and current not in known_revisions():
+            raise self._newer_error(current)
+        config = _alembic_config()
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+    def revision(self) -> str | None:
+        """The schema's current revision; None for a database no migration has touched."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+            heads = context.get_current_heads()
+        return heads[0] if heads else None
+
+    def check_schema(self) -> None:
+        """Raise ``SchemaBehindError`` or ``SchemaNewerError`` unless the schema is at this code's head."""
+        current, head = self.revision(), head_revision()
+        if current == head:
+            return
+        if current is not None and current not in known_revisions():
+            raise self._newer_error(current)
+        found = f"at revision {current}" if current else "empty (no platform schema yet)"
+        raise SchemaBehindError(
+            f"the platform database {self._where()} is {found}; this code needs revision {head}: "
+            f"run `{UPGRADE_COMMAND}` (`mlplatform stack up` runs it in the embedded profile)"
+        )
+
+    def _newer_error(self, current: str) -> SchemaNewerError:
+        return SchemaNewerError(
+            f"the platform database {self._where()} is at revision {current}, which this code does not know (its "
+            f"newest is {head_revision()}): it was upgraded by a newer mlplatform; run that release, or restore a "
+            "backup taken before the upgrade"
+        )
+
+    def _where(self) -> str:
+        return f"({self.engine.url.render_as_string(hide_password=True)})"
 
     def session(self) -> Session:
         return self._sessions()
@@ -126,6 +201,33 @@ class PlatformStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _alembic_config() -> Config:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def _scripts() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config())
+
+
+@cache
+def head_revision() -> str:
+    """The newest revision this code's migrations know."""
+    head = _scripts().get_current_head()
+    assert head is not None, "the platform migrations have a single head"
+    return head
+
+
+@cache
+def known_revisions() -> frozenset[str]:
+    return frozenset(script.revision for script in _scripts().walk_revisions())
 
 
 def _to_event(row: AliasEventRow) -> AliasEvent:

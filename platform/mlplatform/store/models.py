@@ -129,3 +129,34 @@ class DeploymentRow(Base):
     deployed_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BrowserSessionRow(Base):
+    """A browser session: its cookie carries a random key whose sha256 is ``id``, so the server can end it.
+
+    Logging out revokes one session; a password change or disabling the user revokes all of theirs.  Rows are
+    deleted once they have expired, so the table holds at most a session lifetime of logins.
+    """
+
+    __tablename__ = "browser_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class LoginFailureRow(Base):
+    """One failed login, kept for the limiter's window only: every API process counts the same rows."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key", "username", "client", "failed_at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    username: Mapped[str] = mapped_column(String(64))
+    client: Mapped[str] = mapped_column(String(64))
+    failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -57,7 +57,7 @@ def make_check(model: str = MODEL, *, status: str = "drift", hour: int = 0) -> D
 
 def check_drift_contract(url: str) -> None:
     """What every platform DB must do with drift results (run on sqlite and PostgreSQL)."""
-    store = PlatformStore.connect(url)
+    store = PlatformStore.migrated(url)
     try:
         results = DriftResults(store)
         first = results.record(make_check(status="no_drift"))

@@ -13,6 +13,7 @@ from mlplatform.config import Settings, get_settings
 from mlplatform.predictions.reader import read_prediction_log
 from mlplatform.predictions.records import BASE_COLUMNS, PredictionRecord
 from mlplatform.predictions.writer import open_prediction_log
+from mlplatform.store import PlatformStore
 
 MODEL = "fraud_detector"
 # Starts just before a UTC midnight so the records span two date partitions.
@@ -21,10 +22,14 @@ THREADS = 4
 PER_THREAD = 150
 
 
-def log_settings(state_dir: Path, kind: str, **serving: Any) -> Settings:
-    """Settings for one prediction-log backend with small batches and a short flush interval."""
+def log_settings(state_dir: Path, kind: str, *, migrate: bool = True, **serving: Any) -> Settings:
+    """Settings for one prediction-log backend with small batches and a short flush interval; a database log's
+    schema is migrated first, as `mlplatform db upgrade` does before model servers start."""
     options: dict[str, Any] = {"log_batch_size": 40, "log_flush_interval_s": 0.05, **serving}
-    return get_settings(state_dir=state_dir, serving={"prediction_log": kind, **options})
+    settings = get_settings(state_dir=state_dir, serving={"prediction_log": kind, **options})
+    if kind == "postgres" and migrate:
+        PlatformStore.migrated(settings.serving.prediction_log_url or settings.db_url).dispose()
+    return settings
 
 
 def make_record(index: int, *, model: str = MODEL, features: dict[str, float | None] | None = None) -> PredictionRecord:

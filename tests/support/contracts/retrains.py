@@ -16,7 +16,7 @@ def _ref(key: str, model: str = "m") -> AlertRef:
 
 
 def check_retrain_contract(url: str) -> None:
-    store = PlatformStore.connect(url)
+    store = PlatformStore.migrated(url)
     try:
         records = RetrainRecords(store)
         now = datetime.now(UTC)

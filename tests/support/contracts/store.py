@@ -15,7 +15,7 @@ from tests.support.api_world import cheap_hash
 
 
 def check_auth_contract(url: str) -> None:
-    store = PlatformStore.connect(url)
+    store = PlatformStore.migrated(url)
     try:
         auth = AuthRepository(store, cheap_hash())
         assert auth.count_users() == 0
@@ -57,7 +57,7 @@ def check_auth_contract(url: str) -> None:
 
 
 def check_audit_contract(url: str) -> None:
-    store = PlatformStore.connect(url)
+    store = PlatformStore.migrated(url)
     try:
         audit = AuditLog(store)
         first = audit.record(

@@ -2,11 +2,8 @@
 
 from alembic import context
 
+from mlplatform.store.db import VERSION_TABLE
 from mlplatform.store.models import Base
-
-# Our own version table: the platform DB may share a PostgreSQL database with MLflow, which keeps its Alembic
-# revision in the default `alembic_version` table.
-VERSION_TABLE = "mlplatform_alembic_version"
 
 connection = context.config.attributes["connection"]
 context.configure(
