@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,9 +13,11 @@ from tests.support.contracts.prediction_log import (
     check_regression_records,
     check_window,
     log_settings,
+    make_record,
 )
 
 pytestmark = pytest.mark.integration
+ROLE_PASSWORD = "a long enough role password"
 
 
 def test_n_records_in_from_many_threads_n_records_out(tmp_path: Path, postgres_database: str) -> None:
@@ -53,3 +57,119 @@ def test_migration_creates_the_table_and_its_time_window_index(postgres_database
     assert isinstance(columns["id"]["type"], sa.BigInteger)
     assert columns["label"]["nullable"] and not columns["score"]["nullable"]  # migration 0007
     assert indexes["ix_prediction_log_model_name_ts"] == ["model_name", "ts"]
+
+
+# -- model servers hold a role that may only append to the log ------------------------------------------------
+
+
+@pytest.fixture()
+def writer_url(postgres_database: str, tmp_path: Path) -> Iterator[str]:
+    """The database migrated by its owner, and a role made by `mlplatform db grant-prediction-writer`; yields the
+    URL a model server would get.  Roles are cluster-wide: this one has a unique name and is dropped afterwards."""
+    import sqlalchemy as sa
+    from typer.testing import CliRunner
+
+    from mlplatform.cli.main import app
+    from mlplatform.store import PlatformStore
+
+    PlatformStore.migrated(postgres_database).dispose()
+    role = f"mlp_writer_{uuid.uuid4().hex[:8]}"
+    secret = tmp_path / "writer-password"
+    secret.write_text(ROLE_PASSWORD + "\n")
+    args = ["db", "grant-prediction-writer", "--role", role, "--password-file", str(secret)]
+    owner = sa.create_engine(postgres_database, isolation_level="AUTOCOMMIT")
+    try:
+        result = CliRunner().invoke(app, args, env={"MLP_DB__URL": postgres_database, "MLP_STATE_DIR": str(tmp_path)})
+        assert result.exit_code == 0, result.output
+        as_writer = sa.engine.make_url(postgres_database).set(username=role, password=ROLE_PASSWORD)
+        yield as_writer.render_as_string(hide_password=False)
+    finally:
+        with owner.connect() as connection:
+            if connection.scalar(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}):
+                connection.execute(sa.text(f'DROP OWNED BY "{role}"'))  # its grants in this database
+                connection.execute(sa.text(f'DROP ROLE "{role}"'))
+        owner.dispose()
+
+
+def test_the_writer_role_inserts_predictions_and_the_sink_works_with_it(
+    writer_url: str, postgres_database: str
+) -> None:
+    import sqlalchemy as sa
+
+    from mlplatform.predictions.sinks import PostgresSink
+
+    sink = PostgresSink(writer_url)
+    try:
+        sink.write([make_record(index) for index in range(3)])  # the revision check and the inserts
+    finally:
+        sink.close()
+    owner = sa.create_engine(postgres_database)
+    with owner.connect() as connection:
+        assert connection.scalar(sa.text("SELECT count(*) FROM prediction_log")) == 3
+        powerful = connection.scalar(
+            sa.text("SELECT rolsuper OR rolcreatedb OR rolcreaterole FROM pg_roles WHERE rolname = :r"),
+            {"r": sa.engine.make_url(writer_url).username},
+        )
+    owner.dispose()
+    assert powerful is False
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT * FROM users",
+        "SELECT token_hash FROM api_tokens",
+        "SELECT * FROM prediction_log",
+        "UPDATE prediction_log SET score = 0",
+        "DELETE FROM prediction_log",
+        "CREATE TABLE mine (id int)",
+        "ALTER TABLE prediction_log ADD COLUMN x int",
+        "INSERT INTO audit_events (created_at, actor, action, target, reason, result, detail) "
+        "VALUES (now(), 'x', 'x', 'x', '', 'ok', '{}')",
+    ],
+)
+def test_the_writer_role_may_do_nothing_else(writer_url: str, statement: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(writer_url)
+    try:
+        refused = pytest.raises(sa.exc.ProgrammingError, match=r"permission denied|must be owner")
+        with refused, engine.begin() as connection:
+            connection.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
+def test_granting_again_takes_back_what_someone_added(writer_url: str, postgres_database: str, tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from mlplatform.store import PlatformStore
+    from mlplatform.store.roles import grant_prediction_writer
+
+    role = sa.engine.make_url(writer_url).username
+    owner = sa.create_engine(postgres_database, isolation_level="AUTOCOMMIT")
+    with owner.connect() as connection:
+        connection.execute(sa.text(f'GRANT SELECT ON users TO "{role}"'))
+    store = PlatformStore.connect(postgres_database)
+    grant_prediction_writer(store, role, ROLE_PASSWORD)
+    store.dispose()
+    owner.dispose()
+    test_the_writer_role_may_do_nothing_else(writer_url, "SELECT * FROM users")
+
+
+def test_a_schema_newer_than_the_code_is_refused_by_the_sink(postgres_database: str) -> None:
+    import sqlalchemy as sa
+
+    from mlplatform.predictions.sinks import PostgresSink
+    from mlplatform.store import PlatformStore
+    from mlplatform.store.db import VERSION_TABLE, SchemaNewerError, head_revision
+
+    PlatformStore.migrated(postgres_database).dispose()
+    owner = sa.create_engine(postgres_database)
+    with owner.begin() as connection:
+        connection.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '0999'"))
+    owner.dispose()
+    sink = PostgresSink(postgres_database)
+    with pytest.raises(SchemaNewerError, match=f"revision 0999, which this code does not know .*{head_revision()}"):
+        sink.write([make_record(0)])
+    sink.close()
