@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from mlplatform.config import Settings, get_settings
-from tests.support.environment import REPO_ROOT, free_port, in_ci, scratch_postgres, skip_missing
+from tests.support.environment import REPO_ROOT, free_port, in_ci, scratch_postgres, skip_missing, with_migrated_db
 from tests.support.tools import require_tool
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432"
@@ -113,8 +113,9 @@ def postgres_database(postgres_server_url: str) -> Iterator[str]:
 
 @pytest.fixture()
 def settings(tmp_path: Path) -> Settings:
-    """Embedded-profile settings whose state lives in a per-test directory, with free ports."""
-    return get_settings(
+    """Embedded-profile settings whose state lives in a per-test directory, with free ports, and whose platform DB
+    is migrated as `mlplatform stack up` leaves it (processes only check its revision)."""
+    configured = get_settings(
         state_dir=tmp_path / "state",
         bundled_models_dir=REPO_ROOT / "pipelines" / "models",
         feast={"repo_path": REPO_ROOT / "feature_repo", "project": "mlp_test"},
@@ -122,6 +123,7 @@ def settings(tmp_path: Path) -> Settings:
         mlflow={"port": free_port()},
         prometheus={"port": free_port(), "alertmanager_port": free_port()},
     )
+    return with_migrated_db(configured)
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ from tests.monitoring.exports import (
     known_from_exposition,
 )
 from tests.monitoring.promql import grouping_labels, label_values_metric, numbers, selectors
+from tests.support.environment import with_migrated_db
 
 NOT_YET_EXPORTED = frozenset(
     {
@@ -54,7 +55,7 @@ def api_exposition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
     With it, the label names of the app's collectors: the metrics object's own and the drift collector's.
     """
     state: Path = tmp_path_factory.mktemp("api") / "state"
-    app = create_app(get_settings(state_dir=state))
+    app = create_app(with_migrated_db(get_settings(state_dir=state)))
     with TestClient(app) as client:
         response = client.get("/metrics")
         assert response.status_code == 200

@@ -10,9 +10,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
+
+if TYPE_CHECKING:
+    from mlplatform.config import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,6 +27,15 @@ def in_ci() -> bool:
 def skip_missing(what: str, how: str) -> NoReturn:
     """Skip a test for a missing tool or service, saying which and how to get it (a failure under CI)."""
     pytest.skip(f"needs {what}: {how}")
+
+
+def with_migrated_db(settings: Settings) -> Settings:
+    """``settings`` after migrating its platform DB, as `mlplatform stack up` (or `db upgrade`) does before any
+    process opens it: processes only check the revision."""
+    from mlplatform.store import PlatformStore
+
+    PlatformStore.migrated(settings.db_url).dispose()
+    return settings
 
 
 @contextmanager

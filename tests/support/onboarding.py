@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mlplatform.config import Settings, get_settings
-from tests.support.environment import REPO_ROOT
+from tests.support.environment import REPO_ROOT, with_migrated_db
 
 FEATURE_REPO = REPO_ROOT / "feature_repo"
 END = datetime(2026, 3, 1, tzinfo=UTC)
@@ -26,13 +26,14 @@ class Tables:
 
 
 def onboarding_settings(state_dir: Path, **overrides: object) -> Settings:
-    """Settings over ``state_dir`` (features come from every model folder's features.yaml)."""
-    return get_settings(
+    """Settings over ``state_dir`` (features come from every model folder's features.yaml), platform DB migrated."""
+    settings = get_settings(
         state_dir=state_dir,
         bundled_models_dir=state_dir / "bundled",
         feast={"repo_path": FEATURE_REPO, "project": "mlp_onboard"},
         **overrides,
     )
+    return with_migrated_db(settings)
 
 
 def feature_frame(entities: int = 300, features: int = 4, days: int = 30, seed: int = 3) -> pd.DataFrame:

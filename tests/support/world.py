@@ -14,7 +14,7 @@ import yaml
 from mlplatform.config import Settings, get_settings
 from mlplatform.stack.embedded import mlflow_argv, mlflow_env
 from mlplatform.stack.supervisor import Supervisor
-from tests.support.environment import REPO_ROOT, free_port
+from tests.support.environment import REPO_ROOT, free_port, with_migrated_db
 
 # Small but learnable: enough fraud episodes for a holdout with both classes and a stable ROC AUC.
 SMALL_WORLD = {"customers": 400, "days": 40}
@@ -36,14 +36,16 @@ def start_mlflow(settings: Settings) -> Supervisor:
 
 
 def world_settings(state_dir: Path, mlflow: dict[str, object] | None = None, **overrides: object) -> Settings:
-    """Settings for a test world under ``state_dir``: repo specs and features, MLflow on a free port."""
-    return get_settings(
+    """Settings for a test world under ``state_dir``: repo specs and features, MLflow on a free port, the platform
+    DB migrated."""
+    settings = get_settings(
         state_dir=state_dir,
         bundled_models_dir=REPO_ROOT / "pipelines" / "models",
         feast={"repo_path": REPO_ROOT / "feature_repo", "project": "mlp_train"},
         mlflow={"port": free_port(), **(mlflow or {})},
         **overrides,
     )
+    return with_migrated_db(settings)
 
 
 def build_world(settings: Settings) -> None:

@@ -21,7 +21,6 @@ from mlplatform.operations.services import ApiServices
 from mlplatform.orchestration.airflow_client import DagRun
 from mlplatform.registry.lineage import Lineage
 from mlplatform.registry.mlflow_registry import RegistryUnavailableError
-from mlplatform.store import PlatformStore
 from mlplatform.store.drift import DriftCheck, DriftResults, FeatureDrift
 from mlplatform.store.retrains import AlertRef
 from mlplatform.ui import charts
@@ -408,7 +407,7 @@ def test_plotly_comes_from_the_installed_package(world: World) -> None:
 
 
 def test_the_ui_shares_one_app_with_the_api(settings: Settings) -> None:
-    services = ApiServices.from_settings(settings, store=PlatformStore.migrated(settings.db_url))
+    services = ApiServices.from_settings(settings)
     app = create_app(settings, services)
     assert app.state.ui is not None and app.state.services is services
 
