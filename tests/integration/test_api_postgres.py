@@ -142,3 +142,16 @@ def test_the_login_limit_is_shared_by_api_processes_and_trusts_forwarded_headers
     clients = {event.client for event in AuditLog(store).query(action="session.login", result="failed")}
     store.dispose()
     assert clients == {"198.51.100.1", "127.0.0.1"}
+
+
+def test_concurrent_upgrades_take_turns(postgres_database: str) -> None:
+    """Replicas (or jobs) starting together each run `db upgrade`: they wait on one lock, none fails."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlplatform.store.db import head_revision
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        stores = list(pool.map(PlatformStore.migrated, [postgres_database] * 3))
+    assert [store.revision() for store in stores] == [head_revision()] * 3
+    for store in stores:
+        store.dispose()

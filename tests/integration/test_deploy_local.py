@@ -11,7 +11,7 @@ from mlplatform.config import DatabaseSettings
 from mlplatform.deploy.base import Backend, DeployError
 from mlplatform.deploy.local import LocalProcessDeployer
 from mlplatform.serving.client import predict
-from tests.support.environment import free_port
+from tests.support.environment import free_port, with_migrated_db
 from tests.support.serving import KINDS, MODEL, ServedWorld, labels_in_model_dir, serving_settings, spec_dir
 
 pytestmark = pytest.mark.integration
@@ -87,6 +87,7 @@ def test_cli_predict_and_traffic(served_world: ServedWorld, tmp_path: Path, monk
     settings = serving_settings(served_world.settings, tmp_path, backend="kserve")
     # Its own platform DB: the embedded CLI acts as the bootstrap admin, which the shared world's DB may not have.
     settings = settings.model_copy(update={"db": DatabaseSettings(url=f"sqlite:///{tmp_path / 'platform.db'}")})
+    with_migrated_db(settings)
     for key, value in settings.child_env().items():
         monkeypatch.setenv(key, value)
     labels_in_model_dir(settings, MODEL)

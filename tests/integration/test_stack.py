@@ -82,10 +82,13 @@ def stack_settings(settings: Settings, tmp_path: Path) -> Settings:
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "stack_probe.py").write_text(textwrap.dedent(PROBE_DAG))
+    # A platform DB nothing has migrated yet: `stack up` must prepare it before the API process checks it.
+    fresh_db = settings.db.model_copy(update={"url": f"sqlite:///{tmp_path / 'stack-platform.db'}"})
     return settings.model_copy(
         update={
             "airflow": settings.airflow.model_copy(update={"dags_folder": dags}),
             "api": settings.api.model_copy(update={"port": free_port()}),
+            "db": fresh_db,
         }
     )
 

@@ -4,6 +4,7 @@ checks the schema's revision and refuses one it was not written for, with the fi
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,10 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from mlplatform.cli.main import app
+from mlplatform.config import DatabaseSettings, Settings
 from mlplatform.predictions.sinks import PostgresSink
 from mlplatform.predictions.writer import BatchingPredictionLog
+from mlplatform.stack.embedded import EmbeddedStack, StackError
 from mlplatform.store import PlatformStore
 from mlplatform.store.db import VERSION_TABLE, SchemaBehindError, SchemaNewerError, head_revision
 from tests.support.contracts.prediction_log import make_record
@@ -130,3 +133,23 @@ def test_grant_prediction_writer_needs_postgresql(cli_env: dict[str, str], tmp_p
     args = ["db", "grant-prediction-writer", "--role", "mlp_writer", "--password-file", str(secret)]
     result = runner.invoke(app, args, env=cli_env)
     assert result.exit_code == 1 and "need PostgreSQL" in result.output
+
+
+# ------------------------------------------------------------------------------------------------- stack up
+
+
+def test_stack_up_migrates_the_platform_db_before_starting_anything(settings: Settings, tmp_path: Path) -> None:
+    fresh = settings.model_copy(update={"db": DatabaseSettings(url=f"sqlite:///{tmp_path / 'fresh.db'}")})
+    with socket.socket() as holder:  # MLflow cannot start: `up` stops right after its first step
+        holder.bind(("127.0.0.1", fresh.mlflow.port))
+        holder.listen()
+        with pytest.raises(StackError, match="already in use"):
+            EmbeddedStack(fresh).up()
+    PlatformStore.connect(fresh.db_url).dispose()  # at this code's revision
+
+
+def test_stack_up_refuses_a_newer_schema_naming_both_revisions(settings: Settings) -> None:
+    stamp(settings.db_url, FUTURE)
+    with pytest.raises(StackError, match=f"revision {FUTURE}, which this code does not know"):
+        EmbeddedStack(settings).up()
+    assert not any(state.running for state in EmbeddedStack(settings).status())

@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from mlplatform.store.models import AliasEventRow
@@ -30,6 +30,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # revision in the default `alembic_version` table.
 VERSION_TABLE = "mlplatform_alembic_version"
 UPGRADE_COMMAND = "mlplatform db upgrade"
+# PostgreSQL advisory lock held while migrating (any fixed number; this one spells "mlp" in ASCII).
+MIGRATION_LOCK_KEY = 0x6D6C70
 # How long a sqlite writer waits for another process's write lock before failing (the API, the model servers'
 # checks and the CLI share the embedded database).
 SQLITE_BUSY_TIMEOUT_S = 15.0
@@ -128,6 +130,9 @@ class PlatformStore:
             raise self._newer_error(current)
         config = _alembic_config()
         with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Two upgrades at once (replicas starting together) take turns; the second finds nothing to do.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
