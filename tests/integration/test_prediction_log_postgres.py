@@ -146,7 +146,7 @@ def test_granting_again_takes_back_what_someone_added(writer_url: str, postgres_
     from mlplatform.store import PlatformStore
     from mlplatform.store.roles import grant_prediction_writer
 
-    role = sa.engine.make_url(writer_url).username
+    role = str(sa.engine.make_url(writer_url).username)
     owner = sa.create_engine(postgres_database, isolation_level="AUTOCOMMIT")
     with owner.connect() as connection:
         connection.execute(sa.text(f'GRANT SELECT ON users TO "{role}"'))
