@@ -1,7 +1,7 @@
 """``mlplatform db ...``: the platform database's schema and roles, run by whoever owns the database.
 
-Migrations run here only (``stack up`` calls ``upgrade``; the chart runs it as a job before the API starts): every
-other process checks the revision and refuses a schema it was not written for.
+Migrations run here only (``stack up`` calls ``upgrade``; in the chart, the platform pod's init container does):
+every other process checks the revision and refuses a schema it was not written for.
 """
 
 from __future__ import annotations

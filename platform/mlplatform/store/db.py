@@ -1,11 +1,11 @@
 """Access to the platform database (sqlite in embedded mode, PostgreSQL in production).
 
 The schema is owned by Alembic and migrated from one place only: ``mlplatform db upgrade`` (which ``stack up``
-runs, and the chart's migration job).  Every other process (the API, model servers' prediction log, drift checks,
-the CLI) opens the database with ``PlatformStore.connect``, which checks the schema's revision and refuses to work
-on one it was not written for, instead of changing the schema itself: a model server's credential then needs no
-DDL rights, two processes never race to migrate, and a database upgraded by newer code is refused by older code
-rather than written to with assumptions that no longer hold.
+runs, and in the chart the platform pod's init container).  Every other process (the API, model servers'
+prediction log, drift checks, the CLI) opens the database with ``PlatformStore.connect``, which checks the schema's
+revision and refuses to work on one it was not written for, instead of changing the schema itself: a model
+server's credential then needs no DDL rights, two processes never race to migrate, and a database upgraded by newer
+code is refused by older code rather than written to with assumptions that no longer hold.
 """
 
 from __future__ import annotations
