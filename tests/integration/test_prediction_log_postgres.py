@@ -173,3 +173,23 @@ def test_a_schema_newer_than_the_code_is_refused_by_the_sink(postgres_database: 
     with pytest.raises(SchemaNewerError, match=f"revision 0999, which this code does not know .*{head_revision()}"):
         sink.write([make_record(0)])
     sink.close()
+
+
+def test_a_privilege_granted_to_public_is_refused_not_ignored(writer_url: str, postgres_database: str) -> None:
+    """Revoking from the role cannot take back what PUBLIC holds: the command says so instead of claiming
+    least privilege."""
+    import sqlalchemy as sa
+
+    from mlplatform.store import PlatformStore
+    from mlplatform.store.roles import RoleError, grant_prediction_writer
+
+    owner = sa.create_engine(postgres_database, isolation_level="AUTOCOMMIT")
+    with owner.connect() as connection:
+        connection.execute(sa.text("GRANT SELECT ON users TO PUBLIC"))
+    owner.dispose()
+    store = PlatformStore.connect(postgres_database)
+    try:
+        with pytest.raises(RoleError, match=r"SELECT on users .*PUBLIC"):
+            grant_prediction_writer(store, str(sa.engine.make_url(writer_url).username), ROLE_PASSWORD)
+    finally:
+        store.dispose()

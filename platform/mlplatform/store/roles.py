@@ -57,6 +57,7 @@ def grant_prediction_writer(store: PlatformStore, role: str, password: str) -> N
         connection.exec_driver_sql(f"{verb} ROLE \"{role}\" WITH {_LEAST_ATTRIBUTES} PASSWORD '{verifier}'")
         _revoke_everything(connection, role)
         _grant_insert_only(connection, role)
+        _verify_insert_only(connection, role)
 
 
 def _scram_verifier(connection: Connection, role: str, password: str) -> str:
@@ -102,3 +103,37 @@ def _grant_insert_only(connection: Connection, role: str) -> None:
     connection.execute(text(f'GRANT INSERT ON {schema}.{table} TO "{role}"'))
     connection.execute(text(f'GRANT USAGE ON SEQUENCE {sequence} TO "{role}"'))
     connection.execute(text(f'GRANT SELECT ON {schema}.{VERSION_TABLE} TO "{role}"'))
+
+
+# What the role may do on each table it may touch at all; every other table: nothing.
+_EXPECTED = {PredictionLogRow.__tablename__: {"INSERT"}, VERSION_TABLE: {"SELECT"}}
+_TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+
+
+def _verify_insert_only(connection: Connection, role: str) -> None:
+    """Check the result, PUBLIC's grants included (revoking from the role cannot take those back): a role that
+    could do more is refused, and the transaction creating it rolls back."""
+    schema = connection.scalar(text("SELECT current_schema()"))
+    if connection.scalar(
+        text("SELECT has_schema_privilege(:role, :schema, 'CREATE')"), {"role": role, "schema": schema}
+    ):
+        raise RoleError(
+            f"a role could still create tables in schema {schema} because PUBLIC may (PostgreSQL before 15 allows "
+            f"it by default): run `REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC` as the database owner, then again"
+        )
+    tables = connection.scalars(text("SELECT tablename FROM pg_tables WHERE schemaname = :schema"), {"schema": schema})
+    for table in tables.all():
+        held = {
+            privilege
+            for privilege in _TABLE_PRIVILEGES
+            if connection.scalar(
+                text("SELECT has_table_privilege(:role, quote_ident(:schema) || '.' || quote_ident(:table), :p)"),
+                {"role": role, "schema": schema, "table": table, "p": privilege},
+            )
+        }
+        extra = held - _EXPECTED.get(table, set())
+        if extra:
+            raise RoleError(
+                f"the role would still hold {', '.join(sorted(extra))} on {table} (granted to PUBLIC): revoke that "
+                "from PUBLIC, then run this again"
+            )
