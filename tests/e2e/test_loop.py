@@ -53,7 +53,7 @@ def test_drifted_traffic_ends_with_a_new_champion_serving(e2e_world: E2eWorld) -
     alerts = httpx.get(f"{prometheus_url(settings)}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
     assert any(a["labels"]["alertname"] == "DatasetDriftDetected" and a["state"] == "firing" for a in alerts)
 
-    store = PlatformStore.migrated(settings.db_url)
+    store = PlatformStore.connect(settings.db_url)
     try:
         triggered = [r for r in RetrainRecords(store).list(OPTIONS.model) if r.status == "triggered"]
         registry = ModelRegistry(settings, store=store)

@@ -179,7 +179,7 @@ def test_embedded_mode_runs_the_same_api_in_process(settings: Settings, embedded
 
     token_file = settings.layout.cli_token
     assert token_file.stat().st_mode & 0o777 == 0o600
-    tokens = AuthRepository(PlatformStore.migrated(settings.db_url)).list_tokens("admin")
+    tokens = AuthRepository(PlatformStore.connect(settings.db_url)).list_tokens("admin")
     assert [token.name for token in tokens] == ["embedded-cli"]  # issued once, then reused
 
 
@@ -192,7 +192,7 @@ def test_embedded_mode_explains_an_unreachable_registry(embedded_env: dict[str, 
 
 def test_embedded_token_file_is_replaced_when_revoked(settings: Settings, embedded_env: dict[str, str]) -> None:
     cli(["deployments", "--json"], embedded_env)
-    auth = AuthRepository(PlatformStore.migrated(settings.db_url))
+    auth = AuthRepository(PlatformStore.connect(settings.db_url))
     [token] = auth.list_tokens("admin")
     auth.revoke_token(token.id)
     assert cli(["deployments", "--json"], embedded_env) == []

@@ -162,7 +162,7 @@ def test_monitoring_dag_runs_the_check(world: World) -> None:
     assert result["tasks"] == ["drift_check"]
     assert result["state"].endswith("success"), result["stderr"]
 
-    store = PlatformStore.migrated(settings.db_url)
+    store = PlatformStore.connect(settings.db_url)
     try:
         newest = DriftResults(store).for_model(MODEL, limit=1)[0]
     finally:

@@ -64,7 +64,7 @@ def api(live_settings: Settings) -> Iterator[tuple[ApiServices, FakeOrchestrator
     airflow = FakeOrchestrator()
     services = ApiServices.from_settings(
         live_settings,
-        store=PlatformStore.migrated(live_settings.db_url),
+        store=PlatformStore.connect(live_settings.db_url),
         password_hash=cheap_hash(),
         orchestrator_factory=lambda: airflow,
     )

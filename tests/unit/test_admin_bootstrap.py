@@ -16,7 +16,7 @@ from tests.support.api_world import cheap_hash
 
 
 def _auth(settings: Settings) -> AuthRepository:
-    return AuthRepository(PlatformStore.migrated(settings.db_url), cheap_hash())
+    return AuthRepository(PlatformStore.connect(settings.db_url), cheap_hash())
 
 
 def test_generated_password_is_kept_private_and_hinted_not_shown(settings: Settings) -> None:

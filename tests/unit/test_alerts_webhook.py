@@ -58,7 +58,7 @@ class Hook:
 def make_hook(settings: Settings, **alerts: Any) -> Hook:
     policy = type(settings.alerts).model_validate({**settings.alerts.model_dump(), **alerts})
     settings = settings.model_copy(update={"alerts": policy})
-    store = PlatformStore.migrated(settings.db_url)
+    store = PlatformStore.connect(settings.db_url)
     airflow = FakeOrchestrator()
     services = ApiServices.from_settings(
         settings, store=store, password_hash=cheap_hash(), orchestrator_factory=lambda: airflow

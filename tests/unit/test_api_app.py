@@ -499,7 +499,7 @@ def test_operations_endpoints_and_openapi(world: World) -> None:
 
 
 def test_bootstrap_generates_a_one_time_admin_password(settings: Settings) -> None:
-    auth = AuthRepository(PlatformStore.migrated(settings.db_url), cheap_hash())
+    auth = AuthRepository(PlatformStore.connect(settings.db_url), cheap_hash())
     password = bootstrap_admin(settings, auth)
     assert password and len(password) >= 20
     assert auth.verify_password("admin", password) is not None
@@ -511,7 +511,7 @@ def test_bootstrap_uses_the_configured_password(settings: Settings) -> None:
 
     api = settings.api.model_copy(update={"admin_username": "root", "admin_password": SecretStr("configured-pass-1")})
     settings = settings.model_copy(update={"api": api})
-    auth = AuthRepository(PlatformStore.migrated(settings.db_url), cheap_hash())
+    auth = AuthRepository(PlatformStore.connect(settings.db_url), cheap_hash())
     assert bootstrap_admin(settings, auth) is None
     assert auth.verify_password("root", "configured-pass-1") is not None
 

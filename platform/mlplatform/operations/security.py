@@ -3,9 +3,9 @@
 A session is a row in the platform database (``store.sessions``) whose random key travels in a signed cookie
 (itsdangerous, keyed by the session secret): the server can end it (logout, password change), and a copied cookie
 stops working with it.  Cookies are HTTP-only so scripts cannot read them, SameSite=Lax so other sites cannot post
-with them, Secure when ``api.secure_cookies`` is on.  Each session
-carries its own random CSRF value (a synchronizer token bound to the session): every state-changing request that
-is authenticated by the cookie must echo it in the ``X-CSRF-Token`` header or a ``csrf_token`` form field.
+with them, Secure when ``api.secure_cookies`` is on.  Each session carries its own random CSRF value (a
+synchronizer token bound to the session): every state-changing request that is authenticated by the cookie must
+echo it in the ``X-CSRF-Token`` header or a ``csrf_token`` form field.
 Requests with a Bearer token carry no ambient credential and need no CSRF token.
 
 Forms posted before there is a session (the login form of the UI) use a double-submit cookie instead:
