@@ -12,6 +12,7 @@ embedded profile needs no configuration at all while the production profile over
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -95,6 +96,13 @@ class FeastSettings(_Section):
     redis_connection_string: str = Field(
         f"{LOOPBACK}:6379", description="Feast Redis connection string (host:port[,db=N][,password=...])."
     )
+    redis_timeout_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Connect and socket timeout of every Redis call, unless the connection string sets "
+        "socket_timeout / socket_connect_timeout itself.",
+    )
     offline_store: Literal["duckdb", "file"] = Field(
         "duckdb", description="Offline store engine over the parquet sources (duckdb streams the join)."
     )
@@ -148,6 +156,28 @@ class ServingSettings(_Section):
         le=1024 * 1024,
         description="Largest request body a model server reads, in KiB; a longer one is answered 413 as soon as its "
         "Content-Length or its bytes so far exceed it, before it is parsed.",
+    )
+    scoring_threads: int = Field(
+        4, ge=1, le=64, description="Threads that score requests (and read the online store) off the event loop."
+    )
+    scoring_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Longest a request waits for its scoring (online-store read, model); then a 503, so a stuck "
+        "store never holds clients or the server's probes.",
+    )
+    feature_store_retry_s: float = Field(
+        2.0,
+        ge=0,
+        le=300,
+        description="After the online store fails, how long requests get a 503 at once before it is tried again.",
+    )
+    auth_token_file: Path | None = Field(
+        None,
+        description="File holding the bearer token model servers require on every route but health, readiness and "
+        "metrics (at least 16 characters; in the chart, a mounted Secret). Unset: no token, for servers bound to "
+        "loopback or reachable only through NetworkPolicy peers.",
     )
     prediction_log: Literal["parquet", "postgres", "off"] = Field(
         "parquet", description="Prediction log sink: partitioned parquet under state_dir, or a PostgreSQL table."
@@ -480,13 +510,55 @@ class Settings(BaseSettings):
         """Model cache and prediction log of locally run servers."""
         return (self.serving.model_cache_dir or self.layout.serving_dir).resolve()
 
-    def child_env(self) -> dict[str, str]:
-        """Environment that makes a child process (a server, an Airflow task) build exactly these settings.
+    def child_env(self, purpose: ChildPurpose) -> dict[str, str]:
+        """Environment that makes a child process (a server, an Airflow task) build these settings, with only the
+        secrets its ``purpose`` needs (``CHILD_SECRETS``): a model server or MLflow that is compromised must not
+        hand over the session key, the webhook token or the platform DB's owner.
 
-        Every value that is set is exported, secrets included: children need them, and the environment (unlike
-        argv, which supervisors log) is private to the process.
+        Values go through the environment, which (unlike argv, which supervisors log) is private to the process.
         """
-        return _flatten_env(self, "MLP_")
+        env = _flatten_env(self, "MLP_")
+        needed = CHILD_SECRETS[purpose](self)
+        return {name: value for name, value in env.items() if name not in SECRET_ENV or name in needed}
+
+
+ChildPurpose = Literal["api", "airflow", "model_server", "mlflow"]
+"""What a child process is for: it decides which secret settings it receives."""
+
+SECRET_ENV = frozenset(
+    (
+        "MLP_API__SESSION_SECRET",
+        "MLP_API__ADMIN_PASSWORD",
+        "MLP_ALERTS__WEBHOOK_TOKEN",
+        "MLP_OIDC__CLIENT_SECRET",
+        "MLP_API_TOKEN",
+        "MLP_AIRFLOW__PASSWORD",
+        "MLP_AIRFLOW__DATABASE_URL",
+        "MLP_DB__URL",
+        "MLP_SERVING__PREDICTION_LOG_URL",
+        "MLP_FEAST__REDIS_CONNECTION_STRING",
+    )
+)
+"""Settings that are, or may carry, a credential (database URLs and Redis connection strings hold passwords)."""
+
+
+def _model_server_secrets(settings: Settings) -> frozenset[str]:
+    """The online store, and the database the prediction log writes to (the platform DB only if no log URL)."""
+    needed = {"MLP_FEAST__REDIS_CONNECTION_STRING", "MLP_SERVING__PREDICTION_LOG_URL"}
+    if settings.serving.prediction_log == "postgres" and settings.serving.prediction_log_url is None:
+        needed.add("MLP_DB__URL")
+    return frozenset(needed)
+
+
+CHILD_SECRETS: dict[ChildPurpose, Callable[[Settings], frozenset[str]]] = {
+    "api": lambda _settings: SECRET_ENV,
+    # Tasks train from the feature store, record alias moves in the platform DB; components need their own DB.
+    "airflow": lambda _settings: frozenset(
+        ("MLP_DB__URL", "MLP_AIRFLOW__DATABASE_URL", "MLP_FEAST__REDIS_CONNECTION_STRING")
+    ),
+    "model_server": _model_server_secrets,
+    "mlflow": lambda _settings: frozenset(),
+}
 
 
 def _flatten_env(model: BaseModel, prefix: str) -> dict[str, str]:

@@ -137,7 +137,7 @@ def test_cli_prints_the_recorded_check_as_json(world: World) -> None:
 
     end = datetime.now(UTC)
     world.log(world.served_like_training(300, seed=5), end)
-    env = world.settings.child_env()
+    env = world.settings.child_env("api")
     result = CliRunner().invoke(drift_app, ["check", MODEL, "--window-hours", "24", "--json"], env=env)
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)

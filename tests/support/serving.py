@@ -93,7 +93,7 @@ def start_server(kind: str, settings: Settings, model: str = MODEL, wait_ready: 
     script = REPO_ROOT / "serving" / kind / ("server.py" if kind == "kserve" else "service.py")
     log_path = settings.serving_dir.parent / f"{kind}-{settings.serving.port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **settings.child_env(), "PYTHONUNBUFFERED": "1", "BENTOML_DO_NOT_TRACK": "true"}
+    env = {**os.environ, **settings.child_env("model_server"), "PYTHONUNBUFFERED": "1", "BENTOML_DO_NOT_TRACK": "true"}
     with log_path.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, str(script), "--model", model], env=env, cwd=REPO_ROOT, stdout=sink, stderr=sink

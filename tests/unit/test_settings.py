@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from mlplatform.cli.settings_catalogue import render_catalogue
-from mlplatform.config import get_settings
+from mlplatform.config import SECRET_ENV, get_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +37,7 @@ def test_relative_paths_are_pinned_to_the_working_directory(monkeypatch: pytest.
 
 def test_child_env_rebuilds_the_same_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     original = get_settings(state_dir=tmp_path, mlflow={"port": 5123}, feast={"online_store": "redis"})
-    for key, value in original.child_env().items():
+    for key, value in original.child_env("api").items():
         monkeypatch.setenv(key, value)
     rebuilt = get_settings()
     assert rebuilt.state_dir == original.state_dir
@@ -81,3 +81,31 @@ def test_catalogue_document_matches_the_code() -> None:
     assert documented == render_catalogue(), "docs/settings.md is stale: run `make settings-docs`"
     for variable in ("MLP_STATE_DIR", "MLP_FEAST__REDIS_CONNECTION_STRING", "MLP_TRAINING__THREADS"):
         assert f"`{variable}`" in documented
+
+
+def test_each_child_gets_only_the_secrets_its_purpose_needs(tmp_path: Path) -> None:
+    """A model server or MLflow that is compromised holds no session key, webhook token or platform DB owner."""
+    settings = get_settings(
+        state_dir=tmp_path,
+        api={"session_secret": "k" * 40, "admin_password": "first-admin-password"},
+        alerts={"webhook_token": "w" * 20},
+        db={"url": "postgresql://owner:pw@db/platform"},
+        serving={"prediction_log": "postgres", "prediction_log_url": "postgresql://writer:pw@db/platform"},
+        feast={"online_store": "redis", "redis_connection_string": "redis:6379,password=r"},
+    )
+    everything = {"MLP_API__SESSION_SECRET", "MLP_API__ADMIN_PASSWORD", "MLP_ALERTS__WEBHOOK_TOKEN", "MLP_DB__URL"}
+    assert everything <= set(settings.child_env("api"))
+    server = settings.child_env("model_server")
+    assert server["MLP_SERVING__PREDICTION_LOG_URL"].startswith("postgresql://writer:")
+    assert server["MLP_FEAST__REDIS_CONNECTION_STRING"] == "redis:6379,password=r"
+    assert not {"MLP_DB__URL", "MLP_API__SESSION_SECRET", "MLP_ALERTS__WEBHOOK_TOKEN"} & set(server)
+    assert server["MLP_STATE_DIR"] == str(tmp_path)  # what is not a secret still goes everywhere
+
+    airflow = settings.child_env("airflow")
+    assert airflow["MLP_DB__URL"].startswith("postgresql://owner:") and "MLP_API__SESSION_SECRET" not in airflow
+    assert not SECRET_ENV & set(settings.child_env("mlflow"))
+
+    without_log_url = settings.model_copy(
+        update={"serving": settings.serving.model_copy(update={"prediction_log_url": None})}
+    )
+    assert without_log_url.child_env("model_server")["MLP_DB__URL"].startswith("postgresql://owner:")

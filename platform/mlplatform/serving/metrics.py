@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summ
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 STAGES = ("feature_fetch", "predict", "total")
-OUTCOMES = ("ok", "partial", "invalid", "too_large", "unavailable", "error")
+OUTCOMES = ("ok", "partial", "invalid", "too_large", "unauthorized", "unavailable", "error")
 # Serving stages take from well under a millisecond (predict on one row) to a second (a cold online store):
 # fine steps at the bottom, where the latency objectives live.
 STAGE_BUCKETS = (
@@ -63,7 +63,8 @@ class ServingMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "mlplatform_serving_requests",
-            "Prediction requests by outcome (ok, partial = some rows rejected, invalid, too_large, unavailable).",
+            "Prediction requests by outcome (ok, partial = some rows rejected, invalid, too_large, unauthorized, "
+            "unavailable).",
             ["model", "outcome"],
             registry=self.registry,
         )

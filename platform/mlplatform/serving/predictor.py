@@ -13,9 +13,11 @@ import uuid
 from typing import TYPE_CHECKING
 
 from mlplatform.config import Settings
+from mlplatform.serving.access import read_token
 from mlplatform.serving.errors import ModelUnavailableError, ServingError
 from mlplatform.serving.loading import LoadedModel, ModelLoader, ModelSlot
 from mlplatform.serving.metrics import ServingMetrics
+from mlplatform.serving.offload import OffLoop
 from mlplatform.serving.scoring import PredictionResult, Scoring
 from mlplatform.serving.wire import parse_request_body, read_capped, validate_entities
 from mlplatform.specs import ModelSpec, find_spec
@@ -51,6 +53,16 @@ class Predictor:
         loader = loader or ModelLoader(settings, model_name, self.alias, self.spec)
         self._slot = ModelSlot(settings, loader, self.metrics)
         self._scoring = Scoring(settings, self.spec, self.metrics, lambda: loader.features)
+        self.token = read_token(settings.serving.auth_token_file)
+        """The bearer token clients must send (``serving.access``); ``None``: none required."""
+        serving = settings.serving
+        self._off_loop = OffLoop(
+            serving.scoring_threads,
+            serving.scoring_timeout_s,
+            self._scoring.store_health,
+            on_timeout=self._timed_out,
+            on_refused=self._count_refused,
+        )
 
     def start(self, poll: bool = True) -> None:
         """Load the model (registry, else cache), open the prediction log, start the alias poller.
@@ -69,6 +81,7 @@ class Predictor:
     def close(self, timeout: float = 10.0) -> None:
         """Stop polling and flush the prediction log (called on graceful shutdown, e.g. SIGTERM)."""
         self._slot.stop(timeout)
+        self._off_loop.close()
         if self._log is not None:
             self._scoring.log = None
             self._log.close(timeout)
@@ -98,7 +111,23 @@ class Predictor:
         except ServingError as error:
             self._count_refused(error)
             raise
-        return self.predict(entities, request_id, field)
+        return await self.predict_off_loop(entities, request_id, field)
+
+    async def predict_off_loop(
+        self, entities: object, request_id: str | None = None, field: str = "entities"
+    ) -> PredictionResult:
+        """``predict`` in a scoring thread, so a stuck online-store read never blocks the server's event loop (its
+        other requests, its probes); a 503 past ``serving.scoring_timeout_s`` (``mlplatform.serving.offload``)."""
+        return await self._off_loop.run(lambda: self.predict(entities, request_id, field))
+
+    def _timed_out(self) -> None:
+        """A scoring call outlived its deadline: if it is inside a store read, the store is what hangs."""
+        if self._scoring.reading_store:
+            self._scoring.store_health.failed()
+
+    def count_unauthorized(self) -> None:
+        """A request refused for want of the bearer token (answered by ``serving.access.BearerGate``)."""
+        self._series.requests["unauthorized"].inc()
 
     def _count_refused(self, error: ServingError) -> None:
         self._series.requests[error.outcome].inc()

@@ -22,9 +22,12 @@ from typing import TYPE_CHECKING
 
 import bentoml
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from mlplatform.serving.access import BearerGate
 
 if TYPE_CHECKING:
     from mlplatform.serving.predictor import Predictor
@@ -88,12 +91,19 @@ def create_app() -> Starlette:
             {"ready": True, "model": model.name, "version": model.version, "from_cache": model.from_cache}
         )
 
+    def token() -> bytes | None:
+        return _predictor().token
+
+    def count_unauthorized() -> None:
+        _predictor().count_unauthorized()
+
     return Starlette(
         routes=[
             Route("/predict", predict, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/status", status, methods=["GET"]),
-        ]
+        ],
+        middleware=[Middleware(BearerGate, token=token, on_refused=count_unauthorized)],
     )
 
 

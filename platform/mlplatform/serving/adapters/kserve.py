@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from mlplatform import bodies
+from mlplatform.serving.access import BearerGate
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -69,13 +70,19 @@ def build_model(predictor: Predictor) -> Any:
         async def __call__(
             self, body: Any, headers: dict[str, str] | None = None, verb: Any = InferenceVerb.PREDICT
         ) -> tuple[Any, dict[str, str]]:
-            """Straight to ``predict`` (v2 over REST and gRPC come through here).  KServe's own ``__call__``
-            times pre-processing, predict and post-processing into histograms of the global registry, which
-            ``/metrics`` does not serve (the Predictor's stage histograms are the platform's): three timers and
-            three label lookups per request for series nobody reads.  Pre- and post-processing are identities."""
+            """Straight to the Predictor, off the event loop (v2 over REST and gRPC come through here).  KServe's
+            own ``__call__`` times pre-processing, predict and post-processing into histograms of the global
+            registry, which ``/metrics`` does not serve (the Predictor's stage histograms are the platform's): three
+            timers and three label lookups per request for series nobody reads.  Pre- and post-processing are
+            identities."""
             if verb != InferenceVerb.PREDICT:
                 raise NotImplementedError(f"{predictor.name}: only predict is served, not {verb}")
-            return self.predict(body, headers), {}
+            if not isinstance(body, InferRequest):
+                raise InvalidRequestError("body: this model answers v2 inference requests here (v1: :predict)")
+            entities = v2_entities(body, predictor.spec.entity_key, predictor.spec.label.request_columns)
+            request_id = body.id or (headers or {}).get("x-request-id")
+            result = await predictor.predict_off_loop(entities, request_id)
+            return v2_response(result, InferOutput, InferResponse), {}
 
         def get_input_types(self) -> list[dict[str, Any]]:
             spec = predictor.spec
@@ -86,14 +93,6 @@ def build_model(predictor: Predictor) -> Any:
 
         def get_output_types(self) -> list[dict[str, Any]]:
             return v2_output_types(predictor.spec.task)
-
-        def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
-            """v2 requests (REST and gRPC); v1 is answered by ``V1FastPath`` before KServe's data plane."""
-            if not isinstance(payload, InferRequest):
-                raise InvalidRequestError("body: this model answers v2 inference requests here (v1: :predict)")
-            entities = v2_entities(payload, predictor.spec.entity_key, predictor.spec.label.request_columns)
-            result = predictor.predict(entities, payload.id or (headers or {}).get("x-request-id"))
-            return v2_response(result, InferOutput, InferResponse)
 
     return PlatformModel()
 
@@ -221,9 +220,10 @@ def serve(predictor: Predictor) -> None:
 
     class PlatformRESTServer(RESTServer):  # type: ignore[misc]
         def _add_middlewares(self, app: FastAPI) -> None:
-            """Only the v1 fast path: stock KServe's per-request timing log lines are what our histograms
-            already measure."""
+            """The bearer-token gate (outermost: no body is read before it), then the v1 fast path; not stock
+            KServe's per-request timing log lines, which our histograms already measure."""
             app.add_middleware(V1FastPath, predictor=predictor)
+            app.add_middleware(BearerGate, token=lambda: predictor.token, on_refused=predictor.count_unauthorized)
 
         def _add_exception_handlers(self, app: FastAPI) -> None:
             super()._add_exception_handlers(app)
@@ -265,6 +265,8 @@ def serve(predictor: Predictor) -> None:
             if self._grpc_server is not None:
                 asyncio.get_running_loop().create_task(self._grpc_server.stop(sig))
 
+    if predictor.token is not None and settings.grpc_port is not None:
+        raise SystemExit("serving.auth_token_file guards HTTP only: unset serving.grpc_port, or the token")
     install_platform_routes(model_server.app, predictor)
     server = PlatformModelServer(
         http_port=settings.port,
