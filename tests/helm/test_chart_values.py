@@ -140,7 +140,7 @@ def test_rendered_platform_settings_are_accepted_by_mlplatform_config(helm: str,
                     for key, value in env.items():
                         patch.setenv(key, value)
                     patch.chdir(tmp_path)
-                    settings = Settings(_secrets_dir=secrets)  # type: ignore[call-arg]
+                    settings = Settings(_secrets_dir=secrets)
                 assert settings.mlflow.resolved_tracking_uri().startswith("http://mlp-mlplatform-mlflow")
                 checked += 1
     assert checked >= 8, "the API, model servers, migrations and jobs all run platform code"
