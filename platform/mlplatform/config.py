@@ -12,16 +12,24 @@ embedded profile needs no configuration at all while the production profile over
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from mlplatform.state import StateLayout
 
 LOOPBACK = "127.0.0.1"
+# The variable naming the secrets directory (see Settings.secrets_dir), read when settings are built.
+SECRETS_DIR_VARIABLE = "MLP_SECRETS_DIR"
 # The shortest session-signing key accepted: 32 characters of a URL-safe token carry 192 bits.
 MIN_SESSION_SECRET_CHARS = 32
 
@@ -424,6 +432,13 @@ class Settings(BaseSettings):
     )
 
     state_dir: Path = Field(Path(".mlplatform"), description="Root of all embedded-mode state (DBs, data, logs).")
+    secrets_dir: Path | None = Field(
+        None,
+        description="Directory of files, each named like the variable it replaces (MLP_DB__URL, "
+        "MLP_API__SESSION_SECRET) and holding its value: secrets mounted as files (the Helm chart mounts its Secrets "
+        "here) instead of passed in the environment. A variable that is set wins over its file. Set it as "
+        "MLP_SECRETS_DIR; a directory that does not exist is an error.",
+    )
     api_url: str | None = Field(
         None,
         description="Platform API the CLI talks to (e.g. https://mlp.example.com). Unset: embedded mode, where the "
@@ -451,6 +466,32 @@ class Settings(BaseSettings):
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then the secrets directory: files named like the variables, nested
+        sections split on ``__`` as in the environment.
+
+        The directory comes from ``Settings(_secrets_dir=...)`` or, at construction (never at import),
+        from ``MLP_SECRETS_DIR``.  Secret files keep credentials out of the pod spec's environment, where
+        ``kubectl describe``, crash reports and every child process would see them.
+        """
+        directory = getattr(file_secret_settings, "secrets_dir", None) or os.environ.get(SECRETS_DIR_VARIABLE) or None
+        secrets = NestedSecretsSettingsSource(
+            file_secret_settings,
+            secrets_dir=directory,
+            secrets_dir_missing="error",
+            secrets_prefix="MLP_",
+            secrets_nested_delimiter="__",
+        )
+        return init_settings, env_settings, secrets
 
     @field_validator("api_url", "api_token", mode="before")
     @classmethod

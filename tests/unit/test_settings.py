@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from mlplatform.cli.settings_catalogue import render_catalogue
 from mlplatform.config import SECRET_ENV, get_settings
@@ -74,6 +75,66 @@ def test_secrets_are_masked_when_shown() -> None:
     settings = get_settings(airflow={"password": "s3cret-value"})
     assert "s3cret-value" not in settings.model_dump_json()
     assert settings.airflow.password is not None and settings.airflow.password.get_secret_value() == "s3cret-value"
+
+
+def _secret_files(directory: Path, files: dict[str, str]) -> Path:
+    """A secrets directory laid out as Kubernetes mounts a Secret volume: files behind a hidden ``..data`` link."""
+    data = directory / "..2026_01_01_00_00_00.000000001"
+    data.mkdir(parents=True)
+    (directory / "..data").symlink_to(data.name)
+    for name, content in files.items():
+        (data / name).write_text(content)
+        (directory / name).symlink_to(f"..data/{name}")
+    return directory
+
+
+def test_secrets_are_read_from_files_named_like_the_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    directory = _secret_files(
+        tmp_path / "secrets",
+        {
+            "MLP_DB__URL": "postgresql+psycopg://mlp:pw@db:5432/mlp\n",
+            "MLP_API__SESSION_SECRET": "k" * 40 + "\n",
+            "MLP_SERVING__PREDICTION_LOG_URL": "postgresql+psycopg://writer:pw@db:5432/mlp",
+        },
+    )
+    monkeypatch.setenv("MLP_SECRETS_DIR", str(directory))
+    settings = get_settings(state_dir=tmp_path)
+    assert settings.db_url == "postgresql+psycopg://mlp:pw@db:5432/mlp"
+    assert settings.api.session_secret is not None and settings.api.session_secret.get_secret_value() == "k" * 40
+    assert settings.serving.prediction_log_url == "postgresql+psycopg://writer:pw@db:5432/mlp"
+    assert settings.secrets_dir == directory
+
+
+def test_the_secrets_directory_can_be_passed_at_construction(tmp_path: Path) -> None:
+    directory = _secret_files(tmp_path / "secrets", {"MLP_AIRFLOW__PASSWORD": "from-a-file"})
+    settings = get_settings(state_dir=tmp_path, _secrets_dir=directory)
+    assert settings.airflow.password is not None and settings.airflow.password.get_secret_value() == "from-a-file"
+
+
+def test_a_variable_wins_over_its_secret_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    directory = _secret_files(tmp_path / "secrets", {"MLP_AIRFLOW__USERNAME": "from-file"})
+    monkeypatch.setenv("MLP_AIRFLOW__USERNAME", "from-env")
+    assert get_settings(state_dir=tmp_path, _secrets_dir=directory).airflow.username == "from-env"
+
+
+def test_secret_files_are_validated_like_variables(tmp_path: Path) -> None:
+    """An emptied key file is the empty-secret hole again: refused, without showing what the file held."""
+    directory = _secret_files(tmp_path / "secrets", {"MLP_API__SESSION_SECRET": "short-secret\n"})
+    with pytest.raises(ValidationError, match=r"api\.session_secret must be at least 32 characters") as raised:
+        get_settings(state_dir=tmp_path, _secrets_dir=directory)
+    assert "short-secret" not in str(raised.value)
+
+
+def test_an_unknown_secret_file_is_an_error(tmp_path: Path) -> None:
+    directory = _secret_files(tmp_path / "secrets", {"MLP_DB__URLL": "sqlite://"})
+    with pytest.raises(ValidationError, match=r"db\.urll"):
+        get_settings(state_dir=tmp_path, _secrets_dir=directory)
+
+
+def test_a_missing_secrets_directory_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MLP_SECRETS_DIR", str(tmp_path / "absent"))
+    with pytest.raises(SettingsError, match="absent"):
+        get_settings(state_dir=tmp_path)
 
 
 def test_catalogue_document_matches_the_code() -> None:
