@@ -12,6 +12,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from mlplatform import logs
 from mlplatform.config import Settings
 from mlplatform.serving.errors import ModelUnavailableError, ServingError
 from mlplatform.serving.loading import LoadedModel, ModelLoader, ModelSlot
@@ -102,6 +103,7 @@ class Predictor:
 
     def _count_refused(self, error: ServingError) -> None:
         self._series.requests[error.outcome].inc()
+        logs.note_error(error.message)  # the reason on the request's log line
 
     def predict(self, entities: object, request_id: str | None = None, field: str = "entities") -> PredictionResult:
         """Score a batch of entities; raises ``ServingError`` subclasses that map to HTTP statuses.
@@ -110,6 +112,9 @@ class Predictor:
         """
         began = time.perf_counter()
         model = self._slot.model  # the one read of the served model: a swap mid-request does not affect this request
+        # One id for the answer, the prediction log and every log line of this request.
+        request_id = request_id or logs.current_request_id() or uuid.uuid4().hex
+        logs.bind(request_id, self.name, model.version if model is not None else None)
         try:
             if model is None:
                 raise ModelUnavailableError(f"no model loaded for {self.name}@{self.alias}: {self._slot.reason}")
@@ -120,7 +125,7 @@ class Predictor:
                 self.settings.serving.max_batch_size,
                 field,
             )
-            result = self._scoring.score(model, rows, request_id or uuid.uuid4().hex, began)
+            result = self._scoring.score(model, rows, request_id, began)
         except ServingError as error:
             self._count_refused(error)
             raise

@@ -22,9 +22,12 @@ from typing import TYPE_CHECKING
 
 import bentoml
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from mlplatform import logs
 
 if TYPE_CHECKING:
     from mlplatform.serving.predictor import Predictor
@@ -66,7 +69,7 @@ def create_app() -> Starlette:
         headers = request.headers
         try:
             result = await predictor.predict_stream(
-                request.stream(), headers.get("content-length"), headers.get("x-request-id"), "entities"
+                request.stream(), headers.get("content-length"), logs.current_request_id(), "entities"
             )
         except ServingError as error:
             return JSONResponse({"error": error.message}, status_code=error.status)
@@ -93,8 +96,14 @@ def create_app() -> Starlette:
             Route("/predict", predict, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/status", status, methods=["GET"]),
-        ]
+        ],
+        middleware=[Middleware(logs.RequestLog, sample=_access_log_rate)],
     )
+
+
+def _access_log_rate() -> float:
+    """``serving.access_log`` once the service exists (the app is built at import, before any settings)."""
+    return _Current.predictor.settings.serving.access_log if _Current.predictor is not None else 0.0
 
 
 @bentoml.service(
@@ -116,7 +125,10 @@ class ModelService:
         model = os.environ.get(MODEL_ENV)
         if not model:
             raise RuntimeError(f"set {MODEL_ENV} to the registered model name to serve")
-        self.predictor = Predictor(get_settings(), model)
+        settings = get_settings()
+        # BentoML set up its own text logging in this worker before importing the service: ours replaces it.
+        logs.configure(settings.log, fields={"model": model})
+        self.predictor = Predictor(settings, model)
         self.predictor.start()
         _Current.predictor = self.predictor
         gc.freeze()  # the model and libraries are long-lived: keep them out of every later GC pass
