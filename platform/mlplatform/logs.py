@@ -52,18 +52,21 @@ PROBE_PATHS = frozenset({"/metrics", "/livez", "/readyz", "/healthz", "/status",
 """Scraped or probed every few seconds: a successful answer is never an access line, whatever the sample rate."""
 
 _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # Patterns run over rendered lines, JSON included: a value stops at a quote or a backslash (an escaped quote),
+    # so a redacted line stays valid JSON.
     # Authorization: Bearer <token> / Basic <base64>, also as "authorization": "Bearer ..." in a dumped dict.
     (re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\1\2{REDACTED}"),
     # The platform's API tokens (mlp_ + 43 URL-safe characters), wherever they appear.
     (re.compile(r"\bmlp_[A-Za-z0-9_-]{20,}"), f"mlp_{REDACTED}"),
     # Session and CSRF cookies (mlp_session=..., mlp_login_csrf=...) and any other *session*/*csrf* value.
-    (re.compile(r"(?i)\b([A-Za-z_]*(?:session|csrf)[A-Za-z_]*=)[^;,\s\"'&]+"), rf"\1{REDACTED}"),
+    (re.compile(r"(?i)\b([A-Za-z_]*(?:session|csrf)[A-Za-z_]*=)[^;,\s\"'&\\]+"), rf"\1{REDACTED}"),
     # scheme://user:password@host
-    (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s\"']*:)[^@\s\"']+@"), rf"\1{REDACTED}@"),
-    # password=..., "password": "...", secret/token keys in query strings and dumped mappings.
+    (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s\"'\\]*:)[^@\s\"'\\]+@"), rf"\1{REDACTED}@"),
+    # password=..., "password": "...", secret and token keys in query strings and dumped mappings.
     (
         re.compile(
-            r"(?i)\b((?:password|passwd|secret|api_token|access_token|token)[\"']?\s*[:=]\s*[\"']?)[^\s\"',&;}]+"
+            r"(?i)\b((?:password|passwd|secret|api_token|access_token|token)(?:\\?[\"'])?\s*[:=]\s*(?:\\?[\"'])?)"
+            r"[^\s\"',&;}\\]+"
         ),
         rf"\1{REDACTED}",
     ),

@@ -67,9 +67,10 @@ def create_app() -> Starlette:
 
         predictor = _predictor()
         headers = request.headers
+        request_id = logs.current_request_id() or headers.get("x-request-id")  # accepted by logs.RequestLog
         try:
             result = await predictor.predict_stream(
-                request.stream(), headers.get("content-length"), logs.current_request_id(), "entities"
+                request.stream(), headers.get("content-length"), request_id, "entities"
             )
         except ServingError as error:
             return JSONResponse({"error": error.message}, status_code=error.status)

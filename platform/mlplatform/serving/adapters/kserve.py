@@ -131,7 +131,9 @@ class V1FastPath:
         from mlplatform.serving.errors import ServingError
         from mlplatform.serving.wire import response_body
 
-        declared, header_id = bodies.header(scope, b"content-length"), logs.current_request_id()
+        declared = bodies.header(scope, b"content-length")
+        # The id ``logs.RequestLog`` accepted (or made) in front of this; the raw header where it is not installed.
+        header_id = logs.current_request_id() or bodies.header(scope, b"x-request-id")
         try:
             result = await self.predictor.predict_stream(_body_chunks(receive), declared, header_id, "instances")
         except ServingError as error:
