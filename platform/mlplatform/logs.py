@@ -21,6 +21,7 @@ DAG run to each of their lines and the redaction to the task's handlers.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import sys
@@ -48,6 +49,7 @@ SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "kserve", "kserve.trace", "bentoml
 """Loggers the servers configure with handlers of their own: emptied and propagating to the root handler."""
 QUIET_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "alembic.runtime.plugins": logging.WARNING}
 """One INFO line per outbound call (every registry poll), per Alembic plugin: only their warnings are kept."""
+MLFLOW_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 PROBE_PATHS = frozenset({"/metrics", "/livez", "/readyz", "/healthz", "/status", "/v2/health/ready", "/v2/health/live"})
 """Scraped or probed every few seconds: a successful answer is never an access line, whatever the sample rate."""
 
@@ -208,8 +210,11 @@ def configure(settings: LogSettings, fields: Mapping[str, str] | None = None, st
     libraries have set up their own logging (or before they would): their loggers are emptied and propagate here.
     """
     target = stream if stream is not None else sys.stderr
+    as_json = wants_json(settings.format, target)
     handler = logging.StreamHandler(target)
-    handler.setFormatter(json_formatter() if wants_json(settings.format, target) else text_formatter())
+    handler.setFormatter(json_formatter() if as_json else text_formatter())
+    if as_json:  # progress bars are for terminals: MLflow's would put carriage-return text between the lines
+        os.environ.setdefault(MLFLOW_PROGRESS_BAR, "false")
     handler.addFilter(ContextFilter(fields))
     root = logging.getLogger()
     for old in list(root.handlers):

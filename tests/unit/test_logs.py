@@ -15,7 +15,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from pydantic import ValidationError
@@ -44,8 +44,10 @@ SECRETS_IN_TEXT = {
 
 
 @pytest.fixture()
-def restored_logging() -> Iterator[None]:
-    """``configure`` rewires the root logger and the excepthook: put back pytest's handlers afterwards."""
+def restored_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``configure`` rewires the root logger and the excepthook (and turns MLflow's progress bars off for JSON):
+    put everything back afterwards."""
+    monkeypatch.delenv(logs.MLFLOW_PROGRESS_BAR, raising=False)
     root = logging.getLogger()
     handlers, level, hook = list(root.handlers), root.level, sys.excepthook
     yield
@@ -58,9 +60,9 @@ def restored_logging() -> Iterator[None]:
     logging.captureWarnings(False)
 
 
-def configured(log_format: str = "json", fields: dict[str, str] | None = None) -> io.StringIO:
+def configured(log_format: Literal["json", "text"] = "json", fields: dict[str, str] | None = None) -> io.StringIO:
     stream = io.StringIO()
-    logs.configure(LogSettings(format=log_format), fields=fields, stream=stream)  # type: ignore[arg-type]
+    logs.configure(LogSettings(format=log_format), fields=fields, stream=stream)
     return stream
 
 
@@ -127,11 +129,17 @@ def test_auto_is_text_on_a_terminal_and_json_in_a_file(restored_logging: None, t
         logs.configure(LogSettings(format="auto"), stream=file)
         logging.getLogger("mlplatform.test").info("for a collector")
     assert json.loads((tmp_path / "process.log").read_text())["message"] == "for a collector"
+    assert os.environ[logs.MLFLOW_PROGRESS_BAR] == "false"  # no progress bars between the JSON lines
 
 
 def test_text_lines_show_the_request_context(restored_logging: None) -> None:
     stream = configured("text")
-    in_fresh_context(lambda: (logs.bind("r-1", "fraud", "2"), logging.getLogger("m").info("hello")))
+
+    def handle() -> None:
+        logs.bind("r-1", "fraud", "2")
+        logging.getLogger("m").info("hello")
+
+    in_fresh_context(handle)
     assert "INFO m [request_id=r-1 model=fraud version=2]: hello" in stream.getvalue()
 
 
