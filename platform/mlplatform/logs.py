@@ -274,12 +274,16 @@ class RequestLog:
         began = time.perf_counter()
         status = 500
 
+        accepted = context.request_id
+
         async def send_with_id(message: Any) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # The id the app settled on (a model server's body may name one), when it is fit for a header.
+                answered = context.request_id if _PLAIN_REQUEST_ID.fullmatch(context.request_id) else accepted
                 headers = [item for item in message.get("headers", []) if item[0].lower() != b"x-request-id"]
-                message = {**message, "headers": [*headers, (b"x-request-id", context.request_id.encode())]}
+                message = {**message, "headers": [*headers, (b"x-request-id", answered.encode())]}
             await send(message)
 
         try:

@@ -196,6 +196,18 @@ def test_a_request_id_header_is_kept_only_when_plain_and_short(sent: str | None,
         assert answered != sent and len(answered) == 32 and int(answered, 16) >= 0
 
 
+@pytest.mark.parametrize(("settled", "answered"), [("body-id-9", "body-id-9"), ("a\r\nSet-Cookie: x=1", "sent-1")])
+def test_the_answer_carries_the_id_the_app_settled_on_when_it_fits_a_header(settled: str, answered: str) -> None:
+    """A model server's body may name the request id; one that could split the header is not echoed."""
+
+    async def settle(_: Request) -> PlainTextResponse:
+        logs.bind(settled, "fraud", "1")
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/", settle)], middleware=[Middleware(logs.RequestLog, sample=lambda: 0.0)])
+    assert _raw_get(app, [(b"x-request-id", b"sent-1")]).headers["x-request-id"] == answered
+
+
 def _raw_get(app: Any, headers: list[tuple[bytes, bytes]]) -> Any:
     """A GET straight through ASGI: an HTTP client would refuse to send some of these headers (a newline)."""
     import asyncio
