@@ -6,7 +6,7 @@ BentoML) are routed to it, so a model server's file holds one format.  Every lin
 
 * the context: the request id, and the model and version where there is one, from a context variable that
   ``RequestLog`` (ASGI middleware in front of the API and both model servers) sets per request and the model
-  servers' Predictor completes (``bind``);
+  servers' Predictor completes (``bound``);
 * redaction: whatever looks like a credential (a bearer or basic Authorization value, an ``mlp_`` API token, a
   session or CSRF cookie, a password in a URL or after ``password=``) is replaced by ``[redacted]`` in the rendered
   line, message, exception and extra fields alike.
@@ -110,16 +110,25 @@ def current_request_id() -> str | None:
     return context.request_id if context is not None else None
 
 
-def bind(request_id: str, model: str | None = None, version: str | None = None) -> None:
-    """Set the request id (and the model and version) of the request being handled; outside a request (gRPC,
-    a test), start a context for the current task."""
+@contextmanager
+def bound(request_id: str, model: str | None = None, version: str | None = None) -> Iterator[None]:
+    """The request id (and the model and version) of the request being handled, for the lines logged meanwhile.
+
+    Inside ``RequestLog`` the request's context is completed in place, so its access line and answer header carry
+    the id too; elsewhere (gRPC, a direct call) a context lives for the block only, so no id outlives its request.
+    """
     context = _context.get()
-    if context is None:
-        _context.set(LogContext(request_id, model, version))
+    if context is not None:
+        context.request_id = request_id
+        context.model = model or context.model
+        context.version = version or context.version
+        yield
         return
-    context.request_id = request_id
-    context.model = model or context.model
-    context.version = version or context.version
+    token = _context.set(LogContext(request_id, model, version))
+    try:
+        yield
+    finally:
+        _context.reset(token)
 
 
 def note_error(message: str) -> None:

@@ -112,23 +112,23 @@ class Predictor:
         """
         began = time.perf_counter()
         model = self._slot.model  # the one read of the served model: a swap mid-request does not affect this request
+        request_id = request_id or uuid.uuid4().hex
         # One id for the answer, the prediction log and every log line of this request.
-        request_id = request_id or logs.current_request_id() or uuid.uuid4().hex
-        logs.bind(request_id, self.name, model.version if model is not None else None)
-        try:
-            if model is None:
-                raise ModelUnavailableError(f"no model loaded for {self.name}@{self.alias}: {self._slot.reason}")
-            rows = validate_entities(
-                entities,
-                self.spec.entity_key,
-                self.spec.label.request_columns,
-                self.settings.serving.max_batch_size,
-                field,
-            )
-            result = self._scoring.score(model, rows, request_id, began)
-        except ServingError as error:
-            self._count_refused(error)
-            raise
+        with logs.bound(request_id, self.name, model.version if model is not None else None):
+            try:
+                if model is None:
+                    raise ModelUnavailableError(f"no model loaded for {self.name}@{self.alias}: {self._slot.reason}")
+                rows = validate_entities(
+                    entities,
+                    self.spec.entity_key,
+                    self.spec.label.request_columns,
+                    self.settings.serving.max_batch_size,
+                    field,
+                )
+                result = self._scoring.score(model, rows, request_id, began)
+            except ServingError as error:
+                self._count_refused(error)
+                raise
         outcome = "partial" if result.errors else "ok"
         self._series.requests[outcome].inc()
         return result
