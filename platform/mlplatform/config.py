@@ -15,9 +15,9 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -32,6 +32,12 @@ LOOPBACK = "127.0.0.1"
 SECRETS_DIR_VARIABLE = "MLP_SECRETS_DIR"
 # The shortest session-signing key accepted: 32 characters of a URL-safe token carry 192 bits.
 MIN_SESSION_SECRET_CHARS = 32
+
+
+def _access_log_rate(value: Any) -> Any:
+    """``off`` and ``all`` read as the share of successful requests they mean (0 and 1)."""
+    named = {"off": 0.0, "all": 1.0}
+    return named.get(value.strip().lower(), value) if isinstance(value, str) else value
 
 
 class _Section(BaseModel):
@@ -196,6 +202,13 @@ class ServingSettings(_Section):
     log_queue_size: int = Field(10_000, ge=1, description="Records buffered before new ones are dropped (counted).")
     log_batch_size: int = Field(500, ge=1, description="Records written per batch.")
     log_flush_interval_s: float = Field(1.0, gt=0, description="Longest a record waits before it is written.")
+    access_log: Annotated[float, BeforeValidator(_access_log_rate)] = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of successful predictions that write an access line: 0 or `off` (none: the prediction "
+        "log is the record), 1 or `all`, or a sample rate such as 0.01. Refusals and errors always write one.",
+    )
 
     @field_validator("servers_dir")
     @classmethod
@@ -338,6 +351,13 @@ class ApiSettings(_Section):
     max_upload_mb: int = Field(
         200, ge=1, le=10_000, description="Largest upload (all files of a new model together), in MiB; more is 413."
     )
+    access_log: Annotated[float, BeforeValidator(_access_log_rate)] = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of successful API and UI requests that write an access line: 1 or `all`, 0 or `off`, "
+        "or a sample rate. Probes and scrapes never do; refusals and errors always do.",
+    )
     oidc: OidcSettings = Field(default_factory=OidcSettings)
 
     @field_validator("session_secret")
@@ -416,6 +436,17 @@ class PrometheusSettings(_Section):
     )
 
 
+class LogSettings(_Section):
+    """Log lines of every process the platform runs Python for (API/UI, model servers, CLI); see docs/security.md."""
+
+    format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="json: one JSON object per line (time, level, logger, message, request_id, model, version). "
+        "text: plain lines for people. auto: text on a terminal, JSON otherwise (files, pipes, containers).",
+    )
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Lowest level written.")
+
+
 class DatabaseSettings(_Section):
     """The platform's own database: alias history and audit events (more tables come with the control plane)."""
 
@@ -466,6 +497,7 @@ class Settings(BaseSettings):
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from mlplatform import logs
 from mlplatform.operations.problems import TYPE_BASE, Problem
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -66,6 +67,7 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extensions: dict[str, Any] | None = None,
 ) -> JSONResponse:
+    logs.note_error(detail)  # the reason on the request's access line
     body: dict[str, Any] = {
         "type": type_,
         "title": title or HTTPStatus(status).phrase,

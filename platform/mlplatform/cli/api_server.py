@@ -27,19 +27,34 @@ ROLE_HELP = "viewer, data-scientist, approver or admin"
 
 @api_app.command()
 def serve() -> None:
-    """Run the API with uvicorn on api.host:api.port; creates the first admin if there are no users."""
+    """Run the API with uvicorn on api.host:api.port; creates the first admin if there are no users.
+
+    Everything it writes is a log line in ``log.format`` (JSON in a file, text on a terminal): uvicorn is told not
+    to configure logging, and its access log is replaced by ``logs.RequestLog``'s (request ids, no query strings).
+    """
+    import logging
+
     import uvicorn
 
+    from mlplatform import logs
     from mlplatform.operations.services import ApiServices
     from mlplatform.store.bootstrap import ensure_admin, login_hint
     from mlplatform.webapp import create_app
 
     settings = get_settings()
+    logs.configure(settings.log)
+    log = logging.getLogger("mlplatform.api")
     services = ApiServices.from_settings(settings)
     if ensure_admin(settings, services.auth) is not None:
-        console.print(f"created the admin: {login_hint(settings, services.auth)}", highlight=False)
-    console.print(f"platform API and UI at {settings.api.resolved_public_url()}", highlight=False)
-    uvicorn.run(create_app(settings, services), host=settings.api.host, port=settings.api.port)
+        log.info("created the admin: %s", login_hint(settings, services.auth))
+    log.info("platform API and UI at %s", settings.api.resolved_public_url())
+    uvicorn.run(
+        create_app(settings, services),
+        host=settings.api.host,
+        port=settings.api.port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 @api_app.command()

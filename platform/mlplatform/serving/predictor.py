@@ -12,6 +12,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from mlplatform import logs
 from mlplatform.config import Settings
 from mlplatform.serving.access import read_token
 from mlplatform.serving.errors import ModelUnavailableError, ServingError
@@ -131,6 +132,7 @@ class Predictor:
 
     def _count_refused(self, error: ServingError) -> None:
         self._series.requests[error.outcome].inc()
+        logs.note_error(error.message)  # the reason on the request's log line
 
     def predict(self, entities: object, request_id: str | None = None, field: str = "entities") -> PredictionResult:
         """Score a batch of entities; raises ``ServingError`` subclasses that map to HTTP statuses.
@@ -139,20 +141,23 @@ class Predictor:
         """
         began = time.perf_counter()
         model = self._slot.model  # the one read of the served model: a swap mid-request does not affect this request
-        try:
-            if model is None:
-                raise ModelUnavailableError(f"no model loaded for {self.name}@{self.alias}: {self._slot.reason}")
-            rows = validate_entities(
-                entities,
-                self.spec.entity_key,
-                self.spec.label.request_columns,
-                self.settings.serving.max_batch_size,
-                field,
-            )
-            result = self._scoring.score(model, rows, request_id or uuid.uuid4().hex, began)
-        except ServingError as error:
-            self._count_refused(error)
-            raise
+        request_id = request_id or uuid.uuid4().hex
+        # One id for the answer, the prediction log and every log line of this request.
+        with logs.bound(request_id, self.name, model.version if model is not None else None):
+            try:
+                if model is None:
+                    raise ModelUnavailableError(f"no model loaded for {self.name}@{self.alias}: {self._slot.reason}")
+                rows = validate_entities(
+                    entities,
+                    self.spec.entity_key,
+                    self.spec.label.request_columns,
+                    self.settings.serving.max_batch_size,
+                    field,
+                )
+                result = self._scoring.score(model, rows, request_id, began)
+            except ServingError as error:
+                self._count_refused(error)
+                raise
         outcome = "partial" if result.errors else "ok"
         self._series.requests[outcome].inc()
         return result

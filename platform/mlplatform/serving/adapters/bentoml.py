@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mlplatform import logs
 from mlplatform.serving.access import BearerGate
 
 if TYPE_CHECKING:
@@ -67,9 +68,10 @@ def create_app() -> Starlette:
 
         predictor = _predictor()
         headers = request.headers
+        request_id = logs.current_request_id() or headers.get("x-request-id")  # accepted by logs.RequestLog
         try:
             result = await predictor.predict_stream(
-                request.stream(), headers.get("content-length"), headers.get("x-request-id"), "entities"
+                request.stream(), headers.get("content-length"), request_id, "entities"
             )
         except ServingError as error:
             return JSONResponse({"error": error.message}, status_code=error.status)
@@ -103,8 +105,16 @@ def create_app() -> Starlette:
             Route("/metrics", metrics, methods=["GET"]),
             Route("/status", status, methods=["GET"]),
         ],
-        middleware=[Middleware(BearerGate, token=token, on_refused=count_unauthorized)],
+        middleware=[
+            Middleware(logs.RequestLog, sample=_access_log_rate),
+            Middleware(BearerGate, token=token, on_refused=count_unauthorized),
+        ],
     )
+
+
+def _access_log_rate() -> float:
+    """``serving.access_log`` once the service exists (the app is built at import, before any settings)."""
+    return _Current.predictor.settings.serving.access_log if _Current.predictor is not None else 0.0
 
 
 @bentoml.service(
@@ -126,7 +136,10 @@ class ModelService:
         model = os.environ.get(MODEL_ENV)
         if not model:
             raise RuntimeError(f"set {MODEL_ENV} to the registered model name to serve")
-        self.predictor = Predictor(get_settings(), model)
+        settings = get_settings()
+        # BentoML set up its own text logging in this worker before importing the service: ours replaces it.
+        logs.configure(settings.log, fields={"model": model})
+        self.predictor = Predictor(settings, model)
         self.predictor.start()
         _Current.predictor = self.predictor
         gc.freeze()  # the model and libraries are long-lived: keep them out of every later GC pass

@@ -9,7 +9,8 @@ start without a ready model and serves the global Prometheus registry on ``/metr
 the reason) when no model can be loaded yet, and serves its own ``ServingMetrics`` registry.  It also writes no
 line per request: stock KServe logs an access line and two timing lines for every call (a third of a millisecond
 of CPU each time, and a full disk at a few hundred requests/s); the platform's metrics and prediction log say
-more, at a fraction of the cost.  v1 predictions are answered by ``V1FastPath`` ahead of KServe's FastAPI
+more, at a fraction of the cost (``serving.access_log`` turns sampled access lines on; refusals and errors
+always log, through ``mlplatform.logs``).  v1 predictions are answered by ``V1FastPath`` ahead of KServe's FastAPI
 routing and data plane, which cost as much CPU as the prediction itself (figures in docs/serving.md).
 
 KServe's private hooks overridden here (``RESTServer._add_middlewares``, ``RESTServer._add_exception_handlers``,
@@ -25,7 +26,7 @@ import signal
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from mlplatform import bodies
+from mlplatform import bodies, logs
 from mlplatform.serving.access import BearerGate
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def build_model(predictor: Predictor) -> Any:
             if not isinstance(body, InferRequest):
                 raise InvalidRequestError("body: this model answers v2 inference requests here (v1: :predict)")
             entities = v2_entities(body, predictor.spec.entity_key, predictor.spec.label.request_columns)
-            request_id = body.id or (headers or {}).get("x-request-id")
+            request_id = body.id or logs.current_request_id() or (headers or {}).get("x-request-id")  # REST: checked
             result = await predictor.predict_off_loop(entities, request_id)
             return v2_response(result, InferOutput, InferResponse), {}
 
@@ -128,7 +129,9 @@ class V1FastPath:
         from mlplatform.serving.errors import ServingError
         from mlplatform.serving.wire import response_body
 
-        declared, header_id = bodies.header(scope, b"content-length"), bodies.header(scope, b"x-request-id")
+        declared = bodies.header(scope, b"content-length")
+        # The id ``logs.RequestLog`` accepted (or made) in front of this; the raw header where it is not installed.
+        header_id = logs.current_request_id() or bodies.header(scope, b"x-request-id")
         try:
             result = await self.predictor.predict_stream(_body_chunks(receive), declared, header_id, "instances")
         except ServingError as error:
@@ -202,13 +205,6 @@ def install_error_handlers(app: FastAPI, predictor: Predictor) -> None:
     app.add_exception_handler(ModelNotReady, not_ready)
 
 
-def silence_access_log() -> None:
-    """No uvicorn access line per request: it checks ``hasHandlers()`` once per connection, so none must exist."""
-    access = logging.getLogger("uvicorn.access")
-    access.handlers.clear()
-    access.propagate = False
-
-
 def serve(predictor: Predictor) -> None:
     """Run the HTTP (and optional gRPC) server until SIGTERM/SIGINT, then flush the prediction log."""
     from kserve import model_server
@@ -220,10 +216,12 @@ def serve(predictor: Predictor) -> None:
 
     class PlatformRESTServer(RESTServer):  # type: ignore[misc]
         def _add_middlewares(self, app: FastAPI) -> None:
-            """The bearer-token gate (outermost: no body is read before it), then the v1 fast path; not stock
-            KServe's per-request timing log lines, which our histograms already measure."""
+            """From the outside in: the request id and access lines (``serving.access_log``), the bearer-token gate
+            (no body is read before it), the v1 fast path; not stock KServe's per-request timing log lines, which
+            are what our histograms already measure."""
             app.add_middleware(V1FastPath, predictor=predictor)
             app.add_middleware(BearerGate, token=lambda: predictor.token, on_refused=predictor.count_unauthorized)
+            app.add_middleware(logs.RequestLog, sample=lambda: settings.access_log)
 
         def _add_exception_handlers(self, app: FastAPI) -> None:
             super()._add_exception_handlers(app)
@@ -242,7 +240,7 @@ def serve(predictor: Predictor) -> None:
                 timeout_keep_alive=self.timeout_keep_alive,
             )
             rest.config.host = settings.host
-            silence_access_log()
+            logs.adopt_server_loggers()  # KServe configured its own handlers when the server was built
             self._rest_server = rest
             self.servers.append(rest.start())
             if self.enable_grpc:
