@@ -597,15 +597,25 @@ def test_ui_forms_refuse_a_session_without_its_csrf_token(live_api: LiveApi) -> 
     assert len(live_api.world.orchestrator.triggered) == runs_before
 
 
-def unread_body_answer(url: str, path: str, declared: int, headers: dict[str, str]) -> tuple[int, float]:
+MULTIPART = "multipart/form-data; boundary=x"
+# The first bytes of a body that is well-formed so far: a server that reads bodies first waits for the rest.
+BODY_STARTS = {
+    "application/json": b'{"reason": "',
+    MULTIPART: b'--x\r\nContent-Disposition: form-data; name="features"; filename="f.parquet"\r\n\r\nPAR1',
+}
+
+
+def unread_body_answer(
+    url: str, path: str, declared: int, headers: dict[str, str], content_type: str = "application/json"
+) -> tuple[int, float]:
     """POST declaring a ``declared``-byte body but sending only its first bytes: the status the server answers
     without waiting for the rest, and how long it took (a server that reads the body first never answers)."""
     host, port = url.removeprefix("http://").split(":")
-    lines = [f"POST {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {declared}", "Content-Type: application/json"]
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {declared}", f"Content-Type: {content_type}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     began = time.monotonic()
     with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + b'{"reason": "')
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + BODY_STARTS[content_type])
         try:
             answer = sock.recv(4096)
         except TimeoutError:
@@ -614,15 +624,21 @@ def unread_body_answer(url: str, path: str, declared: int, headers: dict[str, st
 
 
 @pytest.mark.parametrize(
-    ("path", "credential"),
-    [(TRAIN, None), (TRAIN, "Bearer mlp_unknown_token_of_forty_characters_xx"), (WEBHOOK, None)],
+    ("path", "credential", "content_type", "status"),
+    [
+        (TRAIN, None, "application/json", 401),
+        (TRAIN, "Bearer mlp_unknown_token_of_forty_characters_xx", "application/json", 401),
+        (WEBHOOK, None, "application/json", 401),
+        ("/api/v1/models", None, MULTIPART, 401),
+        ("/new-model", None, MULTIPART, 303),  # the UI's upload form: to the login page
+    ],
 )
 def test_unauthenticated_requests_are_answered_before_their_body_is_read(
-    live_api: LiveApi, path: str, credential: str | None
+    live_api: LiveApi, path: str, credential: str | None, content_type: str, status: int
 ) -> None:
     headers = {"Authorization": credential} if credential else {}
-    status, seconds = unread_body_answer(live_api.url, path, 900_000, headers)
-    assert status == 401 and seconds < GOOD_ANSWER_S, f"answered {status} after {seconds:.1f} s"
+    answered, seconds = unread_body_answer(live_api.url, path, 900_000, headers, content_type)
+    assert answered == status and seconds < GOOD_ANSWER_S, f"answered {answered} after {seconds:.1f} s"
 
 
 def test_an_upload_past_its_limit_is_refused_before_its_body_is_read(live_api: LiveApi) -> None:

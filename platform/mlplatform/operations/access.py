@@ -152,6 +152,19 @@ def authenticate_to_act(request: Request, action: str) -> Principal:
     return principal
 
 
+def signed_in(action: str) -> Callable[[Request], Principal]:
+    """A dependency that authenticates the caller of ``action`` (a 401, audited, otherwise) and leaves it for
+    ``permit``: listed before a dependency that reads a large body (an upload form), so nobody unauthenticated
+    gets one read."""
+
+    def dependency(request: Request) -> Principal:
+        principal = authenticate_to_act(request, action)
+        request.scope[PRINCIPAL_SCOPE_KEY] = principal
+        return principal
+
+    return dependency
+
+
 def permit(action: str, role: str) -> Callable[..., Principal]:
     """A mutating-route dependency: authenticated, role checked, CSRF checked for sessions; refusals audited."""
 
