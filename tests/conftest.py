@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from mlplatform.config import Settings, get_settings
-from tests.support.environment import REPO_ROOT, free_port, in_ci, scratch_postgres, skip_missing
+from mlplatform.config import Settings
+from tests.support.environment import embedded_settings, in_ci, scratch_postgres, skip_missing
 from tests.support.tools import require_tool
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432"
@@ -114,14 +114,7 @@ def postgres_database(postgres_server_url: str) -> Iterator[str]:
 @pytest.fixture()
 def settings(tmp_path: Path) -> Settings:
     """Embedded-profile settings whose state lives in a per-test directory, with free ports."""
-    return get_settings(
-        state_dir=tmp_path / "state",
-        bundled_models_dir=REPO_ROOT / "pipelines" / "models",
-        feast={"repo_path": REPO_ROOT / "feature_repo", "project": "mlp_test"},
-        airflow={"dags_folder": REPO_ROOT / "pipelines" / "dags", "port": free_port()},
-        mlflow={"port": free_port()},
-        prometheus={"port": free_port(), "alertmanager_port": free_port()},
-    )
+    return embedded_settings(tmp_path / "state")
 
 
 @pytest.fixture(scope="session")

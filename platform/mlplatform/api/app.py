@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from starlette.types import Lifespan
 
 from mlplatform import bodies, logs
+from mlplatform.api.early_auth import AuthenticateBeforeBody
 from mlplatform.api.problems import install_problem_handlers
 from mlplatform.api.routers import (
     alerts,
@@ -47,6 +48,7 @@ def create_api(
     install_problem_handlers(app)
     # The uploads and the webhook bound their bodies themselves (api.max_upload_mb, the webhook's 4 MiB).
     exempt = [("POST", path) for path in (onboarding.UPLOAD_PATH, alerts.WEBHOOK_PATH, *upload_paths)]
+    app.add_middleware(AuthenticateBeforeBody)  # inside BodyLimit: a body too large is refused before anything
     app.add_middleware(bodies.BodyLimit, limit=services.settings.api.max_body_kb * 1024, exempt=exempt)
     app.middleware("http")(services.metrics.middleware)  # outside the body limit: it counts the 413s too
     # Outermost: the request id is set before anything else runs and returned on every answer.

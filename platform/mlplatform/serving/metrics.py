@@ -8,6 +8,7 @@ process without "duplicated timeseries" errors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,6 +129,22 @@ class ServingMetrics:
             registry=self.registry,
         )
 
+        self.error_responses = Counter(
+            "mlplatform_serving_error_responses",
+            "Answers with a 4xx or 5xx status by code, whichever layer gave them (body limit, routing, the "
+            "prediction API): a refusal that never reached the model is counted too.",
+            ["model", "code"],
+            registry=self.registry,
+        )
+
+    def refused_responses(self, model: str) -> Callable[[int], None]:
+        """What ``RefusalCounter`` calls with each 4xx/5xx status the server answers for ``model``."""
+
+        def count(status: int) -> None:
+            self.error_responses.labels(model, str(status)).inc()
+
+        return count
+
     def model_series(self, model: str) -> ModelSeries:
         return ModelSeries(
             requests={outcome: self.requests.labels(model, outcome) for outcome in OUTCOMES},
@@ -155,3 +172,33 @@ class ServingMetrics:
 def render_metrics(metrics: ServingMetrics) -> tuple[bytes, str]:
     """Body and content type of a ``/metrics`` response."""
     return metrics.render(), CONTENT_TYPE
+
+
+class RefusalCounter:
+    """ASGI middleware: ``refused(status)`` for every answer of status 400 or more, and a 500 for an exception that
+    leaves the application before any answer (the server's last-resort handler answers it outside this one)."""
+
+    def __init__(self, app: Any, refused: Callable[[int], None]) -> None:
+        self.app = app
+        self.refused = refused
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def counting_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if message["status"] >= 400:
+                    self.refused(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        except Exception:
+            if not started:
+                self.refused(500)
+            raise

@@ -18,7 +18,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import bentoml
 from starlette.applications import Starlette
@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from mlplatform import logs
 from mlplatform.serving.access import BearerGate
+from mlplatform.serving.metrics import RefusalCounter
 
 if TYPE_CHECKING:
     from mlplatform.serving.predictor import Predictor
@@ -117,6 +118,13 @@ def _access_log_rate() -> float:
     return _Current.predictor.settings.serving.access_log if _Current.predictor is not None else 0.0
 
 
+def _count_refused(status: int) -> None:
+    """Counted once the service exists (BentoML may answer its probes before that)."""
+    predictor = _Current.predictor
+    if predictor is not None:
+        predictor.metrics.refused_responses(predictor.name)(status)
+
+
 @bentoml.service(
     name="mlplatform-model",
     workers=1,
@@ -152,3 +160,8 @@ class ModelService:
         """Graceful shutdown (SIGTERM): stop polling and write out the queued prediction log records."""
         self.predictor.close()
         log.info("prediction log flushed")
+
+
+# Around BentoML's whole app, not only the mounted one: BentoML answers unknown paths and its own routes itself.
+# The decorators made the class a ``bentoml.Service``, which its stubs do not say.
+cast(Any, ModelService).add_asgi_middleware(RefusalCounter, refused=_count_refused)
