@@ -279,8 +279,8 @@ def _pod_fields(settings: Settings) -> Manifest:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "volumes": [
-            {"name": "state", "emptyDir": {}},
-            {"name": "tmp", "emptyDir": {}},
+            {"name": "state", "emptyDir": {"sizeLimit": "2Gi"}},  # the same bounds as the chart's servers
+            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
             {"name": "feast", **feast},
             *_secret_volumes(settings),
         ],
