@@ -77,8 +77,6 @@ secret "$NS" mlp-redis "connection-string=redis:6379"
 secret "$NS" mlp-object-store "access-key-id=mlplatform" "secret-access-key=$(stored s3-secret)"
 WRITER_URL="postgresql+psycopg://mlp_prediction_writer:$(stored writer-password)@postgres:5432/mlplatform"
 secret "$NS" mlp-prediction-writer "password=$(stored writer-password)" "url=$WRITER_URL"
-secret "$NS" mlp-serving-env "MLP_SERVING__PREDICTION_LOG_URL=$WRITER_URL" \
-  "MLP_FEAST__REDIS_CONNECTION_STRING=redis:6379"
 # MLflow's basic auth: its config (admin, users DB) and the writer's and reader's client credentials files; the
 # writer and reader users are created with MLflow's auth API once MLflow runs (docs/platform-engineer-guide.md).
 secret "$NS" mlp-mlflow-auth \

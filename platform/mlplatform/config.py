@@ -217,6 +217,12 @@ class ServingSettings(_Section):
         return value.resolve()
 
 
+KUBERNETES_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+"""A Kubernetes object name (DNS subdomain), as the chart's values.schema.json checks Secret names."""
+DATA_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+"""A key of a Secret's data."""
+
+
 class DeploySettings(_Section):
     """Where `deploy` runs model servers: local processes, or KServe/BentoML objects in a Kubernetes namespace."""
 
@@ -239,6 +245,12 @@ class DeploySettings(_Section):
     image_registry: str = Field("ghcr.io/mlplatform", description="Registry prefix of the platform's images.")
     serving_image: str = Field("mlplatform-serving", description="Model server image name (both backends).")
     image_tag: str | None = Field(None, description="Model server image tag. Unset: the platform's own version.")
+    image_digest: str | None = Field(
+        None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="Digest pinning the model server image (<registry>/<image>:<tag>@<digest>), as the chart's "
+        "image.digests.serving. Unset: the tag alone.",
+    )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         "IfNotPresent", description="Pull policy of the model server container."
     )
@@ -247,8 +259,49 @@ class DeploySettings(_Section):
     )
     serving_secret: str | None = Field(
         None,
-        description="Secret whose keys become the model servers' environment: the credentials they need "
-        "(MLP_DB__URL, MLP_FEAST__REDIS_CONNECTION_STRING); optional in the pod. Unset: none.",
+        description="Secret whose keys become extra environment variables of the model servers (envFrom, "
+        "optional in the pod). Older installs kept their credentials here; prefer the secret files below, and never "
+        "put MLP_DB__URL (the platform DB owner) here. Unset: none.",
+    )
+    prediction_writer_secret: str | None = Field(
+        None,
+        pattern=KUBERNETES_NAME_PATTERN,
+        description="Secret holding the prediction writer's URL (a role that may only insert into the prediction "
+        "log), mounted as the file MLP_SERVING__PREDICTION_LOG_URL in the servers' secrets directory (the chart's "
+        "postgresql.predictionWriter.secretName). Required when serving.prediction_log is postgres and "
+        "serving_secret is unset.",
+    )
+    prediction_writer_url_key: str = Field(
+        "url", pattern=DATA_KEY_PATTERN, description="Key of the writer's URL in prediction_writer_secret."
+    )
+    redis_secret: str | None = Field(
+        None,
+        pattern=KUBERNETES_NAME_PATTERN,
+        description="Secret holding Feast's Redis connection string, mounted as the file "
+        "MLP_FEAST__REDIS_CONNECTION_STRING (the chart's redis.secretName). Unset: none.",
+    )
+    redis_secret_key: str = Field(
+        "connection-string", pattern=DATA_KEY_PATTERN, description="Key of the connection string in redis_secret."
+    )
+    serving_auth_secret: str | None = Field(
+        None,
+        pattern=KUBERNETES_NAME_PATTERN,
+        description="Secret holding the bearer token model servers require, mounted as a file that "
+        "MLP_SERVING__AUTH_TOKEN_FILE names (the chart's serving.auth Secret). Unset: no token.",
+    )
+    serving_auth_secret_key: str = Field(
+        "token", pattern=DATA_KEY_PATTERN, description="Key of the token in serving_auth_secret."
+    )
+    mlflow_auth_secret: str | None = Field(
+        None,
+        pattern=KUBERNETES_NAME_PATTERN,
+        description="Secret holding the read-only MLflow user's client credentials, mounted where MLflow's client "
+        "reads them (~/.mlflow/credentials; the chart's mlflow.auth.secretName). Unset: none.",
+    )
+    mlflow_reader_credentials_key: str = Field(
+        "reader-credentials",
+        pattern=DATA_KEY_PATTERN,
+        description="Key of the reader's credentials file in mlflow_auth_secret.",
     )
     feast_volume_claim: str | None = Field(
         None,

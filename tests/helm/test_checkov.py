@@ -2,6 +2,9 @@
 profile. A failed check is fixed in the chart or waived in helm/checkov-waivers.yaml with its reason; a waiver that
 no longer covers a failure fails the test too, so waivers cannot outlive their cause.
 
+Each profile's folder also holds what its platform applies when a model is deployed from the UI or CLI (both
+backends, built from the platform pod's settings): those model servers are held to the same checks and waivers.
+
 Checkov runs offline: no platform API key, no policy download, no resource mapping, and every HTTP request it tries
 (its update check) goes through a proxy on a closed loopback port.
 """
@@ -20,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helm.conftest import PROFILES, Manifest, render
+from tests.helm.conftest import DEPLOYED_MODEL, PROFILES, Manifest, platform_deployed_objects, render
 from tests.support.environment import REPO_ROOT, skip_missing
 
 WAIVERS_FILE = REPO_ROOT / "helm" / "checkov-waivers.yaml"
@@ -127,7 +130,8 @@ def scan(helm: str, tmp_path_factory: pytest.TempPathFactory) -> Scan:
     for profile in PROFILES:
         folder = root / profile
         folder.mkdir()
-        for index, obj in enumerate(render(helm, profile)):
+        rendered = render(helm, profile)
+        for index, obj in enumerate([*rendered, *platform_deployed_objects(rendered)]):
             scanned = as_scanned(obj)
             name = f"{index:03d}-{scanned['kind']}-{scanned['metadata']['name']}.yaml"
             (folder / name).write_text(yaml.safe_dump(scanned))
@@ -170,6 +174,20 @@ def test_model_servers_are_scanned(scan: Scan) -> None:
     """The InferenceServices' pods are checked too (as Pods), so model servers are held to the same checks."""
     assert not [f for f in scan.failures if f.resource.startswith("Pod.") and f.check != "CKV_K8S_43"]
     assert any(f.resource.startswith("Pod.") for f in scan.failures if f.profile == "kserve-canary")
+
+
+def test_platform_deployed_servers_are_scanned_and_pass_like_the_chart_s(scan: Scan) -> None:
+    """The servers the platform deploys fail nothing the chart's own servers pass: digests aside (waived where the
+    values give none), Checkov finds nothing, and in production (digests given) nothing at all."""
+    name = DEPLOYED_MODEL.replace("_", "-")
+    deployed = {path for path in scan.written if path.endswith(f"-{name}.yaml")}
+    kinds = {re.sub(r"^\d+-", "", Path(path).name).split("-")[0] for path in deployed}
+    assert kinds == {"Pod", "Deployment", "Service", "HorizontalPodAutoscaler"}, kinds
+    assert {path for path in deployed if "-Pod-" in path or "-Deployment-" in path} <= scan.checked
+    failed = [f for f in scan.failures if f.resource.endswith(f".{name}")]
+    assert not [f for f in failed if f.check != "CKV_K8S_43"], failed
+    assert not [f for f in failed if f.profile == "production"]
+    assert {f.profile for f in failed} == {"minimal", "bentoml", "kserve-canary"}, "no digests in these profiles"
 
 
 def test_every_failed_check_is_fixed_or_waived(scan: Scan) -> None:
