@@ -17,11 +17,26 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from mlplatform.predictions.records import PredictionRecord, ordered_frame, records_frame, to_utc, union_keys
+from mlplatform.predictions.records import (
+    SAMPLE_COLUMNS,
+    PredictionRecord,
+    WindowSample,
+    ordered_frame,
+    records_frame,
+    sample_frame,
+    to_utc,
+    union_keys,
+)
 
 if TYPE_CHECKING:
     from mlplatform.config import Settings
     from mlplatform.store.db import PlatformStore
+
+
+SAMPLE_SEED = 0
+"""Seed of window samples: the same log and window always give the same sample (and the same drift verdict)."""
+SCAN_BATCH_ROWS = 32_768
+"""Rows decoded at a time while a window is scanned: with the sample, all a scan holds in memory."""
 
 
 class PredictionSink(ABC):
@@ -39,9 +54,30 @@ class PredictionSink(ABC):
     def read(self, model_name: str, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
         """Records of one model with ``start <= timestamp < end``, as a frame shaped by ``records_frame``."""
 
+    def sample(
+        self,
+        model_name: str,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        features: list[str],
+        max_rows: int,
+        seed: int = SAMPLE_SEED,
+    ) -> WindowSample:
+        """At most ``max_rows`` uniformly drawn rows of the window with the window's counts, holding no more than
+        the sample in memory whatever the window's size (what a drift check reads)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot sample a window of the prediction log")
+
     def close(self) -> None:
         """Release connections; the default sink holds none."""
         return None
+
+
+def _sample_columns(features: list[str]) -> list[str]:
+    clash = sorted(set(features) & set(SAMPLE_COLUMNS))
+    if clash:
+        raise ValueError(f"features named like the log's own columns cannot be sampled: {clash}")
+    return list(dict.fromkeys(features))
 
 
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -85,6 +121,50 @@ class ParquetSink(PredictionSink):
         frame = _read_parquet_files(files, schemas, start, end)
         entity_keys, feature_names = _column_roles(schemas)
         return ordered_frame(frame, entity_keys, feature_names)
+
+    def sample(
+        self,
+        model_name: str,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        features: list[str],
+        max_rows: int,
+        seed: int = SAMPLE_SEED,
+    ) -> WindowSample:
+        """One pass over the window's files, batch by batch, through a reservoir of ``max_rows`` rows: memory is
+        the reservoir plus one batch, only the columns asked for are decoded, and files of other days are skipped
+        by their directory."""
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        features = _sample_columns(features)
+        schema = pa.schema(
+            [
+                ("timestamp", pa.timestamp("us", tz="UTC")),
+                ("model_version", pa.string()),
+                ("score", pa.float64()),
+                *((name, pa.float64()) for name in features),
+            ]
+        )
+        reservoir = Reservoir(schema, max_rows, seed)
+        files = self._files(model_name, start, end)
+        if files:
+            # An explicit schema reads only these columns and gives a file without a feature nulls for it; one
+            # file at a time and no read-ahead keep memory flat.
+            unbuffered = ds.ParquetFragmentScanOptions(pre_buffer=False)
+            scan_format = ds.ParquetFileFormat(default_fragment_scan_options=unbuffered)
+            dataset = ds.dataset(files, format=scan_format, schema=schema)
+            batches = dataset.to_batches(
+                filter=_arrow_window(start, end),
+                batch_size=SCAN_BATCH_ROWS,
+                batch_readahead=0,
+                fragment_readahead=0,
+                use_threads=False,
+            )
+            for batch in batches:
+                reservoir.offer(batch)
+        return reservoir.sample()
 
     def _model_dir(self, model_name: str) -> Path:
         if not _SAFE_SEGMENT.match(model_name):
@@ -167,6 +247,65 @@ def _read_parquet_files(
             _arrow_to_pandas(ds.dataset(str(path), format="parquet").to_table(filter=condition)) for path in files
         ]
         return pd.concat([frame for frame in frames if not frame.empty] or frames[:1], ignore_index=True)
+
+
+class Reservoir:
+    """A uniform sample without replacement of at most ``size`` rows of the batches offered one at a time.
+
+    Each row offered draws a random key and the sample is the ``size`` rows with the smallest keys (the bottom-k
+    form of reservoir sampling): every subset of ``size`` rows is equally likely, memory is the sample plus one
+    batch, and with fewer rows than ``size`` every row is kept.  Keys come from one seeded stream in the order rows
+    are offered, so the same rows in the same order give the same sample, however they are split into batches.
+    """
+
+    def __init__(self, schema: Any, size: int, seed: int) -> None:
+        import numpy as np
+        import pyarrow as pa
+
+        if size < 1:
+            raise ValueError(f"a sample needs room for at least one row, got max_rows={size}")
+        self.size = size
+        self.rows = 0
+        self.rows_by_version: dict[str, int] = {}
+        self._random = np.random.default_rng(seed)
+        self._schema = schema.append(pa.field("_arrival", pa.int64()))
+        self._kept = self._schema.empty_table()
+        self._keys = np.empty(0)
+
+    def offer(self, batch: Any) -> None:
+        """Count ``batch`` into the window and keep those of its rows whose keys rank among the ``size`` smallest."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        count = batch.num_rows
+        if count == 0:
+            return
+        for item in pc.value_counts(batch.column("model_version")).to_pylist():
+            version = str(item["values"])
+            self.rows_by_version[version] = self.rows_by_version.get(version, 0) + int(item["counts"])
+        arrival = pa.array(np.arange(self.rows, self.rows + count), pa.int64())
+        self.rows += count
+        keys = self._random.random(count)
+        candidates = pa.Table.from_batches([batch.append_column("_arrival", arrival)], schema=self._schema)
+        if len(self._keys) == self.size:
+            below = keys < self._keys.max()
+            if not below.any():
+                return
+            candidates, keys = candidates.filter(pa.array(below)), keys[below]
+        kept = pa.concat_tables([self._kept, candidates])
+        keys = np.concatenate([self._keys, keys])
+        if len(keys) > self.size:
+            smallest = np.argpartition(keys, self.size - 1)[: self.size]
+            kept, keys = kept.take(pa.array(smallest)), keys[smallest]
+        self._kept, self._keys = kept.combine_chunks(), keys
+
+    def sample(self) -> WindowSample:
+        """The rows kept, in the order they were offered within each timestamp (the log's own order)."""
+        ordered = self._kept.sort_by([("timestamp", "ascending"), ("_arrival", "ascending")]).drop_columns(["_arrival"])
+        frame: pd.DataFrame = ordered.to_pandas()
+        frame["model_version"] = frame["model_version"].astype(str)
+        return WindowSample(frame.reset_index(drop=True), self.rows, dict(self.rows_by_version), self.size)
 
 
 def _arrow_window(start: datetime | None, end: datetime | None) -> Any:
@@ -265,9 +404,69 @@ class PostgresSink(PredictionSink):
         ]
         return records_frame(base, [row.entity for row in rows], [row.features for row in rows])
 
+    def sample(
+        self,
+        model_name: str,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        features: list[str],
+        max_rows: int,
+        seed: int = SAMPLE_SEED,
+    ) -> WindowSample:
+        """Counted and sampled in the database: a ``GROUP BY`` over the window's index range gives the counts, and
+        when the window holds more than ``max_rows`` rows, the rows with the smallest keys of a hash of their id
+        are the sample (a top-N the server keeps in ``max_rows`` rows of memory).  Only the sample crosses the
+        wire, features taken out of their JSON by the server.
+
+        A hash of the id rather than ``random()`` makes the sample the same at every run over the same window;
+        rather than ``TABLESAMPLE``, which draws from the whole table before the window's ``WHERE``.
+        """
+        from sqlalchemy import func, select
+
+        from mlplatform.store.models import PredictionLogRow as Row
+
+        if max_rows < 1:
+            raise ValueError(f"a sample needs room for at least one row, got max_rows={max_rows}")
+        features = _sample_columns(features)
+        window = [Row.model_name == model_name]
+        if start is not None:
+            window.append(Row.ts >= to_utc(start))
+        if end is not None:
+            window.append(Row.ts < to_utc(end))
+        counts = select(Row.model_version, func.count()).where(*window).group_by(Row.model_version)
+        values = [Row.features[name].as_float() for name in features]
+        query = select(Row.id, Row.ts, Row.model_version, Row.score, *values).where(*window)
+        with self._store.engine.connect() as connection:
+            rows_by_version = {str(version): int(count) for version, count in connection.execute(counts)}
+            rows = sum(rows_by_version.values())
+            if rows > max_rows:
+                query = query.order_by(_sample_key(connection.dialect.name, Row.id, seed), Row.id).limit(max_rows)
+            # The log's own order: time, then insertion.
+            fetched = sorted(connection.execute(query), key=lambda row: (to_utc(row[1]), row[0]))
+        columns: dict[str, list[Any]] = {
+            name: [row[index] for row in fetched] for index, name in enumerate(("id", *SAMPLE_COLUMNS, *features))
+        }
+        columns["timestamp"] = [to_utc(moment) for moment in columns["timestamp"]]
+        return WindowSample(sample_frame(columns, features), rows, rows_by_version, max_rows)
+
     def close(self) -> None:
         if self._connected is not None:
             self._connected.dispose()
+
+
+def _sample_key(dialect: str, row_id: Any, seed: int) -> Any:
+    """A pseudo-random key per row that depends on its id and the seed only.
+
+    PostgreSQL: md5 of both (a uniform hash).  Others (sqlite, for tests and single-user setups): a multiplicative
+    hash modulo 2^31, uniform over ids but more regular than md5; enough where windows are small.
+    """
+    from sqlalchemy import cast, func, literal
+    from sqlalchemy.types import Text
+
+    if dialect == "postgresql":
+        return func.md5(cast(row_id, Text) + literal(f":{seed}"))
+    return ((row_id % 2_147_483_648) * 1_103_515_245 + (seed % 2_147_483_648) + 12_345) % 2_147_483_648
 
 
 def _row(record: PredictionRecord) -> dict[str, Any]:
