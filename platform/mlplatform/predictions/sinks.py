@@ -272,6 +272,11 @@ class Reservoir:
         self._kept = self._schema.empty_table()
         self._keys = np.empty(0)
 
+    @property
+    def held(self) -> int:
+        """Rows kept now: never more than ``size``."""
+        return int(self._kept.num_rows)
+
     def offer(self, batch: Any) -> None:
         """Count ``batch`` into the window and keep those of its rows whose keys rank among the ``size`` smallest."""
         import numpy as np
