@@ -151,6 +151,8 @@ of mlplatform.config for the production profile. Secrets come only through secre
       key: {{ $v.postgresql.platform.secretKey }}
 - name: MLP_MLFLOW__TRACKING_URI
   value: {{ include "mlp.mlflowUrl" . | quote }}
+- name: MLP_MONITORING__REPORT_STORE
+  value: mlflow
 - name: MLP_FEAST__PROJECT
   value: {{ $v.feast.project | quote }}
 - name: MLP_FEAST__ONLINE_STORE

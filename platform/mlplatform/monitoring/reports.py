@@ -87,10 +87,12 @@ class MlflowReportStore(DriftReportStore):
             mlflow_client(self.settings).log_artifact(check.reference_run_id, str(named), MLFLOW_REPORT_DIR)
 
     def get(self, check: DriftCheck) -> bytes | None:
+        """None when the run or the artifact does not exist; ``RegistryUnavailableError`` when MLflow fails."""
         import mlflow.artifacts
         from mlflow.exceptions import MlflowException
+        from requests import HTTPError, RequestException
 
-        from mlplatform.registry.mlflow_registry import mlflow_client
+        from mlplatform.registry.mlflow_registry import RegistryUnavailableError, mlflow_client
 
         mlflow_client(self.settings)  # raises RegistryUnavailableError when the server does not answer
         with tempfile.TemporaryDirectory(prefix="mlp-drift-report-") as scratch:
@@ -101,8 +103,14 @@ class MlflowReportStore(DriftReportStore):
                     tracking_uri=self.settings.mlflow.resolved_tracking_uri(),
                     dst_path=scratch,
                 )
-            except (MlflowException, OSError):  # no such run or artifact
+            except MlflowException:  # no such run
                 return None
+            except HTTPError as error:
+                if error.response is not None and error.response.status_code == 404:  # no such artifact
+                    return None
+                raise RegistryUnavailableError(f"MLflow could not serve the drift report: {error}") from None
+            except RequestException as error:
+                raise RegistryUnavailableError(f"MLflow could not serve the drift report: {error}") from None
             return Path(local).read_bytes()
 
 

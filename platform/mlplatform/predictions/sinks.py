@@ -10,7 +10,7 @@ import math
 import re
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,11 +132,10 @@ class ParquetSink(PredictionSink):
         max_rows: int,
         seed: int = SAMPLE_SEED,
     ) -> WindowSample:
-        """One pass over the window's files, batch by batch, through a reservoir of ``max_rows`` rows: memory is
-        the reservoir plus one batch, only the columns asked for are decoded, and files of other days are skipped
-        by their directory."""
+        """One pass over the window's files, one at a time and batch by batch, through a reservoir of ``max_rows``
+        rows: memory is the reservoir plus one batch, only the columns asked for are decoded, and files of other
+        days (by their directory) or row groups of other times (by their statistics) are not read."""
         import pyarrow as pa
-        import pyarrow.dataset as ds
 
         features = _sample_columns(features)
         schema = pa.schema(
@@ -148,21 +147,8 @@ class ParquetSink(PredictionSink):
             ]
         )
         reservoir = Reservoir(schema, max_rows, seed)
-        files = self._files(model_name, start, end)
-        if files:
-            # An explicit schema reads only these columns and gives a file without a feature nulls for it; one
-            # file at a time and no read-ahead keep memory flat.
-            unbuffered = ds.ParquetFragmentScanOptions(pre_buffer=False)
-            scan_format = ds.ParquetFileFormat(default_fragment_scan_options=unbuffered)
-            dataset = ds.dataset(files, format=scan_format, schema=schema)
-            batches = dataset.to_batches(
-                filter=_arrow_window(start, end),
-                batch_size=SCAN_BATCH_ROWS,
-                batch_readahead=0,
-                fragment_readahead=0,
-                use_threads=False,
-            )
-            for batch in batches:
+        for path in self._files(model_name, start, end):
+            for batch in _window_batches(path, schema, start, end):
                 reservoir.offer(batch)
         return reservoir.sample()
 
@@ -253,9 +239,12 @@ class Reservoir:
     """A uniform sample without replacement of at most ``size`` rows of the batches offered one at a time.
 
     Each row offered draws a random key and the sample is the ``size`` rows with the smallest keys (the bottom-k
-    form of reservoir sampling): every subset of ``size`` rows is equally likely, memory is the sample plus one
-    batch, and with fewer rows than ``size`` every row is kept.  Keys come from one seeded stream in the order rows
-    are offered, so the same rows in the same order give the same sample, however they are split into batches.
+    form of reservoir sampling): every subset of ``size`` rows is equally likely, and with fewer rows than ``size``
+    every row is kept.  Candidates are gathered until they reach twice ``size``, then cut back to the ``size``
+    smallest keys, whose largest becomes the bar later rows must pass: memory is at most twice the sample plus one
+    batch, and cutting costs amortised constant time per row whatever the batches' sizes.  Keys come from one
+    seeded stream in the order rows are offered, so the same rows in the same order give the same sample, however
+    they are split into batches.
     """
 
     def __init__(self, schema: Any, size: int, seed: int) -> None:
@@ -269,16 +258,19 @@ class Reservoir:
         self.rows_by_version: dict[str, int] = {}
         self._random = np.random.default_rng(seed)
         self._schema = schema.append(pa.field("_arrival", pa.int64()))
-        self._kept = self._schema.empty_table()
-        self._keys = np.empty(0)
+        self._tables: list[Any] = []
+        self._keys: list[Any] = []
+        self._held = 0
+        self._bar = math.inf
 
     @property
     def held(self) -> int:
-        """Rows kept now: never more than ``size``."""
-        return int(self._kept.num_rows)
+        """Rows kept now: fewer than twice ``size`` after every ``offer``."""
+        return self._held
 
     def offer(self, batch: Any) -> None:
-        """Count ``batch`` into the window and keep those of its rows whose keys rank among the ``size`` smallest."""
+        """Count ``batch`` into the window and keep those of its rows whose keys may rank among the ``size``
+        smallest."""
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -293,24 +285,79 @@ class Reservoir:
         self.rows += count
         keys = self._random.random(count)
         candidates = pa.Table.from_batches([batch.append_column("_arrival", arrival)], schema=self._schema)
-        if len(self._keys) == self.size:
-            below = keys < self._keys.max()
-            if not below.any():
-                return
-            candidates, keys = candidates.filter(pa.array(below)), keys[below]
-        kept = pa.concat_tables([self._kept, candidates])
-        keys = np.concatenate([self._keys, keys])
+        passing = keys < self._bar
+        if not passing.all():
+            candidates, keys = candidates.filter(pa.array(passing)), keys[passing]
+        if len(keys) == 0:
+            return
+        self._tables.append(candidates)
+        self._keys.append(keys)
+        self._held += len(keys)
+        if self._held >= 2 * self.size:
+            self._cut()
+
+    def _cut(self) -> None:
+        """Keep only the ``size`` candidates with the smallest keys; the largest of them becomes the bar."""
+        import numpy as np
+        import pyarrow as pa
+
+        kept = pa.concat_tables(self._tables) if self._tables else self._schema.empty_table()
+        keys = np.concatenate(self._keys) if self._keys else np.empty(0)
         if len(keys) > self.size:
             smallest = np.argpartition(keys, self.size - 1)[: self.size]
             kept, keys = kept.take(pa.array(smallest)), keys[smallest]
-        self._kept, self._keys = kept.combine_chunks(), keys
+            self._bar = float(keys.max())
+        self._tables, self._keys, self._held = [kept.combine_chunks()], [keys], len(keys)
 
     def sample(self) -> WindowSample:
         """The rows kept, in the order they were offered within each timestamp (the log's own order)."""
-        ordered = self._kept.sort_by([("timestamp", "ascending"), ("_arrival", "ascending")]).drop_columns(["_arrival"])
-        frame: pd.DataFrame = ordered.to_pandas()
+        self._cut()
+        kept = self._tables[0].sort_by([("timestamp", "ascending"), ("_arrival", "ascending")])
+        frame: pd.DataFrame = kept.drop_columns(["_arrival"]).to_pandas()
         frame["model_version"] = frame["model_version"].astype(str)
         return WindowSample(frame.reset_index(drop=True), self.rows, dict(self.rows_by_version), self.size)
+
+
+def _window_batches(path: str, schema: Any, start: datetime | None, end: datetime | None) -> Iterator[Any]:
+    """The rows of one file inside the window as batches of ``schema`` (a column the file lacks is null), reading
+    only the row groups whose time range meets the window and only the schema's columns, a batch at a time."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path, pre_buffer=False)
+    present = [name for name in schema.names if name in file.schema_arrow.names]
+    groups = _row_groups_meeting(file.metadata, start, end)
+    if not groups:
+        return
+    stamp = pa.timestamp("us", tz="UTC")
+    for batch in file.iter_batches(SCAN_BATCH_ROWS, row_groups=groups, columns=present, use_threads=False):
+        inside = pc.is_valid(batch.column("timestamp"))
+        if start is not None:
+            inside = pc.and_(inside, pc.greater_equal(batch.column("timestamp"), pa.scalar(to_utc(start), stamp)))
+        if end is not None:
+            inside = pc.and_(inside, pc.less(batch.column("timestamp"), pa.scalar(to_utc(end), stamp)))
+        batch = batch.filter(inside)
+        columns = [
+            batch.column(field.name).cast(field.type) if field.name in present else pa.nulls(batch.num_rows, field.type)
+            for field in schema
+        ]
+        yield pa.record_batch(columns, schema=schema)
+
+
+def _row_groups_meeting(metadata: Any, start: datetime | None, end: datetime | None) -> list[int]:
+    """Row groups whose timestamp statistics meet ``[start, end)`` (all of them where statistics are missing)."""
+    column = metadata.schema.to_arrow_schema().get_field_index("timestamp")
+    groups: list[int] = []
+    for group in range(metadata.num_row_groups):
+        statistics = metadata.row_group(group).column(column).statistics if column >= 0 else None
+        if statistics is not None and statistics.has_min_max:
+            if start is not None and to_utc(statistics.max) < to_utc(start):
+                continue
+            if end is not None and to_utc(statistics.min) >= to_utc(end):
+                continue
+        groups.append(group)
+    return groups
 
 
 def _arrow_window(start: datetime | None, end: datetime | None) -> Any:
