@@ -67,8 +67,8 @@ class PredictionSink(ABC):
         max_rows: int,
         seed: int = SAMPLE_SEED,
     ) -> WindowSample:
-        """At most ``max_rows`` uniformly drawn rows of the window with the window's counts, holding no more than
-        the sample in memory whatever the window's size (what a drift check reads)."""
+        """At most ``max_rows`` uniformly drawn rows of the window with the window's counts, in memory bounded by
+        the sample's size whatever the window's (what a drift check reads)."""
         raise NotImplementedError(f"{type(self).__name__} cannot sample a window of the prediction log")
 
     def close(self) -> None:
@@ -136,8 +136,8 @@ class ParquetSink(PredictionSink):
         seed: int = SAMPLE_SEED,
     ) -> WindowSample:
         """One pass over the window's files, one at a time and batch by batch, through a reservoir of ``max_rows``
-        rows: memory is the reservoir plus one batch, only the columns asked for are decoded, and files of other
-        days (by their directory) or row groups of other times (by their statistics) are not read."""
+        rows: memory is at most twice the sample plus one batch, only the columns asked for are decoded, and files
+        of other days (by their directory) or row groups of other times (by their statistics) are not read."""
         import pyarrow as pa
 
         features = _sample_columns(features)
