@@ -500,6 +500,26 @@ class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Lowest level written.")
 
 
+class MonitoringSettings(_Section):
+    """Drift checks: how much of a window they hold in memory, and where their reports are kept."""
+
+    max_sample_rows: int = Field(
+        50_000,
+        ge=1_000,
+        le=500_000,
+        description="Most rows of a window a drift check reads: larger windows are sampled uniformly where the "
+        "prediction log lives (parquet scan, or SQL in PostgreSQL), so memory stays bounded at any window size. "
+        "A model's spec may ask for fewer (monitoring.max_rows), never more. At 50,000 a check of 20 inputs peaks "
+        "under 512 MB (docs/performance.md).",
+    )
+    report_store: Literal["local", "mlflow"] = Field(
+        "local",
+        description="Where drift checks keep their HTML reports. local: under state_dir/monitoring/reports (one "
+        "machine: the embedded profile). mlflow: artifacts of the champion's training run (drift-reports/<id>.html), "
+        "readable by every API replica and Airflow worker (the chart's choice).",
+    )
+
+
 class DatabaseSettings(_Section):
     """The platform's own database: alias history and audit events (more tables come with the control plane)."""
 
@@ -551,6 +571,7 @@ class Settings(BaseSettings):
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     @classmethod
     def settings_customise_sources(

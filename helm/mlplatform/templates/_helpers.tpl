@@ -163,6 +163,8 @@ mlp.secretFiles), each component holding only its own.
   value: {{ include "mlp.secretsDir" . }}
 - name: MLP_MLFLOW__TRACKING_URI
   value: {{ include "mlp.mlflowUrl" . | quote }}
+- name: MLP_MONITORING__REPORT_STORE
+  value: mlflow
 - name: MLP_FEAST__PROJECT
   value: {{ $v.feast.project | quote }}
 - name: MLP_FEAST__ONLINE_STORE
