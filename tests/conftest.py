@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from mlplatform.config import Settings, get_settings
-from tests.support.environment import REPO_ROOT, free_port, in_ci, scratch_postgres, skip_missing, with_migrated_db
+from mlplatform.config import Settings
+from tests.support.environment import embedded_settings, in_ci, scratch_postgres, skip_missing, with_migrated_db
 from tests.support.tools import require_tool
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432"
@@ -115,15 +115,7 @@ def postgres_database(postgres_server_url: str) -> Iterator[str]:
 def settings(tmp_path: Path) -> Settings:
     """Embedded-profile settings whose state lives in a per-test directory, with free ports, and whose platform DB
     is migrated as `mlplatform stack up` leaves it (processes only check its revision)."""
-    configured = get_settings(
-        state_dir=tmp_path / "state",
-        bundled_models_dir=REPO_ROOT / "pipelines" / "models",
-        feast={"repo_path": REPO_ROOT / "feature_repo", "project": "mlp_test"},
-        airflow={"dags_folder": REPO_ROOT / "pipelines" / "dags", "port": free_port()},
-        mlflow={"port": free_port()},
-        prometheus={"port": free_port(), "alertmanager_port": free_port()},
-    )
-    return with_migrated_db(configured)
+    return with_migrated_db(embedded_settings(tmp_path / "state"))
 
 
 @pytest.fixture(scope="session")

@@ -66,7 +66,8 @@ if ! kubectl get secret kind-backing -n "$NS" >/dev/null 2>&1; then
   secret "$NS" kind-backing "postgres-password=$(random)" "admin-password=$(random)" "webhook-token=$(random 32)" \
     "airflow-password=$(random)" "s3-secret=$(random 32)" "session-secret=$(random 48)" \
     "fernet-key=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_')" "airflow-api-secret=$(random 32)" \
-    "airflow-jwt=$(random 32)"
+    "airflow-jwt=$(random 32)" "writer-password=$(random 32)" "mlflow-admin=$(random 32)" \
+    "mlflow-writer=$(random 32)" "mlflow-reader=$(random 32)"
 fi
 PG="postgresql://mlplatform:$(stored postgres-password)@postgres:5432"
 secret "$NS" mlp-platform-db "url=${PG/postgresql/postgresql+psycopg}/mlplatform"
@@ -74,8 +75,14 @@ secret "$NS" mlp-mlflow-db "url=$PG/mlflow"
 secret "$NS" mlp-airflow-db "connection=$PG/airflow"
 secret "$NS" mlp-redis "connection-string=redis:6379"
 secret "$NS" mlp-object-store "access-key-id=mlplatform" "secret-access-key=$(stored s3-secret)"
-secret "$NS" mlp-serving-env "MLP_DB__URL=${PG/postgresql/postgresql+psycopg}/mlplatform" \
-  "MLP_FEAST__REDIS_CONNECTION_STRING=redis:6379"
+WRITER_URL="postgresql+psycopg://mlp_prediction_writer:$(stored writer-password)@postgres:5432/mlplatform"
+secret "$NS" mlp-prediction-writer "password=$(stored writer-password)" "url=$WRITER_URL"
+# MLflow's basic auth: its config (admin, users DB) and the writer's and reader's client credentials files; the
+# writer and reader users are created with MLflow's auth API once MLflow runs (docs/platform-engineer-guide.md).
+secret "$NS" mlp-mlflow-auth \
+  "basic_auth.ini=$(printf '[mlflow]\ndefault_permission = READ\ndatabase_uri = %s\nadmin_username = admin\nadmin_password = %s\n' "$PG/mlflow" "$(stored mlflow-admin)")" \
+  "writer-credentials=$(printf '[mlflow]\nmlflow_tracking_username = mlplatform\nmlflow_tracking_password = %s\n' "$(stored mlflow-writer)")" \
+  "reader-credentials=$(printf '[mlflow]\nmlflow_tracking_username = model-server\nmlflow_tracking_password = %s\n' "$(stored mlflow-reader)")"
 secret "$NS" mlp-platform "session-secret=$(stored session-secret)" "admin-password=$(stored admin-password)" \
   "alertmanager-webhook-token=$(stored webhook-token)" "airflow-password=$(stored airflow-password)"
 secret "$NS" mlp-airflow-users "passwords.json={\"admin\": \"$(stored airflow-password)\"}"

@@ -54,14 +54,20 @@ def load_json(raw: bytes) -> Any:
     """
     try:
         return json.loads(raw)
-    except UnicodeDecodeError as error:
-        raise UnparsableJsonError(f"body: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    except json.JSONDecodeError as error:
-        raise UnparsableJsonError(f"body: not valid JSON ({error})") from None
-    except ValueError as error:  # the integer digit limit
-        raise UnparsableJsonError(f"body: a number in it is out of range ({error})") from None
-    except RecursionError:
-        raise UnparsableJsonError("body: nested too deeply") from None
+    except (ValueError, RecursionError) as error:
+        raise UnparsableJsonError(json_refusal(error)) from None
+
+
+def json_refusal(error: ValueError | RecursionError) -> str:
+    """Why ``json.loads`` refused a body, as a message that never echoes it (also for FastAPI's own parsing, which
+    answers everything but ``JSONDecodeError`` with a generic 400)."""
+    if isinstance(error, UnicodeDecodeError):
+        return f"body: not UTF-8 text ({error.reason} at byte {error.start})"
+    if isinstance(error, json.JSONDecodeError):
+        return f"body: not valid JSON ({error})"
+    if isinstance(error, RecursionError):
+        return "body: nested too deeply"
+    return f"body: a number in it is out of range ({error})"  # the integer digit limit
 
 
 class BodyLimit:

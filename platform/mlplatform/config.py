@@ -13,17 +13,32 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from mlplatform.state import StateLayout
 
 LOOPBACK = "127.0.0.1"
+# The variable naming the secrets directory (see Settings.secrets_dir), read when settings are built.
+SECRETS_DIR_VARIABLE = "MLP_SECRETS_DIR"
 # The shortest session-signing key accepted: 32 characters of a URL-safe token carry 192 bits.
 MIN_SESSION_SECRET_CHARS = 32
+
+
+def _access_log_rate(value: Any) -> Any:
+    """``off`` and ``all`` read as the share of successful requests they mean (0 and 1)."""
+    named = {"off": 0.0, "all": 1.0}
+    return named.get(value.strip().lower(), value) if isinstance(value, str) else value
 
 
 class _Section(BaseModel):
@@ -96,6 +111,13 @@ class FeastSettings(_Section):
     redis_connection_string: str = Field(
         f"{LOOPBACK}:6379", description="Feast Redis connection string (host:port[,db=N][,password=...])."
     )
+    redis_timeout_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Connect and socket timeout of every Redis call, unless the connection string sets "
+        "socket_timeout / socket_connect_timeout itself.",
+    )
     offline_store: Literal["duckdb", "file"] = Field(
         "duckdb", description="Offline store engine over the parquet sources (duckdb streams the join)."
     )
@@ -150,6 +172,28 @@ class ServingSettings(_Section):
         description="Largest request body a model server reads, in KiB; a longer one is answered 413 as soon as its "
         "Content-Length or its bytes so far exceed it, before it is parsed.",
     )
+    scoring_threads: int = Field(
+        4, ge=1, le=64, description="Threads that score requests (and read the online store) off the event loop."
+    )
+    scoring_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Longest a request waits for its scoring (online-store read, model); then a 503, so a stuck "
+        "store never holds clients or the server's probes.",
+    )
+    feature_store_retry_s: float = Field(
+        2.0,
+        ge=0,
+        le=300,
+        description="After the online store fails, how long requests get a 503 at once before it is tried again.",
+    )
+    auth_token_file: Path | None = Field(
+        None,
+        description="File holding the bearer token model servers require on every route but health, readiness and "
+        "metrics (at least 16 characters; in the chart, a mounted Secret). Unset: no token, for servers bound to "
+        "loopback or reachable only through NetworkPolicy peers.",
+    )
     prediction_log: Literal["parquet", "postgres", "off"] = Field(
         "parquet", description="Prediction log sink: partitioned parquet under state_dir, or a PostgreSQL table."
     )
@@ -159,12 +203,25 @@ class ServingSettings(_Section):
     log_queue_size: int = Field(10_000, ge=1, description="Records buffered before new ones are dropped (counted).")
     log_batch_size: int = Field(500, ge=1, description="Records written per batch.")
     log_flush_interval_s: float = Field(1.0, gt=0, description="Longest a record waits before it is written.")
+    access_log: Annotated[float, BeforeValidator(_access_log_rate)] = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of successful predictions that write an access line: 0 or `off` (none: the prediction "
+        "log is the record), 1 or `all`, or a sample rate such as 0.01. Refusals and errors always write one.",
+    )
 
     @field_validator("servers_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         """Pinned to the working directory when built, so a server started elsewhere finds the same folder."""
         return value.resolve()
+
+
+KUBERNETES_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+"""A Kubernetes object name (DNS subdomain), as the chart's values.schema.json checks Secret names."""
+DATA_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+"""A key of a Secret's data."""
 
 
 class DeploySettings(_Section):
@@ -189,6 +246,12 @@ class DeploySettings(_Section):
     image_registry: str = Field("ghcr.io/mlplatform", description="Registry prefix of the platform's images.")
     serving_image: str = Field("mlplatform-serving", description="Model server image name (both backends).")
     image_tag: str | None = Field(None, description="Model server image tag. Unset: the platform's own version.")
+    image_digest: str | None = Field(
+        None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="Digest pinning the model server image (<registry>/<image>:<tag>@<digest>), as the chart's "
+        "image.digests.serving. Unset: the tag alone.",
+    )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         "IfNotPresent", description="Pull policy of the model server container."
     )
@@ -197,8 +260,49 @@ class DeploySettings(_Section):
     )
     serving_secret: str | None = Field(
         None,
-        description="Secret whose keys become the model servers' environment: the credentials they need "
-        "(MLP_DB__URL, MLP_FEAST__REDIS_CONNECTION_STRING); optional in the pod. Unset: none.",
+        description="Secret whose keys become extra environment variables of the model servers (envFrom, "
+        "optional in the pod). Older installs kept their credentials here; prefer the secret files below, and never "
+        "put MLP_DB__URL (the platform DB owner) here. Unset: none.",
+    )
+    prediction_writer_secret: str | None = Field(
+        None,
+        pattern=KUBERNETES_NAME_PATTERN,
+        description="Secret holding the prediction writer's URL (a role that may only insert into the prediction "
+        "log), mounted as the file MLP_SERVING__PREDICTION_LOG_URL in the servers' secrets directory (the chart's "
+        "postgresql.predictionWriter.secretName). Required when serving.prediction_log is postgres and "
+        "serving_secret is unset.",
+    )
+    prediction_writer_url_key: str = Field(
+        "url", pattern=DATA_KEY_PATTERN, description="Key of the writer's URL in prediction_writer_secret."
+    )
+    redis_secret: str | None = Field(
+        None,
+        pattern=KUBERNETES_NAME_PATTERN,
+        description="Secret holding Feast's Redis connection string, mounted as the file "
+        "MLP_FEAST__REDIS_CONNECTION_STRING (the chart's redis.secretName). Unset: none.",
+    )
+    redis_secret_key: str = Field(
+        "connection-string", pattern=DATA_KEY_PATTERN, description="Key of the connection string in redis_secret."
+    )
+    serving_auth_secret: str | None = Field(
+        None,
+        pattern=KUBERNETES_NAME_PATTERN,
+        description="Secret holding the bearer token model servers require, mounted as a file that "
+        "MLP_SERVING__AUTH_TOKEN_FILE names (the chart's serving.auth Secret). Unset: no token.",
+    )
+    serving_auth_secret_key: str = Field(
+        "token", pattern=DATA_KEY_PATTERN, description="Key of the token in serving_auth_secret."
+    )
+    mlflow_auth_secret: str | None = Field(
+        None,
+        pattern=KUBERNETES_NAME_PATTERN,
+        description="Secret holding the read-only MLflow user's client credentials, mounted where MLflow's client "
+        "reads them (~/.mlflow/credentials; the chart's mlflow.auth.secretName). Unset: none.",
+    )
+    mlflow_reader_credentials_key: str = Field(
+        "reader-credentials",
+        pattern=DATA_KEY_PATTERN,
+        description="Key of the reader's credentials file in mlflow_auth_secret.",
     )
     feast_volume_claim: str | None = Field(
         None,
@@ -312,6 +416,13 @@ class ApiSettings(_Section):
     max_upload_mb: int = Field(
         200, ge=1, le=10_000, description="Largest upload (all files of a new model together), in MiB; more is 413."
     )
+    access_log: Annotated[float, BeforeValidator(_access_log_rate)] = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of successful API and UI requests that write an access line: 1 or `all`, 0 or `off`, "
+        "or a sample rate. Probes and scrapes never do; refusals and errors always do.",
+    )
     oidc: OidcSettings = Field(default_factory=OidcSettings)
 
     @field_validator("session_secret")
@@ -404,6 +515,37 @@ class PrometheusSettings(_Section):
     )
 
 
+class LogSettings(_Section):
+    """Log lines of every process the platform runs Python for (API/UI, model servers, CLI); see docs/security.md."""
+
+    format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="json: one JSON object per line (time, level, logger, message, request_id, model, version). "
+        "text: plain lines for people. auto: text on a terminal, JSON otherwise (files, pipes, containers).",
+    )
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Lowest level written.")
+
+
+class MonitoringSettings(_Section):
+    """Drift checks: how much of a window they hold in memory, and where their reports are kept."""
+
+    max_sample_rows: int = Field(
+        50_000,
+        ge=1_000,
+        le=500_000,
+        description="Most rows of a window a drift check reads: larger windows are sampled uniformly where the "
+        "prediction log lives (parquet scan, or SQL in PostgreSQL), so memory stays bounded at any window size. "
+        "A model's spec may ask for fewer (monitoring.max_rows), never more. At 50,000 a check of 20 inputs peaks "
+        "under 512 MB (docs/performance.md).",
+    )
+    report_store: Literal["local", "mlflow"] = Field(
+        "local",
+        description="Where drift checks keep their HTML reports. local: under state_dir/monitoring/reports (one "
+        "machine: the embedded profile). mlflow: artifacts of the champion's training run (drift-reports/<id>.html), "
+        "readable by every API replica and Airflow worker (the chart's choice).",
+    )
+
+
 class DatabaseSettings(_Section):
     """The platform's own database: alias history and audit events (more tables come with the control plane)."""
 
@@ -420,6 +562,13 @@ class Settings(BaseSettings):
     )
 
     state_dir: Path = Field(Path(".mlplatform"), description="Root of all embedded-mode state (DBs, data, logs).")
+    secrets_dir: Path | None = Field(
+        None,
+        description="Directory of files, each named like the variable it replaces (MLP_DB__URL, "
+        "MLP_API__SESSION_SECRET) and holding its value: secrets mounted as files (the Helm chart mounts its Secrets "
+        "here) instead of passed in the environment. A variable that is set wins over its file. Set it as "
+        "MLP_SECRETS_DIR; a directory that does not exist is an error.",
+    )
     api_url: str | None = Field(
         None,
         description="Platform API the CLI talks to (e.g. https://mlp.example.com). Unset: embedded mode, where the "
@@ -447,6 +596,34 @@ class Settings(BaseSettings):
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then the secrets directory: files named like the variables, nested
+        sections split on ``__`` as in the environment.
+
+        The directory comes from ``Settings(_secrets_dir=...)`` or, at construction (never at import),
+        from ``MLP_SECRETS_DIR``.  Secret files keep credentials out of the pod spec's environment, where
+        ``kubectl describe``, crash reports and every child process would see them.
+        """
+        directory = getattr(file_secret_settings, "secrets_dir", None) or os.environ.get(SECRETS_DIR_VARIABLE) or None
+        secrets = NestedSecretsSettingsSource(
+            file_secret_settings,
+            secrets_dir=directory,
+            secrets_dir_missing="error",
+            secrets_prefix="MLP_",
+            secrets_nested_delimiter="__",
+        )
+        return init_settings, env_settings, secrets
 
     @field_validator("api_url", "api_token", mode="before")
     @classmethod
@@ -506,13 +683,55 @@ class Settings(BaseSettings):
         """Model cache and prediction log of locally run servers."""
         return (self.serving.model_cache_dir or self.layout.serving_dir).resolve()
 
-    def child_env(self) -> dict[str, str]:
-        """Environment that makes a child process (a server, an Airflow task) build exactly these settings.
+    def child_env(self, purpose: ChildPurpose) -> dict[str, str]:
+        """Environment that makes a child process (a server, an Airflow task) build these settings, with only the
+        secrets its ``purpose`` needs (``CHILD_SECRETS``): a model server or MLflow that is compromised must not
+        hand over the session key, the webhook token or the platform DB's owner.
 
-        Every value that is set is exported, secrets included: children need them, and the environment (unlike
-        argv, which supervisors log) is private to the process.
+        Values go through the environment, which (unlike argv, which supervisors log) is private to the process.
         """
-        return _flatten_env(self, "MLP_")
+        env = _flatten_env(self, "MLP_")
+        needed = CHILD_SECRETS[purpose](self)
+        return {name: value for name, value in env.items() if name not in SECRET_ENV or name in needed}
+
+
+ChildPurpose = Literal["api", "airflow", "model_server", "mlflow"]
+"""What a child process is for: it decides which secret settings it receives."""
+
+SECRET_ENV = frozenset(
+    (
+        "MLP_API__SESSION_SECRET",
+        "MLP_API__ADMIN_PASSWORD",
+        "MLP_ALERTS__WEBHOOK_TOKEN",
+        "MLP_OIDC__CLIENT_SECRET",
+        "MLP_API_TOKEN",
+        "MLP_AIRFLOW__PASSWORD",
+        "MLP_AIRFLOW__DATABASE_URL",
+        "MLP_DB__URL",
+        "MLP_SERVING__PREDICTION_LOG_URL",
+        "MLP_FEAST__REDIS_CONNECTION_STRING",
+    )
+)
+"""Settings that are, or may carry, a credential (database URLs and Redis connection strings hold passwords)."""
+
+
+def _model_server_secrets(settings: Settings) -> frozenset[str]:
+    """The online store, and the database the prediction log writes to (the platform DB only if no log URL)."""
+    needed = {"MLP_FEAST__REDIS_CONNECTION_STRING", "MLP_SERVING__PREDICTION_LOG_URL"}
+    if settings.serving.prediction_log == "postgres" and settings.serving.prediction_log_url is None:
+        needed.add("MLP_DB__URL")
+    return frozenset(needed)
+
+
+CHILD_SECRETS: dict[ChildPurpose, Callable[[Settings], frozenset[str]]] = {
+    "api": lambda _settings: SECRET_ENV,
+    # Tasks train from the feature store, record alias moves in the platform DB; components need their own DB.
+    "airflow": lambda _settings: frozenset(
+        ("MLP_DB__URL", "MLP_AIRFLOW__DATABASE_URL", "MLP_FEAST__REDIS_CONNECTION_STRING")
+    ),
+    "model_server": _model_server_secrets,
+    "mlflow": lambda _settings: frozenset(),
+}
 
 
 def _flatten_env(model: BaseModel, prefix: str) -> dict[str, str]:

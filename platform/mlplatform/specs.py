@@ -271,8 +271,9 @@ class MonitoringSpec(_Strict):
         50_000,
         ge=1_000,
         le=10_000_000,
-        description="Larger windows are compared on a uniform random sample of this many rows (bounds time and "
-        "memory; see docs/performance.md for the error bound).",
+        description="Larger windows are compared on a uniform random sample of this many rows, drawn where the "
+        "prediction log lives (bounds time and memory; see docs/performance.md for the error bound). The platform's "
+        "monitoring.max_sample_rows setting caps it.",
     )
     drift_share: float = Field(
         DEFAULT_DRIFT_SHARE,

@@ -20,7 +20,7 @@
     feast/registry.db, feast/online.db       Feast registry and sqlite online store
     data/                                    parquet feature sources
     serving/                                 model cache and prediction log of locally run servers
-    monitoring/reports/<model>/<id>.html     drift reports
+    monitoring/reports/<model>/<id>.html     drift reports (monitoring.report_store=local)
 
 Some of these can be moved elsewhere by a setting (the Feast registry, data and serving directories, the databases);
 ``Settings`` applies those overrides and falls back to this layout.

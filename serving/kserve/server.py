@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import logging
 import sys
 
 
@@ -17,14 +16,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="KServe model server for one mlplatform model")
     parser.add_argument("--model", required=True, help="registered model name (its spec must exist)")
     args, _ = parser.parse_known_args(argv)  # KServe parses its own flags from sys.argv on import
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry poll otherwise
 
+    from mlplatform import logs
     from mlplatform.config import get_settings
+
+    settings = get_settings()
+    logs.configure(settings.log, fields={"model": args.model})  # every line names the model it serves
+
     from mlplatform.serving.adapters.kserve import serve
     from mlplatform.serving.predictor import Predictor
 
-    predictor = Predictor(get_settings(), args.model)
+    predictor = Predictor(settings, args.model)
     predictor.start()
     gc.freeze()  # the loaded model and libraries are long-lived: keep them out of every later GC pass
     serve(predictor)

@@ -13,7 +13,7 @@ import pytest
 from kubernetes.client import ApiClient, Configuration
 
 from mlplatform.config import Settings
-from mlplatform.deploy.base import DeployError
+from mlplatform.deploy.base import Backend, DeployError
 from mlplatform.deploy.kubernetes import deployer as deployer_module
 from mlplatform.deploy.kubernetes.deployer import KubernetesDeployer
 from mlplatform.deploy.kubernetes.kube_api import RBAC_RULES
@@ -305,3 +305,57 @@ def test_a_requested_port_is_refused_naming_the_deployer(fake_api: FakeKubernete
     with pytest.raises(NotImplementedError, match=r"KubernetesDeployer serves every model .* on container port 8080"):
         _deployer(fake_api, settings).deploy(MODEL, "kserve", 9000)
     assert fake_api.calls == [], "nothing applied"
+
+
+SERVER_SECRETS = {
+    "prediction_writer_secret": "mlp-prediction-writer",
+    "redis_secret": "mlp-redis",
+    "serving_auth_secret": "mlp-serving-token",
+    "mlflow_auth_secret": "mlp-mlflow-auth",
+}
+
+
+def _logging_to_postgres(settings: Settings) -> Settings:
+    owner = "postgresql+psycopg://mlplatform:owner-pa55word@db:5432/mlplatform"
+    return settings.model_copy(
+        update={
+            "serving": settings.serving.model_copy(update={"prediction_log": "postgres"}),
+            "db": settings.db.model_copy(update={"url": owner}),
+        }
+    )
+
+
+@pytest.mark.parametrize(("backend", "plural"), [("kserve", ISVC), ("bentoml", "deployments")])
+def test_applied_servers_hold_their_own_secrets_as_files_on_the_fake_kubernetes_api(
+    fake_api: FakeKubernetesApi, settings: Settings, backend: Backend, plural: str
+) -> None:
+    """What reaches the (fake) API server: token file, secrets dir, no service-account token, no DB owner URL."""
+    fake_api.controllers[ISVC] = kserve_ready
+    fake_api.controllers["deployments"] = deployment_available
+    deployer = _deployer(fake_api, _logging_to_postgres(settings), **SERVER_SECRETS)
+
+    deployer.deploy(MODEL, backend)
+
+    stored = fake_api.get(plural, NAME)
+    assert stored is not None
+    pod = stored["spec"]["predictor"] if backend == "kserve" else stored["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["MLP_SECRETS_DIR"] == "/var/run/secrets/mlplatform"
+    assert env["MLP_SERVING__AUTH_TOKEN_FILE"] == "/var/run/secrets/mlplatform-serving/token"
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    files = [item for source in volumes["secrets"]["projected"]["sources"] for item in source["secret"]["items"]]
+    assert [item["path"] for item in files] == ["MLP_SERVING__PREDICTION_LOG_URL", "MLP_FEAST__REDIS_CONNECTION_STRING"]
+    assert volumes["serving-token"]["secret"]["secretName"] == "mlp-serving-token"
+    assert volumes["mlflow-credentials"]["secret"]["items"] == [{"key": "reader-credentials", "path": "credentials"}]
+    assert pod["automountServiceAccountToken"] is False
+    assert "owner-pa55word" not in repr(stored) and "MLP_DB__URL" not in repr(stored)
+
+
+def test_a_server_without_the_writer_s_url_is_refused_before_any_apply_on_the_fake_kubernetes_api(
+    fake_api: FakeKubernetesApi, settings: Settings
+) -> None:
+    deployer = _deployer(fake_api, _logging_to_postgres(settings))
+    with pytest.raises(DeployError, match="no Secret gives them the prediction writer's URL"):
+        deployer.deploy(MODEL, "kserve")
+    assert [call for call in fake_api.calls if call.method == "PATCH"] == []

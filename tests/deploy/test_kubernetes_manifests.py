@@ -9,13 +9,25 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from mlplatform.config import Settings
+from mlplatform.config import Settings, get_settings
+from mlplatform.deploy.base import DeployError
 from mlplatform.deploy.kubernetes import manifests
 from mlplatform.deploy.kubernetes.manifests import Rollout
 from mlplatform.specs import ModelSpec, find_spec
 from tests.support.kubernetes_schemas import SchemaMissingError, validate
 
 NAMESPACE = "models"
+DIGEST = "sha256:" + "ab" * 32
+OWNER_URL = "postgresql+psycopg://mlplatform:owner-pa55word@db:5432/mlplatform"
+# What the chart's platform Deployment sets (helm/mlplatform/templates/platform/deployment.yaml).
+HARDENED = {
+    "image_digest": DIGEST,
+    "image_pull_policy": "IfNotPresent",
+    "prediction_writer_secret": "mlp-prediction-writer",
+    "redis_secret": "mlp-redis",
+    "serving_auth_secret": "mlp-serving-token",
+    "mlflow_auth_secret": "mlp-mlflow-auth",
+}
 
 
 @pytest.fixture()
@@ -27,18 +39,43 @@ def _with(settings: Settings, **deploy: Any) -> Settings:
     return settings.model_copy(update={"deploy": settings.deploy.model_copy(update=deploy)})
 
 
+def _hardened(settings: Settings) -> Settings:
+    """A cluster's settings: the prediction log on PostgreSQL, the platform's own DB URL set, every secret named."""
+    return settings.model_copy(
+        update={
+            "serving": settings.serving.model_copy(update={"prediction_log": "postgres"}),
+            "db": settings.db.model_copy(update={"url": OWNER_URL}),
+            "deploy": settings.deploy.model_copy(update=HARDENED),
+        }
+    )
+
+
 def _all_objects(spec: ModelSpec, settings: Settings) -> list[dict[str, Any]]:
-    """Every variant the deployer can emit: both modes, canary shares, both backends."""
+    """Every variant the deployer can emit: both modes, canary shares, both backends, with and without secrets."""
     serverless = _with(
         settings, kserve_mode="Serverless", service_account="models", serving_secret="env", feast_volume_claim="f"
     )
+    hardened = _hardened(settings)
     return [
         manifests.inference_service(spec, settings, Rollout("champion"), NAMESPACE),
         manifests.inference_service(spec, serverless, Rollout("challenger", 25), NAMESPACE),
         manifests.inference_service(spec, serverless, Rollout("champion", 0), NAMESPACE),
+        manifests.inference_service(spec, hardened, Rollout("champion"), NAMESPACE),
         *manifests.bentoml_objects(spec, settings, Rollout("champion"), NAMESPACE),
         *manifests.bentoml_objects(spec, serverless, Rollout("champion"), NAMESPACE),
+        *manifests.bentoml_objects(spec, hardened, Rollout("champion"), NAMESPACE),
     ]
+
+
+def _pod(obj: dict[str, Any]) -> dict[str, Any]:
+    pod: dict[str, Any] = (
+        obj["spec"]["predictor"] if obj["kind"] == "InferenceService" else obj["spec"]["template"]["spec"]
+    )
+    return pod
+
+
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container["env"]}
 
 
 def test_every_manifest_validates_against_its_schema(spec: ModelSpec, settings: Settings) -> None:
@@ -84,6 +121,7 @@ def test_inference_service_runs_our_serving_image_as_a_custom_predictor(spec: Mo
     assert container["command"] == ["python", "/app/serving/kserve/server.py", "--model", "fraud_detector"]
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env == {
+        "HOME": "/tmp",
         "MLP_SERVING__HOST": "0.0.0.0",
         "MLP_SERVING__PORT": "8080",
         "MLP_SERVING__BACKEND": "kserve",
@@ -148,11 +186,19 @@ def test_every_container_is_locked_down(spec: ModelSpec, settings: Settings) -> 
     for obj in _all_objects(spec, settings):
         if obj["kind"] not in ("InferenceService", "Deployment"):
             continue
-        pod = obj["spec"]["predictor"] if obj["kind"] == "InferenceService" else obj["spec"]["template"]["spec"]
-        assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+        pod = _pod(obj)
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"] == {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+            "fsGroup": 10001,  # owns the secret files (mode 0440)
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
         for container in pod["containers"]:
             context = container["securityContext"]
-            assert context["readOnlyRootFilesystem"] and context["runAsNonRoot"]
+            assert context["readOnlyRootFilesystem"] and context["runAsNonRoot"] and context["runAsUser"] == 10001
+            assert context["privileged"] is False
             assert context["allowPrivilegeEscalation"] is False
             assert context["capabilities"] == {"drop": ["ALL"]}
             assert container["resources"]["limits"] and container["resources"]["requests"]
@@ -203,3 +249,104 @@ def test_builders_are_pure(spec: ModelSpec, settings: Settings) -> None:
     custom = _with(settings, image_registry="registry.example.com/ml/", image_tag="1.2.3")
     isvc = manifests.inference_service(spec, custom, Rollout("champion"), NAMESPACE)
     assert isvc["spec"]["predictor"]["containers"][0]["image"] == "registry.example.com/ml/mlplatform-serving:1.2.3"
+
+
+@pytest.mark.parametrize("backend", ["kserve", "bentoml"])
+def test_secrets_reach_the_servers_as_files_like_the_chart_s_model_servers(
+    spec: ModelSpec, settings: Settings, backend: str
+) -> None:
+    """The writer's URL and Redis in MLP_SECRETS_DIR, the token file, the MLflow reader's credentials file."""
+    hardened = _hardened(settings)
+    if backend == "kserve":
+        obj = manifests.inference_service(spec, hardened, Rollout("champion"), NAMESPACE)
+    else:
+        obj = manifests.bentoml_deployment(spec, hardened, Rollout("champion"), NAMESPACE)
+    pod = _pod(obj)
+    (container,) = pod["containers"]
+    env = _env(container)
+    assert env["MLP_SECRETS_DIR"] == "/var/run/secrets/mlplatform"
+    assert env["MLP_SERVING__AUTH_TOKEN_FILE"] == "/var/run/secrets/mlplatform-serving/token"
+    assert env["HOME"] == "/tmp" and env["MLP_SERVING__PREDICTION_LOG"] == "postgres"
+    assert container["envFrom"] == []
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["secrets"]["projected"] == {
+        "defaultMode": 0o440,
+        "sources": [
+            {
+                "secret": {
+                    "name": "mlp-prediction-writer",
+                    "items": [{"key": "url", "path": "MLP_SERVING__PREDICTION_LOG_URL"}],
+                }
+            },
+            {
+                "secret": {
+                    "name": "mlp-redis",
+                    "items": [{"key": "connection-string", "path": "MLP_FEAST__REDIS_CONNECTION_STRING"}],
+                }
+            },
+        ],
+    }
+    assert volumes["serving-token"]["secret"] == {
+        "secretName": "mlp-serving-token",
+        "defaultMode": 0o440,
+        "items": [{"key": "token", "path": "token"}],
+    }
+    assert volumes["mlflow-credentials"]["secret"] == {
+        "secretName": "mlp-mlflow-auth",
+        "defaultMode": 0o440,
+        "items": [{"key": "reader-credentials", "path": "credentials"}],  # the reader: no writer's key mounted
+    }
+    mounts = {mount["name"]: mount for mount in container["volumeMounts"]}
+    assert mounts["secrets"] == {"name": "secrets", "mountPath": "/var/run/secrets/mlplatform", "readOnly": True}
+    assert (
+        mounts["serving-token"]["mountPath"] == "/var/run/secrets/mlplatform-serving"
+        and mounts["serving-token"]["readOnly"]
+    )
+    assert mounts["mlflow-credentials"]["mountPath"] == "/tmp/.mlflow" and mounts["mlflow-credentials"]["readOnly"]
+    assert container["image"].endswith(f"@{DIGEST}") and container["imagePullPolicy"] == "IfNotPresent"
+    assert pod["automountServiceAccountToken"] is False
+    labels = pod["labels"] if backend == "kserve" else obj["spec"]["template"]["metadata"]["labels"]
+    # What the chart's NetworkPolicy and PodMonitor for model servers select (mlp.modelServerSelector).
+    assert {
+        "app.kubernetes.io/part-of": "mlplatform",
+        "app.kubernetes.io/component": "model-server",
+    }.items() <= labels.items()
+    validate(obj)
+
+
+def test_the_platform_db_owner_s_url_never_reaches_a_server(spec: ModelSpec, settings: Settings) -> None:
+    """Neither as a value nor as a file: the servers hold the writer's Secret, the platform DB URL stays behind."""
+    for obj in _all_objects(spec, settings):
+        text = json.dumps(obj)
+        assert "owner-pa55word" not in text and "MLP_DB__URL" not in text
+
+
+def test_an_unchanged_install_without_secrets_keeps_no_secret_volume(spec: ModelSpec, settings: Settings) -> None:
+    """No Secret named: no secrets directory (a missing MLP_SECRETS_DIR would stop the server), no token file."""
+    pod = _pod(manifests.inference_service(spec, settings, Rollout("champion"), NAMESPACE))
+    (container,) = pod["containers"]
+    assert {volume["name"] for volume in pod["volumes"]} == {"state", "tmp", "feast"}
+    assert not {"MLP_SECRETS_DIR", "MLP_SERVING__AUTH_TOKEN_FILE"} & _env(container).keys()
+    assert "@" not in container["image"]
+
+
+def test_a_postgres_prediction_log_without_the_writer_s_secret_is_refused(spec: ModelSpec, settings: Settings) -> None:
+    to_postgres = settings.model_copy(
+        update={"serving": settings.serving.model_copy(update={"prediction_log": "postgres"})}
+    )
+    with pytest.raises(DeployError, match="MLP_DEPLOY__PREDICTION_WRITER_SECRET"):
+        manifests.inference_service(spec, to_postgres, Rollout("champion"), NAMESPACE)
+    with pytest.raises(DeployError, match="no Secret gives them the prediction writer's URL"):
+        manifests.bentoml_objects(spec, to_postgres, Rollout("champion"), NAMESPACE)
+    older_install = _with(to_postgres, serving_secret="mlp-serving-env")  # kept its URL in the envFrom Secret
+    isvc = manifests.inference_service(spec, older_install, Rollout("champion"), NAMESPACE)
+    assert isvc["spec"]["predictor"]["containers"][0]["envFrom"] == [
+        {"secretRef": {"name": "mlp-serving-env", "optional": True}}
+    ]
+
+
+def test_secret_names_and_digests_are_checked_when_the_settings_load() -> None:
+    with pytest.raises(ValueError, match="image_digest"):
+        get_settings(deploy={"image_digest": "sha256:short"})
+    with pytest.raises(ValueError, match="serving_auth_secret"):
+        get_settings(deploy={"serving_auth_secret": "Not_A_Name"})

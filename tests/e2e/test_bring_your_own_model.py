@@ -81,7 +81,7 @@ class Shell:
 @pytest.fixture()
 def guide_shell(e2e_world: E2eWorld, tmp_path: Path) -> Shell:
     """A shell in an empty folder with `mlplatform` on PATH and the end-to-end stack's settings in the environment."""
-    env = {**os.environ, **e2e_world.settings.child_env()}
+    env = {**os.environ, **e2e_world.settings.child_env("api")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("MLP_API_URL", None)
     workdir = tmp_path / "work"

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
 
+from mlplatform.config import Settings
+from mlplatform.deploy.kubernetes import manifests
+from mlplatform.deploy.kubernetes.deployer import default_namespace
+from mlplatform.specs import find_spec
 from tests.support.environment import REPO_ROOT, skip_missing
 from tests.support.tools import helm_path, run_helm
 
@@ -23,6 +29,7 @@ PROFILES_DIR = CHART / "ci"
 PROFILES = sorted(path.name.removesuffix("-values.yaml") for path in PROFILES_DIR.glob("*-values.yaml"))
 RELEASE = "mlp"
 NAMESPACE = "mlplatform"
+DEPLOYED_MODEL = "platform_deployed"  # a model no profile serves itself, so its objects' names never collide
 Manifest = dict[str, Any]
 
 
@@ -96,3 +103,37 @@ def workloads(objects: list[Manifest]) -> list[Manifest]:
 
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in selector.items())
+
+
+def platform_settings(objects: list[Manifest]) -> Settings | None:
+    """The settings the chart's platform pod runs with (its MLP_* values), or None when it deploys no servers.
+
+    Built from the environment exactly as the pod builds them, without MLP_SECRETS_DIR: its files exist in the pod
+    only, and the deployer passes on Secret names, never a secret's value.
+    """
+    (platform,) = [
+        o for o in of_kind(objects, "Deployment") if o["metadata"]["name"] == f"{RELEASE}-mlplatform-platform"
+    ]
+    (container,) = [c for c in pod_spec(platform)["containers"] if c["name"] == "api"]  # type: ignore[index]
+    env = {item["name"]: item["value"] for item in container["env"] if item["name"].startswith("MLP_")}
+    if env.get("MLP_DEPLOY__TARGET") != "kubernetes":
+        return None
+    env.pop("MLP_SECRETS_DIR")
+    with mock.patch.dict(os.environ, env, clear=True):
+        return Settings()
+
+
+def platform_deployed_objects(objects: list[Manifest]) -> list[Manifest]:
+    """What the platform of this rendered release applies when a model is deployed from the UI or CLI, on both
+    backends (an InferenceService; a Deployment, Service and autoscaler), or nothing when it manages no servers."""
+    settings = platform_settings(objects)
+    if settings is None:
+        return []
+    bundled = find_spec([REPO_ROOT / "pipelines" / "models"], "fraud_detector")
+    spec = bundled.model_copy(update={"name": DEPLOYED_MODEL})
+    rollout = manifests.Rollout(settings.serving.alias)
+    namespace = default_namespace(settings)
+    return [
+        manifests.inference_service(spec, settings, rollout, namespace),
+        *manifests.bentoml_objects(spec, settings, rollout, namespace),
+    ]

@@ -4,6 +4,7 @@ and bad values are rejected by `helm template` with a message naming the value."
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -93,33 +94,51 @@ def test_oidc_issuer_needs_a_client_id(helm: str) -> None:
     assert "settings.api.oidc.clientId is required" in result.stderr
 
 
+STAND_INS = {
+    "MLP_DB__URL": "postgresql+psycopg://u:p@db:5432/mlp",
+    "MLP_SERVING__PREDICTION_LOG_URL": "postgresql+psycopg://writer:p@db:5432/mlp",
+    "MLP_ALERTS__WEBHOOK_TOKEN": "x" * 32,
+}
+
+
+def _secret_files(spec: dict[str, Any], container: dict[str, Any], secrets_dir: str) -> list[str]:
+    """Names of the files the container finds in its secrets directory (the projected volume mounted there)."""
+    (mount,) = [m for m in container.get("volumeMounts", []) if m["mountPath"] == secrets_dir]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    return [item["path"] for source in volume["projected"]["sources"] for item in source["secret"]["items"]]
+
+
 def test_rendered_platform_settings_are_accepted_by_mlplatform_config(helm: str, tmp_path: Path) -> None:
-    """Every MLP_* variable the chart sets is a real setting with a valid value (secrets filled with stand-ins)."""
+    """Every MLP_* variable and secret file the chart gives platform code is a real setting with a valid value
+    (secrets filled with stand-ins in a secrets directory laid out as the pod's)."""
     from mlplatform.config import Settings
     from tests.helm.conftest import pod_spec, render, workloads
 
-    stand_ins = {
-        "MLP_DB__URL": "postgresql+psycopg://u:p@db:5432/mlp",
-        "MLP_ALERTS__WEBHOOK_TOKEN": "x" * 32,
-    }
+    checked = 0
     for profile in ("minimal", "production", "bentoml"):
         for workload in workloads(render(helm, profile)):
-            for container in pod_spec(workload)["containers"]:  # type: ignore[index]
+            spec = pod_spec(workload)
+            assert spec is not None
+            for container in spec.get("initContainers", []) + spec["containers"]:
                 env = {
-                    item["name"]: item.get(
-                        "value", stand_ins.get(item["name"], "stand-in-secret-value-of-forty-characters")
-                    )
+                    item["name"]: item.get("value", "stand-in-secret-value-of-forty-characters")
                     for item in container.get("env", [])
                     if item["name"].startswith("MLP_")
                 }
-                if not env:
+                if "MLP_SECRETS_DIR" not in env:
                     continue
+                secrets = tmp_path / f"{profile}-{workload['metadata']['name']}-{container['name']}"
+                secrets.mkdir()
+                for name in _secret_files(spec, container, env.pop("MLP_SECRETS_DIR")):
+                    (secrets / name).write_text(STAND_INS.get(name, "stand-in-secret-value-of-forty-characters"))
                 with pytest.MonkeyPatch.context() as patch:
-                    for key in list(__import__("os").environ):
+                    for key in list(os.environ):
                         if key.startswith("MLP_"):
                             patch.delenv(key)
                     for key, value in env.items():
                         patch.setenv(key, value)
                     patch.chdir(tmp_path)
-                    settings = Settings()
+                    settings = Settings(_secrets_dir=secrets)
                 assert settings.mlflow.resolved_tracking_uri().startswith("http://mlp-mlplatform-mlflow")
+                checked += 1
+    assert checked >= 8, "the API, model servers, migrations and jobs all run platform code"

@@ -88,7 +88,7 @@ def test_cli_predict_and_traffic(served_world: ServedWorld, tmp_path: Path, monk
     # Its own platform DB: the embedded CLI acts as the bootstrap admin, which the shared world's DB may not have.
     settings = settings.model_copy(update={"db": DatabaseSettings(url=f"sqlite:///{tmp_path / 'platform.db'}")})
     with_migrated_db(settings)
-    for key, value in settings.child_env().items():
+    for key, value in settings.child_env("api").items():
         monkeypatch.setenv(key, value)
     labels_in_model_dir(settings, MODEL)
     runner = CliRunner()

@@ -7,17 +7,24 @@ Each test logs its traffic into its own 24-hour window of one shared log, so the
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from mlplatform.config import Settings
-from mlplatform.monitoring.drift import PREDICTION
-from mlplatform.monitoring.drift_check import load_reference, run_drift_check
+from mlplatform.config import MonitoringSettings, Settings
+from mlplatform.monitoring.drift import PREDICTION, analyse
+from mlplatform.monitoring.drift_check import current_frame, load_reference, run_drift_check
+from mlplatform.monitoring.reports import MLFLOW_REPORT_DIR, open_report_store
+from mlplatform.predictions.reader import read_prediction_log
 from mlplatform.predictions.records import PredictionRecord
 from mlplatform.predictions.sinks import ParquetSink, prediction_log_dir
 from mlplatform.store import PlatformStore
@@ -59,8 +66,9 @@ class World:
     def served_like_training(self, rows: int, seed: int) -> pd.DataFrame:
         return self.reference.sample(n=rows, replace=True, random_state=seed).reset_index(drop=True)
 
-    def check(self, end: datetime) -> DriftCheck:
-        return run_drift_check(self.settings, MODEL, actor="pytest", now=end)
+    def check(self, end: datetime, **monitoring: object) -> DriftCheck:
+        settings = self.settings.model_copy(update={"monitoring": MonitoringSettings.model_validate(monitoring)})
+        return run_drift_check(settings, MODEL, actor="pytest", now=end)
 
 
 @pytest.fixture(scope="module")
@@ -137,13 +145,96 @@ def test_cli_prints_the_recorded_check_as_json(world: World) -> None:
 
     end = datetime.now(UTC)
     world.log(world.served_like_training(300, seed=5), end)
-    env = world.settings.child_env()
+    env = world.settings.child_env("api")
     result = CliRunner().invoke(drift_app, ["check", MODEL, "--window-hours", "24", "--json"], env=env)
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
     assert body["status"] == "no_drift" and body["rows"] == 300 and body["actor"].startswith("cli:")
     unknown = CliRunner().invoke(drift_app, ["check", "no_such_model"], env=env)
     assert unknown.exit_code == 1 and "no model 'no_such_model'" in unknown.output
+
+
+def test_a_window_within_the_cap_is_compared_as_when_the_whole_window_was_read(world: World) -> None:
+    """The check samples in the data layer now; below the cap that must change nothing: the same rows reach
+    Evidently as when the check loaded the window whole (``read_prediction_log``), so the same results come out."""
+    end = DAY_ONE + timedelta(days=8)
+    world.log(world.served_like_training(1500, seed=7), end)
+    check = world.check(end)
+
+    log = read_prediction_log(world.settings, MODEL, end - timedelta(hours=24), end)
+    whole = analyse(
+        world.reference,
+        current_frame(log, world.features, world.version),
+        world.features,
+        drift_share_threshold=check.drift_share_threshold,
+        max_rows=50_000,
+    )
+    assert (check.rows, check.rows_compared, check.detail["sampled"]) == (1500, 1500, False)
+    assert check.features == whole.features and check.drift_share == whole.drift_share
+    assert (check.prediction_method, check.prediction_drift_score) == (
+        whole.prediction_method,
+        whole.prediction_drift_score,
+    )
+
+
+def test_a_window_beyond_the_cap_is_compared_on_a_sample_of_the_cap(world: World) -> None:
+    end = DAY_ONE + timedelta(days=10)
+    world.log(world.served_like_training(1500, seed=8), end)
+    check = world.check(end, max_sample_rows=1000)
+
+    assert check.status == "no_drift"
+    assert (check.rows, check.rows_compared) == (1500, 1000)  # rows in the window vs rows sampled
+    assert check.detail["sampled"] is True and check.detail["max_sample_rows"] == 1000
+    assert check.detail["prediction_rows"] == 1500 and check.prediction_method  # counted over the window
+    assert [f.feature for f in check.features] == world.features and all(f.score is not None for f in check.features)
+
+
+def test_a_report_written_by_one_process_is_served_by_an_api_with_no_shared_directory(
+    world: World, tmp_path: Path
+) -> None:
+    """With ``monitoring.report_store=mlflow``: the CLI checks in a child process, the report goes to MLflow (not
+    to the checker's disk), and an API built over another state directory serves it from there."""
+    from fastapi.testclient import TestClient
+
+    from mlplatform.operations.services import ApiServices
+    from mlplatform.registry.mlflow_registry import mlflow_client
+    from mlplatform.webapp import create_app
+    from tests.support.api_world import cheap_hash
+
+    in_mlflow = MonitoringSettings(report_store="mlflow")
+    writer = world.settings.model_copy(update={"monitoring": in_mlflow})
+    world.log(world.served_like_training(300, seed=9), datetime.now(UTC))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLP_")}, **writer.child_env("api")}
+    command = [str(Path(sys.executable).parent / "mlplatform"), "drift", "check", MODEL, "--json"]
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    written = json.loads(completed.stdout)
+    assert written["has_report"] is True
+    assert not writer.layout.drift_report(MODEL, written["id"]).exists()  # nothing on the checker's disk
+    artifacts = mlflow_client(writer).list_artifacts(written["reference_run_id"], MLFLOW_REPORT_DIR)
+    assert f"{MLFLOW_REPORT_DIR}/{written['id']}.html" in [artifact.path for artifact in artifacts]
+
+    reader = writer.model_copy(
+        update={
+            "state_dir": tmp_path / "replica",
+            "db": world.settings.db.model_copy(update={"url": world.settings.db_url}),
+        }
+    )
+    services = ApiServices.from_settings(reader, password_hash=cheap_hash())
+    viewer = f"viewer_{uuid.uuid4().hex[:8]}"
+    services.auth.create_user(viewer, "viewer", None)
+    headers = {"Authorization": f"Bearer {services.auth.create_token(viewer, 'reports', 1).secret}"}
+    client = TestClient(create_app(reader, services))
+    served = client.get(f"/api/v1/models/{MODEL}/drift/{written['id']}/report", headers=headers)
+    assert served.status_code == 200, served.text
+    assert "<html" in served.text[:2000].lower() and served.headers["content-security-policy"]
+    assert not (tmp_path / "replica" / "monitoring").exists()
+
+    recorded = DriftResults(services.store).get(MODEL, written["id"])
+    assert recorded is not None
+    store = open_report_store(reader)
+    assert store.get(recorded) == served.content
+    assert store.get(replace(recorded, id=10**9)) is None  # no such artifact: no report, not an error
 
 
 RUN_DAG = """

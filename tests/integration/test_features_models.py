@@ -199,7 +199,7 @@ def test_features_get_shows_online_values_of_a_view_and_a_service(world: Setting
         text=True,
         timeout=300,
         cwd=REPO_ROOT,
-        env={**world.child_env(), "PATH": str(Path(sys.executable).parent), "COLUMNS": "200"},
+        env={**world.child_env("api"), "PATH": str(Path(sys.executable).parent), "COLUMNS": "200"},
     )
     assert completed.returncode == 0, completed.stderr
     assert "bmi_per_dose" in completed.stdout and "11.0" in completed.stdout

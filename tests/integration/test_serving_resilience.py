@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -14,18 +13,17 @@ import numpy as np
 import psutil
 import pytest
 
-from mlplatform.config import Settings
 from tests.support.environment import free_port
 from tests.support.serving import (
     KINDS,
     MODEL,
     ServedWorld,
     ServerProcess,
+    materialize_online,
     serving_settings,
     start_server,
 )
 from tests.support.waiting import wait_for
-from tests.support.world import WORLD_END
 
 pytestmark = pytest.mark.integration
 
@@ -193,13 +191,6 @@ def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
     return process
 
 
-def _materialize(settings: Settings) -> None:
-    from mlplatform.features.store import FeatureStoreAdapter
-
-    # Explicit range: the shared registry already records sqlite's materialisation, which is not Redis's.
-    FeatureStoreAdapter(settings).materialize(WORLD_END, start=WORLD_END - timedelta(days=365))
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_redis_outage_is_503_and_the_server_recovers(
     served_world: ServedWorld, tmp_path: Path, running: list[ServerProcess], kind: str
@@ -215,7 +206,7 @@ def test_redis_outage_is_503_and_the_server_recovers(
             }
         )
         settings = serving_settings(base, tmp_path)
-        _materialize(settings)
+        materialize_online(settings)
         server = start_server(kind, settings)
         running.append(server)
         entity = [{"customer_id": served_world.customers[0], "amount": 7.0}]
@@ -228,7 +219,7 @@ def test_redis_outage_is_503_and_the_server_recovers(
             assert "the online feature store (redis) could not be read" in response.json()["error"]
             assert str(port) not in response.json()["error"], "where the store is stays in the server's log"
             redis = _start_redis(port, tmp_path)
-            _materialize(settings)
+            materialize_online(settings)
             response = server.predict(client, entity)
             assert response.status_code == 200, response.text
             assert response.json()["predictions"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import json
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -135,6 +137,64 @@ def test_requests_are_counted_in_metrics_not_logged_line_by_line(
     assert _ok_requests(server) - before == 100
     new_lines = server.log().splitlines()[log_before:]
     assert len(new_lines) < 10, "\n".join(new_lines[:20])
+
+
+def _json_records(server: ServerProcess) -> list[dict[str, object]]:
+    """The server's log lines that are JSON objects (all of them, bar BentoML's supervisor: see docs/security.md)."""
+    return [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+
+
+def test_log_lines_carry_the_request_id_model_and_version_and_no_credential(
+    server: ServerProcess, served_world: ServedWorld
+) -> None:
+    """One id for the answer, its header, the prediction log and the log line; refusals log, successes do not;
+    a credential a client sends never reaches the log."""
+    from mlplatform.predictions.reader import read_prediction_log
+
+    token = "mlp_" + secrets.token_urlsafe(32)
+    secret_headers = {"authorization": f"Bearer {token}", "cookie": f"mlp_session={secrets.token_urlsafe(24)}"}
+    entity = {"customer_id": served_world.customers[0], "amount": 3.0}
+    url = server.url + server.predict_path()
+    field = server.entities_field
+    with httpx.Client(timeout=30) as client:
+        ok = client.post(url, json={field: [entity], "request_id": "body-id-1"}, headers=secret_headers)
+        from_header = client.post(url, json={field: [entity]}, headers={"x-request-id": "header-id-1"})
+        too_long = client.post(url, json={field: [entity]}, headers={"x-request-id": "h" * 65})
+        refused = client.post(url, json={field: "nope"}, headers={**secret_headers, "x-request-id": "refused-1"})
+    assert ok.status_code == 200 and ok.headers["x-request-id"] == ok.json()["request_id"] == "body-id-1"
+    assert from_header.headers["x-request-id"] == from_header.json()["request_id"] == "header-id-1"
+    generated = too_long.headers["x-request-id"]
+    assert too_long.status_code == 200 and too_long.json()["request_id"] == generated and len(generated) == 32
+    assert refused.status_code == 422 and refused.headers["x-request-id"] == "refused-1"
+
+    def refusal_logged() -> bool:
+        return any(record.get("request_id") == "refused-1" for record in _json_records(server))
+
+    wait_for(refusal_logged, 10, "the refusal's log line")
+    wait_for(
+        lambda: (
+            {"body-id-1", "header-id-1", generated} <= set(read_prediction_log(server.settings, MODEL)["request_id"])
+        ),
+        10,
+        "the prediction log's records of the three answers",
+    )
+    records = _json_records(server)
+    (line,) = [record for record in records if record.get("request_id") == "refused-1"]
+    assert (line["model"], line["version"], line["status"], line["level"]) == (
+        MODEL,
+        served_world.versions[0],
+        422,
+        "WARNING",
+    )
+    assert "must be a list" in str(line["error"])
+    assert not [record for record in records if record.get("request_id") in ("body-id-1", "header-id-1", generated)]
+    assert all(record.get("model") == MODEL for record in records if record["logger"] != "circus")
+    log = server.log()
+    assert token not in log and secret_headers["cookie"].split("=", 1)[1] not in log
+    stray = [line for line in log.splitlines() if not line.startswith("{")]
+    # BentoML's supervisor (not the worker that answers) announces the server in BentoML's own format.
+    assert all("[cli] Starting production HTTP BentoServer" in line for line in stray), stray[:5]
+    assert len(stray) <= (1 if server.kind == "bentoml" else 0)
 
 
 def test_hot_swap_under_load_has_no_failures(server: ServerProcess, served_world: ServedWorld) -> None:

@@ -60,7 +60,7 @@ def user_for(role: str) -> str:
 
 
 def make_world(settings: Settings) -> World:
-    store = PlatformStore.connect(settings.db_url)
+    store = PlatformStore.migrated(settings.db_url)  # as `stack up` leaves it
     versions = [
         version_info(1, 0.90, 0.5),
         version_info(2, 0.95, 0.6),

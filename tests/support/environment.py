@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -77,3 +77,19 @@ def free_port() -> int:
         _handed_out.add(port)
         return port
     raise RuntimeError(f"no free port in {_PORT_RANGE} after 500 tries")
+
+
+def embedded_settings(state_dir: Path, **overrides: Any) -> Settings:
+    """Embedded-profile settings with their state under ``state_dir`` and free ports (the ``settings`` fixture's,
+    and a module's that needs them for longer than one test); ``overrides`` are further settings."""
+    from mlplatform.config import get_settings
+
+    return get_settings(
+        state_dir=state_dir,
+        bundled_models_dir=REPO_ROOT / "pipelines" / "models",
+        feast={"repo_path": REPO_ROOT / "feature_repo", "project": "mlp_test"},
+        airflow={"dags_folder": REPO_ROOT / "pipelines" / "dags", "port": free_port()},
+        mlflow={"port": free_port()},
+        prometheus={"port": free_port(), "alertmanager_port": free_port()},
+        **overrides,
+    )

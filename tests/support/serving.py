@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import yaml
 from mlplatform.config import ServingSettings, Settings
 from tests.support.environment import REPO_ROOT, free_port
 from tests.support.waiting import wait_for
-from tests.support.world import share_fraud_data
+from tests.support.world import WORLD_END, share_fraud_data
 
 MODEL = "fraud_serve"
 KINDS = ("kserve", "bentoml")
@@ -93,7 +94,7 @@ def start_server(kind: str, settings: Settings, model: str = MODEL, wait_ready: 
     script = REPO_ROOT / "serving" / kind / ("server.py" if kind == "kserve" else "service.py")
     log_path = settings.serving_dir.parent / f"{kind}-{settings.serving.port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **settings.child_env(), "PYTHONUNBUFFERED": "1", "BENTOML_DO_NOT_TRACK": "true"}
+    env = {**os.environ, **settings.child_env("model_server"), "PYTHONUNBUFFERED": "1", "BENTOML_DO_NOT_TRACK": "true"}
     with log_path.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, str(script), "--model", model], env=env, cwd=REPO_ROOT, stdout=sink, stderr=sink
@@ -115,6 +116,16 @@ def start_server(kind: str, settings: Settings, model: str = MODEL, wait_ready: 
         server.terminate()
         raise AssertionError(f"{error}:\n{server.log()[-4000:]}") from None
     return server
+
+
+def materialize_online(settings: Settings) -> None:
+    """The served world's features into ``settings``' online store (a Redis of the test's own, say).
+
+    An explicit range: the shared registry already records the sqlite store's materialisation, which is not this
+    store's."""
+    from mlplatform.features.store import FeatureStoreAdapter
+
+    FeatureStoreAdapter(settings).materialize(WORLD_END, start=WORLD_END - timedelta(days=365))
 
 
 def labels_in_model_dir(settings: Settings, model: str) -> None:

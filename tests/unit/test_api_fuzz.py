@@ -22,45 +22,18 @@ from schemathesis.schemas import APIOperation
 
 from mlplatform.api.reference import reference_document
 from mlplatform.config import Settings
-from tests.support.api_world import MODEL, World, make_world
+from tests.support.api_world import World, make_world
+from tests.support.fuzzing import fuzzing_config
 
 EXAMPLES_PER_OPERATION = 40
 # An OpenAPI operation's case.  An alias, so the test function's source (which seeds derandomized generation) stays
 # as it was: another seed generates other examples.
 Case: TypeAlias = schemathesis.Case[APIOperation[Any, Any, Any, Any]]
-# Random names and numbers almost never name the fake registry's model or versions, so every request would stop at a
-# 404.  These dictionaries make most generated values real ones (schemathesis keeps invalid-mode cases invalid),
-# which sends the fuzzer through the gate, rollback, training and deployment code.
-KNOWN_VALUES = {
-    "dictionaries": {
-        "models": {"values": [MODEL]},
-        "versions": {"values": [1, 2, 3, 4]},
-        "users": {"values": ["viewer", "approver", "admin"]},
-    },
-    "parameters": {
-        **{key: {"dictionary": "models", "probability": 0.8} for key in ("path.name", "path.model", "body.model")},
-        **{key: {"dictionary": "versions", "probability": 0.8} for key in ("body.version", "query.a", "query.b")},
-        "path.username": {"dictionary": "users", "probability": 0.5},
-    },
-    "generation": {"max-examples": EXAMPLES_PER_OPERATION, "deterministic": True},
-    # A schema cannot say that an uploaded file must be parquet holding the named columns: a new model's upload that
-    # matches the schema may still break the data contract, which is refused with 422 naming the file and column.
-    "operations": [
-        {
-            "include-path-regex": "^/api/v1/models$",
-            "include-method": "POST",
-            "checks": {
-                "positive_data_acceptance": {
-                    "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
-                }
-            },
-        }
-    ],
-}
-
 # The schema is the published document; each test sends its requests to a fresh app (``app=`` below).  Loading it
 # eagerly (not through schemathesis' ``from_fixture``) also sidesteps that helper's use of a pytest internal.
-API_SCHEMA = schemathesis.openapi.from_dict(reference_document(), config=schemathesis.Config.from_dict(KNOWN_VALUES))
+API_SCHEMA = schemathesis.openapi.from_dict(
+    reference_document(), config=schemathesis.Config.from_dict(fuzzing_config(EXAMPLES_PER_OPERATION))
+)
 
 
 @pytest.fixture()

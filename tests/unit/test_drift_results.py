@@ -3,14 +3,18 @@ the drift gauges the API's ``/metrics`` shows from the DB."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.exc import OperationalError
 
-from mlplatform.config import Settings
+from mlplatform.config import MonitoringSettings, Settings
 from mlplatform.monitoring.drift_metrics import DriftCollector
+from mlplatform.monitoring.reports import LocalReportStore, open_report_store
 from mlplatform.store.drift import DriftCheck, DriftResults
-from tests.support.api_world import MODEL, World
+from tests.support.api_world import MODEL, World, make_world
 from tests.support.contracts.drift import check_drift_contract, make_check
 
 
@@ -75,6 +79,33 @@ def test_drift_report_is_served_sandboxed_to_viewers(world: World) -> None:
     assert unknown.status_code == 404
     bad_model = world.client.get("/api/v1/models/nope/drift", headers=world.as_role("viewer"))
     assert bad_model.status_code == 404
+
+
+def test_the_local_report_store_renames_a_whole_report_into_place(settings: Settings, tmp_path: Path) -> None:
+    store = open_report_store(settings)
+    assert isinstance(store, LocalReportStore)
+    check = replace(make_check(status="no_drift"), id=7)
+    assert store.get(check) is None
+    rendered = tmp_path / "report.html"
+    rendered.write_text("<html>first</html>")
+    store.put(check, rendered)
+    rendered.write_text("<html>second</html>")
+    store.put(check, rendered)
+    assert store.get(check) == b"<html>second</html>"
+    assert [path.name for path in settings.layout.drift_report(MODEL, 7).parent.iterdir()] == ["7.html"]  # no drafts
+    with pytest.raises(ValueError, match="record the check before its report"):
+        store.put(make_check(status="no_drift"), rendered)
+
+
+def test_a_report_kept_in_mlflow_while_mlflow_is_down_is_a_503_not_a_500(settings: Settings) -> None:
+    """Nothing listens on the settings' MLflow port: the report store cannot answer, and the API says so."""
+    world = make_world(settings.model_copy(update={"monitoring": MonitoringSettings(report_store="mlflow")}))
+    results = DriftResults(world.services.store)
+    check_id = results.record(make_check(status="no_drift"))
+    results.set_has_report(check_id)
+    response = world.client.get(f"/api/v1/models/{MODEL}/drift/{check_id}/report", headers=world.as_role("viewer"))
+    assert response.status_code == 503
+    assert response.json()["type"] == "/problems/registry-unavailable"
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -14,18 +14,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from mlplatform.predictions.reader import read_prediction_log
 from mlplatform.predictions.records import BASE_COLUMNS, PredictionRecord
-from mlplatform.predictions.sinks import PredictionSink
+from mlplatform.predictions.sinks import PredictionSink, Reservoir
 from mlplatform.predictions.writer import BatchingPredictionLog, open_prediction_log
 from tests.support.contracts.prediction_log import (
     MODEL,
     T0,
     check_contract,
     check_regression_records,
+    check_sample,
     check_window,
     log_settings,
     make_record,
@@ -50,6 +53,57 @@ def test_regression_records_have_no_label(tmp_path: Path, kind: str) -> None:
     else:
         settings = log_settings(tmp_path, "parquet")
     check_regression_records(settings)
+
+
+@pytest.mark.parametrize("kind", ["parquet", "sqlite"])
+def test_a_window_is_sampled_where_the_log_lives_never_beyond_the_cap(tmp_path: Path, kind: str) -> None:
+    if kind == "sqlite":  # the SQL sink on sqlite: counted and sampled by the database
+        settings = log_settings(tmp_path, "postgres", prediction_log_url=f"sqlite:///{tmp_path / 'log.db'}")
+    else:
+        settings = log_settings(tmp_path, "parquet")
+    check_sample(settings)
+
+
+def _numbered_batches(sizes: list[int]) -> list[pa.RecordBatch]:
+    schema = pa.schema([("timestamp", pa.timestamp("us", tz="UTC")), ("model_version", pa.string())])
+    batches, first = [], 0
+    for size in sizes:
+        stamps = pa.array(np.arange(first, first + size) * 1_000_000, pa.timestamp("us", tz="UTC"))
+        batches.append(pa.record_batch([stamps, pa.array(["1"] * size)], schema=schema))
+        first += size
+    return batches
+
+
+def _seconds(frame: pd.DataFrame) -> list[int]:
+    return [int(moment.timestamp()) for moment in frame["timestamp"]]
+
+
+def test_the_reservoir_holds_at_most_its_size_and_its_sample_ignores_batch_boundaries() -> None:
+    batches = _numbered_batches([1000] * 20)
+    reservoir = Reservoir(batches[0].schema, 300, seed=7)
+    for batch in batches:
+        reservoir.offer(batch)
+        assert reservoir.held < 600  # memory: twice the sample at most, whatever the window
+    sample = reservoir.sample()
+    assert (sample.rows, len(sample.frame), sample.rows_by_version) == (20_000, 300, {"1": 20_000})
+    regrouped = Reservoir(batches[0].schema, 300, seed=7)
+    for batch in _numbered_batches([7, 13_000, 6_993]):
+        regrouped.offer(batch)
+    assert _seconds(regrouped.sample().frame) == _seconds(sample.frame)
+
+
+def test_the_reservoir_draws_every_row_equally_often() -> None:
+    """200 seeds, 10 of 100 rows each: each row is expected 20 times; a sampler biased towards the first or last
+    batches would leave some rows near 0 or 40 (binomial sd 4.2, so 5..40 fails a fair sampler about once in 10^4)."""
+    batches = _numbered_batches([30, 30, 40])
+    counts = np.zeros(100, dtype=int)
+    for seed in range(200):
+        reservoir = Reservoir(batches[0].schema, 10, seed=seed)
+        for batch in batches:
+            reservoir.offer(batch)
+        counts[_seconds(reservoir.sample().frame)] += 1
+    assert counts.sum() == 2000 and counts.min() >= 5 and counts.max() <= 40
+    assert abs(counts[:30].mean() - counts[70:].mean()) < 4
 
 
 def test_parquet_layout_is_partitioned_by_model_and_date(tmp_path: Path) -> None:

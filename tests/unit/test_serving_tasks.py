@@ -5,6 +5,7 @@ tests/integration), everything else (skops files, Predictor, KServe model, Bento
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import warnings
@@ -368,7 +369,7 @@ def test_both_servers_answer_in_the_tasks_shape(
             InferInput("size", [2], "FP64", data=[2.0, 3.0]),
         ],
     )
-    response = model.predict(request)
+    response, _ = asyncio.run(model(request))
     outputs = {output.name: output for output in response.outputs}
     assert list(outputs) == [output["name"] for output in model.get_output_types()]
     assert outputs["error"].data[0] == "" and "unknown entity" in outputs["error"].data[1]

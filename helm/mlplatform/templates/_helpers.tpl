@@ -43,10 +43,24 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
 {{- end -}}
 
-{{/* <registry>/<name>:<tag>; call with (dict "root" $ "name" "mlplatform-platform"). */}}
+{{/*
+<registry>/<name>:<tag>[@<digest>]; call with (dict "root" $ "image" "platform|serving"). A digest pins the exact
+image (a tag can be moved); values image.digests give them.
+*/}}
 {{- define "mlp.image" -}}
 {{- $image := .root.Values.image -}}
-{{- printf "%s/%s:%s" (trimSuffix "/" $image.registry) .name (default .root.Chart.AppVersion $image.tag) -}}
+{{- $ref := printf "%s/%s:%s" (trimSuffix "/" $image.registry) (get $image .image) (default .root.Chart.AppVersion $image.tag) -}}
+{{- with get $image.digests .image }}{{ $ref = printf "%s@%s" $ref . }}{{ end -}}
+{{- $ref -}}
+{{- end -}}
+
+{{/*
+Pull policy of one image: the value when set; else IfNotPresent for an image pinned by digest (it cannot change)
+and Always for a tag (the registry says what the tag means now, and checks the pull credentials every time).
+*/}}
+{{- define "mlp.pullPolicy" -}}
+{{- $image := .root.Values.image -}}
+{{- $image.pullPolicy | default (ternary "IfNotPresent" "Always" (not (empty (get $image.digests .image)))) -}}
 {{- end -}}
 
 {{- define "mlp.imagePullSecrets" -}}
@@ -130,7 +144,8 @@ seccompProfile:
 
 {{/*
 Environment shared by every container running platform code (API, model servers, Feast jobs): the MLP_* settings
-of mlplatform.config for the production profile. Secrets come only through secretKeyRef.
+of mlplatform.config for the production profile, none of them secret. Secrets are files in MLP_SECRETS_DIR (see
+mlp.secretFiles), each component holding only its own.
 */}}
 {{- define "mlp.platformEnv" -}}
 {{- $v := .Values -}}
@@ -144,22 +159,16 @@ of mlplatform.config for the production profile. Secrets come only through secre
   value: "1"
 - name: MLP_STATE_DIR
   value: /var/lib/mlplatform
-- name: MLP_DB__URL
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "mlp.required" (dict "path" "postgresql.platform.secretName" "value" $v.postgresql.platform.secretName) }}
-      key: {{ $v.postgresql.platform.secretKey }}
+- name: MLP_SECRETS_DIR
+  value: {{ include "mlp.secretsDir" . }}
 - name: MLP_MLFLOW__TRACKING_URI
   value: {{ include "mlp.mlflowUrl" . | quote }}
+- name: MLP_MONITORING__REPORT_STORE
+  value: mlflow
 - name: MLP_FEAST__PROJECT
   value: {{ $v.feast.project | quote }}
 - name: MLP_FEAST__ONLINE_STORE
   value: redis
-- name: MLP_FEAST__REDIS_CONNECTION_STRING
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "mlp.required" (dict "path" "redis.secretName" "value" $v.redis.secretName) }}
-      key: {{ $v.redis.secretKey }}
 - name: MLP_FEAST__REGISTRY_PATH
   value: /var/lib/mlplatform-feast/registry.db
 - name: MLP_FEAST__DATA_DIR
@@ -172,4 +181,67 @@ of mlplatform.config for the production profile. Secrets come only through secre
   value: {{ $v.serving.alias | quote }}
 - name: MLP_SERVING__PREDICTION_LOG
   value: postgres
+{{- end -}}
+
+
+{{/* Where platform code finds its secret files (MLP_SECRETS_DIR): one file per setting, named like its variable. */}}
+{{- define "mlp.secretsDir" -}}
+/var/run/secrets/mlplatform
+{{- end -}}
+
+{{/*
+Secret files of platform code: each entry [setting variable, Secret name, key, value path for the error]. Call
+with (dict "root" $ "files" <entries>); renders the projected volume "secrets" for mlp.secretsDir. Files are
+0440 and owned by the pods' fsGroup: readable by the container's user only.
+*/}}
+{{- define "mlp.secretFiles" -}}
+- name: secrets
+  projected:
+    defaultMode: 0440
+    sources:
+      {{- range .files }}
+      - secret:
+          name: {{ include "mlp.required" (dict "path" (index . 3) "value" (index . 1)) }}
+          items:
+            - {key: {{ index . 2 }}, path: {{ index . 0 }}}
+      {{- end }}
+{{- end -}}
+
+{{- define "mlp.secretsMount" -}}
+- name: secrets
+  mountPath: {{ include "mlp.secretsDir" .root }}
+  readOnly: true
+{{- end -}}
+
+{{/*
+MLflow client credentials (MLflow's basic auth): the client reads ~/.mlflow/credentials ([mlflow]
+mlflow_tracking_username / mlflow_tracking_password); HOME is /tmp. Call with (dict "root" $ "key" <Secret key>).
+*/}}
+{{- define "mlp.mlflowCredentialsVolume" -}}
+{{- if .root.Values.mlflow.auth.enabled }}
+- name: mlflow-credentials
+  secret:
+    secretName: {{ include "mlp.required" (dict "path" "mlflow.auth.secretName" "value" .root.Values.mlflow.auth.secretName) }}
+    defaultMode: 0440
+    items:
+      - {key: {{ .key }}, path: credentials}
+{{- end }}
+{{- end -}}
+
+{{- define "mlp.mlflowCredentialsMount" -}}
+{{- if .Values.mlflow.auth.enabled }}
+- name: mlflow-credentials
+  mountPath: /tmp/.mlflow
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* The Secret holding the model servers' bearer token: the named one, else the one the chart generates. */}}
+{{- define "mlp.servingTokenSecret" -}}
+{{- .Values.serving.auth.secretName | default (include "mlp.componentName" (dict "root" . "component" "serving-token")) -}}
+{{- end -}}
+
+{{/* Where model servers find the bearer token clients must send (MLP_SERVING__AUTH_TOKEN_FILE). */}}
+{{- define "mlp.servingTokenFile" -}}
+/var/run/secrets/mlplatform-serving/token
 {{- end -}}

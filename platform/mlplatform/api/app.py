@@ -7,7 +7,8 @@ from collections.abc import Collection
 from fastapi import FastAPI
 from starlette.types import Lifespan
 
-from mlplatform import bodies
+from mlplatform import bodies, logs
+from mlplatform.api.early_auth import AuthenticateBeforeBody
 from mlplatform.api.problems import install_problem_handlers
 from mlplatform.api.routers import (
     alerts,
@@ -47,8 +48,11 @@ def create_api(
     install_problem_handlers(app)
     # The uploads and the webhook bound their bodies themselves (api.max_upload_mb, the webhook's 4 MiB).
     exempt = [("POST", path) for path in (onboarding.UPLOAD_PATH, alerts.WEBHOOK_PATH, *upload_paths)]
+    app.add_middleware(AuthenticateBeforeBody)  # inside BodyLimit: a body too large is refused before anything
     app.add_middleware(bodies.BodyLimit, limit=services.settings.api.max_body_kb * 1024, exempt=exempt)
-    app.middleware("http")(services.metrics.middleware)  # added last, so it is outermost: it counts the 413s too
+    app.middleware("http")(services.metrics.middleware)  # outside the body limit: it counts the 413s too
+    # Outermost: the request id is set before anything else runs and returned on every answer.
+    app.add_middleware(logs.RequestLog, sample=lambda: services.settings.api.access_log)
     for module in (ops, auth, oidc, onboarding, models, drift, training, deployments, audit, alerts):
         app.include_router(module.router)
     return app

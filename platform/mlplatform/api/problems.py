@@ -19,9 +19,12 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from mlplatform import bodies, logs
 from mlplatform.operations.problems import TYPE_BASE, Problem
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+MAX_INSTANCE_CHARS = 256
+"""A problem's ``instance`` is the request path, cut to this: a client may send a path of many kilobytes."""
 log = logging.getLogger(__name__)
 
 
@@ -66,15 +69,20 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extensions: dict[str, Any] | None = None,
 ) -> JSONResponse:
+    logs.note_error(detail)  # the reason on the request's access line
     body: dict[str, Any] = {
         "type": type_,
         "title": title or HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": _instance(request.url.path),
         **(extensions or {}),
     }
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _instance(path: str) -> str:
+    return path if len(path) <= MAX_INSTANCE_CHARS else f"{path[:MAX_INSTANCE_CHARS]}..."
 
 
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
@@ -92,6 +100,9 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    cause = exc.__cause__
+    if exc.status_code == 400 and isinstance(cause, ValueError | RecursionError):
+        return _unparsable_body(request, bodies.json_refusal(cause))
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
@@ -136,6 +147,19 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
         type_=f"{TYPE_BASE}validation",
         title="Invalid request",
         extensions={"errors": errors},
+    )
+
+
+def _unparsable_body(request: Request, why: str) -> JSONResponse:
+    """FastAPI's generic 400 for a JSON body its parser raised on (not UTF-8, nested too deeply, a number beyond
+    range) as the 422 its other parse errors get, saying why."""
+    return problem_response(
+        request,
+        422,
+        why,
+        type_=f"{TYPE_BASE}validation",
+        title="Invalid request",
+        extensions={"errors": [{"loc": ["body"], "msg": why.removeprefix("body: "), "type": "json_invalid"}]},
     )
 
 

@@ -29,18 +29,26 @@ ROLE_HELP = "viewer, data-scientist, approver or admin"
 def serve() -> None:
     """Run the API with uvicorn on api.host:api.port; creates the first admin if there are no users.
 
-    The platform DB must be at this code's schema revision (`mlplatform db upgrade`)."""
+    The platform DB must be at this code's schema revision (`mlplatform db upgrade`).  Everything it writes is a
+    log line in ``log.format`` (JSON in a file, text on a terminal): uvicorn is told not to configure logging, and its
+    access log is replaced by ``logs.RequestLog``'s (request ids, no query strings).
+    """
+    import logging
+
     import uvicorn
 
+    from mlplatform import logs
     from mlplatform.operations.services import ApiServices
     from mlplatform.store.bootstrap import ensure_admin, login_hint
     from mlplatform.webapp import create_app
 
     settings = get_settings()
+    logs.configure(settings.log)
+    log = logging.getLogger("mlplatform.api")
     services = ApiServices.from_settings(settings, store=platform_store(settings.db_url))
     if ensure_admin(settings, services.auth) is not None:
-        console.print(f"created the admin: {login_hint(settings, services.auth)}", highlight=False)
-    console.print(f"platform API and UI at {settings.api.resolved_public_url()}", highlight=False)
+        log.info("created the admin: %s", login_hint(settings, services.auth))
+    log.info("platform API and UI at %s", settings.api.resolved_public_url())
     # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise: only the configured proxies may name
     # the client (the address logins are limited and audited by).
     proxies = settings.api.forwarded_allow_ips
@@ -50,6 +58,8 @@ def serve() -> None:
         port=settings.api.port,
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None,
+        log_config=None,
+        access_log=False,
     )
 
 

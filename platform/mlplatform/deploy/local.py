@@ -108,7 +108,7 @@ class LocalProcessDeployer(Deployer):
             raise DeployError(f"model server entry point {entry} not found (settings: serving.servers_dir)")
         record = LocalRecord(model, backend, self._choose_port(model, port, current))
         self._write_record(record)
-        env = {**_inherited_env(), **self.settings.child_env(), "MLP_SERVING__PORT": str(record.port)}
+        env = {**_inherited_env(), **self.settings.child_env("model_server"), "MLP_SERVING__PORT": str(record.port)}
         self.supervisor.start(_name(model), [sys.executable, str(entry), "--model", model], env, cwd=entry.parent)
         self._write_targets()
         return record

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from mlplatform.config import Settings
+from mlplatform.config import FeastSettings, Settings
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -98,6 +98,19 @@ _VOLATILE_FIELDS = frozenset({"meta", "file_options", "data_source_class_type"})
 """Proto fields that say when/where rather than what: registry timestamps, data locations."""
 
 
+REDIS_TIMEOUT_OPTIONS = ("socket_timeout", "socket_connect_timeout")
+
+
+def redis_connection_string(feast: FeastSettings) -> str:
+    """The configured connection string with ``feast.redis_timeout_s`` as its timeouts where it names none.
+
+    Without them, redis-py waits forever on a blackholed Redis (its default socket timeout is none), and every
+    process reading features (model servers, materialisation, training) hangs with it."""
+    named = {part.split("=", 1)[0].strip() for part in feast.redis_connection_string.split(",") if "=" in part}
+    extra = [f"{option}={feast.redis_timeout_s:g}" for option in REDIS_TIMEOUT_OPTIONS if option not in named]
+    return ",".join([feast.redis_connection_string, *extra])
+
+
 def _strip_volatile(message: Any) -> None:
     """Clear ``_VOLATILE_FIELDS`` anywhere inside a protobuf message, so equal definitions hash equal."""
     for descriptor, value in message.ListFields():
@@ -156,7 +169,7 @@ class FeatureStoreAdapter:
         feast = self._settings.feast
         online: dict[str, Any]
         if feast.online_store == "redis":
-            online = {"type": "redis", "connection_string": feast.redis_connection_string}
+            online = {"type": "redis", "connection_string": redis_connection_string(feast)}
         else:
             online = {"type": "sqlite", "path": str(self._settings.feast_online_path)}
         return RepoConfig(

@@ -4,7 +4,13 @@
 in the platform DB (``mlplatform.store.drift``): a window with fewer logged rows than the spec's ``min_rows`` is
 ``insufficient_data`` (row count and minimum kept, no verdict), because tiny samples make every test noisy and a
 quiet night must not page anyone as drift.  Otherwise the comparison (``mlplatform.monitoring.drift.analyse``)
-gives ``drift`` or ``no_drift`` and its Evidently report is written beside the DB under the state directory.
+gives ``drift`` or ``no_drift`` and its Evidently report is kept by the report store the settings name
+(``mlplatform.monitoring.reports``: the state directory, or MLflow where API replicas and workers are many).
+
+Memory stays bounded at any window size: the window is counted and sampled where the log lives
+(``sample_prediction_log``: a streaming parquet scan, or SQL in PostgreSQL), never loaded whole.  At most the
+smaller of the spec's ``max_rows`` and ``settings.monitoring.max_sample_rows`` rows reach Evidently; a window that
+fits is compared whole, exactly as before sampling moved into the data layer.
 
 Failures to reach MLflow or the log raise (nothing recorded): ``DriftCheckStale`` alerts when checks stop
 succeeding, which is the right signal for those.
@@ -16,9 +22,11 @@ import json
 import tempfile
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlplatform.monitoring.drift import PREDICTION, analyse
+from mlplatform.monitoring.reports import open_report_store
 from mlplatform.specs import ModelSpec, find_spec
 from mlplatform.store.drift import DriftCheck, DriftResults
 
@@ -26,6 +34,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlplatform.config import Settings
+    from mlplatform.predictions.records import WindowSample
     from mlplatform.registry.mlflow_registry import VersionInfo
     from mlplatform.store.db import PlatformStore
 
@@ -43,17 +52,24 @@ def _champion(settings: Settings, store: PlatformStore, model: str) -> VersionIn
     return champion
 
 
+def model_inputs(settings: Settings, run_id: str) -> list[str]:
+    """The model inputs recorded on the training run: the columns a check reads from the log."""
+    from mlplatform.registry.lineage import Lineage
+    from mlplatform.registry.mlflow_registry import mlflow_client
+
+    tags = mlflow_client(settings).get_run(run_id).data.tags
+    return list(json.loads(tags[Lineage.MODEL_INPUTS_TAG]))
+
+
 def load_reference(settings: Settings, run_id: str) -> tuple[pd.DataFrame, list[str]]:
     """The reference snapshot logged with the training run, and the model inputs recorded on that run."""
     import mlflow.artifacts
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from mlplatform.registry.lineage import Lineage
-    from mlplatform.registry.mlflow_registry import mlflow_client
     from mlplatform.training.pipeline import REFERENCE_ARTIFACT
 
-    tags = mlflow_client(settings).get_run(run_id).data.tags
+    features = model_inputs(settings, run_id)
     with tempfile.TemporaryDirectory(prefix="mlp-reference-") as scratch:
         try:
             local = mlflow.artifacts.download_artifacts(
@@ -65,7 +81,7 @@ def load_reference(settings: Settings, run_id: str) -> tuple[pd.DataFrame, list[
         except MlflowException as error:
             raise DriftCheckError(f"run {run_id} has no {REFERENCE_ARTIFACT}: {error.message}") from None
         reference = pd.read_parquet(local)
-    return reference, list(json.loads(tags[Lineage.MODEL_INPUTS_TAG]))
+    return reference, features
 
 
 def current_frame(log: pd.DataFrame, features: list[str], champion_version: str) -> pd.DataFrame:
@@ -98,26 +114,33 @@ def _base_check(spec: ModelSpec, champion: VersionInfo, start: datetime, end: da
     )
 
 
-def _compare(settings: Settings, spec: ModelSpec, check: DriftCheck, log: pd.DataFrame) -> tuple[DriftCheck, Any]:
+def sample_limit(settings: Settings, spec: ModelSpec) -> int:
+    """Most rows a check of this model reads: the spec's ``max_rows``, capped by the operator's memory bound."""
+    return min(spec.monitoring.max_rows, settings.monitoring.max_sample_rows)
+
+
+def _compare(settings: Settings, spec: ModelSpec, check: DriftCheck, window: WindowSample) -> tuple[DriftCheck, Any]:
     """Run the comparison; returns the check with its results and the analysis (for the HTML report)."""
     import evidently
 
     reference, features = load_reference(settings, check.reference_run_id)
-    current = current_frame(log, features, check.model_version)
-    prediction_rows = int(current[PREDICTION].notna().sum())
+    current = current_frame(window.frame, features, check.model_version)
+    # Counted over the whole window, like the rows: the sample decides values, never whether a test runs.
+    prediction_rows = window.rows_by_version.get(check.model_version, 0)
     analysis = analyse(
         reference,
         current,
         features,
         drift_share_threshold=spec.monitoring.drift_share,
-        max_rows=spec.monitoring.max_rows,
+        max_rows=window.max_rows,
         with_prediction=prediction_rows >= spec.monitoring.min_rows,
     )
     detail = {
         "evidently_version": evidently.__version__,
-        "sampled": analysis.rows_compared < len(current),
+        "sampled": window.sampled,
+        "max_sample_rows": window.max_rows,
         "prediction_rows": prediction_rows,
-        "served_versions": sorted(log["model_version"].astype(str).unique().tolist()),
+        "served_versions": sorted(window.rows_by_version),
     }
     return replace(
         check,
@@ -134,6 +157,23 @@ def _compare(settings: Settings, spec: ModelSpec, check: DriftCheck, log: pd.Dat
     ), analysis
 
 
+def _window(settings: Settings, spec: ModelSpec, start: datetime, end: datetime, features: list[str]) -> WindowSample:
+    from mlplatform.predictions.reader import sample_prediction_log
+
+    limit = sample_limit(settings, spec)
+    return sample_prediction_log(settings, spec.name, start, end, features=features, max_rows=limit)
+
+
+def _keep_report(settings: Settings, results: DriftResults, check: DriftCheck, analysis: Any) -> None:
+    """Render the report, hand it to the report store, then mark the check as having one."""
+    with tempfile.TemporaryDirectory(prefix="mlp-drift-report-") as scratch:
+        rendered = Path(scratch) / "report.html"
+        analysis.save_html(rendered)
+        open_report_store(settings).put(check, rendered)
+    assert check.id is not None  # the store refuses a check without its id
+    results.set_has_report(check.id)
+
+
 def run_drift_check(
     settings: Settings,
     model: str,
@@ -148,7 +188,6 @@ def run_drift_check(
 
     ``since`` starts the window at that instant instead: the closed-loop demo checks exactly the traffic it sent.
     """
-    from mlplatform.predictions.reader import read_prediction_log
     from mlplatform.store.db import PlatformStore
 
     spec = find_spec(settings.model_roots, model)
@@ -158,16 +197,15 @@ def run_drift_check(
         champion = _champion(settings, store, model)
         end = (now or datetime.now(UTC)).astimezone(UTC)
         start = since.astimezone(UTC) if since else end - timedelta(hours=window_hours or spec.monitoring.window_hours)
-        log = read_prediction_log(settings, model, start, end)
-        check = replace(_base_check(spec, champion, start, end, len(log)), actor=actor[:128])
+        window = _window(settings, spec, start, end, model_inputs(settings, str(champion.run_id)))
+        check = replace(_base_check(spec, champion, start, end, window.rows), actor=actor[:128])
         analysis = None
-        if len(log) >= spec.monitoring.min_rows:
-            check, analysis = _compare(settings, spec, check, log)
+        if window.rows >= spec.monitoring.min_rows:
+            check, analysis = _compare(settings, spec, check, window)
         results = DriftResults(store)
         check_id = results.record(replace(check, finished_at=datetime.now(UTC)))
         if analysis is not None:
-            analysis.save_html(settings.layout.drift_report(model, check_id))
-            results.set_has_report(check_id)
+            _keep_report(settings, results, replace(check, id=check_id), analysis)
         recorded = results.get(model, check_id)
         assert recorded is not None  # just written in this process
         return recorded

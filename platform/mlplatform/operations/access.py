@@ -25,6 +25,10 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 TARGET_PARAMS = ("name", "model", "username", "token_id")
 # Set on the dependencies ``require``/``permit`` return, so the API reference can say which role each route needs.
 ROLE_ATTRIBUTE = "mlplatform_required_role"
+# Set on the dependencies ``permit`` returns: the audited action, so a request can be authenticated for it before
+# its body is read (``mlplatform.api.early_auth``), which then leaves the caller in the request's scope.
+ACTION_ATTRIBUTE = "mlplatform_audited_action"
+PRINCIPAL_SCOPE_KEY = "mlplatform.principal"
 
 
 def required_role(dependency: Callable[..., Any]) -> str | None:
@@ -134,20 +138,40 @@ async def submitted_csrf(request: Request) -> str | None:
     return None
 
 
+def authenticate_to_act(request: Request, action: str) -> Principal:
+    """The caller of a mutating route, else a 401 written to the audit log as a refusal of ``action``."""
+    services = get_services(request)
+    target = audit_target(request)
+    try:
+        principal = authenticate(request, services)
+    except Problem:
+        record(request, "anonymous", action, target, RESULT_UNAUTHENTICATED, reason="invalid credentials")
+        raise
+    if principal is None:
+        record(request, "anonymous", action, target, RESULT_UNAUTHENTICATED, reason="no credentials")
+        raise _unauthenticated("authentication required: a Bearer token or a session")
+    return principal
+
+
+def signed_in(action: str) -> Callable[[Request], Principal]:
+    """A dependency that authenticates the caller of ``action`` (a 401, audited, otherwise) and leaves it for
+    ``permit``: listed before a dependency that reads a large body (an upload form), so nobody unauthenticated
+    gets one read."""
+
+    def dependency(request: Request) -> Principal:
+        principal = authenticate_to_act(request, action)
+        request.scope[PRINCIPAL_SCOPE_KEY] = principal
+        return principal
+
+    return dependency
+
+
 def permit(action: str, role: str) -> Callable[..., Principal]:
     """A mutating-route dependency: authenticated, role checked, CSRF checked for sessions; refusals audited."""
 
     def dependency(request: Request, csrf: str | None = Depends(submitted_csrf)) -> Principal:
-        services = get_services(request)
         target = audit_target(request)
-        try:
-            principal = authenticate(request, services)
-        except Problem:
-            record(request, "anonymous", action, target, RESULT_UNAUTHENTICATED, reason="invalid credentials")
-            raise
-        if principal is None:
-            record(request, "anonymous", action, target, RESULT_UNAUTHENTICATED, reason="no credentials")
-            raise _unauthenticated("authentication required: a Bearer token or a session")
+        principal: Principal = request.scope.get(PRINCIPAL_SCOPE_KEY) or authenticate_to_act(request, action)
         if not role_allows(principal.role, role):
             record(request, principal.username, action, target, RESULT_DENIED, reason=f"needs role {role}")
             raise Problem(403, f"this needs the {role} role; you have {principal.role}", slug="forbidden")
@@ -162,4 +186,5 @@ def permit(action: str, role: str) -> Callable[..., Principal]:
         return principal
 
     setattr(dependency, ROLE_ATTRIBUTE, role)
+    setattr(dependency, ACTION_ATTRIBUTE, action)
     return dependency

@@ -45,6 +45,24 @@ def check_drift(request: Request, services: ApiServices, principal: Principal, n
     return check
 
 
+def report_html(services: ApiServices, name: str, check_id: int) -> bytes:
+    """A check's HTML report, read through the report store the settings name (the one the checks write to)."""
+    from mlplatform.monitoring.reports import open_report_store
+    from mlplatform.registry.mlflow_registry import RegistryUnavailableError
+    from mlplatform.store.drift import DriftResults
+
+    check = DriftResults(services.store).get(name, check_id)
+    if check is None or check.id is None:
+        raise Problem(404, f"{name} has no drift check {check_id}", slug="unknown-drift-check", title="Not found")
+    try:
+        report = open_report_store(services.settings).get(check) if check.has_report else None
+    except RegistryUnavailableError as error:
+        raise Problem(503, str(error), slug="registry-unavailable", title="Model registry unavailable") from None
+    if report is None:
+        raise Problem(404, f"drift check {check_id} of {name} has no report", slug="no-drift-report", title="Not found")
+    return report
+
+
 def report_url(check: DriftCheck) -> str | None:
     """The API's report endpoint (served with a sandboxing CSP), when the check wrote a report."""
     if not check.has_report or check.id is None:

@@ -43,20 +43,25 @@ def failure_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}"[:MAX_REASON_CHARS]
 
 
-def run_step(step: Callable[[], Result]) -> Result:
-    """Run a task's step: a deterministic error fails the task without retries; every failure's reason goes to
-    XCom."""
+def run_step(step: Callable[[], Result], model: str) -> Result:
+    """Run a task's step for ``model``: a deterministic error fails the task without retries; every failure's
+    reason goes to XCom.  Each line the step logs names the model and the DAG run, with secrets redacted."""
     from airflow.sdk import get_current_context
     from airflow.sdk.exceptions import AirflowFailException
 
-    try:
-        return step()
-    except Exception as error:
-        reason = failure_reason(error)
-        get_current_context()["ti"].xcom_push(key=FAILURE_REASON_KEY, value=reason)
-        if isinstance(error, DETERMINISTIC_ERRORS):
-            raise AirflowFailException(f"{reason} (not retried: a retry would fail the same way)") from error
-        raise
+    from mlplatform import logs
+
+    context = get_current_context()
+    dag_run = context["dag_run"]
+    with logs.airflow_task_context(model, f"{dag_run.dag_id}/{dag_run.run_id}"):
+        try:
+            return step()
+        except Exception as error:
+            reason = failure_reason(error)
+            context["ti"].xcom_push(key=FAILURE_REASON_KEY, value=reason)
+            if isinstance(error, DETERMINISTIC_ERRORS):
+                raise AirflowFailException(f"{reason} (not retried: a retry would fail the same way)") from error
+            raise
 
 
 def request_from_context(spec_name: str) -> TrainingRequest:
@@ -114,14 +119,16 @@ def build_training_dag(spec: ModelSpec, run_schedule: bool = True) -> DAG:
             from mlplatform.config import get_settings
             from mlplatform.training import pipeline
 
-            return run_step(lambda: pipeline.prepare_training_set(get_settings(), request_from_context(name)))
+            return run_step(lambda: pipeline.prepare_training_set(get_settings(), request_from_context(name)), name)
 
         @task
         def train_and_evaluate(mlflow_run_id: str) -> str:
             from mlplatform.config import get_settings
             from mlplatform.training import pipeline
 
-            run_step(lambda: pipeline.train_and_evaluate(get_settings(), request_from_context(name), mlflow_run_id))
+            run_step(
+                lambda: pipeline.train_and_evaluate(get_settings(), request_from_context(name), mlflow_run_id), name
+            )
             return mlflow_run_id
 
         @task
@@ -130,7 +137,7 @@ def build_training_dag(spec: ModelSpec, run_schedule: bool = True) -> DAG:
             from mlplatform.training import pipeline
 
             return run_step(
-                lambda: pipeline.register_version(get_settings(), request_from_context(name), mlflow_run_id)
+                lambda: pipeline.register_version(get_settings(), request_from_context(name), mlflow_run_id), name
             )
 
         @task
@@ -141,7 +148,7 @@ def build_training_dag(spec: ModelSpec, run_schedule: bool = True) -> DAG:
             from mlplatform.training import pipeline
 
             return asdict(
-                run_step(lambda: pipeline.gate_and_promote(get_settings(), request_from_context(name), version))
+                run_step(lambda: pipeline.gate_and_promote(get_settings(), request_from_context(name), version), name)
             )
 
         gate_and_promote(register_version(train_and_evaluate(prepare_training_set())))  # type: ignore[arg-type]
@@ -197,7 +204,8 @@ def build_monitoring_dag(spec: ModelSpec, run_schedule: bool = True) -> DAG:
                     name,
                     actor=f"airflow:{dag_run.dag_id}/{dag_run.run_id}",
                     window_hours=int(context["params"]["window_hours"]),
-                )
+                ),
+                name,
             )
             summary = check_json(check)
             summary.pop("features")  # per-feature results live in the platform DB; XCom keeps the verdict

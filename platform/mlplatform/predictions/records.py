@@ -74,6 +74,42 @@ def ordered_frame(frame: pd.DataFrame, entity_keys: list[str], feature_names: li
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
 
 
+SAMPLE_COLUMNS = ("timestamp", "model_version", "score")
+"""What a window sample holds besides the requested features: enough to split scores by version and keep order."""
+
+
+@dataclass(frozen=True)
+class WindowSample:
+    """At most ``max_rows`` rows of one model's window, drawn uniformly without replacement, and what the whole
+    window held: the drift check needs the counts of the window but only a bounded sample of its values.
+
+    ``frame`` has ``SAMPLE_COLUMNS`` and the requested features (float64, NaN where a row lacks one), sorted by time
+    in the order the log returns it; when the window holds no more than ``max_rows`` rows it is all of them.
+    """
+
+    frame: pd.DataFrame
+    rows: int
+    """Rows in the window (all of them, not only the sample)."""
+    rows_by_version: dict[str, int]
+    """Rows in the window per model version that served them."""
+    max_rows: int
+
+    @property
+    def sampled(self) -> bool:
+        """Whether ``frame`` is a sample rather than the whole window."""
+        return len(self.frame) < self.rows
+
+
+def sample_frame(columns: dict[str, list[Any]], features: list[str]) -> pd.DataFrame:
+    """A window sample's frame from column lists, with the dtypes every backend gives back."""
+    frame = pd.DataFrame({name: columns[name] for name in (*SAMPLE_COLUMNS, *features)})
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True).dt.as_unit("us")
+    frame["model_version"] = frame["model_version"].astype(str)
+    for name in ("score", *features):
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    return frame
+
+
 def union_keys(dicts: Iterable[dict[str, Any]]) -> list[str]:
     """Keys of all dicts, in first-seen order."""
     keys: dict[str, None] = {}

@@ -10,18 +10,36 @@ import math
 import re
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from mlplatform.predictions.records import PredictionRecord, ordered_frame, records_frame, to_utc, union_keys
+from mlplatform.predictions.records import (
+    SAMPLE_COLUMNS,
+    PredictionRecord,
+    WindowSample,
+    ordered_frame,
+    records_frame,
+    sample_frame,
+    to_utc,
+    union_keys,
+)
 
 if TYPE_CHECKING:
     from mlplatform.config import Settings
     from mlplatform.store.db import PlatformStore
+
+
+SAMPLE_SEED = 0
+"""Seed of window samples: the same log and window always give the same sample (and the same drift verdict)."""
+SAMPLE_STATEMENT_TIMEOUT_S = 600
+"""Statement timeout of a window's count and sample in PostgreSQL: one scan of the window's index range, the only
+long query the log serves, longer than the platform's default for its own short statements but still bounded."""
+SCAN_BATCH_ROWS = 32_768
+"""Rows decoded at a time while a window is scanned: with the sample, all a scan holds in memory."""
 
 
 class PredictionSink(ABC):
@@ -39,9 +57,30 @@ class PredictionSink(ABC):
     def read(self, model_name: str, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
         """Records of one model with ``start <= timestamp < end``, as a frame shaped by ``records_frame``."""
 
+    def sample(
+        self,
+        model_name: str,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        features: list[str],
+        max_rows: int,
+        seed: int = SAMPLE_SEED,
+    ) -> WindowSample:
+        """At most ``max_rows`` uniformly drawn rows of the window with the window's counts, in memory bounded by
+        the sample's size whatever the window's (what a drift check reads)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot sample a window of the prediction log")
+
     def close(self) -> None:
         """Release connections; the default sink holds none."""
         return None
+
+
+def _sample_columns(features: list[str]) -> list[str]:
+    clash = sorted(set(features) & set(SAMPLE_COLUMNS))
+    if clash:
+        raise ValueError(f"features named like the log's own columns cannot be sampled: {clash}")
+    return list(dict.fromkeys(features))
 
 
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -85,6 +124,36 @@ class ParquetSink(PredictionSink):
         frame = _read_parquet_files(files, schemas, start, end)
         entity_keys, feature_names = _column_roles(schemas)
         return ordered_frame(frame, entity_keys, feature_names)
+
+    def sample(
+        self,
+        model_name: str,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        features: list[str],
+        max_rows: int,
+        seed: int = SAMPLE_SEED,
+    ) -> WindowSample:
+        """One pass over the window's files, one at a time and batch by batch, through a reservoir of ``max_rows``
+        rows: memory is at most twice the sample plus one batch, only the columns asked for are decoded, and files
+        of other days (by their directory) or row groups of other times (by their statistics) are not read."""
+        import pyarrow as pa
+
+        features = _sample_columns(features)
+        schema = pa.schema(
+            [
+                ("timestamp", pa.timestamp("us", tz="UTC")),
+                ("model_version", pa.string()),
+                ("score", pa.float64()),
+                *((name, pa.float64()) for name in features),
+            ]
+        )
+        reservoir = Reservoir(schema, max_rows, seed)
+        for path in self._files(model_name, start, end):
+            for batch in _window_batches(path, schema, start, end):
+                reservoir.offer(batch)
+        return reservoir.sample()
 
     def _model_dir(self, model_name: str) -> Path:
         if not _SAFE_SEGMENT.match(model_name):
@@ -167,6 +236,131 @@ def _read_parquet_files(
             _arrow_to_pandas(ds.dataset(str(path), format="parquet").to_table(filter=condition)) for path in files
         ]
         return pd.concat([frame for frame in frames if not frame.empty] or frames[:1], ignore_index=True)
+
+
+class Reservoir:
+    """A uniform sample without replacement of at most ``size`` rows of the batches offered one at a time.
+
+    Each row offered draws a random key and the sample is the ``size`` rows with the smallest keys (the bottom-k
+    form of reservoir sampling): every subset of ``size`` rows is equally likely, and with fewer rows than ``size``
+    every row is kept.  Candidates are gathered until they reach twice ``size``, then cut back to the ``size``
+    smallest keys, whose largest becomes the bar later rows must pass: memory is at most twice the sample plus one
+    batch, and cutting costs amortised constant time per row whatever the batches' sizes.  Keys come from one
+    seeded stream in the order rows are offered, so the same rows in the same order give the same sample, however
+    they are split into batches.
+    """
+
+    def __init__(self, schema: Any, size: int, seed: int) -> None:
+        import numpy as np
+        import pyarrow as pa
+
+        if size < 1:
+            raise ValueError(f"a sample needs room for at least one row, got max_rows={size}")
+        self.size = size
+        self.rows = 0
+        self.rows_by_version: dict[str, int] = {}
+        self._random = np.random.default_rng(seed)
+        self._schema = schema.append(pa.field("_arrival", pa.int64()))
+        self._tables: list[Any] = []
+        self._keys: list[Any] = []
+        self._held = 0
+        self._bar = math.inf
+
+    @property
+    def held(self) -> int:
+        """Rows kept now: fewer than twice ``size`` after every ``offer``."""
+        return self._held
+
+    def offer(self, batch: Any) -> None:
+        """Count ``batch`` into the window and keep those of its rows whose keys may rank among the ``size``
+        smallest."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        count = batch.num_rows
+        if count == 0:
+            return
+        for item in pc.value_counts(batch.column("model_version")).to_pylist():
+            version = str(item["values"])
+            self.rows_by_version[version] = self.rows_by_version.get(version, 0) + int(item["counts"])
+        arrival = pa.array(np.arange(self.rows, self.rows + count), pa.int64())
+        self.rows += count
+        keys = self._random.random(count)
+        candidates = pa.Table.from_batches([batch.append_column("_arrival", arrival)], schema=self._schema)
+        passing = keys < self._bar
+        if not passing.all():
+            candidates, keys = candidates.filter(pa.array(passing)), keys[passing]
+        if len(keys) == 0:
+            return
+        self._tables.append(candidates)
+        self._keys.append(keys)
+        self._held += len(keys)
+        if self._held >= 2 * self.size:
+            self._cut()
+
+    def _cut(self) -> None:
+        """Keep only the ``size`` candidates with the smallest keys; the largest of them becomes the bar."""
+        import numpy as np
+        import pyarrow as pa
+
+        kept = pa.concat_tables(self._tables) if self._tables else self._schema.empty_table()
+        keys = np.concatenate(self._keys) if self._keys else np.empty(0)
+        if len(keys) > self.size:
+            smallest = np.argpartition(keys, self.size - 1)[: self.size]
+            kept, keys = kept.take(pa.array(smallest)), keys[smallest]
+            self._bar = float(keys.max())
+        self._tables, self._keys, self._held = [kept.combine_chunks()], [keys], len(keys)
+
+    def sample(self) -> WindowSample:
+        """The rows kept, in the order they were offered within each timestamp (the log's own order)."""
+        self._cut()
+        kept = self._tables[0].sort_by([("timestamp", "ascending"), ("_arrival", "ascending")])
+        frame: pd.DataFrame = kept.drop_columns(["_arrival"]).to_pandas()
+        frame["model_version"] = frame["model_version"].astype(str)
+        return WindowSample(frame.reset_index(drop=True), self.rows, dict(self.rows_by_version), self.size)
+
+
+def _window_batches(path: str, schema: Any, start: datetime | None, end: datetime | None) -> Iterator[Any]:
+    """The rows of one file inside the window as batches of ``schema`` (a column the file lacks is null), reading
+    only the row groups whose time range meets the window and only the schema's columns, a batch at a time."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path, pre_buffer=False)
+    present = [name for name in schema.names if name in file.schema_arrow.names]
+    groups = _row_groups_meeting(file.metadata, start, end)
+    if not groups:
+        return
+    stamp = pa.timestamp("us", tz="UTC")
+    for batch in file.iter_batches(SCAN_BATCH_ROWS, row_groups=groups, columns=present, use_threads=False):
+        inside = pc.is_valid(batch.column("timestamp"))
+        if start is not None:
+            inside = pc.and_(inside, pc.greater_equal(batch.column("timestamp"), pa.scalar(to_utc(start), stamp)))
+        if end is not None:
+            inside = pc.and_(inside, pc.less(batch.column("timestamp"), pa.scalar(to_utc(end), stamp)))
+        batch = batch.filter(inside)
+        columns = [
+            batch.column(field.name).cast(field.type) if field.name in present else pa.nulls(batch.num_rows, field.type)
+            for field in schema
+        ]
+        yield pa.record_batch(columns, schema=schema)
+
+
+def _row_groups_meeting(metadata: Any, start: datetime | None, end: datetime | None) -> list[int]:
+    """Row groups whose timestamp statistics meet ``[start, end)`` (all of them where statistics are missing)."""
+    column = metadata.schema.to_arrow_schema().get_field_index("timestamp")
+    groups: list[int] = []
+    for group in range(metadata.num_row_groups):
+        statistics = metadata.row_group(group).column(column).statistics if column >= 0 else None
+        if statistics is not None and statistics.has_min_max:
+            if start is not None and to_utc(statistics.max) < to_utc(start):
+                continue
+            if end is not None and to_utc(statistics.min) >= to_utc(end):
+                continue
+        groups.append(group)
+    return groups
 
 
 def _arrow_window(start: datetime | None, end: datetime | None) -> Any:
@@ -268,9 +462,77 @@ class PostgresSink(PredictionSink):
         ]
         return records_frame(base, [row.entity for row in rows], [row.features for row in rows])
 
+    def sample(
+        self,
+        model_name: str,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        features: list[str],
+        max_rows: int,
+        seed: int = SAMPLE_SEED,
+    ) -> WindowSample:
+        """Counted and sampled in the database: a ``GROUP BY`` over the window's index range gives the counts, and
+        when the window holds more than ``max_rows`` rows, the rows with the smallest keys of a seeded hash of
+        their id are the sample (a top-N the server keeps in ``max_rows`` rows of memory).  Only the sample crosses
+        the wire, features taken out of their JSON by the server.
+
+        A hash of the id rather than ``random()`` makes the sample the same at every run over the same window;
+        rather than ``TABLESAMPLE``, which draws from the whole table before the window's ``WHERE``.
+        """
+        from sqlalchemy import func, select
+
+        from mlplatform.store.models import PredictionLogRow as Row
+
+        if max_rows < 1:
+            raise ValueError(f"a sample needs room for at least one row, got max_rows={max_rows}")
+        features = _sample_columns(features)
+        window = [Row.model_name == model_name]
+        if start is not None:
+            window.append(Row.ts >= to_utc(start))
+        if end is not None:
+            window.append(Row.ts < to_utc(end))
+        counts = select(Row.model_version, func.count()).where(*window).group_by(Row.model_version)
+        values = [Row.features[name].as_float() for name in features]
+        query = select(Row.id, Row.ts, Row.model_version, Row.score, *values)
+        with self._store.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql(f"SET LOCAL statement_timeout = '{SAMPLE_STATEMENT_TIMEOUT_S}s'")
+            rows_by_version = {str(version): int(count) for version, count in connection.execute(counts)}
+            rows = sum(rows_by_version.values())
+            if rows > max_rows:
+                # Ids first (the top-N of a hash), values after: a feature is taken out of its JSON for the
+                # sample's rows only, not for every row of the window.
+                key = _sample_key(connection.dialect.name, Row.id, seed)
+                chosen = select(Row.id).where(*window).order_by(key, Row.id).limit(max_rows)
+                query = query.where(Row.id.in_(chosen.scalar_subquery()))
+            else:
+                query = query.where(*window)
+            # The log's own order: time, then insertion.
+            fetched = sorted(connection.execute(query), key=lambda row: (to_utc(row[1]), row[0]))
+        columns: dict[str, list[Any]] = {
+            name: [row[index] for row in fetched] for index, name in enumerate(("id", *SAMPLE_COLUMNS, *features))
+        }
+        columns["timestamp"] = [to_utc(moment) for moment in columns["timestamp"]]
+        return WindowSample(sample_frame(columns, features), rows, rows_by_version, max_rows)
+
     def close(self) -> None:
         if self._connected is not None:
             self._connected.dispose()
+
+
+def _sample_key(dialect: str, row_id: Any, seed: int) -> Any:
+    """A pseudo-random key per row that depends on its id and the seed only.
+
+    PostgreSQL: ``hashint8extended`` (the seeded 64-bit hash hash partitioning uses, so it stays the same across
+    server versions; a third of ``md5``'s cost).  Others (sqlite, for tests and single-user setups): a
+    multiplicative hash modulo 2^31, uniform over ids but more regular; enough where windows are small.
+    """
+    from sqlalchemy import func
+
+    if dialect == "postgresql":
+        return func.hashint8extended(row_id, seed)
+    return ((row_id % 2_147_483_648) * 1_103_515_245 + (seed % 2_147_483_648) + 12_345) % 2_147_483_648
 
 
 def _row(record: PredictionRecord) -> dict[str, Any]:

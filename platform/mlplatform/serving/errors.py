@@ -47,3 +47,10 @@ class FeatureStoreUnavailableError(ServingError):
 
     status = 503
     outcome = "unavailable"
+
+
+class ScoringTimeoutError(ServingError):
+    """Scoring outlived ``serving.scoring_timeout_s`` (nearly always a stuck online-store read)."""
+
+    status = 503
+    outcome = "unavailable"

@@ -8,6 +8,7 @@ process without "duplicated timeseries" errors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summ
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 STAGES = ("feature_fetch", "predict", "total")
-OUTCOMES = ("ok", "partial", "invalid", "too_large", "unavailable", "error")
+OUTCOMES = ("ok", "partial", "invalid", "too_large", "unauthorized", "unavailable", "error")
 # Serving stages take from well under a millisecond (predict on one row) to a second (a cold online store):
 # fine steps at the bottom, where the latency objectives live.
 STAGE_BUCKETS = (
@@ -63,7 +64,8 @@ class ServingMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "mlplatform_serving_requests",
-            "Prediction requests by outcome (ok, partial = some rows rejected, invalid, too_large, unavailable).",
+            "Prediction requests by outcome (ok, partial = some rows rejected, invalid, too_large, unauthorized, "
+            "unavailable).",
             ["model", "outcome"],
             registry=self.registry,
         )
@@ -127,6 +129,22 @@ class ServingMetrics:
             registry=self.registry,
         )
 
+        self.error_responses = Counter(
+            "mlplatform_serving_error_responses",
+            "Answers with a 4xx or 5xx status by code, whichever layer gave them (body limit, routing, the "
+            "prediction API): a refusal that never reached the model is counted too.",
+            ["model", "code"],
+            registry=self.registry,
+        )
+
+    def refused_responses(self, model: str) -> Callable[[int], None]:
+        """What ``RefusalCounter`` calls with each 4xx/5xx status the server answers for ``model``."""
+
+        def count(status: int) -> None:
+            self.error_responses.labels(model, str(status)).inc()
+
+        return count
+
     def model_series(self, model: str) -> ModelSeries:
         return ModelSeries(
             requests={outcome: self.requests.labels(model, outcome) for outcome in OUTCOMES},
@@ -154,3 +172,33 @@ class ServingMetrics:
 def render_metrics(metrics: ServingMetrics) -> tuple[bytes, str]:
     """Body and content type of a ``/metrics`` response."""
     return metrics.render(), CONTENT_TYPE
+
+
+class RefusalCounter:
+    """ASGI middleware: ``refused(status)`` for every answer of status 400 or more, and a 500 for an exception that
+    leaves the application before any answer (the server's last-resort handler answers it outside this one)."""
+
+    def __init__(self, app: Any, refused: Callable[[int], None]) -> None:
+        self.app = app
+        self.refused = refused
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def counting_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if message["status"] >= 400:
+                    self.refused(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        except Exception:
+            if not started:
+                self.refused(500)
+            raise

@@ -12,10 +12,13 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from mlplatform import logs
 from mlplatform.config import Settings
+from mlplatform.serving.access import read_token
 from mlplatform.serving.errors import ModelUnavailableError, ServingError
 from mlplatform.serving.loading import LoadedModel, ModelLoader, ModelSlot
 from mlplatform.serving.metrics import ServingMetrics
+from mlplatform.serving.offload import OffLoop
 from mlplatform.serving.scoring import PredictionResult, Scoring
 from mlplatform.serving.wire import parse_request_body, read_capped, validate_entities
 from mlplatform.specs import ModelSpec, find_spec
@@ -51,6 +54,16 @@ class Predictor:
         loader = loader or ModelLoader(settings, model_name, self.alias, self.spec)
         self._slot = ModelSlot(settings, loader, self.metrics)
         self._scoring = Scoring(settings, self.spec, self.metrics, lambda: loader.features)
+        self.token = read_token(settings.serving.auth_token_file)
+        """The bearer token clients must send (``serving.access``); ``None``: none required."""
+        serving = settings.serving
+        self._off_loop = OffLoop(
+            serving.scoring_threads,
+            serving.scoring_timeout_s,
+            self._scoring.store_health,
+            on_timeout=self._timed_out,
+            on_refused=self._count_refused,
+        )
 
     def start(self, poll: bool = True) -> None:
         """Load the model (registry, else cache), open the prediction log, start the alias poller.
@@ -69,6 +82,7 @@ class Predictor:
     def close(self, timeout: float = 10.0) -> None:
         """Stop polling and flush the prediction log (called on graceful shutdown, e.g. SIGTERM)."""
         self._slot.stop(timeout)
+        self._off_loop.close()
         if self._log is not None:
             self._scoring.log = None
             self._log.close(timeout)
@@ -98,10 +112,27 @@ class Predictor:
         except ServingError as error:
             self._count_refused(error)
             raise
-        return self.predict(entities, request_id, field)
+        return await self.predict_off_loop(entities, request_id, field)
+
+    async def predict_off_loop(
+        self, entities: object, request_id: str | None = None, field: str = "entities"
+    ) -> PredictionResult:
+        """``predict`` in a scoring thread, so a stuck online-store read never blocks the server's event loop (its
+        other requests, its probes); a 503 past ``serving.scoring_timeout_s`` (``mlplatform.serving.offload``)."""
+        return await self._off_loop.run(lambda: self.predict(entities, request_id, field))
+
+    def _timed_out(self) -> None:
+        """A scoring call outlived its deadline: if it is inside a store read, the store is what hangs."""
+        if self._scoring.reading_store:
+            self._scoring.store_health.failed()
+
+    def count_unauthorized(self) -> None:
+        """A request refused for want of the bearer token (answered by ``serving.access.BearerGate``)."""
+        self._series.requests["unauthorized"].inc()
 
     def _count_refused(self, error: ServingError) -> None:
         self._series.requests[error.outcome].inc()
+        logs.note_error(error.message)  # the reason on the request's log line
 
     def predict(self, entities: object, request_id: str | None = None, field: str = "entities") -> PredictionResult:
         """Score a batch of entities; raises ``ServingError`` subclasses that map to HTTP statuses.
@@ -110,20 +141,23 @@ class Predictor:
         """
         began = time.perf_counter()
         model = self._slot.model  # the one read of the served model: a swap mid-request does not affect this request
-        try:
-            if model is None:
-                raise ModelUnavailableError(f"no model loaded for {self.name}@{self.alias}: {self._slot.reason}")
-            rows = validate_entities(
-                entities,
-                self.spec.entity_key,
-                self.spec.label.request_columns,
-                self.settings.serving.max_batch_size,
-                field,
-            )
-            result = self._scoring.score(model, rows, request_id or uuid.uuid4().hex, began)
-        except ServingError as error:
-            self._count_refused(error)
-            raise
+        request_id = request_id or uuid.uuid4().hex
+        # One id for the answer, the prediction log and every log line of this request.
+        with logs.bound(request_id, self.name, model.version if model is not None else None):
+            try:
+                if model is None:
+                    raise ModelUnavailableError(f"no model loaded for {self.name}@{self.alias}: {self._slot.reason}")
+                rows = validate_entities(
+                    entities,
+                    self.spec.entity_key,
+                    self.spec.label.request_columns,
+                    self.settings.serving.max_batch_size,
+                    field,
+                )
+                result = self._scoring.score(model, rows, request_id, began)
+            except ServingError as error:
+                self._count_refused(error)
+                raise
         outcome = "partial" if result.errors else "ok"
         self._series.requests[outcome].inc()
         return result

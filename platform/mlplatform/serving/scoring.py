@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mlplatform.serving.errors import FeatureStoreUnavailableError
+from mlplatform.serving.offload import StoreHealth
 
 if TYPE_CHECKING:
     from mlplatform.config import Settings
@@ -101,6 +102,10 @@ class Scoring:
         self._features = features
         self.log: PredictionLog | None = None
         """The prediction log scored entities go to (``None``: not logged)."""
+        self.store_health = StoreHealth(settings.serving.feature_store_retry_s)
+        self.reading_store = 0
+        """Scoring calls now inside an online-store read: a call that outlives its deadline while one is running
+        is stuck on the store, not on the model."""
 
     def score(self, model: LoadedModel, rows: list[dict[str, Any]], request_id: str, began: float) -> PredictionResult:
         """Features and the model's outputs for validated rows; unknown entities become row errors; logged and
@@ -132,13 +137,17 @@ class Scoring:
         )
 
     def _fetch(self, model: LoadedModel, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-        """One online-store read per feature view for the whole batch."""
+        """One online-store read per feature view for the whole batch; none while the store's fail-fast window
+        after a failure lasts."""
+        self.store_health.check()
+        self.reading_store += 1
         try:
             if model.reader is not None:
                 return model.reader.read(rows)
             response = self._features().store.get_online_features(features=model.service, entity_rows=rows)
             return dict(response.to_dict())
         except Exception as error:  # any store failure is the same 503 for the client
+            self.store_health.failed()
             # Where the store is and what it said are for the operator's log, never for the client.
             log.warning(
                 "the Feast online store (%s) could not be read: %s: %s",
@@ -150,6 +159,8 @@ class Scoring:
                 f"the online feature store ({self.settings.feast.online_store}) could not be read; retry later "
                 "(the model server's log has the cause)"
             ) from None
+        finally:
+            self.reading_store -= 1
 
     def _online_store_description(self) -> str:
         feast = self.settings.feast

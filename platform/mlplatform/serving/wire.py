@@ -56,15 +56,21 @@ def parse_request_body(raw: bytes, field: str, header_id: str | None) -> tuple[A
     if field not in body:
         raise InvalidRequestError(f"{field}: required (a list of entity objects)")
     request_id = body.get("request_id") or header_id
+    source = "request_id" if body.get("request_id") else "x-request-id header"
+    return body[field], checked_request_id(request_id, source)
+
+
+def checked_request_id(request_id: object, source: str) -> str | None:
+    """A request id the prediction log can keep (a string of at most 64 characters), or None; ``source`` names
+    where it came from in the refusal (``request_id``, ``id``, the ``x-request-id`` header)."""
     if request_id is not None and not isinstance(request_id, str):
-        raise InvalidRequestError(f"request_id: must be a string, got {type(request_id).__name__}")
+        raise InvalidRequestError(f"{source}: must be a string, got {type(request_id).__name__}")
     if request_id is not None and len(request_id) > MAX_REQUEST_ID_CHARS:
-        source = "request_id" if body.get("request_id") else "x-request-id header"
         raise InvalidRequestError(
             f"{source}: at most {MAX_REQUEST_ID_CHARS} characters (the prediction log keeps that many), "
             f"got {len(request_id)}"
         )
-    return body[field], request_id
+    return request_id
 
 
 def _load_json(raw: bytes) -> Any:

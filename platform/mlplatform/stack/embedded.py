@@ -353,7 +353,7 @@ def mlflow_env(settings: Settings) -> dict[str, str]:
     that, so it is switched off to save memory and a process.
     """
     env = _base_env()
-    env.update(settings.child_env())
+    env.update(settings.child_env("mlflow"))
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     return env
@@ -369,7 +369,7 @@ def api_argv() -> list[str]:
 
 def api_env(settings: Settings) -> dict[str, str]:
     env = _base_env()
-    env.update(settings.child_env())
+    env.update(settings.child_env("api"))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -507,7 +507,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     layout = settings.layout
     api_url = f"http://{air.host}:{air.port}"
     env = {k: v for k, v in _base_env().items() if not k.startswith("AIRFLOW")}
-    env.update(settings.child_env())
+    env.update(settings.child_env("airflow"))
     env.update(
         {
             "AIRFLOW_HOME": str(layout.airflow_home),

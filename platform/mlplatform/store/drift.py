@@ -2,8 +2,9 @@
 
 Why in the platform DB rather than only in MLflow or the HTML report: the API exports the latest verdicts as
 Prometheus gauges at every scrape and pages through past checks, both cheap indexed reads here.  The rows are
-appended once per check and never updated; the HTML report lives beside them on disk
-(``StateLayout.drift_report``), its path derived from the row's id so no caller ever supplies a path.
+appended once per check and updated only to mark that its HTML report was kept; the report itself is in the
+report store the settings name (``mlplatform.monitoring.reports``: the state directory or MLflow), named by the
+row's id so no caller ever supplies a path.
 """
 
 from __future__ import annotations

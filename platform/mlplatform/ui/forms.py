@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from mlplatform.operations import deployments, drift, promotion, sessions, training
-from mlplatform.operations.access import Principal, get_services, permit, record
+from mlplatform.operations.access import Principal, get_services, permit, record, signed_in
 from mlplatform.operations.problems import Problem
 from mlplatform.operations.schemas import (
     MAX_REASON,
@@ -163,11 +163,13 @@ async def create_model(
     services: Services,
     render: Render,
     _size: Annotated[None, Depends(bounded_upload)],
+    _caller: Annotated[Principal, Depends(signed_in("model.create"))],
     form: Annotated[FormData, Depends(upload_form)],
     principal: Annotated[Principal, Depends(permit("model.create", "data-scientist"))],
 ) -> Response:
-    """``POST /api/v1/models`` from a form: the size is checked, then the form parsed with its limits (before the
-    CSRF check reads it), then the same operation runs; a refusal shows the form again with its status and words."""
+    """``POST /api/v1/models`` from a form: the size is checked and the caller signed in, then the form parsed with
+    its limits (before the CSRF check reads it), then the same operation runs; a refusal shows the form again with
+    its status and words."""
     try:
         created = await create_from_upload(request, services, principal, form)
     except Problem as problem:

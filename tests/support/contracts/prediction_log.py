@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from mlplatform.config import Settings, get_settings
-from mlplatform.predictions.reader import read_prediction_log
-from mlplatform.predictions.records import BASE_COLUMNS, PredictionRecord
+from mlplatform.predictions.reader import read_prediction_log, sample_prediction_log
+from mlplatform.predictions.records import BASE_COLUMNS, SAMPLE_COLUMNS, PredictionRecord
 from mlplatform.predictions.writer import open_prediction_log
 from mlplatform.store import PlatformStore
 
@@ -117,3 +117,49 @@ def check_regression_records(settings: Settings) -> None:
     assert frame["score"].tolist() == values
     assert frame["label"].isna().all() and str(frame["label"].dtype) == "Int64"
     assert read_prediction_log(settings, "classifier")["label"].tolist() == [0]
+
+
+SAMPLED_FEATURES = ["amount", "txn_count_24h", "not_logged"]
+
+
+def _write_sampling_log(settings: Settings) -> tuple[datetime, datetime]:
+    """1,200 records of the model over two date partitions (and one of another model); returns a window holding
+    records 200-1099 (900 rows, 40 of them before midnight)."""
+    log = open_prediction_log(settings)
+    for first in range(0, 1200, 3):
+        assert log.submit([make_record(index) for index in range(first, first + 3)]) == 3
+    assert log.submit([make_record(500, model="other_model")]) == 1
+    log.close()
+    return T0 + timedelta(seconds=50), T0 + timedelta(seconds=275)
+
+
+def check_sample(settings: Settings) -> None:
+    """A window no larger than the cap is all of it, exactly as ``read_prediction_log`` gives it; a larger one is
+    a uniform sample of exactly the cap, counted over the whole window, the same at every call."""
+    start, end = _write_sampling_log(settings)
+    whole = sample_prediction_log(settings, MODEL, start, end, features=SAMPLED_FEATURES, max_rows=900)
+    read = read_prediction_log(settings, MODEL, start, end)
+    columns = [*SAMPLE_COLUMNS, "amount", "txn_count_24h"]
+    assert (whole.rows, whole.rows_by_version, whole.sampled) == (900, {"1": 450, "2": 450}, False)
+    assert list(whole.frame.columns) == [*SAMPLE_COLUMNS, *SAMPLED_FEATURES]
+    assert whole.frame[columns].equals(read[columns])
+    assert whole.frame["not_logged"].isna().all() and str(whole.frame["not_logged"].dtype) == "float64"
+
+    sample = sample_prediction_log(settings, MODEL, start, end, features=SAMPLED_FEATURES, max_rows=100)
+    assert (sample.rows, sample.rows_by_version, sample.max_rows, sample.sampled) == (
+        900,
+        whole.rows_by_version,
+        100,
+        True,
+    )
+    assert len(sample.frame) == 100  # never more than the cap
+    indices = (sample.frame["amount"] / 1.5).round().astype(int)
+    assert indices.is_unique and indices.between(200, 1099).all()  # without replacement, inside the window
+    assert sample.frame["timestamp"].is_monotonic_increasing
+    assert (indices < 425).sum() > 10 and (indices >= 875).sum() > 10  # spread over the window, not its start
+    assert abs(sample.frame["amount"].mean() - read["amount"].mean()) < 4 * read["amount"].std() / 10
+    again = sample_prediction_log(settings, MODEL, start, end, features=SAMPLED_FEATURES, max_rows=100)
+    assert again.frame.equals(sample.frame)
+
+    empty = sample_prediction_log(settings, "unknown_model", start, end, features=["amount"], max_rows=100)
+    assert (empty.rows, len(empty.frame), list(empty.frame.columns)) == (0, 0, [*SAMPLE_COLUMNS, "amount"])

@@ -8,8 +8,8 @@ settings of the platform (port 8080 in-cluster, bound to all interfaces). Call w
 {{- $serving := $root.Values.serving -}}
 {{- $resources := .model.resources | default $serving.defaults.resources -}}
 - name: {{ if eq .backend "kserve" }}kserve-container{{ else }}model-server{{ end }}
-  image: {{ include "mlp.image" (dict "root" $root "name" $root.Values.image.serving) }}
-  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  image: {{ include "mlp.image" (dict "root" $root "image" "serving") }}
+  imagePullPolicy: {{ include "mlp.pullPolicy" (dict "root" $root "image" "serving") }}
   args: [python, serving/{{ .backend }}/{{ if eq .backend "kserve" }}server.py{{ else }}service.py{{ end }}, --model, {{ .model.name | quote }}]
   ports:
     - name: http1
@@ -21,6 +21,11 @@ settings of the platform (port 8080 in-cluster, bound to all interfaces). Call w
       value: 0.0.0.0
     - name: MLP_SERVING__MODEL_CACHE_DIR
       value: /var/lib/mlplatform/serving
+    {{- if $serving.auth.enabled }}
+    # Predict routes require `Authorization: Bearer <this file's content>`.
+    - name: MLP_SERVING__AUTH_TOKEN_FILE
+      value: {{ include "mlp.servingTokenFile" $root }}
+    {{- end }}
     {{- if eq .backend "bentoml" }}
     - name: BENTOML_HOME
       value: /tmp/bentoml
@@ -28,6 +33,13 @@ settings of the platform (port 8080 in-cluster, bound to all interfaces). Call w
   volumeMounts:
     {{- include "mlp.scratchMounts" $root | nindent 4 }}
     {{- include "mlp.feastMount" $root | nindent 4 }}
+    {{- include "mlp.secretsMount" (dict "root" $root) | nindent 4 }}
+    {{- include "mlp.mlflowCredentialsMount" $root | nindent 4 }}
+    {{- if $serving.auth.enabled }}
+    - name: serving-token
+      mountPath: {{ include "mlp.servingTokenFile" $root | dir }}
+      readOnly: true
+    {{- end }}
   startupProbe:
     httpGet: {path: /livez, port: http1}
     periodSeconds: 5
@@ -45,6 +57,30 @@ settings of the platform (port 8080 in-cluster, bound to all interfaces). Call w
     {{- toYaml $resources | nindent 4 }}
   securityContext:
     {{- include "mlp.containerSecurityContext" $root | nindent 4 }}
+{{- end -}}
+
+{{/*
+A model server's volumes: scratch space, the Feast volume, and its own credentials only: the prediction log URL of
+the insert-only role (never the platform DB's), the Redis connection string, the read-only MLflow user and the
+bearer token clients must send. Call with the chart's root context.
+*/}}
+{{- define "mlp.servingVolumes" -}}
+{{- $writer := .Values.postgresql.predictionWriter -}}
+{{- $files := list
+  (list "MLP_SERVING__PREDICTION_LOG_URL" $writer.secretName $writer.urlKey "postgresql.predictionWriter.secretName")
+  (list "MLP_FEAST__REDIS_CONNECTION_STRING" .Values.redis.secretName .Values.redis.secretKey "redis.secretName") -}}
+{{ include "mlp.scratchVolumes" . }}
+{{ include "mlp.feastVolume" . }}
+{{ include "mlp.secretFiles" (dict "root" . "files" $files) }}
+{{- include "mlp.mlflowCredentialsVolume" (dict "root" . "key" .Values.mlflow.auth.readerCredentialsKey) }}
+{{- if .Values.serving.auth.enabled }}
+- name: serving-token
+  secret:
+    secretName: {{ include "mlp.servingTokenSecret" . }}
+    defaultMode: 0440
+    items:
+      - {key: {{ .Values.serving.auth.secretKey }}, path: {{ include "mlp.servingTokenFile" . | base }}}
+{{- end }}
 {{- end -}}
 
 {{/*

@@ -6,13 +6,12 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from mlplatform.api.problems import PROBLEM_RESPONSES
 from mlplatform.operations.access import Principal, get_services, require
-from mlplatform.operations.drift import report_url
-from mlplatform.operations.problems import Problem
+from mlplatform.operations.drift import report_html, report_url
 from mlplatform.operations.schemas import MAX_ROW_ID
 from mlplatform.operations.services import ApiServices
 from mlplatform.specs import NAME_PATTERN
@@ -93,18 +92,12 @@ def list_drift_checks(
 
 @router.get(
     "/{name}/drift/{check_id}/report",
-    response_class=FileResponse,
+    response_class=Response,
     responses={200: {"content": {"text/html": {}}, "description": "Evidently's HTML report of the check."}},
     summary="The HTML report of one drift check",
 )
 def drift_report(
     name: NamePath, check_id: CheckPath, services: Services, _: Annotated[Principal, Depends(require("viewer"))]
-) -> FileResponse:
+) -> Response:
     services.spec(name)
-    check = DriftResults(services.store).get(name, check_id)
-    if check is None or check.id is None:
-        raise Problem(404, f"{name} has no drift check {check_id}", slug="unknown-drift-check", title="Not found")
-    path = services.settings.layout.drift_report(check.model, check.id)
-    if not check.has_report or not path.is_file():
-        raise Problem(404, f"drift check {check_id} of {name} has no report", slug="no-drift-report", title="Not found")
-    return FileResponse(path, media_type="text/html", headers=REPORT_HEADERS)
+    return Response(report_html(services, name, check_id), media_type="text/html", headers=REPORT_HEADERS)

@@ -11,9 +11,18 @@ Pure so they can be checked offline against the InferenceService CRD schema and 
 
 The servers get the platform's own service locations (MLflow URI, Feast project, stores and shared volume,
 prediction log sink), but only those set explicitly (the chart sets them; an embedded default such as
-``127.0.0.1:5500`` means nothing inside a pod) and never a credential: the database URL and the Redis connection
-string reach the pods through the Secret named by ``deploy.serving_secret`` (``envFrom``), because anyone who may
-read an InferenceService could otherwise read the database password.
+``127.0.0.1:5500`` means nothing inside a pod) and never a credential's value: anyone who may read an
+InferenceService could otherwise read it.  Credentials are Secrets mounted as files, as the chart mounts them into
+the model servers it declares itself, and each server gets only its own:
+
+* the prediction writer's URL (a role that may only insert into the prediction log; never the platform DB
+  owner's URL) and Redis's connection string, projected into ``MLP_SECRETS_DIR`` as files named like their
+  variables (``deploy.prediction_writer_secret``, ``deploy.redis_secret``);
+* the bearer token clients must send, at ``MLP_SERVING__AUTH_TOKEN_FILE`` (``deploy.serving_auth_secret``);
+* the read-only MLflow user's credentials at ``~/.mlflow/credentials``, where MLflow's client reads them
+  (``deploy.mlflow_auth_secret``).
+
+``deploy.serving_secret`` (``envFrom``) remains for extra variables and older installs that kept credentials there.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlplatform.config import Settings
-from mlplatform.deploy.base import Backend
+from mlplatform.deploy.base import Backend, DeployError
 from mlplatform.deploy.local import ENTRY_POINTS
 from mlplatform.specs import ModelSpec
 
@@ -35,6 +44,12 @@ KSERVE_PLURAL = "inferenceservices"
 KSERVE_CONTAINER = "kserve-container"  # the name KServe requires for a custom predictor container
 PORT = 8080
 STATE_DIR = "/var/lib/mlplatform"  # an emptyDir: model cache and parquet prediction log (the root fs is read-only)
+HOME_DIR = "/tmp"  # noqa: S108 - an emptyDir, HOME of the image's user (BentoML's home, MLflow's credentials)
+SECRETS_DIR = "/var/run/secrets/mlplatform"  # MLP_SECRETS_DIR: one file per secret setting, as in the chart
+SERVING_AUTH_FILE = "/var/run/secrets/mlplatform-serving/token"  # MLP_SERVING__AUTH_TOKEN_FILE, as in the chart
+MLFLOW_CREDENTIALS_DIR = f"{HOME_DIR}/.mlflow"  # MLflow's client reads ~/.mlflow/credentials
+SERVING_UID = 10001  # the user and group of the serving image (infrastructure/docker/serving.Dockerfile)
+SECRET_FILE_MODE = 0o440  # owned by the pod's fsGroup: readable by the server's user only
 
 MANAGED_BY = "mlplatform"
 MODEL_LABEL = "mlplatform.io/model"
@@ -69,10 +84,47 @@ def managed_selector(backend: Backend | None = None) -> str:
 
 
 def image(settings: Settings) -> str:
-    """``<registry>/mlplatform-serving:<tag>``; the tag defaults to the platform's version so both move together."""
+    """``<registry>/mlplatform-serving:<tag>[@<digest>]``; the tag defaults to the platform's version so both move
+    together, and a digest (``deploy.image_digest``) pins the exact image, since a tag can be moved."""
     deploy = settings.deploy
     tag = deploy.image_tag or importlib.metadata.version("mlplatform")
-    return f"{deploy.image_registry.rstrip('/')}/{deploy.serving_image}:{tag}"
+    reference = f"{deploy.image_registry.rstrip('/')}/{deploy.serving_image}:{tag}"
+    return f"{reference}@{deploy.image_digest}" if deploy.image_digest else reference
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """One secret setting as a file in ``MLP_SECRETS_DIR``: the file is named like the variable it replaces."""
+
+    variable: str
+    secret: str
+    key: str
+
+
+def secret_files(settings: Settings) -> list[SecretFile]:
+    """The model servers' own credentials, from the Secrets the settings name (the chart's model servers get the
+    same files): the prediction writer's URL and Redis's connection string, nothing else."""
+    deploy = settings.deploy
+    candidates = [
+        ("MLP_SERVING__PREDICTION_LOG_URL", deploy.prediction_writer_secret, deploy.prediction_writer_url_key),
+        ("MLP_FEAST__REDIS_CONNECTION_STRING", deploy.redis_secret, deploy.redis_secret_key),
+    ]
+    return [SecretFile(variable, secret, key) for variable, secret, key in candidates if secret]
+
+
+def check_prediction_log(settings: Settings) -> None:
+    """A server logging to PostgreSQL must get the writer's URL from somewhere, or it would have none in the pod.
+
+    Refused before anything is applied: without ``deploy.prediction_writer_secret`` (or the older
+    ``deploy.serving_secret``) the server would fail to start, or log with whichever database URL reached it.
+    """
+    deploy = settings.deploy
+    if settings.serving.prediction_log == "postgres" and not (deploy.prediction_writer_secret or deploy.serving_secret):
+        raise DeployError(
+            "model servers log predictions to PostgreSQL (serving.prediction_log=postgres) but no Secret gives them "
+            "the prediction writer's URL: set MLP_DEPLOY__PREDICTION_WRITER_SECRET (the chart sets it from "
+            "postgresql.predictionWriter.secretName)"
+        )
 
 
 def labels(spec: ModelSpec, backend: Backend) -> dict[str, str]:
@@ -97,6 +149,7 @@ def _metadata(spec: ModelSpec, backend: Backend, namespace: str) -> Manifest:
 
 def _container(spec: ModelSpec, settings: Settings, backend: Backend, rollout: Rollout, name: str) -> Manifest:
     """The serving container, identical for both backends except the entry point and the health paths."""
+    check_prediction_log(settings)
     deploy = settings.deploy
     ready_path, live_path = HEALTH_PATHS[backend]
     env_from: list[Manifest] = []
@@ -124,17 +177,56 @@ def _container(spec: ModelSpec, settings: Settings, backend: Backend, rollout: R
         },
         "securityContext": {
             "allowPrivilegeEscalation": False,
+            "privileged": False,
             "readOnlyRootFilesystem": True,
             "runAsNonRoot": True,
+            "runAsUser": SERVING_UID,
+            "runAsGroup": SERVING_UID,
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "volumeMounts": [
             {"name": "state", "mountPath": STATE_DIR},
-            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - HOME and BENTOML_HOME in the image
+            {"name": "tmp", "mountPath": HOME_DIR},
             {"name": "feast", "mountPath": deploy.feast_mount_path},
+            *_secret_mounts(settings),
         ],
     }
+
+
+def _secret_mounts(settings: Settings) -> list[Manifest]:
+    """Read-only mounts of the volumes ``_secret_volumes`` declares (the same names, so either both or neither)."""
+    deploy = settings.deploy
+    mounts = []
+    if secret_files(settings):
+        mounts.append({"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True})
+    if deploy.serving_auth_secret:
+        mounts.append({"name": "serving-token", "mountPath": SERVING_AUTH_FILE.rsplit("/", 1)[0], "readOnly": True})
+    if deploy.mlflow_auth_secret:
+        mounts.append({"name": "mlflow-credentials", "mountPath": MLFLOW_CREDENTIALS_DIR, "readOnly": True})
+    return mounts
+
+
+def _secret_volumes(settings: Settings) -> list[Manifest]:
+    """The servers' credentials as files: none of them optional, so a missing Secret stops the pod from starting
+    (``kubectl describe`` names it) instead of starting a server that is open or logs nowhere."""
+    deploy = settings.deploy
+    volumes: list[Manifest] = []
+    files = secret_files(settings)
+    if files:
+        sources = [{"secret": {"name": f.secret, "items": [{"key": f.key, "path": f.variable}]}} for f in files]
+        volumes.append({"name": "secrets", "projected": {"defaultMode": SECRET_FILE_MODE, "sources": sources}})
+    if deploy.serving_auth_secret:
+        token_item = {"key": deploy.serving_auth_secret_key, "path": SERVING_AUTH_FILE.rsplit("/", 1)[1]}
+        volumes.append(_secret_volume("serving-token", deploy.serving_auth_secret, token_item))
+    if deploy.mlflow_auth_secret:
+        credentials_item = {"key": deploy.mlflow_reader_credentials_key, "path": "credentials"}
+        volumes.append(_secret_volume("mlflow-credentials", deploy.mlflow_auth_secret, credentials_item))
+    return volumes
+
+
+def _secret_volume(name: str, secret: str, item: Manifest) -> Manifest:
+    return {"name": name, "secret": {"secretName": secret, "defaultMode": SECRET_FILE_MODE, "items": [item]}}
 
 
 def _server_env(settings: Settings, backend: Backend, rollout: Rollout) -> list[Manifest]:
@@ -143,6 +235,7 @@ def _server_env(settings: Settings, backend: Backend, rollout: Rollout) -> list[
     ``env`` wins over ``envFrom``, so the serving keys here hold even if the Secret carries others.
     """
     env = {
+        "HOME": HOME_DIR,
         "MLP_SERVING__HOST": "0.0.0.0",  # noqa: S104 - a pod serves its own network namespace
         "MLP_SERVING__PORT": str(PORT),
         "MLP_SERVING__BACKEND": backend,
@@ -160,6 +253,10 @@ def _server_env(settings: Settings, backend: Backend, rollout: Rollout) -> list[
         "MLP_FEAST__DATA_DIR": settings.feast.data_dir,
     }
     env |= {key: str(value) for key, value in explicit.items() if value is not None}
+    if secret_files(settings):
+        env["MLP_SECRETS_DIR"] = SECRETS_DIR
+    if settings.deploy.serving_auth_secret:
+        env["MLP_SERVING__AUTH_TOKEN_FILE"] = SERVING_AUTH_FILE
     return [{"name": key, "value": value} for key, value in env.items()]
 
 
@@ -168,13 +265,25 @@ def _pod_fields(settings: Settings) -> Manifest:
 
     No service-account token: a model server never talks to the Kubernetes API.  The Feast volume holds the
     registry file and offline sources the chart's ``feast.sharedVolume`` claim shares (an emptyDir without one).
+    ``fsGroup`` owns the secret files, which are readable by that group only.
     """
     claim = settings.deploy.feast_volume_claim
     feast: Manifest = {"persistentVolumeClaim": {"claimName": claim, "readOnly": True}} if claim else {"emptyDir": {}}
     fields: Manifest = {
         "automountServiceAccountToken": False,
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        "volumes": [{"name": "state", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}, {"name": "feast", **feast}],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": SERVING_UID,
+            "runAsGroup": SERVING_UID,
+            "fsGroup": SERVING_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumes": [
+            {"name": "state", "emptyDir": {"sizeLimit": "2Gi"}},  # the same bounds as the chart's servers
+            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+            {"name": "feast", **feast},
+            *_secret_volumes(settings),
+        ],
     }
     if settings.deploy.service_account:
         fields["serviceAccountName"] = settings.deploy.service_account

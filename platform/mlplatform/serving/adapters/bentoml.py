@@ -18,13 +18,18 @@ from __future__ import annotations
 import gc
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import bentoml
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from mlplatform import logs
+from mlplatform.serving.access import BearerGate
+from mlplatform.serving.metrics import RefusalCounter
 
 if TYPE_CHECKING:
     from mlplatform.serving.predictor import Predictor
@@ -64,9 +69,10 @@ def create_app() -> Starlette:
 
         predictor = _predictor()
         headers = request.headers
+        request_id = logs.current_request_id() or headers.get("x-request-id")  # accepted by logs.RequestLog
         try:
             result = await predictor.predict_stream(
-                request.stream(), headers.get("content-length"), headers.get("x-request-id"), "entities"
+                request.stream(), headers.get("content-length"), request_id, "entities"
             )
         except ServingError as error:
             return JSONResponse({"error": error.message}, status_code=error.status)
@@ -88,13 +94,35 @@ def create_app() -> Starlette:
             {"ready": True, "model": model.name, "version": model.version, "from_cache": model.from_cache}
         )
 
+    def token() -> bytes | None:
+        return _predictor().token
+
+    def count_unauthorized() -> None:
+        _predictor().count_unauthorized()
+
     return Starlette(
         routes=[
             Route("/predict", predict, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/status", status, methods=["GET"]),
-        ]
+        ],
+        middleware=[
+            Middleware(logs.RequestLog, sample=_access_log_rate),
+            Middleware(BearerGate, token=token, on_refused=count_unauthorized),
+        ],
     )
+
+
+def _access_log_rate() -> float:
+    """``serving.access_log`` once the service exists (the app is built at import, before any settings)."""
+    return _Current.predictor.settings.serving.access_log if _Current.predictor is not None else 0.0
+
+
+def _count_refused(status: int) -> None:
+    """Counted once the service exists (BentoML may answer its probes before that)."""
+    predictor = _Current.predictor
+    if predictor is not None:
+        predictor.metrics.refused_responses(predictor.name)(status)
 
 
 @bentoml.service(
@@ -116,7 +144,10 @@ class ModelService:
         model = os.environ.get(MODEL_ENV)
         if not model:
             raise RuntimeError(f"set {MODEL_ENV} to the registered model name to serve")
-        self.predictor = Predictor(get_settings(), model)
+        settings = get_settings()
+        # BentoML set up its own text logging in this worker before importing the service: ours replaces it.
+        logs.configure(settings.log, fields={"model": model})
+        self.predictor = Predictor(settings, model)
         self.predictor.start()
         _Current.predictor = self.predictor
         gc.freeze()  # the model and libraries are long-lived: keep them out of every later GC pass
@@ -129,3 +160,8 @@ class ModelService:
         """Graceful shutdown (SIGTERM): stop polling and write out the queued prediction log records."""
         self.predictor.close()
         log.info("prediction log flushed")
+
+
+# Around BentoML's whole app, not only the mounted one: BentoML answers unknown paths and its own routes itself.
+# The decorators made the class a ``bentoml.Service``, which its stubs do not say.
+cast(Any, ModelService).add_asgi_middleware(RefusalCounter, refused=_count_refused)

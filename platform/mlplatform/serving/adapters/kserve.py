@@ -9,7 +9,8 @@ start without a ready model and serves the global Prometheus registry on ``/metr
 the reason) when no model can be loaded yet, and serves its own ``ServingMetrics`` registry.  It also writes no
 line per request: stock KServe logs an access line and two timing lines for every call (a third of a millisecond
 of CPU each time, and a full disk at a few hundred requests/s); the platform's metrics and prediction log say
-more, at a fraction of the cost.  v1 predictions are answered by ``V1FastPath`` ahead of KServe's FastAPI
+more, at a fraction of the cost (``serving.access_log`` turns sampled access lines on; refusals and errors
+always log, through ``mlplatform.logs``).  v1 predictions are answered by ``V1FastPath`` ahead of KServe's FastAPI
 routing and data plane, which cost as much CPU as the prediction itself (figures in docs/serving.md).
 
 KServe's private hooks overridden here (``RESTServer._add_middlewares``, ``RESTServer._add_exception_handlers``,
@@ -25,7 +26,8 @@ import signal
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from mlplatform import bodies
+from mlplatform import bodies, logs
+from mlplatform.serving.access import BearerGate
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -43,7 +45,7 @@ def build_model(predictor: Predictor) -> Any:
     from kserve.model import InferenceVerb
 
     from mlplatform.serving.errors import InvalidRequestError
-    from mlplatform.serving.wire import v2_entities, v2_output_types, v2_response
+    from mlplatform.serving.wire import checked_request_id, v2_entities, v2_output_types, v2_response
 
     class PlatformModel(kserve.Model):  # type: ignore[misc]
         """Readiness is the Predictor's (a model is loaded); ``load`` never blocks (the poller loads)."""
@@ -69,13 +71,20 @@ def build_model(predictor: Predictor) -> Any:
         async def __call__(
             self, body: Any, headers: dict[str, str] | None = None, verb: Any = InferenceVerb.PREDICT
         ) -> tuple[Any, dict[str, str]]:
-            """Straight to ``predict`` (v2 over REST and gRPC come through here).  KServe's own ``__call__``
-            times pre-processing, predict and post-processing into histograms of the global registry, which
-            ``/metrics`` does not serve (the Predictor's stage histograms are the platform's): three timers and
-            three label lookups per request for series nobody reads.  Pre- and post-processing are identities."""
+            """Straight to the Predictor, off the event loop (v2 over REST and gRPC come through here).  KServe's
+            own ``__call__`` times pre-processing, predict and post-processing into histograms of the global
+            registry, which ``/metrics`` does not serve (the Predictor's stage histograms are the platform's): three
+            timers and three label lookups per request for series nobody reads.  Pre- and post-processing are
+            identities."""
             if verb != InferenceVerb.PREDICT:
                 raise NotImplementedError(f"{predictor.name}: only predict is served, not {verb}")
-            return self.predict(body, headers), {}
+            if not isinstance(body, InferRequest):
+                raise InvalidRequestError("body: this model answers v2 inference requests here (v1: :predict)")
+            entities = v2_entities(body, predictor.spec.entity_key, predictor.spec.label.request_columns)
+            header_id = logs.current_request_id() or (headers or {}).get("x-request-id")  # REST: the checked one
+            request_id = checked_request_id(body.id or header_id, "id" if body.id else "x-request-id header")
+            result = await predictor.predict_off_loop(entities, request_id)
+            return v2_response(result, InferOutput, InferResponse), {}
 
         def get_input_types(self) -> list[dict[str, Any]]:
             spec = predictor.spec
@@ -86,14 +95,6 @@ def build_model(predictor: Predictor) -> Any:
 
         def get_output_types(self) -> list[dict[str, Any]]:
             return v2_output_types(predictor.spec.task)
-
-        def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
-            """v2 requests (REST and gRPC); v1 is answered by ``V1FastPath`` before KServe's data plane."""
-            if not isinstance(payload, InferRequest):
-                raise InvalidRequestError("body: this model answers v2 inference requests here (v1: :predict)")
-            entities = v2_entities(payload, predictor.spec.entity_key, predictor.spec.label.request_columns)
-            result = predictor.predict(entities, payload.id or (headers or {}).get("x-request-id"))
-            return v2_response(result, InferOutput, InferResponse)
 
     return PlatformModel()
 
@@ -129,7 +130,9 @@ class V1FastPath:
         from mlplatform.serving.errors import ServingError
         from mlplatform.serving.wire import response_body
 
-        declared, header_id = bodies.header(scope, b"content-length"), bodies.header(scope, b"x-request-id")
+        declared = bodies.header(scope, b"content-length")
+        # The id ``logs.RequestLog`` accepted (or made) in front of this; the raw header where it is not installed.
+        header_id = logs.current_request_id() or bodies.header(scope, b"x-request-id")
         try:
             result = await self.predictor.predict_stream(_body_chunks(receive), declared, header_id, "instances")
         except ServingError as error:
@@ -177,17 +180,30 @@ def install_platform_routes(app: FastAPI, predictor: Predictor) -> None:
             )
         return JSONResponse({"ready": False, "reason": predictor.reason}, status_code=503)
 
-    app.add_api_route("/metrics", metrics, methods=["GET"])
-    app.add_api_route("/livez", live, methods=["GET"])
-    app.add_api_route("/readyz", ready, methods=["GET"])
-    app.add_api_route("/v2/health/ready", ready, methods=["GET"])
+    async def no_repository(model_name: str) -> JSONResponse:
+        """KServe's model repository would load or unload models on request, unauthenticated: here the platform
+        alone decides what is served (the alias), so these routes answer as routes that do not exist."""
+        message = f"model repository: not served here; {predictor.name}@{predictor.alias} is loaded by the platform"
+        return JSONResponse({"error": message}, status_code=404)
+
+    # response_model=None: FastAPI would otherwise resolve each handler's return annotation, a name imported in
+    # this function that it cannot find, and fail every /openapi.json request with a 500.
+    for verb in ("load", "unload"):
+        path = f"/v2/repository/models/{{model_name}}/{verb}"
+        app.add_api_route(path, no_repository, methods=["POST"], response_model=None)
+    app.add_api_route("/metrics", metrics, methods=["GET"], response_model=None)
+    app.add_api_route("/livez", live, methods=["GET"], response_model=None)
+    app.add_api_route("/readyz", ready, methods=["GET"], response_model=None)
+    app.add_api_route("/v2/health/ready", ready, methods=["GET"], response_model=None)
 
 
 def install_error_handlers(app: FastAPI, predictor: Predictor) -> None:
     """``ServingError`` -> its status with ``{"error": message}`` (KServe's body shape), never a traceback; and
     KServe's own "model not ready" (raised before our code runs) -> 503 carrying the Predictor's reason."""
+    from fastapi.exception_handlers import http_exception_handler
     from fastapi.responses import JSONResponse
-    from kserve.errors import ModelNotReady
+    from kserve.errors import ModelNotFound, ModelNotReady
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from mlplatform.serving.errors import ServingError
 
@@ -199,15 +215,25 @@ def install_error_handlers(app: FastAPI, predictor: Predictor) -> None:
         message = f"no model loaded for {predictor.name}@{predictor.alias}: {predictor.reason}"
         return JSONResponse({"error": message}, status_code=503)
 
+    async def not_found(_: Any, _error: Exception) -> JSONResponse:
+        """An unknown model name (never echoed: it may be kilobytes) and the verbs and versioned routes the
+        platform model does not serve (KServe answers those 501, a server error for a client's request)."""
+        message = f"not served here: this server answers {predictor.name} (v1 :predict, v2 /infer)"
+        return JSONResponse({"error": message}, status_code=404)
+
+    async def http_error(request: Any, error: Exception) -> Any:
+        """FastAPI's generic 400 for a body its JSON parser raised on, as the 422 saying why that v1 gives."""
+        assert isinstance(error, StarletteHTTPException)
+        cause = error.__cause__
+        if error.status_code == 400 and isinstance(cause, ValueError | RecursionError):
+            return JSONResponse({"error": bodies.json_refusal(cause)}, status_code=422)
+        return await http_exception_handler(request, error)
+
     app.add_exception_handler(ServingError, serving_error)
     app.add_exception_handler(ModelNotReady, not_ready)
-
-
-def silence_access_log() -> None:
-    """No uvicorn access line per request: it checks ``hasHandlers()`` once per connection, so none must exist."""
-    access = logging.getLogger("uvicorn.access")
-    access.handlers.clear()
-    access.propagate = False
+    app.add_exception_handler(ModelNotFound, not_found)
+    app.add_exception_handler(NotImplementedError, not_found)
+    app.add_exception_handler(StarletteHTTPException, http_error)
 
 
 def serve(predictor: Predictor) -> None:
@@ -217,13 +243,22 @@ def serve(predictor: Predictor) -> None:
     from kserve.protocol.grpc.server import GRPCServer
     from kserve.protocol.rest.server import RESTServer
 
+    from mlplatform.serving.metrics import RefusalCounter
+
     settings = predictor.settings.serving
 
     class PlatformRESTServer(RESTServer):  # type: ignore[misc]
         def _add_middlewares(self, app: FastAPI) -> None:
-            """Only the v1 fast path: stock KServe's per-request timing log lines are what our histograms
-            already measure."""
+            """From the outside in: the request id and access lines (``serving.access_log``), the refusal
+            counter, the bearer-token gate (no body is read before it), the body limit of every route but v1's
+            (which bounds its own), the v1 fast path; not stock KServe's per-request timing log lines, which are
+            what our histograms already measure."""
             app.add_middleware(V1FastPath, predictor=predictor)
+            limit, v1 = settings.max_body_kb * 1024, ("POST", f"/v1/models/{predictor.name}:predict")
+            app.add_middleware(bodies.BodyLimit, limit=limit, exempt=[v1])
+            app.add_middleware(BearerGate, token=lambda: predictor.token, on_refused=predictor.count_unauthorized)
+            app.add_middleware(RefusalCounter, refused=predictor.metrics.refused_responses(predictor.name))
+            app.add_middleware(logs.RequestLog, sample=lambda: settings.access_log)
 
         def _add_exception_handlers(self, app: FastAPI) -> None:
             super()._add_exception_handlers(app)
@@ -242,7 +277,7 @@ def serve(predictor: Predictor) -> None:
                 timeout_keep_alive=self.timeout_keep_alive,
             )
             rest.config.host = settings.host
-            silence_access_log()
+            logs.adopt_server_loggers()  # KServe configured its own handlers when the server was built
             self._rest_server = rest
             self.servers.append(rest.start())
             if self.enable_grpc:
@@ -265,6 +300,8 @@ def serve(predictor: Predictor) -> None:
             if self._grpc_server is not None:
                 asyncio.get_running_loop().create_task(self._grpc_server.stop(sig))
 
+    if predictor.token is not None and settings.grpc_port is not None:
+        raise SystemExit("serving.auth_token_file guards HTTP only: unset serving.grpc_port, or the token")
     install_platform_routes(model_server.app, predictor)
     server = PlatformModelServer(
         http_port=settings.port,

@@ -1,0 +1,84 @@
+"""Who may ask a model server for predictions: anyone who reaches it locally, or holders of one bearer token.
+
+Locally the servers bind to loopback and need no token.  In a cluster, NetworkPolicies name the clients that may
+reach a server, and ``serving.auth_token_file`` (a Secret mounted as a file) adds a token on top: a pod that gets
+past the policy still cannot score (or flood the prediction log) without it.  Health, readiness and metrics stay
+open, since the kubelet and Prometheus carry no token.
+
+The check runs as ASGI middleware in front of every route of both servers, so a refused request is answered
+before a byte of its body is read.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mlplatform import bodies
+
+MIN_TOKEN_CHARS = 16
+"""A shorter token could be guessed; the same floor as the alert webhook's."""
+
+OPEN_PATHS = frozenset(("/livez", "/readyz", "/healthz", "/metrics", "/status", "/v2/health/live", "/v2/health/ready"))
+"""Probes and scrapes: the kubelet and Prometheus carry no token."""
+
+
+class ServingTokenError(ValueError):
+    """The configured token file cannot be used; the server refuses to start rather than run open."""
+
+
+def read_token(path: Path | None) -> bytes | None:
+    """The bearer token in ``path`` (surrounding whitespace dropped), or ``None`` when no file is configured.
+
+    A missing, unreadable, empty or short file is an error: a server told to require a token must not start
+    without one."""
+    if path is None:
+        return None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ServingTokenError(f"serving.auth_token_file {path} cannot be read: {type(error).__name__}") from None
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ServingTokenError(
+            f"serving.auth_token_file {path} holds {len(token)} characters; a token needs at least {MIN_TOKEN_CHARS}"
+        )
+    return token.encode()
+
+
+def authorized(authorization: str | None, token: bytes) -> bool:
+    """Whether an ``Authorization`` header carries ``token`` (compared in constant time)."""
+    if authorization is None:
+        return False
+    scheme, _, presented = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token)
+
+
+class BearerGate:
+    """ASGI middleware: a request to any path but ``OPEN_PATHS`` without the token gets a 401, body unread.
+
+    ``token`` is looked up per request (``None``: no token required), because BentoML builds the app before the
+    service that reads the settings exists; ``on_refused`` counts the refusal in the server's metrics."""
+
+    def __init__(self, app: Any, token: Callable[[], bytes | None], on_refused: Callable[[], None]) -> None:
+        self.app = app
+        self.token = token
+        self.on_refused = on_refused
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        token = self.token() if scope["type"] == "http" else None
+        if token is None or scope["path"] in OPEN_PATHS or authorized(bodies.header(scope, b"authorization"), token):
+            await self.app(scope, receive, send)
+            return
+        self.on_refused()
+        body = orjson.dumps({"error": "authorization: a bearer token is required (serving.auth_token_file)"})
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"www-authenticate", b"Bearer"),
+        ]
+        await send({"type": "http.response.start", "status": 401, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

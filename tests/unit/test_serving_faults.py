@@ -1,0 +1,216 @@
+"""Model servers under faults and strangers, in-process: the bearer-token gate answers before any body is read,
+scoring runs off the event loop within a deadline, and a failed online store is left alone for a short window
+and then tried again.  The online store is a fake reader that can be made to hang (the real Redis blackholed
+under load is tests/faults); the Predictor, both servers' apps and the thread pool are real."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sklearn.linear_model import LogisticRegression
+from starlette.testclient import TestClient
+
+from mlplatform.config import FeastSettings, Settings
+from mlplatform.features.store import redis_connection_string
+from mlplatform.serving.access import BearerGate, ServingTokenError, read_token
+from mlplatform.serving.errors import FeatureStoreUnavailableError, ScoringTimeoutError
+from mlplatform.serving.offload import StoreHealth
+from mlplatform.serving.predictor import Predictor
+from tests.support.fakes.online_features import TableFeatureReader
+from tests.unit.test_serving_tasks import KEY, STORED, LocalLoader, fitted, make_spec, save, served
+
+TOKEN = "s3rving-token-of-32-characters!!"
+
+
+@pytest.fixture()
+def table() -> dict[int, dict[str, float]]:
+    """The online store's rows: entity 100 is known."""
+    return {100: {"f1": 0.4, "f2": -1.2}}
+
+
+def _with_serving(settings: Settings, **changes: Any) -> Settings:
+    return settings.model_copy(update={"serving": settings.serving.model_copy(update=changes)})
+
+
+def _count(predictor: Predictor, outcome: str) -> float:
+    value = predictor.metrics.registry.get_sample_value(
+        "mlplatform_serving_requests_total", {"model": predictor.name, "outcome": outcome}
+    )
+    return float(value or 0.0)
+
+
+# ---- the bearer token ----------------------------------------------------------------------------------------------
+
+
+def test_a_token_file_must_hold_a_real_token(tmp_path: Path) -> None:
+    assert read_token(None) is None
+    token_file = tmp_path / "token"
+    token_file.write_text(f"  {TOKEN}\n")
+    assert read_token(token_file) == TOKEN.encode()
+    token_file.write_text("short\n")
+    with pytest.raises(ServingTokenError, match="holds 5 characters; a token needs at least 16"):
+        read_token(token_file)
+    with pytest.raises(ServingTokenError, match="cannot be read: FileNotFoundError"):
+        read_token(tmp_path / "missing")
+
+
+def test_the_gate_refuses_before_reading_the_body() -> None:
+    """Neither the app behind the gate nor the request body is touched for a request without the token."""
+    refused: list[int] = []
+
+    async def app(_scope: Any, _receive: Any, _send: Any) -> None:
+        raise AssertionError("the app behind the gate must not run")
+
+    async def receive() -> dict[str, Any]:
+        raise AssertionError("the body must not be read")
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    gate = BearerGate(app, token=lambda: TOKEN.encode(), on_refused=lambda: refused.append(1))
+    scope = {"type": "http", "path": "/predict", "method": "POST", "headers": [(b"authorization", b"Bearer nope")]}
+    asyncio.run(gate(scope, receive, send))
+    assert sent[0]["status"] == 401 and (b"www-authenticate", b"Bearer") in sent[0]["headers"]
+    assert b"bearer token is required" in sent[1]["body"] and refused == [1]
+
+
+@pytest.mark.parametrize("server", ["bentoml", "kserve"])
+def test_both_servers_require_the_token_on_predictions_only(
+    server: str, settings: Settings, table: dict[int, dict[str, float]], tmp_path: Path
+) -> None:
+    from fastapi import FastAPI
+
+    from mlplatform.serving.adapters import bentoml as bento
+    from mlplatform.serving.adapters.kserve import V1FastPath, install_platform_routes
+
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    guarded = _with_serving(settings, auth_token_file=token_file)
+    predictor, _ = served(guarded, "binary", table, ("1", save(fitted("binary", LogisticRegression), tmp_path / "v1")))
+    try:
+        if server == "bentoml":
+            bento._Current.predictor = predictor
+            app: Any = bento.create_app()
+            path, field = "/predict", "entities"
+        else:
+            inner = FastAPI()
+            install_platform_routes(inner, predictor)
+            app = BearerGate(V1FastPath(inner, predictor), lambda: predictor.token, predictor.count_unauthorized)
+            path, field = f"/v1/models/{predictor.name}:predict", "instances"
+        client = TestClient(app)
+        body = {field: [{KEY: 100, "size": 2.0}]}
+        assert client.post(path, json=body).status_code == 401
+        assert client.post(path, json=body, headers={"authorization": "Bearer " + "x" * 32}).status_code == 401
+        assert client.post(path, json=body, headers={"authorization": f"Bearer {TOKEN}"}).status_code == 200
+        assert client.get("/metrics").status_code == 200  # Prometheus carries no token
+        assert _count(predictor, "unauthorized") == 2.0
+    finally:
+        bento._Current.predictor = None
+        predictor.close()
+
+
+# ---- scoring off the event loop --------------------------------------------------------------------------------------
+
+
+class HangingReader(TableFeatureReader):
+    """An online store that hangs while ``hang`` is set, as a blackholed Redis does, and counts its reads."""
+
+    def __init__(self, rows: dict[int, dict[str, float]]) -> None:
+        super().__init__(KEY, rows, STORED)
+        self.hang = threading.Event()
+        self.released = threading.Event()
+        self.reads = 0
+
+    def read(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        self.reads += 1
+        if self.hang.is_set():
+            self.released.wait(10)
+        return super().read(rows)
+
+
+def _hanging(settings: Settings, table: dict[int, dict[str, float]], tmp_path: Path) -> tuple[Predictor, HangingReader]:
+    """A served binary model whose online store can hang; deadline 0.3 s, fail-fast window 0.5 s."""
+    quick = _with_serving(settings, scoring_timeout_s=0.3, feature_store_retry_s=0.5)
+    spec = make_spec("binary")
+    reader = HangingReader(table)
+    loader = LocalLoader(quick, spec, reader)
+    loader.versions["1"] = save(fitted("binary", LogisticRegression), tmp_path / "v1")
+    loader.alias_version = "1"
+    predictor = Predictor(quick, spec.name, spec=spec, loader=loader, prediction_log=False)
+    predictor.start(poll=False)
+    return predictor, reader
+
+
+def test_a_hanging_store_costs_one_deadline_then_fails_fast_and_recovers(
+    settings: Settings, table: dict[int, dict[str, float]], tmp_path: Path
+) -> None:
+    predictor, reader = _hanging(settings, table, tmp_path)
+    entity = [{KEY: 100, "size": 2.0}]
+
+    async def scenario() -> None:
+        assert (await predictor.predict_off_loop(entity)).predictions  # healthy
+
+        reader.hang.set()
+        ticks = 0
+
+        async def heartbeat() -> None:  # what /livez needs: the loop keeps turning while the store hangs
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        beating = asyncio.create_task(heartbeat())
+        began = time.monotonic()
+        with pytest.raises(ScoringTimeoutError, match=r"longer than 0.3s \(serving.scoring_timeout_s\)"):
+            await predictor.predict_off_loop(entity)
+        assert 0.25 < time.monotonic() - began < 1.0
+        assert ticks >= 10
+        beating.cancel()
+
+        reads = reader.reads
+        began = time.monotonic()
+        with pytest.raises(FeatureStoreUnavailableError, match="failed moments ago"):
+            await predictor.predict_off_loop(entity)
+        assert time.monotonic() - began < 0.05 and reader.reads == reads  # the store is not even asked
+
+        reader.hang.clear()
+        reader.released.set()
+        await asyncio.sleep(0.6)  # the fail-fast window passes: the next request tries the store again
+        assert (await predictor.predict_off_loop(entity)).predictions
+
+    try:
+        asyncio.run(scenario())
+        assert _count(predictor, "unavailable") == 2.0
+    finally:
+        predictor.close()
+
+
+def test_a_slow_model_does_not_close_the_store() -> None:
+    """Only a deadline passed inside a store read opens the fail-fast window; the window is the setting's."""
+    now = [100.0]
+    health = StoreHealth(2.0, clock=lambda: now[0])
+    health.check()
+    health.failed()
+    with pytest.raises(FeatureStoreUnavailableError):
+        health.check()
+    now[0] += 2.01
+    health.check()
+
+
+@pytest.mark.parametrize(
+    ("configured", "expected"),
+    [
+        ("127.0.0.1:6379", "127.0.0.1:6379,socket_timeout=1.5,socket_connect_timeout=1.5"),
+        ("redis:6379,db=2,socket_timeout=5", "redis:6379,db=2,socket_timeout=5,socket_connect_timeout=1.5"),
+    ],
+)
+def test_redis_calls_time_out_unless_the_connection_string_says_otherwise(configured: str, expected: str) -> None:
+    feast = FeastSettings(redis_connection_string=configured, redis_timeout_s=1.5)
+    assert redis_connection_string(feast) == expected
