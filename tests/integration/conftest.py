@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.serving import MODEL, ServedWorld, ServerProcess, spec_dir
+from tests.support.serving import MODEL, LimitedServers, ServedWorld, ServerProcess, spec_dir
 from tests.support.world import WORLD_END, MlflowServer, build_world, start_mlflow, world_settings
 
 
@@ -50,6 +50,14 @@ def served_world(trained_world: MlflowServer, tmp_path_factory: pytest.TempPathF
     stats = pd.read_parquet(settings.model_data_dir("fraud_detector") / "transaction_stats.parquet")
     customers = sorted(int(value) for value in stats["customer_id"].unique())[:50]
     return ServedWorld(settings=settings, versions=[first.version, second.version], customers=customers)
+
+
+@pytest.fixture(scope="session")
+def limited_servers(served_world: ServedWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LimitedServers]:
+    servers = LimitedServers(served_world, tmp_path_factory)
+    yield servers
+    for server in servers.started.values():
+        server.terminate()
 
 
 @pytest.fixture()

@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from mlplatform.config import Settings
 from mlplatform.stack.embedded import PLATFORM_API
 from tests.support.alerts import alert, payload
-from tests.support.environment import free_port
+from tests.support.environment import free_port, with_migrated_db
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -76,6 +76,7 @@ def api_run(settings: Settings, postgres_server_url: str, postgres_database: str
             "db": settings.db.model_copy(update={"url": db_url}),
         }
     )
+    with_migrated_db(run_settings)  # as `mlplatform db upgrade` leaves it: the API only checks the revision
     env = {
         **os.environ,
         **run_settings.child_env("api"),

@@ -10,7 +10,6 @@ module is repeatable and bounded in time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, TypeAlias
 
 import httpx
@@ -24,7 +23,7 @@ from mlplatform.config import Settings
 from mlplatform.store.auth import ROLES
 from tests.support.api_world import World, make_world
 from tests.support.fuzzing import fuzzing_config
-from tests.support.serving import ServedWorld, ServerProcess, serving_settings, start_server
+from tests.support.serving import LimitedServers, ServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -50,13 +49,9 @@ def test_api_honours_its_schema_for_every_role(case: Case, role: str, fuzz_world
 
 
 @pytest.fixture(scope="module", params=sorted(SCHEMA_PATHS))
-def model_server(
-    request: pytest.FixtureRequest, served_world: ServedWorld, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    settings = serving_settings(served_world.settings, tmp_path_factory.mktemp(f"fuzz-{request.param}"))
-    server = start_server(request.param, settings)
-    yield server
-    server.terminate()
+def model_server(request: pytest.FixtureRequest, limited_servers: LimitedServers) -> ServerProcess:
+    """The bad-input suite's servers (small limits change no schema)."""
+    return limited_servers.get(request.param)
 
 
 def server_errors(schema: Any, base_url: str) -> list[str]:

@@ -216,13 +216,15 @@ def test_redis_outage_is_503_and_the_server_recovers(
             redis.wait(10)
             response = server.predict(client, entity)
             assert response.status_code == 503, response.text
-            assert "the online feature store (redis) could not be read" in response.json()["error"]
-            assert str(port) not in response.json()["error"], "where the store is stays in the server's log"
+            # The client's retries against a refused port may outlast the scoring deadline: either 503 says why.
+            error = response.json()["error"]
+            assert "the online feature store (redis) could not be read" in error or "serving.scoring_timeout_s" in error
+            assert str(port) not in error, "where the store is stays in the server's log"
             redis = _start_redis(port, tmp_path)
             materialize_online(settings)
-            response = server.predict(client, entity)
-            assert response.status_code == 200, response.text
-            assert response.json()["predictions"]
+            # Recovered without a restart, once the store's fail-fast window (serving.feature_store_retry_s) ends.
+            wait_for(lambda: server.predict(client, entity).status_code == 200, 30, "a 200 after Redis came back")
+            assert server.predict(client, entity).json()["predictions"]
     finally:
         redis.terminate()
         redis.wait(10)

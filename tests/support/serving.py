@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from mlplatform.config import ServingSettings, Settings
@@ -126,6 +127,23 @@ def materialize_online(settings: Settings) -> None:
     from mlplatform.features.store import FeatureStoreAdapter
 
     FeatureStoreAdapter(settings).materialize(WORLD_END, start=WORLD_END - timedelta(days=365))
+
+
+class LimitedServers:
+    """One model server of each kind over the served world, with small limits (64 KiB bodies, 16 entities per
+    request), started when first asked for: the bad-input and schema-fuzz suites share them."""
+
+    def __init__(self, world: ServedWorld, tmp: pytest.TempPathFactory) -> None:
+        self.world = world
+        self.tmp = tmp
+        self.started: dict[str, ServerProcess] = {}
+
+    def get(self, kind: str) -> ServerProcess:
+        if kind not in self.started:
+            folder = self.tmp.mktemp(f"limited-{kind}")
+            settings = serving_settings(self.world.settings, folder, max_body_kb=64, max_batch_size=16)
+            self.started[kind] = start_server(kind, settings)
+        return self.started[kind]
 
 
 def labels_in_model_dir(settings: Settings, model: str) -> None:

@@ -11,6 +11,7 @@ socket.  The first request after the window tries the store again, so the server
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -77,7 +78,9 @@ class OffLoop:
             raise
         self._waiting += 1
         try:
-            future = asyncio.get_running_loop().run_in_executor(self._pool, call)
+            # In the request's context: its log context (request id, model, version) is completed by the call.
+            context = contextvars.copy_context()
+            future = asyncio.get_running_loop().run_in_executor(self._pool, context.run, call)
             return await asyncio.wait_for(future, self._deadline_s)
         except TimeoutError:
             self._on_timeout()
