@@ -63,6 +63,26 @@ def test_a_migrated_database_connects(url: str) -> None:
     store.dispose()
 
 
+def test_a_database_of_an_earlier_release_is_upgraded_from_its_revision(url: str) -> None:
+    """Releases before the platform's own version table kept the revision in Alembic's default one."""
+    PlatformStore.migrated(url).dispose()
+    stamp(url, "0009")
+    store = PlatformStore(url)
+    with store.engine.begin() as connection:
+        connection.execute(text("DROP TABLE login_failures"))
+        connection.execute(text("DROP TABLE browser_sessions"))
+        connection.execute(text(f"ALTER TABLE {VERSION_TABLE} RENAME TO alembic_version"))
+    store.dispose()
+    with pytest.raises(SchemaBehindError, match="empty"):  # connect sees no revision of its own: upgrade first
+        PlatformStore.connect(url)
+    upgraded = PlatformStore.migrated(url)
+    assert upgraded.revision() == head_revision()
+    with upgraded.engine.connect() as connection:
+        tables = {row[0] for row in connection.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))}
+    assert "alembic_version" not in tables and {"browser_sessions", "login_failures"} <= tables
+    upgraded.dispose()
+
+
 def test_a_schema_newer_than_the_code_is_refused_naming_both_revisions(url: str) -> None:
     PlatformStore.migrated(url).dispose()
     stamp(url, FUTURE)

@@ -1,6 +1,6 @@
 """``mlplatform db ...``: the platform database's schema and roles, run by whoever owns the database.
 
-Migrations run here only (``stack up`` calls ``upgrade``; in the chart, the platform pod's init container does):
+Migrations run here only (``stack up`` calls ``upgrade``; in the chart, the migration hook Job does):
 every other process checks the revision and refuses a schema it was not written for.
 """
 

@@ -1,7 +1,7 @@
 """Access to the platform database (sqlite in embedded mode, PostgreSQL in production).
 
 The schema is owned by Alembic and migrated from one place only: ``mlplatform db upgrade`` (which ``stack up``
-runs, and in the chart the platform pod's init container).  Every other process (the API, model servers'
+runs, and in the chart the migration hook Job).  Every other process (the API, model servers'
 prediction log, drift checks, the CLI) opens the database with ``PlatformStore.connect``, which checks the schema's
 revision and refuses to work on one it was not written for, instead of changing the schema itself: a model
 server's credential then needs no DDL rights, two processes never race to migrate, and a database upgraded by newer
@@ -29,6 +29,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Our own version table: the platform DB may share a PostgreSQL database with MLflow, which keeps its Alembic
 # revision in the default `alembic_version` table.
 VERSION_TABLE = "mlplatform_alembic_version"
+EARLIER_VERSION_TABLE = "alembic_version"
+"""Where releases before this table kept the platform's revision."""
 UPGRADE_COMMAND = "mlplatform db upgrade"
 # PostgreSQL advisory lock held while migrating (any fixed number; this one spells "mlp" in ASCII).
 MIGRATION_LOCK_KEY = 0x6D6C70
@@ -134,6 +136,8 @@ class PlatformStore:
                 # Two upgrades at once (replicas starting together) take turns; the second finds nothing to do.
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             config.attributes["connection"] = connection
+            if current is None:
+                _adopt_earlier_version_table(connection, config)
             command.upgrade(config, "head")
 
     def revision(self) -> str | None:
@@ -206,6 +210,22 @@ class PlatformStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _adopt_earlier_version_table(connection: Any, config: Config) -> None:
+    """A database set up by a release from before ``VERSION_TABLE`` keeps its revision in Alembic's default
+    ``alembic_version``: that revision is carried over (and the old table dropped), so the upgrade continues from it
+    instead of creating tables that exist.  Only a revision of ours is taken: MLflow keeps its own there."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    if not inspect(connection).has_table(EARLIER_VERSION_TABLE):
+        return
+    revisions = connection.execute(text(f"SELECT version_num FROM {EARLIER_VERSION_TABLE}")).scalars().all()
+    if len(revisions) != 1 or revisions[0] not in known_revisions():
+        return
+    command.stamp(config, revisions[0])
+    connection.execute(text(f"DROP TABLE {EARLIER_VERSION_TABLE}"))
 
 
 def _alembic_config() -> Config:
