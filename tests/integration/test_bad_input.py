@@ -12,22 +12,20 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
-import uvicorn
 
 from mlplatform.config import Settings
 from mlplatform.retraining.alertmanager import webhook_token
 from tests.support.api_world import MODEL as API_MODEL
 from tests.support.api_world import World, logged_in, make_world
-from tests.support.environment import embedded_settings, free_port
+from tests.support.environment import embedded_settings
 from tests.support.serving import MODEL, LimitedServers, ServedWorld, ServerProcess
-from tests.support.waiting import wait_started
+from tests.support.waiting import serving_in_thread
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -297,16 +295,8 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     # Uploads limited to 8 MiB, so the oversized one below stays small enough to send quickly.
     settings = embedded_settings(tmp_path_factory.mktemp("api") / "state", api={"max_upload_mb": 8})
     world = make_world(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(world.client.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_started(server, thread, 15, "uvicorn")
-    try:
-        yield LiveApi(f"http://127.0.0.1:{port}", world, settings)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serving_in_thread(world.client.app) as url:
+        yield LiveApi(url, world, settings)
 
 
 TRAIN = f"/api/v1/models/{API_MODEL}/training-runs"

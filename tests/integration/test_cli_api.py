@@ -10,14 +10,12 @@ directory.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from mlplatform.cli.main import app
@@ -26,7 +24,7 @@ from mlplatform.store import PlatformStore
 from mlplatform.store.auth import AuthRepository
 from tests.support.api_world import MODEL, World, make_world
 from tests.support.environment import REPO_ROOT, free_port
-from tests.support.waiting import wait_started
+from tests.support.waiting import serving_in_thread
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 runner = CliRunner()
@@ -49,16 +47,8 @@ class Served:
 @pytest.fixture()
 def served(settings: Settings) -> Iterator[Served]:
     world = make_world(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(world.client.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_started(server, thread, 15, "uvicorn")
-    try:
-        yield Served(f"http://127.0.0.1:{port}", world)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serving_in_thread(world.client.app) as url:
+        yield Served(url, world)
 
 
 def cli(args: list[str], env: dict[str, str]) -> Any:

@@ -23,13 +23,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from mlplatform.config import DatabaseSettings, Settings
 from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
 from tests.support.api_world import MODEL as API_MODEL
 from tests.support.api_world import make_world
-from tests.support.environment import free_port
 from tests.support.faults import PrivateRedis, TcpProxy, private_postgres
 from tests.support.serving import (
     KINDS,
@@ -40,7 +38,7 @@ from tests.support.serving import (
     serving_settings,
     start_server,
 )
-from tests.support.waiting import wait_for, wait_started
+from tests.support.waiting import serving_in_thread, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -286,16 +284,10 @@ def test_twenty_concurrent_clients_get_no_5xx(api_settings: Settings) -> None:
     """20 clients at once, each issuing and revoking tokens (writes: tokens and audit rows) between reads, on a
     real uvicorn server over the real platform DB (MLflow, Airflow and the deployer are the API tests' fakes)."""
     world = make_world(api_settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(world.client.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_started(server, thread, 15, "uvicorn")
     statuses: list[int] = []
     issued: list[int] = []
-    url = f"http://127.0.0.1:{port}"
 
-    def client(index: int) -> None:
+    def client(url: str, index: int) -> None:
         headers = world.as_role("data-scientist")
         with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
             for round_ in range(6):
@@ -310,15 +302,12 @@ def test_twenty_concurrent_clients_get_no_5xx(api_settings: Settings) -> None:
                     else:
                         issued.append(token_id)
 
-    try:
-        clients = [threading.Thread(target=client, args=(index,)) for index in range(20)]
+    with serving_in_thread(world.client.app) as url:
+        clients = [threading.Thread(target=client, args=(url, index)) for index in range(20)]
         for each in clients:
             each.start()
         for each in clients:
             each.join(120)
-    finally:
-        server.should_exit = True
-        thread.join(15)
     assert len(statuses) == 20 * (6 * 4 + 3)
     assert not [status for status in statuses if status >= 500], sorted(set(statuses))
     assert set(statuses) <= {200, 201}, sorted(set(statuses))

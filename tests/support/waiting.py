@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import uvicorn
 
@@ -30,3 +31,21 @@ def wait_started(server: uvicorn.Server, thread: threading.Thread, timeout: floa
     """Wait until ``server`` (running ``server.run`` in ``thread``) accepts connections; fail if it dies first."""
     wait_for(lambda: server.started or not thread.is_alive(), timeout, f"{what} to start")
     assert server.started, f"{what} exited before it started"
+
+
+@contextmanager
+def serving_in_thread(app: Any, what: str = "uvicorn") -> Iterator[str]:
+    """``app`` served by a real uvicorn server on a free loopback port in a thread of the test process; yields its
+    base URL and stops the server afterwards."""
+    from tests.support.environment import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_started(server, thread, 15, what)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
