@@ -8,6 +8,7 @@ hold more of a body than its limit or let Python's JSON parser raise anything bu
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import AsyncIterable, Collection
 from typing import Any
@@ -126,6 +127,13 @@ class _BoundedExchange:
             return
         self.started = self.started or message["type"] == "http.response.start"
         await self._send(message)
+
+
+def bearer_matches(authorization: str | None, expected: bytes) -> bool:
+    """Whether an ``Authorization`` header carries ``Bearer <expected>``, compared in constant time (the model
+    servers' token and the alert webhook's)."""
+    scheme, _, presented = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), expected)
 
 
 def header(scope: Any, name: bytes) -> str | None:

@@ -11,7 +11,6 @@ before a byte of its body is read.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,14 +48,6 @@ def read_token(path: Path | None) -> bytes | None:
     return token.encode()
 
 
-def authorized(authorization: str | None, token: bytes) -> bool:
-    """Whether an ``Authorization`` header carries ``token`` (compared in constant time)."""
-    if authorization is None:
-        return False
-    scheme, _, presented = authorization.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token)
-
-
 class BearerGate:
     """ASGI middleware: a request to any path but ``OPEN_PATHS`` without the token gets a 401, body unread.
 
@@ -70,7 +61,11 @@ class BearerGate:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         token = self.token() if scope["type"] == "http" else None
-        if token is None or scope["path"] in OPEN_PATHS or authorized(bodies.header(scope, b"authorization"), token):
+        if (
+            token is None
+            or scope["path"] in OPEN_PATHS
+            or bodies.bearer_matches(bodies.header(scope, b"authorization"), token)
+        ):
             await self.app(scope, receive, send)
             return
         self.on_refused()

@@ -8,7 +8,6 @@ not a valid request for something unprocessable), so Alertmanager logs it instea
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -38,11 +37,10 @@ def webhook_caller(request: Request) -> None:
     A dependency, so it runs before the route reads the body: without the token nothing is parsed.
     """
     services = get_services(request)
-    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    expected = webhook_token(services.settings)
-    if scheme.lower() == "bearer" and hmac.compare_digest(credential.strip().encode(), expected.encode()):
+    authorization = request.headers.get("authorization")
+    if bodies.bearer_matches(authorization, webhook_token(services.settings).encode()):
         return
-    why = "no credentials" if not credential else "wrong webhook token"
+    why = "no credentials" if not (authorization or "").partition(" ")[2] else "wrong webhook token"
     services.audit.record(
         actor="anonymous",
         action="alert.receive",
