@@ -51,7 +51,8 @@ QUIET_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "alembic
 """One INFO line per outbound call (every registry poll), per Alembic plugin: only their warnings are kept."""
 MLFLOW_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 PROBE_PATHS = frozenset({"/metrics", "/livez", "/readyz", "/healthz", "/status", "/v2/health/ready", "/v2/health/live"})
-"""Scraped or probed every few seconds: a successful answer is never an access line, whatever the sample rate."""
+"""Scraped or probed every few seconds: a successful answer is never an access line, whatever the sample rate;
+the model servers' bearer token never guards them (the kubelet and Prometheus carry none)."""
 
 _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Patterns run over rendered lines, JSON included: a value stops at a quote or a backslash (an escaped quote),

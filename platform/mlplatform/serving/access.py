@@ -17,13 +17,10 @@ from typing import Any
 
 import orjson
 
-from mlplatform import bodies
+from mlplatform import bodies, logs
 
 MIN_TOKEN_CHARS = 16
 """A shorter token could be guessed; the same floor as the alert webhook's."""
-
-OPEN_PATHS = frozenset(("/livez", "/readyz", "/healthz", "/metrics", "/status", "/v2/health/live", "/v2/health/ready"))
-"""Probes and scrapes: the kubelet and Prometheus carry no token."""
 
 
 class ServingTokenError(ValueError):
@@ -49,7 +46,8 @@ def read_token(path: Path | None) -> bytes | None:
 
 
 class BearerGate:
-    """ASGI middleware: a request to any path but ``OPEN_PATHS`` without the token gets a 401, body unread.
+    """ASGI middleware: a request without the token gets a 401, body unread; probes and scrapes
+    (``logs.PROBE_PATHS``) stay open.
 
     ``token`` is looked up per request (``None``: no token required), because BentoML builds the app before the
     service that reads the settings exists; ``on_refused`` counts the refusal in the server's metrics."""
@@ -63,7 +61,7 @@ class BearerGate:
         token = self.token() if scope["type"] == "http" else None
         if (
             token is None
-            or scope["path"] in OPEN_PATHS
+            or scope["path"] in logs.PROBE_PATHS  # the kubelet and Prometheus carry no token
             or bodies.bearer_matches(bodies.header(scope, b"authorization"), token)
         ):
             await self.app(scope, receive, send)
