@@ -42,6 +42,8 @@ from mlplatform.config import LogSettings
 
 REQUEST_ID_HEADER = "x-request-id"
 MAX_REQUEST_ID_CHARS = 64
+"""The prediction log's request_id column (String(64)): a longer id could not be logged (model servers refuse a
+longer one in a body; here a longer header is replaced)."""
 _PLAIN_REQUEST_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_REQUEST_ID_CHARS}}}")
 REDACTED = "[redacted]"
 

@@ -21,7 +21,7 @@ import math
 from collections.abc import AsyncIterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlplatform import bodies
+from mlplatform import bodies, logs
 from mlplatform.serving.errors import BatchTooLargeError, BodyTooLargeError, InvalidRequestError
 
 if TYPE_CHECKING:
@@ -34,8 +34,6 @@ REJECTED_PROBABILITY = -1.0
 REJECTED_LABEL = -1
 # Entity keys are INT64 in the feature store and in v2 tensors.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-# The prediction log's request_id column (String(64)): a longer id could not be logged.
-MAX_REQUEST_ID_CHARS = 64
 
 
 async def read_capped(chunks: AsyncIterable[bytes], declared_length: str | None, limit: int) -> bytes:
@@ -65,9 +63,9 @@ def checked_request_id(request_id: object, source: str) -> str | None:
     where it came from in the refusal (``request_id``, ``id``, the ``x-request-id`` header)."""
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidRequestError(f"{source}: must be a string, got {type(request_id).__name__}")
-    if request_id is not None and len(request_id) > MAX_REQUEST_ID_CHARS:
+    if request_id is not None and len(request_id) > logs.MAX_REQUEST_ID_CHARS:
         raise InvalidRequestError(
-            f"{source}: at most {MAX_REQUEST_ID_CHARS} characters (the prediction log keeps that many), "
+            f"{source}: at most {logs.MAX_REQUEST_ID_CHARS} characters (the prediction log keeps that many), "
             f"got {len(request_id)}"
         )
     return request_id
