@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from mlplatform.store.models import AuditEventRow, DeploymentRow
+from mlplatform.store.models import AuditEventRow, DeploymentRow, as_utc
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -34,10 +34,6 @@ MAX_LIMIT = 1000
 REFUSALS = (RESULT_DENIED, RESULT_UNAUTHENTICATED)
 REFUSAL_WINDOW = timedelta(minutes=1)
 MAX_REFUSAL_ROWS = 20  # new refusal rows per client per REFUSAL_WINDOW
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _clip(value: str | None, length: int) -> str | None:
@@ -62,7 +58,7 @@ class AuditEvent:
 def _event(row: AuditEventRow) -> AuditEvent:
     return AuditEvent(
         id=row.id,
-        created_at=_utc(row.created_at),
+        created_at=as_utc(row.created_at),
         actor=row.actor,
         action=row.action,
         target=row.target,
@@ -185,8 +181,8 @@ def _record(row: DeploymentRow) -> DeploymentRecord:
         url=row.url,
         canary_percent=row.canary_percent,
         deployed_by=row.deployed_by,
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
     )
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
 
-from mlplatform.store.models import ApiTokenRow, UserRow
+from mlplatform.store.models import ApiTokenRow, UserRow, as_utc
 from mlplatform.store.sessions import revoke_user_sessions
 
 if TYPE_CHECKING:
@@ -107,18 +107,13 @@ class TokenIdentity:
         return lower_role(self.user.role, self.token.role)
 
 
-def _utc(value: datetime) -> datetime:
-    """sqlite returns naive datetimes; everything stored is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _user(row: UserRow) -> User:
     return User(
         id=row.id,
         username=row.username,
         role=row.role,
         active=row.active,
-        created_at=_utc(row.created_at),
+        created_at=as_utc(row.created_at),
         has_password=row.password_hash is not None,
         external_issuer=row.external_issuer,
     )
@@ -132,10 +127,10 @@ def _token(row: ApiTokenRow, username: str) -> ApiToken:
         name=row.name,
         prefix=row.prefix,
         role=row.role,
-        created_at=_utc(row.created_at),
-        expires_at=_utc(row.expires_at),
-        revoked_at=_utc(row.revoked_at) if row.revoked_at else None,
-        last_used_at=_utc(row.last_used_at) if row.last_used_at else None,
+        created_at=as_utc(row.created_at),
+        expires_at=as_utc(row.expires_at),
+        revoked_at=as_utc(row.revoked_at) if row.revoked_at else None,
+        last_used_at=as_utc(row.last_used_at) if row.last_used_at else None,
     )
 
 
@@ -321,7 +316,7 @@ class AuthRepository:
                 parent = session.get(ApiTokenRow, parent_id)
                 if parent is None or parent.revoked_at is not None:
                     raise AuthStoreError("the token this request came with is revoked")
-                expires_at = min(expires_at, _utc(parent.expires_at))
+                expires_at = min(expires_at, as_utc(parent.expires_at))
             row = ApiTokenRow(
                 user_id=user.id,
                 name=name,

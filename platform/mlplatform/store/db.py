@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from mlplatform.store.models import AliasEventRow
+from mlplatform.store.models import AliasEventRow, as_utc
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -256,7 +256,6 @@ def known_revisions() -> frozenset[str]:
 
 
 def _to_event(row: AliasEventRow) -> AliasEvent:
-    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
     return AliasEvent(
         model=row.model,
         alias=row.alias,
@@ -264,5 +263,5 @@ def _to_event(row: AliasEventRow) -> AliasEvent:
         to_version=row.to_version,
         actor=row.actor,
         reason=row.reason,
-        created_at=created,
+        created_at=as_utc(row.created_at),
     )

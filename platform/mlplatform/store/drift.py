@@ -10,13 +10,13 @@ row's id so no caller ever supplies a path.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from mlplatform.store.models import Base
+from mlplatform.store.models import Base, as_utc
 
 if TYPE_CHECKING:
     from mlplatform.store.db import PlatformStore
@@ -119,10 +119,6 @@ class DriftCheck:
     id: int | None = None
 
 
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 _CHECK_FIELDS = (
     "model",
     "model_version",
@@ -151,7 +147,7 @@ _FEATURE_FIELDS = tuple(FeatureDrift.__dataclass_fields__)
 def _to_check(row: DriftCheckRow, features: list[DriftFeatureRow]) -> DriftCheck:
     values = {name: getattr(row, name) for name in _CHECK_FIELDS}
     for moment in ("window_start", "window_end", "started_at", "finished_at"):
-        values[moment] = _utc(values[moment])
+        values[moment] = as_utc(values[moment])
     return DriftCheck(
         **values,
         id=row.id,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, delete, func, select
 
-from mlplatform.store.models import LoginFailureRow
+from mlplatform.store.models import LoginFailureRow, as_utc
 
 if TYPE_CHECKING:
     from mlplatform.store.db import PlatformStore
@@ -24,10 +24,6 @@ if TYPE_CHECKING:
 # The columns' widths: a longer name cannot be a user (usernames are at most 64 characters), an address at most
 # 45 (IPv6 with an embedded IPv4), so cutting loses nothing the limiter needs.
 KEY_LENGTH = 64
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class LoginRateLimiter:
@@ -49,7 +45,7 @@ class LoginRateLimiter:
             count, oldest = session.execute(in_window).one()
         if count < self.per_minute or oldest is None:
             return 0
-        return max(1, int((_utc(oldest) + self.window - now).total_seconds()) + 1)
+        return max(1, int((as_utc(oldest) + self.window - now).total_seconds()) + 1)
 
     def failed(self, username: str, client: str) -> None:
         """Count a failure, and forget every failure that has left the window (any key)."""

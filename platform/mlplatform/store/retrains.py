@@ -19,7 +19,7 @@ from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, selec
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mlplatform.store.models import Base
+from mlplatform.store.models import Base, as_utc
 
 if TYPE_CHECKING:
     from mlplatform.store.db import PlatformStore
@@ -97,10 +97,7 @@ class RetrainTrigger:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    """sqlite hands back naive datetimes; everything stored is UTC."""
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None if value is None else as_utc(value)
 
 
 def _trigger(row: RetrainTriggerRow) -> RetrainTrigger:

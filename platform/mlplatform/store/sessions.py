@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, update
 
-from mlplatform.store.models import BrowserSessionRow
+from mlplatform.store.models import BrowserSessionRow, as_utc
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -26,10 +26,6 @@ if TYPE_CHECKING:
 
 # ``last_seen_at`` is refreshed at most this often: a write per request would cost more than the answer it gives.
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _digest(key: str) -> str:
@@ -74,11 +70,13 @@ class SessionRecords:
         now = datetime.now(UTC)
         with self.store.session() as session, session.begin():
             row = session.get(BrowserSessionRow, _digest(key))
-            if row is None or row.revoked_at is not None or _utc(row.expires_at) <= now:
+            if row is None or row.revoked_at is not None or as_utc(row.expires_at) <= now:
                 return None
-            if now - _utc(row.last_seen_at) >= LAST_SEEN_RESOLUTION:
+            if now - as_utc(row.last_seen_at) >= LAST_SEEN_RESOLUTION:
                 row.last_seen_at = now
-            return ActiveSession(user_id=row.user_id, created_at=_utc(row.created_at), expires_at=_utc(row.expires_at))
+            return ActiveSession(
+                user_id=row.user_id, created_at=as_utc(row.created_at), expires_at=as_utc(row.expires_at)
+            )
 
     def revoke(self, key: str) -> bool:
         """End one session (logout); False when it was unknown or already ended."""
