@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -106,6 +107,7 @@ class Scoring:
         self.reading_store = 0
         """Scoring calls now inside an online-store read: a call that outlives its deadline while one is running
         is stuck on the store, not on the model."""
+        self._reading_lock = threading.Lock()  # scoring threads count in and out concurrently
 
     def score(self, model: LoadedModel, rows: list[dict[str, Any]], request_id: str, began: float) -> PredictionResult:
         """Features and the model's outputs for validated rows; unknown entities become row errors; logged and
@@ -140,7 +142,8 @@ class Scoring:
         """One online-store read per feature view for the whole batch; none while the store's fail-fast window
         after a failure lasts."""
         self.store_health.check()
-        self.reading_store += 1
+        with self._reading_lock:
+            self.reading_store += 1
         try:
             if model.reader is not None:
                 return model.reader.read(rows)
@@ -160,7 +163,8 @@ class Scoring:
                 "(the model server's log has the cause)"
             ) from None
         finally:
-            self.reading_store -= 1
+            with self._reading_lock:
+                self.reading_store -= 1
 
     def _online_store_description(self) -> str:
         feast = self.settings.feast
