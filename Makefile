@@ -7,7 +7,7 @@ export UV_PYTHON := python3.11
 RUN := $(UV) run --frozen --no-sync
 MLP := $(RUN) mlplatform
 
-.PHONY: install demo down test lint typecheck fmt settings-docs spec-docs api-docs dashboards bench clean tools chart-sync bench-serving kind-up kind-smoke kind-down
+.PHONY: install demo down test lint typecheck fmt settings-docs spec-docs api-docs dashboards bench clean tools chart-sync bench-serving kind-up kind-smoke kind-down images images-smoke
 
 install: ## Create .venv with every extra and the dev tools, exactly as uv.lock pins them; add missing system tools
 	@command -v $(UV) >/dev/null || python3.11 -m pip install --quiet uv
@@ -67,6 +67,12 @@ chart-sync: ## Copy the alert rules and dashboards of monitoring/ into the chart
 	mkdir -p helm/mlplatform/files/prometheus/rules helm/mlplatform/files/grafana/dashboards
 	cp monitoring/prometheus/rules/*.yaml helm/mlplatform/files/prometheus/rules/
 	cp monitoring/grafana/dashboards/*.json helm/mlplatform/files/grafana/dashboards/
+
+images: install ## The platform, serving and Airflow images with podman or Docker (a local Debian base when no registry answers)
+	infrastructure/docker/images.sh
+
+images-smoke: images tools ## Play the chart's pods from those images (podman kube play) against local PostgreSQL, Redis and S3
+	$(RUN) pytest tests/images -p no:cacheprovider
 
 kind-up: ## A kind cluster with KServe, kube-prometheus-stack, Airflow and our chart (needs Docker; see infrastructure/kind)
 	infrastructure/kind/up.sh

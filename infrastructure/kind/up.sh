@@ -43,8 +43,15 @@ fi
 kubectl config use-context "kind-$CLUSTER" >/dev/null
 
 say "images mlplatform-{platform,serving,airflow}:$MLP_TAG (built here, loaded into the node)"
+# BuildKit, for the Dockerfiles' RUN --mount (uv's cache, the optional CA bundle). By default every image starts from
+# the base the Dockerfiles pin; MLP_BASE_IMAGE replaces it, MLP_CA_BUNDLE is a CA bundle the builds trust for their
+# downloads (a build secret: it never lands in a layer).
+build_args=()
+if [ -n "${MLP_BASE_IMAGE:-}" ]; then build_args+=(--build-arg "BASE_IMAGE=$MLP_BASE_IMAGE"); fi
+if [ -n "${MLP_CA_BUNDLE:-}" ]; then build_args+=(--secret "id=ca-bundle,src=$MLP_CA_BUNDLE"); fi
 for image in platform serving airflow; do
-  docker build -q -f "infrastructure/docker/$image.Dockerfile" -t "ghcr.io/mlplatform/mlplatform-$image:$MLP_TAG" .
+  DOCKER_BUILDKIT=1 docker build -q ${build_args[@]+"${build_args[@]}"} -f "infrastructure/docker/$image.Dockerfile" \
+    -t "ghcr.io/mlplatform/mlplatform-$image:$MLP_TAG" .
   kind load docker-image --name "$CLUSTER" "ghcr.io/mlplatform/mlplatform-$image:$MLP_TAG"
 done
 
@@ -67,7 +74,7 @@ if ! kubectl get secret kind-backing -n "$NS" >/dev/null 2>&1; then
     "airflow-password=$(random)" "s3-secret=$(random 32)" "session-secret=$(random 48)" \
     "fernet-key=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_')" "airflow-api-secret=$(random 32)" \
     "airflow-jwt=$(random 32)" "writer-password=$(random 32)" "mlflow-admin=$(random 32)" \
-    "mlflow-writer=$(random 32)" "mlflow-reader=$(random 32)"
+    "mlflow-writer=$(random 32)" "mlflow-reader=$(random 32)" "mlflow-flask-secret=$(random 48)"
 fi
 PG="postgresql://mlplatform:$(stored postgres-password)@postgres:5432"
 secret "$NS" mlp-platform-db "url=${PG/postgresql/postgresql+psycopg}/mlplatform"
@@ -77,12 +84,14 @@ secret "$NS" mlp-redis "connection-string=redis:6379"
 secret "$NS" mlp-object-store "access-key-id=mlplatform" "secret-access-key=$(stored s3-secret)"
 WRITER_URL="postgresql+psycopg://mlp_prediction_writer:$(stored writer-password)@postgres:5432/mlplatform"
 secret "$NS" mlp-prediction-writer "password=$(stored writer-password)" "url=$WRITER_URL"
-# MLflow's basic auth: its config (admin, users DB) and the writer's and reader's client credentials files; the
+# MLflow's basic auth: its config (admin, users DB), the writer's and reader's client credentials files and the key
+# signing its CSRF tokens; the
 # writer and reader users are created with MLflow's auth API once MLflow runs (docs/platform-engineer-guide.md).
 secret "$NS" mlp-mlflow-auth \
   "basic_auth.ini=$(printf '[mlflow]\ndefault_permission = READ\ndatabase_uri = %s\nadmin_username = admin\nadmin_password = %s\n' "$PG/mlflow" "$(stored mlflow-admin)")" \
   "writer-credentials=$(printf '[mlflow]\nmlflow_tracking_username = mlplatform\nmlflow_tracking_password = %s\n' "$(stored mlflow-writer)")" \
-  "reader-credentials=$(printf '[mlflow]\nmlflow_tracking_username = model-server\nmlflow_tracking_password = %s\n' "$(stored mlflow-reader)")"
+  "reader-credentials=$(printf '[mlflow]\nmlflow_tracking_username = model-server\nmlflow_tracking_password = %s\n' "$(stored mlflow-reader)")" \
+  "flask-secret-key=$(stored mlflow-flask-secret)"
 secret "$NS" mlp-platform "session-secret=$(stored session-secret)" "admin-password=$(stored admin-password)" \
   "alertmanager-webhook-token=$(stored webhook-token)" "airflow-password=$(stored airflow-password)"
 secret "$NS" mlp-airflow-users "passwords.json={\"admin\": \"$(stored airflow-password)\"}"

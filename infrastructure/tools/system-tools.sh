@@ -5,6 +5,11 @@
 #   prometheus, promtool            Debian package prometheus              the loop's alert path, rule tests
 #   alertmanager, amtool            Debian package prometheus-alertmanager the loop's alert path, routing tests
 #   chromium, chromedriver          Debian packages chromium, chromium-driver  the browser tests of the UI
+#   podman, buildah, runc           Debian packages podman, buildah, runc  `make images`, `make images-smoke`
+#   debootstrap                     Debian package debootstrap             the images' local base (no registry)
+#
+# On macOS only podman applies (`brew install podman`; its machine holds the rest): a "-" formula marks a tool
+# macOS does without, so it is neither installed nor reported there.
 #
 # `make install` runs it, so both of the README's commands (`make demo`, `make test`) and CI (which runs those
 # commands) get the same set-up. It installs with apt-get as root, or through `sudo -n` where that works, and never
@@ -13,7 +18,7 @@
 # Never fails the build: a tool it cannot install is a skip the tests name, not a broken `make`.
 set -uo pipefail
 
-# tool on PATH (or a path) | Debian package | Homebrew formula (or cask) | what needs it
+# tool on PATH (or a path) | Debian package | Homebrew formula (or cask; "-": not needed on macOS) | what needs it
 TOOLS=(
   "prometheus|prometheus|prometheus|the closed loop's alert path (make demo) and the live alert tests"
   "promtool|prometheus|prometheus|the alert-rule tests (promtool check/test rules)"
@@ -21,6 +26,10 @@ TOOLS=(
   "amtool|prometheus-alertmanager|alertmanager|the Alertmanager routing tests (amtool check-config)"
   "chromium|chromium|--cask chromium|the browser tests of the UI (tests/ui)"
   "chromedriver|chromium-driver|--cask chromedriver|the browser tests of the UI (tests/ui)"
+  "podman|podman|podman|the OCI images (make images) and the pod smoke test (make images-smoke)"
+  "buildah|buildah|-|the OCI images' builds (make images)"
+  "runc|runc|-|the pod smoke test's runtime where crun cannot start containers (make images-smoke)"
+  "debootstrap|debootstrap|-|the images' local Debian base when no image registry answers (make images)"
 )
 
 found() {
@@ -49,9 +58,10 @@ can_apt_install() {
 apt_install() {
   local policy=/usr/sbin/policy-rc.d added_policy="" status=0 package
   local -a lean=() full=()
-  # Prometheus' recommends are exporters nobody here uses; Chromium's are the fonts its screenshots need.
+  # Prometheus' recommends are exporters nobody here uses; Chromium's are the fonts its screenshots need; podman's
+  # (slirp4netns, uidmap, fuse-overlayfs) are what it needs to run without root.
   for package in "$@"; do
-    case "$package" in chromium*) full+=("$package") ;; *) lean+=("$package") ;; esac
+    case "$package" in chromium* | podman) full+=("$package") ;; *) lean+=("$package") ;; esac
   done
   if [ ! -e "$policy" ]; then
     as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod +x $policy" && added_policy=1
@@ -74,7 +84,12 @@ report_missing() {
   for entry in "${TOOLS[@]}"; do
     IFS='|' read -r names package brew what <<<"$entry"
     found "$names" && continue
-    if [ "$(uname -s)" = Darwin ]; then how="brew install $brew"; else how="sudo apt-get install $package"; fi
+    if [ "$(uname -s)" = Darwin ]; then
+      [ "$brew" = - ] && continue
+      how="brew install $brew"
+    else
+      how="sudo apt-get install $package"
+    fi
     echo "missing ${names%% *}: skipped: $what; install it with \`$how\`"
   done
 }

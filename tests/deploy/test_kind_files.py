@@ -13,6 +13,7 @@ from tests.support.tools import helm_path, run_helm
 
 KIND = REPO_ROOT / "infrastructure" / "kind"
 UP = (KIND / "up.sh").read_text()
+IMAGES = ("platform", "serving", "airflow")
 
 
 @pytest.mark.parametrize("script", ["up.sh", "smoke.sh"])
@@ -48,3 +49,20 @@ def test_the_kind_values_render_with_the_chart() -> None:
     assert result.returncode == 0, result.stderr
     kinds = {doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc}
     assert {"Deployment", "Role", "PodMonitor"} <= kinds
+
+
+def test_up_sh_builds_the_images_with_what_their_dockerfiles_declare() -> None:
+    """A --build-arg the Dockerfiles no longer declare (an old AIRFLOW_IMAGE or UV_IMAGE) is ignored by the builder
+    with a mere warning, so up.sh would believe it chose a base it did not; a secret id they do not mount is never
+    read; and their RUN --mount lines need BuildKit."""
+    dockerfiles = [(REPO_ROOT / "infrastructure" / "docker" / f"{image}.Dockerfile").read_text() for image in IMAGES]
+    builds = re.findall(r"^[^\n]*docker build\b.*?(?<!\\)\n", UP, flags=re.MULTILINE | re.DOTALL)
+    assert len(builds) == 1 and "for image in platform serving airflow" in UP, "up.sh builds the three images"
+    passed = set(re.findall(r'--build-arg "([A-Z_]+)=', UP))
+    declared = [set(re.findall(r"^ARG ([A-Z_]+)", text, flags=re.MULTILINE)) for text in dockerfiles]
+    undeclared = passed - set.intersection(*declared)
+    assert passed and not undeclared, f"up.sh passes build args not every Dockerfile declares: {sorted(undeclared)}"
+    secrets = set(re.findall(r'--secret "id=([\w-]+),', UP))
+    assert secrets == {"ca-bundle"}, f"up.sh passes secret ids {secrets}; the Dockerfiles mount ca-bundle"
+    assert all("--mount=type=secret,id=ca-bundle" in text for text in dockerfiles), "the Dockerfiles mount ca-bundle"
+    assert "DOCKER_BUILDKIT=1 docker build" in builds[0], "the Dockerfiles' RUN --mount needs BuildKit"
