@@ -13,14 +13,18 @@ COPY infrastructure/docker/in-build.sh /usr/local/bin/in-build
 RUN --mount=type=secret,id=ca-bundle \
     in-build python3.11 -m pip install --no-cache-dir --disable-pip-version-check --target /opt/uv "uv==${UV_VERSION}"
 WORKDIR /src
-COPY pyproject.toml uv.lock README.md ./
+COPY pyproject.toml uv.lock ./
 RUN --mount=type=secret,id=ca-bundle --mount=type=cache,id=mlplatform-uv,target=/root/.cache/uv,sharing=locked \
     in-build uv sync --frozen --no-dev --no-install-project \
       --extra airflow --extra features --extra training --extra monitoring --extra postgres
+
+# -- the project alone, into its own prefix: a code change rebuilds this small layer, not the environment --------
+FROM build AS project
+COPY README.md ./
 COPY platform ./platform
 RUN --mount=type=secret,id=ca-bundle --mount=type=cache,id=mlplatform-uv,target=/root/.cache/uv,sharing=locked \
-    in-build uv sync --frozen --no-dev --no-editable \
-      --extra airflow --extra features --extra training --extra monitoring --extra postgres
+    in-build uv build --wheel --out-dir /tmp/dist \
+ && uv pip install --python /opt/venv/bin/python --no-deps --prefix /opt/project /tmp/dist/*.whl
 
 # -- runtime ------------------------------------------------------------------------------------------------
 FROM ${BASE_IMAGE}
@@ -32,6 +36,7 @@ LABEL org.opencontainers.image.title="mlplatform-airflow" \
 RUN useradd --uid 50000 --gid 0 --create-home --home-dir /home/airflow --shell /bin/bash airflow \
  && mkdir -p /opt/airflow/logs && chown -R 50000:0 /opt/airflow && chmod -R g+rwX /opt/airflow
 COPY --from=build /opt/venv /opt/venv
+COPY --from=project /opt/project/ /opt/venv/
 # DAG file, specs and the Feast repository; the platform's settings point at them.
 COPY --chown=50000:0 pipelines/dags /opt/airflow/dags
 COPY --chown=50000:0 pipelines/models /opt/airflow/pipelines/models

@@ -146,6 +146,7 @@ main() {
   ENGINE="$(find_engine)" || no_engine
   if [ "${1:-}" = engine ]; then echo "$ENGINE"; return; fi
   say "engine: $ENGINE"
+  export DOCKER_BUILDKIT=1  # Docker's builder for RUN --mount (secrets, caches); podman ignores it
   check_disk
   local base
   base="$(choose_base)"

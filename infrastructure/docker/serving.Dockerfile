@@ -13,14 +13,18 @@ COPY infrastructure/docker/in-build.sh /usr/local/bin/in-build
 RUN --mount=type=secret,id=ca-bundle \
     in-build python3.11 -m pip install --no-cache-dir --disable-pip-version-check --target /opt/uv "uv==${UV_VERSION}"
 WORKDIR /src
-COPY pyproject.toml uv.lock README.md ./
+COPY pyproject.toml uv.lock ./
 RUN --mount=type=secret,id=ca-bundle --mount=type=cache,id=mlplatform-uv,target=/root/.cache/uv,sharing=locked \
     in-build uv sync --frozen --no-dev --no-install-project \
       --extra serving --extra features --extra training --extra postgres
+
+# -- the project alone, into its own prefix: a code change rebuilds this small layer, not the environment --------
+FROM build AS project
+COPY README.md ./
 COPY platform ./platform
 RUN --mount=type=secret,id=ca-bundle --mount=type=cache,id=mlplatform-uv,target=/root/.cache/uv,sharing=locked \
-    in-build uv sync --frozen --no-dev --no-editable \
-      --extra serving --extra features --extra training --extra postgres
+    in-build uv build --wheel --out-dir /tmp/dist \
+ && uv pip install --python /opt/venv/bin/python --no-deps --prefix /opt/project /tmp/dist/*.whl
 
 FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="mlplatform-serving" \
@@ -29,6 +33,7 @@ LABEL org.opencontainers.image.title="mlplatform-serving" \
 RUN groupadd --gid 10001 mlp && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp \
       --shell /usr/sbin/nologin mlp
 COPY --from=build /opt/venv /opt/venv
+COPY --from=project /opt/project/ /opt/venv/
 WORKDIR /app
 COPY pipelines/models ./pipelines/models
 COPY feature_repo ./feature_repo

@@ -42,6 +42,9 @@ NEVER_IN_CONTEXT = (
     "tools/bin/helm",
     "platform/mlplatform/__pycache__/config.cpython-311.pyc",
 )
+# The stage that installs the project on top of the environment, and the prefix it installs into.
+PROJECT_STAGE = "project"
+PROJECT_PREFIX = "/opt/project"
 COMPILERS = {"gcc", "g++", "cc", "clang", "make", "build-essential", "python3-dev", "python3.11-dev", "libc6-dev"}
 
 
@@ -71,7 +74,7 @@ def _final_stage(text: str) -> str:
 
 
 def _extras(text: str) -> set[str]:
-    return set(re.findall(r"--extra (\w+)", text))
+    return set(re.findall(r"--extra ([\w-]+)", text))
 
 
 def _env(text: str) -> dict[str, str]:
@@ -161,6 +164,15 @@ def _env_of(stage: Stage) -> dict[str, str]:
 
 def _uv_syncs(stage: Stage) -> list[str]:
     return [args for args in stage.of("RUN") if re.search(r"\buv sync\b", args)]
+
+
+def _lineage(image: str, stage: Stage) -> list[Stage]:
+    """``stage`` and the earlier stages it starts from (by alias), nearest first."""
+    by_alias = {s.alias: s for s in _stages(image) if s.alias}
+    lineage = [stage]
+    while lineage[-1].base in by_alias:
+        lineage.append(by_alias[lineage[-1].base])
+    return lineage
 
 
 def _final(image: str) -> Stage:
@@ -265,8 +277,15 @@ def test_downloads_run_through_in_build_with_the_ca_secret(image: str) -> None:
             downloads += 1
             assert CA_SECRET in flags, f"{image}: a download without {CA_SECRET}: {command[:80]}"
             assert command.startswith("in-build "), f"{image}: a download not run through in-build: {command[:80]}"
-            copied = [dest for _, sources, dest in _copies(stage) if sources == ["infrastructure/docker/in-build.sh"]]
-            assert copied == ["/usr/local/bin/in-build"], f"{image}: the stage copies in-build onto PATH"
+            copied = [
+                dest
+                for ancestor in _lineage(image, stage)
+                for _, sources, dest in _copies(ancestor)
+                if sources == ["infrastructure/docker/in-build.sh"]
+            ]
+            assert copied == ["/usr/local/bin/in-build"], (
+                f"{image}: the stage (or its parent) copies in-build onto PATH"
+            )
     assert downloads >= 2, f"{image}: expected uv's install and uv sync among the RUNs"
 
 
@@ -312,13 +331,17 @@ def test_dockerignore_admits_what_the_images_copy_and_no_more() -> None:
 
 
 @pytest.mark.parametrize("image", sorted(IMAGES))
-def test_the_environment_is_synced_from_the_lock_non_editable(image: str) -> None:
-    """The final stage copies the venv without the source tree: the project is installed non-editable, from the
-    lock, without dev tools, with the same extras in each sync (a second sync with fewer would uninstall some)."""
-    syncs = _uv_syncs(_build(image))
-    assert all("--frozen" in sync and "--no-dev" in sync for sync in syncs), f"{image}: uv sync --frozen --no-dev"
-    assert len({frozenset(_extras(sync)) for sync in syncs}) == 1, f"{image}: the syncs install the same extras"
-    assert "--no-editable" in syncs[-1] and "--no-install-project" not in syncs[-1], f"{image}: non-editable project"
+def test_the_environment_comes_from_the_lock_and_the_project_alone_from_its_wheel(image: str) -> None:
+    """The dependencies are one sync from the lock, without dev tools or the project (a layer a code change leaves
+    alone); the project is built into a wheel and installed, without dependencies, into a prefix of its own in a
+    stage on top, so the final image takes the two apart and a code change rebuilds only the small one."""
+    (sync,) = _uv_syncs(_build(image))
+    assert all(flag in sync for flag in ("--frozen", "--no-dev", "--no-install-project")), f"{image}: {sync}"
+    (project,) = [stage for stage in _stages(image) if stage.alias == PROJECT_STAGE]
+    assert project.base == _build(image).alias, f"{image}: the project stage starts from the environment's"
+    (install,) = project.of("RUN")
+    assert "uv build --wheel" in install, f"{image}: the project is built into a wheel"
+    assert re.search(rf"uv pip install .*--no-deps --prefix {PROJECT_PREFIX} ", install), f"{image}: {install}"
 
 
 @pytest.mark.parametrize("image", sorted(IMAGES))
@@ -329,7 +352,8 @@ def test_the_final_stage_holds_no_build_tools(image: str) -> None:
     venv = _env_of(build).get("UV_PROJECT_ENVIRONMENT")
     assert venv, f"{image}: the build stage sets UV_PROJECT_ENVIRONMENT"
     from_build = [(sources, dest) for flags, sources, dest in _copies(final) if _from_images(flags)]
-    assert from_build == [([venv], venv)], f"{image}: the final stage copies only {venv} from the build: {from_build}"
+    expected = [([venv], venv), ([f"{PROJECT_PREFIX}/"], f"{venv}/")]
+    assert from_build == expected, f"{image}: the final stage copies only the environment and the project: {from_build}"
     local = [source for flags, sources, _ in _copies(final) if not _from_images(flags) for source in sources]
     assert not [s for s in local if s in (".", "./") or s.startswith(("tests", "infrastructure"))], f"{image}: {local}"
     for run in final.of("RUN"):
