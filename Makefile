@@ -71,7 +71,7 @@ chart-sync: ## Copy the alert rules and dashboards of monitoring/ into the chart
 images: install ## The platform, serving and Airflow images with podman or Docker (a local Debian base when no registry answers)
 	infrastructure/docker/images.sh
 
-images-smoke: images tools ## Play the chart's pods from those images (podman kube play) against local PostgreSQL, Redis and S3
+images-smoke: install tools ## Play the chart's pods from the images of `make images` (podman kube play) against local PostgreSQL, Redis and S3
 	$(RUN) pytest tests/images -p no:cacheprovider
 
 kind-up: ## A kind cluster with KServe, kube-prometheus-stack, Airflow and our chart (needs Docker; see infrastructure/kind)

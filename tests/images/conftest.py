@@ -53,7 +53,7 @@ class Release:
     ports: dict[str, int]
     admin_password: str
     serving_token: str
-    platform_db: str
+    artifacts_url: str  # the S3 bucket MLflow stores artifacts in
     played: list[Path] = field(default_factory=list)
 
     def workload(self, kind: str, component: str) -> Manifest:
@@ -269,7 +269,7 @@ def release(
         )
         podman.run("volume", "create", claim)
         release = Release(
-            podman, folder, objects, context, ports, admin_password, token["token"], platform_db.rsplit("/", 1)[1]
+            podman, folder, objects, context, ports, admin_password, token["token"], f"{s3}/{ARTIFACT_BUCKET}"
         )
         stack.callback(podman.run, "volume", "rm", "--force", claim, check=False)
         stack.callback(_down_all, release)

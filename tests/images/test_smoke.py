@@ -72,6 +72,9 @@ def test_a_registered_model_is_served_with_its_online_features(release: Release)
     trained = release.exec(platform, "api", "python", "-c", TRAIN_IN_PROCESS.format(model=MODEL))
     version, promoted = trained.split()[-2:]
     assert promoted == "True", trained
+    # MLflow proxies artifacts: the model it registered lies in the S3 bucket.
+    listing = httpx.get(release.artifacts_url, params={"list-type": "2"}, timeout=30).text
+    assert "MLmodel</Key>" in listing, listing[:1000]
     server = release.workload("Deployment", "model-server")
     release.play(server)
     release.wait_ready(server, timeout=300)
