@@ -117,18 +117,18 @@ choose_base() {
   echo "$LOCAL_BASE"
 }
 
-ca_bundle_args() {
+# The build secret flags for the CA bundle (none without one), in the array CA_SECRET.
+set_ca_secret() {
   local bundle="${MLP_CA_BUNDLE:-${SSL_CERT_FILE:-}}"
-  [ -n "$bundle" ] && [ -s "$bundle" ] && echo "--secret id=ca-bundle,src=$bundle"
-  return 0
+  CA_SECRET=()
+  if [ -n "$bundle" ] && [ -s "$bundle" ]; then CA_SECRET=(--secret "id=ca-bundle,src=$bundle"); fi
 }
 
 build() {
   local image="$1" base="$2" started=$SECONDS
   say "building $REGISTRY/mlplatform-$image:$TAG"
-  # shellcheck disable=SC2046  # the secret flag is two words or none
   $ENGINE build --file "$HERE/$image.Dockerfile" --tag "$REGISTRY/mlplatform-$image:$TAG" \
-    --build-arg "BASE_IMAGE=$base" $(ca_bundle_args) . >"/tmp/mlplatform-image-$image.log" 2>&1 \
+    --build-arg "BASE_IMAGE=$base" ${CA_SECRET[@]+"${CA_SECRET[@]}"} . >"/tmp/mlplatform-image-$image.log" 2>&1 \
     || { tail -n 40 "/tmp/mlplatform-image-$image.log" >&2; say "build of $image failed (log above)"; exit 1; }
   say "built $image in $((SECONDS - started)) s"
 }
@@ -136,7 +136,7 @@ build() {
 sizes() {
   local image
   printf '%-40s %s\n' image "size (MB)"
-  for image in "${IMAGES[@]}"; do
+  for image in "$@"; do
     printf '%-40s %s\n' "mlplatform-$image:$TAG" \
       "$(( $($ENGINE image inspect --format '{{.Size}}' "$REGISTRY/mlplatform-$image:$TAG") / 1000000 ))"
   done
@@ -151,9 +151,11 @@ main() {
   local base
   base="$(choose_base)"
   settle_podman "$base"
+  local -a wanted=("${@:-${IMAGES[@]}}")
+  set_ca_secret
   local image
-  for image in "${@:-${IMAGES[@]}}"; do build "$image" "$base"; done
-  sizes
+  for image in "${wanted[@]}"; do build "$image" "$base"; done
+  sizes "${wanted[@]}"
 }
 
 main "$@"

@@ -40,6 +40,7 @@ IMAGES = {name: f"{REGISTRY}/mlplatform-{name}:{TAG}" for name in ("platform", "
 ARTIFACT_BUCKET = "mlflow-artifacts"
 ADMIN = "admin"
 Manifest = dict[str, Any]
+UNFINISHED = frozenset({"created", "configured", "initialized", "running"})  # podman's states before an exit
 
 
 @dataclass
@@ -73,7 +74,9 @@ class Release:
             path.write_text(content)
             os.chown(path, 10001, 10001)
             path.chmod(0o440)
-        self.played.append(self.podman.play([played.manifest], self.folder, obj["metadata"]["name"]))
+        path = self.podman.kube_file([played.manifest], self.folder, obj["metadata"]["name"])
+        self.played.append(path)  # before playing: a pod whose start fails is still taken down
+        self.podman.play(path)
         return played
 
     def container(self, obj: Manifest, name: str) -> str:
@@ -121,11 +124,7 @@ class Release:
         last = spec["containers"][-1]["name"]
         name = self.container(obj, last)
         deadline = time.monotonic() + timeout
-        while self.podman.inspect(name)["State"]["Running"] or self.podman.inspect(name)["State"]["Status"] in {
-            "created",
-            "configured",
-            "initialized",
-        }:
+        while self.podman.inspect(name)["State"]["Status"] in UNFINISHED:
             assert time.monotonic() < deadline, f"{name} still runs after {timeout} s:\n{self.podman.logs(name)}"
             time.sleep(1)
         for container in self.podman.containers_of(obj["metadata"]["name"]):

@@ -50,12 +50,15 @@ class Podman:
             raise RuntimeError(f"podman {' '.join(args[:3])} failed ({result.returncode}): {result.stderr[-3000:]}")
         return result
 
-    def play(self, manifests: Sequence[dict[str, Any]], folder: Path, name: str) -> Path:
-        """`podman kube play` of ``manifests`` (kept in ``folder`` for `down` and for reading after a failure)."""
+    @staticmethod
+    def kube_file(manifests: Sequence[dict[str, Any]], folder: Path, name: str) -> Path:
+        """``manifests`` as a YAML file in ``folder``, for `play`, `down` and reading after a failure."""
         path = folder / f"{name}.yaml"
         path.write_text(yaml.safe_dump_all(manifests, sort_keys=False))
-        self.run("kube", "play", "--start", str(path))
         return path
+
+    def play(self, path: Path) -> None:
+        self.run("kube", "play", "--start", str(path))
 
     def down(self, played: Path) -> None:
         self.run("kube", "down", str(played), check=False, timeout=120)
