@@ -175,6 +175,13 @@ class ServingSettings(_Section):
     scoring_threads: int = Field(
         4, ge=1, le=64, description="Threads that score requests (and read the online store) off the event loop."
     )
+    shadow_queue: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Shadow scorings of a rollout waiting for the shadow thread; beyond it a request is not shadowed "
+        "(counted in mlplatform_serving_shadow_skipped_total), so shadowing never delays or queues answers.",
+    )
     scoring_timeout_s: float = Field(
         2.0,
         gt=0,

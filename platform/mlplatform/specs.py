@@ -19,10 +19,18 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Task = Literal["binary", "multiclass", "regression"]
 MetricName = Literal[
@@ -290,6 +298,123 @@ class MonitoringSpec(_Strict):
         return self
 
 
+RolloutMode = Literal["shadow", "split"]
+RolloutMetric = Literal["log_loss", "brier", "top_label_brier", "absolute_error"]
+DEFAULT_ROLLOUT_METRIC: Final[dict[str, RolloutMetric]] = {
+    "binary": "log_loss",
+    "multiclass": "top_label_brier",
+    "regression": "absolute_error",
+}
+TASK_ROLLOUT_METRICS: Final[dict[str, tuple[str, ...]]] = {
+    "binary": ("log_loss", "brier"),
+    "multiclass": ("top_label_brier",),
+    "regression": ("absolute_error",),
+}
+"""Per-outcome losses a rollout's sequential test can compare, per task (the log holds only the predicted class's
+probability of a multiclass model, so its loss is the top label's Brier score)."""
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_DURATION_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(value: object) -> float:
+    """A spec's duration (``90s``, ``30m``, ``24h``, ``7d``, or a number of seconds) in seconds."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration like 90s, 30m, 24h or 7d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match[1]) * _DURATION_UNITS[match[2]]
+    else:
+        raise ValueError(f"must be a duration like 90s, 30m, 24h or 7d, got {value!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"must be a non-negative duration, got {value!r}")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(duration_seconds)]
+
+
+class GuardrailsSpec(_Strict):
+    """Checks that stop a rollout at once, whatever the test says: the candidate fails, slows down or predicts
+    differently from the champion (judged once both arms have ``min_requests`` logged entities)."""
+
+    max_error_ratio: float = Field(
+        2.0,
+        gt=1.0,
+        description="Candidate's failure rate over the champion's (each at least 0.1 %) above which it stops.",
+    )
+    max_latency_ratio: float = Field(
+        3.0, gt=1.0, description="Candidate's p99 scoring time over the champion's above which it stops."
+    )
+    max_prediction_shift: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="Largest distance (two-sample Kolmogorov-Smirnov) between the arms' predictions before it stops.",
+    )
+    min_requests: int = Field(200, ge=10, le=10_000_000, description="Logged entities per arm before guardrails judge.")
+
+
+class RolloutSpec(_Strict):
+    """How a candidate version is rolled out against the champion and decided (docs/rollouts.md).
+
+    ``shadow`` scores every entity with both and answers with the champion; ``split`` answers a ``share`` of
+    entities (by a stable hash of the entity key) with the candidate.  An always-valid sequential test on the
+    per-outcome ``metric`` promotes the candidate when it is better, or rolls it back when it is worse or credibly
+    not better by ``min_effect``, wrong at most ``alpha`` of the time; by ``max_duration`` it ends inconclusive.
+    """
+
+    mode: RolloutMode = Field("shadow", description="shadow (both score, the champion answers) or split.")
+    share: float = Field(0.1, gt=0.0, le=0.5, description="split: share of entities the candidate answers.")
+    split_after: Duration | None = Field(
+        None,
+        description="shadow only: switch to a split of `share` once guardrails have held this long (then the test "
+        "treats the arms as independent from the start, which keeps its error rate).",
+    )
+    metric: RolloutMetric | None = Field(
+        None,
+        description="Per-outcome loss the test compares (lower is better). Unset: log_loss for binary, "
+        "top_label_brier for multiclass, absolute_error for regression.",
+    )
+    min_effect: float = Field(
+        0.01, gt=0.0, description="Smallest improvement of the mean loss worth shipping, in the metric's units."
+    )
+    alpha: float = Field(0.05, gt=0.0, le=0.2, description="Rate of wrong decisions the test allows.")
+    beta: float = Field(0.2, gt=0.0, le=0.5, description="1 - power at min_effect (what plans the sample size).")
+    min_samples: int = Field(
+        100, ge=20, le=10_000_000, description="Labelled outcomes per arm before the test decides."
+    )
+    min_duration: Duration = Field(
+        "0s", validate_default=True, description="No decision before this (e.g. a full weekly cycle: 7d)."
+    )
+    max_duration: Duration = Field(
+        "7d",
+        validate_default=True,
+        gt=0.0,
+        description="Undecided by then: the rollout ends inconclusive and waits for a person.",
+    )
+    evaluation_interval: Duration = Field(
+        "1m", validate_default=True, ge=1.0, description="How often the evaluator reads outcomes."
+    )
+    label_tolerance: Duration = Field(
+        "5m",
+        validate_default=True,
+        description="Labels joined by entity and time match a prediction at most this far from its time.",
+    )
+    decision: Literal["auto", "manual"] = Field(
+        "auto", description="auto: the test's promote or rollback is carried out; manual: a person confirms it."
+    )
+    guardrails: GuardrailsSpec = Field(default_factory=GuardrailsSpec)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RolloutSpec:
+        if self.split_after is not None and self.mode != "shadow":
+            raise ValueError("split_after applies to shadow rollouts only")
+        if self.min_duration >= self.max_duration:
+            raise ValueError("min_duration must be shorter than max_duration")
+        return self
+
+
 OverrideValue = bool | int | float | str
 
 
@@ -354,6 +479,7 @@ class ModelSpec(_Strict):
     serving: ServingSpec = Field(default_factory=ServingSpec)
     schedule: str | None = Field(None, description="Airflow schedule (cron or preset); null for manual only.")
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
     overridable: dict[str, OverrideBounds] = Field(
         default_factory=dict,
         description="Estimator parameters a training request may override (names as set_params takes them, "
@@ -381,6 +507,19 @@ class ModelSpec(_Strict):
                         f"{where}: {metric} is not computed for task {self.task}; it computes {', '.join(computed)}"
                     )
         return self
+
+    @model_validator(mode="after")
+    def _rollout_metric_fits_the_task(self) -> ModelSpec:
+        metric = self.rollout.metric
+        if metric is not None and metric not in TASK_ROLLOUT_METRICS[self.task]:
+            allowed = ", ".join(TASK_ROLLOUT_METRICS[self.task])
+            raise ValueError(f"rollout.metric: {metric} does not fit task {self.task}; use one of {allowed}")
+        return self
+
+    @property
+    def rollout_metric(self) -> str:
+        """The per-outcome loss a rollout compares (the spec's, else the task's default)."""
+        return self.rollout.metric or DEFAULT_ROLLOUT_METRIC[self.task]
 
     def override_problems(self, overrides: dict[str, Any]) -> dict[str, str]:
         """What is wrong with a training request's parameter overrides, by parameter (empty when nothing is)."""

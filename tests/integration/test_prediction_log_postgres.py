@@ -11,6 +11,7 @@ import pytest
 from tests.support.contracts.prediction_log import (
     check_contract,
     check_regression_records,
+    check_rollout_records,
     check_window,
     log_settings,
     make_record,
@@ -28,6 +29,10 @@ def test_n_records_in_from_many_threads_n_records_out(tmp_path: Path, postgres_d
 
 def test_regression_records_have_no_label(tmp_path: Path, postgres_database: str) -> None:
     check_regression_records(log_settings(tmp_path, "postgres", prediction_log_url=postgres_database))
+
+
+def test_rollout_records_keep_arm_shadow_latency_and_failures(tmp_path: Path, postgres_database: str) -> None:
+    check_rollout_records(log_settings(tmp_path, "postgres", prediction_log_url=postgres_database))
 
 
 def test_migration_creates_the_table_and_its_time_window_index(postgres_database: str) -> None:
@@ -52,10 +57,15 @@ def test_migration_creates_the_table_and_its_time_window_index(postgres_database
         "features",
         "score",
         "label",
+        "arm",
+        "shadow",
+        "latency_s",
+        "error",
     }
     assert isinstance(columns["ts"]["type"], sa.DateTime) and columns["ts"]["type"].timezone
     assert isinstance(columns["id"]["type"], sa.BigInteger)
-    assert columns["label"]["nullable"] and not columns["score"]["nullable"]  # migration 0007
+    assert columns["label"]["nullable"]  # migration 0007
+    assert columns["score"]["nullable"] and columns["error"]["nullable"]  # 0011: a failure has no score
     assert indexes["ix_prediction_log_model_name_ts"] == ["model_name", "ts"]
 
 

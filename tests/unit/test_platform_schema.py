@@ -69,7 +69,11 @@ def test_a_database_of_an_earlier_release_is_upgraded_from_its_revision(url: str
     stamp(url, "0009")
     store = PlatformStore(url)
     with store.engine.begin() as connection:
-        connection.execute(text("DROP TABLE login_failures"))
+        for table in ("rollout_evaluations", "rollouts", "online_quality", "outcome_labels"):  # 0011's
+            connection.execute(text(f"DROP TABLE {table}"))
+        for column in ("arm", "shadow", "latency_s", "error"):
+            connection.execute(text(f"ALTER TABLE prediction_log DROP COLUMN {column}"))
+        connection.execute(text("DROP TABLE login_failures"))  # 0010's
         connection.execute(text("DROP TABLE browser_sessions"))
         connection.execute(text(f"ALTER TABLE {VERSION_TABLE} RENAME TO alembic_version"))
     store.dispose()

@@ -28,6 +28,7 @@ from tests.support.contracts.prediction_log import (
     T0,
     check_contract,
     check_regression_records,
+    check_rollout_records,
     check_sample,
     check_window,
     log_settings,
@@ -53,6 +54,15 @@ def test_regression_records_have_no_label(tmp_path: Path, kind: str) -> None:
     else:
         settings = log_settings(tmp_path, "parquet")
     check_regression_records(settings)
+
+
+@pytest.mark.parametrize("kind", ["parquet", "sqlite"])
+def test_rollout_records_keep_arm_shadow_latency_and_failures(tmp_path: Path, kind: str) -> None:
+    if kind == "sqlite":  # the SQL sink on sqlite: migration 0011's columns
+        settings = log_settings(tmp_path, "postgres", prediction_log_url=f"sqlite:///{tmp_path / 'log.db'}")
+    else:
+        settings = log_settings(tmp_path, "parquet")
+    check_rollout_records(settings)
 
 
 @pytest.mark.parametrize("kind", ["parquet", "sqlite"])

@@ -119,7 +119,7 @@ class LocalLoader(ModelLoader):
     def alias_target(self) -> AliasTarget | None:
         return None if self.alias_version is None else AliasTarget(self.alias_version, None, {})
 
-    def load(self, target: AliasTarget) -> LoadedModel:
+    def load(self, target: AliasTarget, *, cache: bool = True) -> LoadedModel:
         estimator, scorer = load_scorer(self.versions[target.version], self.spec, INPUTS, target.version)
         return LoadedModel(
             name=self.name,

@@ -116,6 +116,16 @@ def _nested_step(class_path: str) -> dict[str, Any]:
         (lambda d: d["overridable"].update(max_iter={"min": 1, "max": float("inf")}), "finite with min <= max"),
         (lambda d: d["overridable"].update(loss={"choices": ["a"], "max": 2}), "either choices or min/max"),
         (lambda d: d["overridable"].update(loss={"choices": []}), "at least one value"),
+        (
+            lambda d: d.update(rollout={"max_duration": "2 weeks"}),
+            "rollout.max_duration: Value error, must be a duration",
+        ),
+        (lambda d: d.update(rollout={"max_duration": -5}), "must be a non-negative duration"),
+        (lambda d: d.update(rollout={"mode": "split", "split_after": "1h"}), "split_after applies to shadow"),
+        (lambda d: d.update(rollout={"min_duration": "8d"}), "min_duration must be shorter than max_duration"),
+        (lambda d: d.update(rollout={"share": 0.9}), "rollout.share"),
+        (lambda d: d.update(rollout={"metric": "absolute_error"}), "absolute_error does not fit task binary"),
+        (lambda d: d.update(rollout={"guardrails": {"max_error_ratio": 0.5}}), "rollout.guardrails.max_error_ratio"),
     ],
 )
 def test_invalid_specs_name_file_and_field(tmp_path: Path, mutate: Any, expected: str) -> None:
@@ -179,3 +189,13 @@ def test_unknown_estimator_class_is_a_spec_error(tmp_path: Path) -> None:
     spec = load_spec(_write(tmp_path, data))
     with pytest.raises(SpecError, match=r"cannot import 'sklearn\.ensemble\.NoSuchClassifier'"):
         spec.estimator.resolve()
+
+
+def test_rollout_durations_read_as_seconds_and_the_metric_follows_the_task(tmp_path: Path) -> None:
+    data = _valid()
+    data["rollout"] = {"mode": "shadow", "split_after": "30m", "max_duration": "2d", "evaluation_interval": 15}
+    spec = load_spec(_write(tmp_path, data))
+    assert (spec.rollout.split_after, spec.rollout.max_duration, spec.rollout.evaluation_interval) == (1800, 172800, 15)
+    assert spec.rollout_metric == "log_loss" and spec.rollout.min_duration == 0
+    data.update(task="regression", metrics={"primary": "rmse"}, gates={})
+    assert load_spec(_write(tmp_path, data)).rollout_metric == "absolute_error"

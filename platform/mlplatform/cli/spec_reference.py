@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import types
 import typing
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -23,6 +24,7 @@ from mlplatform.specs import (
     EstimatorSpec,
     ModelSpec,
     NamedEstimatorSpec,
+    duration_seconds,
 )
 
 _ESTIMATOR_SHAPES: tuple[type[BaseModel], ...] = (EstimatorSpec, NamedEstimatorSpec, ColumnTransformerPart)
@@ -87,6 +89,8 @@ def _type_name(annotation: Any) -> str:
     args = typing.get_args(annotation)
     if annotation is type(None):
         return "null"
+    if origin is Annotated:
+        return DURATION if _is_duration(args[1:]) else _type_name(args[0])
     if origin is Literal:
         return "one of " + ", ".join(str(arg) for arg in args)
     if origin in (typing.Union, types.UnionType):
@@ -100,6 +104,13 @@ def _type_name(annotation: Any) -> str:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "mapping (below)"
     return getattr(annotation, "__name__", str(annotation))
+
+
+DURATION = "duration (90s, 30m, 24h, 7d, or seconds)"
+
+
+def _is_duration(metadata: Sequence[Any]) -> bool:
+    return any(getattr(item, "func", None) is duration_seconds for item in metadata)
 
 
 def _default(info: FieldInfo) -> str:
@@ -130,7 +141,8 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
     for name, info in model.model_fields.items():
         path = f"{prefix}{name}"
         description = (info.description or "").replace("|", "\\|")
-        rows.append(f"| `{path}` | {_type_name(info.annotation)} | {_default(info)} | {description} |")
+        kind = DURATION if _is_duration(info.metadata) else _type_name(info.annotation)
+        rows.append(f"| `{path}` | {kind} | {_default(info)} | {description} |")
         for nested in _nested_models(info.annotation):
             if nested not in _ESTIMATOR_SHAPES:
                 rows.extend(_rows(nested, f"{path}."))

@@ -14,7 +14,23 @@ from typing import Any
 
 import pandas as pd
 
-BASE_COLUMNS = ("request_id", "timestamp", "model_name", "model_version", "score", "label")
+BASE_COLUMNS = (
+    "request_id",
+    "timestamp",
+    "model_name",
+    "model_version",
+    "score",
+    "label",
+    "arm",
+    "shadow",
+    "latency_s",
+    "error",
+)
+MAX_ERROR_CHARS = 200
+"""How much of an arm's failure a record keeps (the server's log has it whole)."""
+CHAMPION_ARM = "champion"
+CANDIDATE_ARM = "candidate"
+"""The arms of a rollout (``mlplatform.registry.traffic``); a server without a rollout answers with the champion."""
 _RESERVED = frozenset(BASE_COLUMNS)
 
 
@@ -32,17 +48,30 @@ class PredictionRecord:
     model_version: str
     entity: dict[str, Any]
     features: dict[str, float | None]
-    score: float
+    score: float | None
     """binary: P(positive class); multiclass: the predicted class's probability; regression: the predicted value
-    (the quantity a reference snapshot's ``prediction`` column holds, which the drift check compares it with)."""
+    (the quantity a reference snapshot's ``prediction`` column holds, which the drift check compares it with).
+    ``None`` only in a record of a failure (``error``)."""
     label: int | None
     """The predicted class; ``None`` for regression, which predicts no class."""
+    arm: str = CHAMPION_ARM
+    """Which arm of a rollout scored it: ``champion`` or ``candidate``."""
+    shadow: bool = False
+    """Scored in shadow only: the candidate's prediction, logged but not answered (the champion's row of the same
+    request and entity was the answer).  Drift checks read answered rows only."""
+    latency_s: float | None = None
+    """Seconds the arm took to fetch features for and score the request's batch: a rollout's latency guardrail."""
+    error: str | None = None
+    """Why the arm could not score this entity (an estimator's refusal, a failing candidate); such a record has no
+    score and counts in a rollout's error guardrail, never in drift or quality."""
 
     def __post_init__(self) -> None:
         if self.timestamp.tzinfo is None:
             raise ValueError(f"PredictionRecord.timestamp must be timezone-aware (UTC), got {self.timestamp!r}")
         if not _RESERVED.isdisjoint(self.entity) or not _RESERVED.isdisjoint(self.features):
             raise ValueError(f"entity keys and feature names must not be any of {sorted(_RESERVED)}")
+        if (self.score is None) != (self.error is not None):
+            raise ValueError("a record has a score, or an error saying why it has none, never both or neither")
         if not self.entity.keys().isdisjoint(self.features):
             clash = sorted(self.entity.keys() & self.features.keys())
             raise ValueError(f"names used both as entity key and feature: {clash}")
@@ -64,11 +93,34 @@ def ordered_frame(frame: pd.DataFrame, entity_keys: list[str], feature_names: li
     """Columns in documented order, stable dtypes, rows sorted by time."""
     entity_keys = [key for key in entity_keys if key in frame.columns]
     feature_names = [name for name in feature_names if name in frame.columns]
-    columns = ["request_id", "timestamp", "model_name", "model_version", *entity_keys, *feature_names, "score", "label"]
+    columns = [
+        "request_id",
+        "timestamp",
+        "model_name",
+        "model_version",
+        *entity_keys,
+        *feature_names,
+        "score",
+        "label",
+        "arm",
+        "shadow",
+        "latency_s",
+        "error",
+    ]
+    for name in ("latency_s", "error"):
+        if name not in frame.columns:
+            frame[name] = None
+    for name, before_rollouts in (("arm", CHAMPION_ARM), ("shadow", False)):
+        # Logs written before rollouts have neither column: every row was the champion's answer.
+        frame[name] = frame[name].fillna(before_rollouts) if name in frame.columns else before_rollouts
     frame = frame[columns].copy()
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True).dt.as_unit("us")
     frame["score"] = frame["score"].astype("float64")
     frame["label"] = frame["label"].astype("Int64")  # nullable: regression models predict no class
+    frame["arm"] = frame["arm"].astype(str)
+    frame["shadow"] = frame["shadow"].astype(bool)
+    frame["latency_s"] = frame["latency_s"].astype("float64")
+    frame["error"] = frame["error"].astype(object).where(frame["error"].notna(), None)
     for name in feature_names:
         frame[name] = frame[name].astype("float64")
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)

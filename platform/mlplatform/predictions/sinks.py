@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mlplatform.predictions.records import (
+    MAX_ERROR_CHARS,
     SAMPLE_COLUMNS,
     PredictionRecord,
     WindowSample,
@@ -68,7 +69,9 @@ class PredictionSink(ABC):
         seed: int = SAMPLE_SEED,
     ) -> WindowSample:
         """At most ``max_rows`` uniformly drawn rows of the window with the window's counts, in memory bounded by
-        the sample's size whatever the window's (what a drift check reads)."""
+        the sample's size whatever the window's (what a drift check reads).  Answered, scored rows only: a rollout's
+        shadow rows repeat the inputs of the champion's rows and would count them twice, and failures have no
+        score."""
         raise NotImplementedError(f"{type(self).__name__} cannot sample a window of the prediction log")
 
     def close(self) -> None:
@@ -204,6 +207,10 @@ def _arrow_table(records: list[PredictionRecord]) -> Any:
         columns[name] = pa.array([r.features.get(name) for r in records], pa.float64())
     columns["score"] = pa.array([r.score for r in records], pa.float64())
     columns["label"] = pa.array([r.label for r in records], pa.int64())
+    columns["arm"] = pa.array([r.arm for r in records], pa.string())
+    columns["shadow"] = pa.array([r.shadow for r in records], pa.bool_())
+    columns["latency_s"] = pa.array([r.latency_s for r in records], pa.float64())
+    columns["error"] = pa.array([_short_error(r.error) for r in records], pa.string())
     metadata = {"mlplatform.entity_keys": "\x1f".join(entity_keys), "mlplatform.features": "\x1f".join(feature_names)}
     return pa.table(columns).replace_schema_metadata(metadata)
 
@@ -330,12 +337,18 @@ def _window_batches(path: str, schema: Any, start: datetime | None, end: datetim
 
     file = pq.ParquetFile(path, pre_buffer=False)
     present = [name for name in schema.names if name in file.schema_arrow.names]
+    # Files written before rollouts hold answered, scored rows only: nothing to leave out.
+    shadowed = "shadow" in file.schema_arrow.names
     groups = _row_groups_meeting(file.metadata, start, end)
     if not groups:
         return
     stamp = pa.timestamp("us", tz="UTC")
-    for batch in file.iter_batches(SCAN_BATCH_ROWS, row_groups=groups, columns=present, use_threads=False):
+    read = [*present, "shadow", "error"] if shadowed else present
+    for batch in file.iter_batches(SCAN_BATCH_ROWS, row_groups=groups, columns=read, use_threads=False):
         inside = pc.is_valid(batch.column("timestamp"))
+        if shadowed:
+            answered = pc.invert(pc.fill_null(batch.column("shadow"), False))
+            inside = pc.and_(inside, pc.and_(answered, pc.is_null(batch.column("error"))))
         if start is not None:
             inside = pc.and_(inside, pc.greater_equal(batch.column("timestamp"), pa.scalar(to_utc(start), stamp)))
         if end is not None:
@@ -441,7 +454,18 @@ class PostgresSink(PredictionSink):
         from mlplatform.store.models import PredictionLogRow as Row
 
         query = select(
-            Row.request_id, Row.ts, Row.model_name, Row.model_version, Row.entity, Row.features, Row.score, Row.label
+            Row.request_id,
+            Row.ts,
+            Row.model_name,
+            Row.model_version,
+            Row.entity,
+            Row.features,
+            Row.score,
+            Row.label,
+            Row.arm,
+            Row.shadow,
+            Row.latency_s,
+            Row.error,
         ).where(Row.model_name == model_name)
         if start is not None:
             query = query.where(Row.ts >= to_utc(start))
@@ -457,6 +481,10 @@ class PostgresSink(PredictionSink):
                 "model_version": row.model_version,
                 "score": row.score,
                 "label": row.label,
+                "arm": row.arm,
+                "shadow": row.shadow,
+                "latency_s": row.latency_s,
+                "error": row.error,
             }
             for row in rows
         ]
@@ -480,14 +508,15 @@ class PostgresSink(PredictionSink):
         A hash of the id rather than ``random()`` makes the sample the same at every run over the same window;
         rather than ``TABLESAMPLE``, which draws from the whole table before the window's ``WHERE``.
         """
-        from sqlalchemy import func, select
+        from sqlalchemy import func, or_, select
 
         from mlplatform.store.models import PredictionLogRow as Row
 
         if max_rows < 1:
             raise ValueError(f"a sample needs room for at least one row, got max_rows={max_rows}")
         features = _sample_columns(features)
-        window = [Row.model_name == model_name]
+        answered = or_(Row.shadow.is_(None), Row.shadow.is_(False))
+        window = [Row.model_name == model_name, answered, Row.error.is_(None)]
         if start is not None:
             window.append(Row.ts >= to_utc(start))
         if end is not None:
@@ -544,9 +573,17 @@ def _row(record: PredictionRecord) -> dict[str, Any]:
         "entity": {key: _json_scalar(value) for key, value in record.entity.items()},
         # JSON has no NaN/Infinity (PostgreSQL rejects them): a non-finite feature is stored as null.
         "features": {key: _finite_or_none(value) for key, value in record.features.items()},
-        "score": float(record.score),
+        "score": None if record.score is None else float(record.score),
         "label": None if record.label is None else int(record.label),
+        "arm": record.arm,
+        "shadow": record.shadow,
+        "latency_s": record.latency_s,
+        "error": _short_error(record.error),
     }
+
+
+def _short_error(error: str | None) -> str | None:
+    return None if error is None else error[:MAX_ERROR_CHARS]
 
 
 def _json_scalar(value: Any) -> Any:

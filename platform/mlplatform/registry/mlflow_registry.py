@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
+    from mlplatform.registry.traffic import TrafficPlan
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
@@ -159,6 +161,23 @@ class ModelRegistry:
             actor=actor,
             reason=reason,
         )
+
+    def traffic_plan(self, name: str) -> TrafficPlan | None:
+        """The rollout routing servers of ``name`` follow now (``None``: the champion answers everything)."""
+        from mlplatform.registry.traffic import TrafficPlan
+
+        raw = (self.client.get_registered_model(name).tags or {}).get(TrafficPlan.TAG)
+        return TrafficPlan.from_tag(raw) if raw else None
+
+    def publish_traffic_plan(self, name: str, plan: TrafficPlan | None) -> None:
+        """Point every server of ``name`` at ``plan`` (``None``: back to the champion alone) at their next poll."""
+        from mlplatform.registry.traffic import TrafficPlan
+
+        if plan is None:
+            if self.traffic_plan(name) is not None:
+                self.client.delete_registered_model_tag(name, TrafficPlan.TAG)
+            return
+        self.client.set_registered_model_tag(name, TrafficPlan.TAG, plan.to_tag())
 
     def versions(self, name: str) -> list[VersionInfo]:
         """All versions, newest first, with their run metrics."""

@@ -22,6 +22,7 @@ import logging
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from mlplatform.config import Settings
     from mlplatform.features.online_reader import OnlineFeatureReader
     from mlplatform.features.store import FeatureStoreAdapter
+    from mlplatform.registry.traffic import TrafficPlan
     from mlplatform.serving.metrics import ServingMetrics
     from mlplatform.specs import ModelSpec
 
@@ -149,8 +151,22 @@ class ModelLoader:
             raise
         return AliasTarget(str(version.version), version.run_id, dict(version.tags or {}))
 
-    def load(self, target: AliasTarget) -> LoadedModel:
-        """Download, load and validate one version, then cache it: all before it can be swapped in."""
+    def traffic_plan(self) -> TrafficPlan | None:
+        """The rollout routing the platform published on the registered model (``None``: no rollout); raises when
+        the registry fails, and ``ValueError`` for a plan this code cannot read."""
+        from mlplatform.registry.traffic import TrafficPlan
+
+        raw = (self.registry_client().get_registered_model(self.name).tags or {}).get(TrafficPlan.TAG)
+        return TrafficPlan.from_tag(raw) if raw else None
+
+    def version_target(self, version: str) -> AliasTarget:
+        """A version by number (a rollout's candidate), with its tags."""
+        found = self.registry_client().get_model_version(self.name, version)
+        return AliasTarget(str(found.version), found.run_id, dict(found.tags or {}))
+
+    def load(self, target: AliasTarget, *, cache: bool = True) -> LoadedModel:
+        """Download, load and validate one version, then cache it (unless ``cache`` is false: a rollout's candidate
+        is not the model to fall back on): all before it can be swapped in."""
         import mlflow.artifacts
 
         client = self.registry_client()
@@ -163,6 +179,8 @@ class ModelLoader:
                 tracking_uri=self.settings.mlflow.resolved_tracking_uri(),
             )
             loaded = self.build(target.version, target.run_id, Path(local), feature_service, model_inputs, False)
+            if not cache:
+                return loaded
             self.cache.store(
                 Path(local),
                 {
@@ -257,10 +275,12 @@ class ModelSlot:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._registry_down_logged = False
+        self.followers: list[Callable[[], None]] = []
+        """Called after every poll of the alias (a rollout's candidate follows the registry on the same beat)."""
 
     def start(self, poll: bool) -> None:
         """Load the model (registry, else cache) and start the alias poller; never raises for a missing model."""
-        self.refresh()
+        self._poll_once()
         if self.model is None:
             self._load_from_cache()
         if poll:
@@ -332,7 +352,12 @@ class ModelSlot:
 
     def _poll_loop(self) -> None:
         while not self._stop.wait(self.settings.serving.poll_interval_s):
-            self.refresh()
+            self._poll_once()
+
+    def _poll_once(self) -> None:
+        self.refresh()
+        for follow in self.followers:
+            follow()
 
     def _load_from_cache(self) -> None:
         """Serve the last good model when the registry could not provide one at start."""

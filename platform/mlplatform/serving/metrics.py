@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -41,6 +41,9 @@ STAGE_BUCKETS = (
 )
 SCORE_BUCKETS = tuple(round(step / 20, 2) for step in range(1, 21))
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from mlplatform.registry.traffic import TrafficPlan
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,34 @@ class ServingMetrics:
             registry=self.registry,
         )
 
+        self.rollout_share = Gauge(
+            "mlplatform_serving_rollout_share",
+            "The share of entities a rollout's candidate answers (0 in shadow or while paused); present only while a "
+            "rollout runs.",
+            ["model", "rollout", "candidate_version", "mode"],
+            registry=self.registry,
+        )
+        self.arm_entities = Counter(
+            "mlplatform_serving_arm_entities",
+            "Entities each arm of a rollout (champion, candidate) scored: answered, shadow (scored, not answered) or "
+            "failed (the arm could not score it; the champion answered instead).",
+            ["model", "arm", "result"],
+            registry=self.registry,
+        )
+        self.arm_seconds = Histogram(
+            "mlplatform_serving_arm_seconds",
+            "Time each arm of a rollout took to fetch features for and score its part of a request.",
+            ["model", "arm"],
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.shadow_skipped = Counter(
+            "mlplatform_serving_shadow_skipped",
+            "Requests not shadowed because the shadow queue was full (serving.shadow_queue).",
+            ["model"],
+            registry=self.registry,
+        )
+
         self.error_responses = Counter(
             "mlplatform_serving_error_responses",
             "Answers with a 4xx or 5xx status by code, whichever layer gave them (body limit, routing, the "
@@ -163,6 +194,17 @@ class ServingMetrics:
                     self.model_info.remove(model, sample.labels["version"])
         self.model_info.labels(model, version).set(1)
         self.model_from_cache.labels(model).set(1 if from_cache else 0)
+
+    def set_rollout(self, model: str, plan: TrafficPlan | None) -> None:
+        """Point the rollout gauge at ``plan`` alone (``None``: no rollout, no series)."""
+        for family in self.rollout_share.collect():
+            for sample in list(family.samples):
+                if sample.labels.get("model") == model:
+                    labels = sample.labels
+                    self.rollout_share.remove(model, labels["rollout"], labels["candidate_version"], labels["mode"])
+        if plan is not None:
+            share = 0.0 if plan.paused or plan.mode == "shadow" else plan.share
+            self.rollout_share.labels(model, str(plan.rollout_id), plan.candidate_version, plan.mode).set(share)
 
     def render(self) -> bytes:
         """Text exposition of this registry (what ``/metrics`` returns)."""

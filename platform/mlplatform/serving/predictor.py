@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from mlplatform import logs
 from mlplatform.config import Settings
+from mlplatform.predictions.records import CANDIDATE_ARM, CHAMPION_ARM
 from mlplatform.serving.access import read_token
 from mlplatform.serving.errors import ModelUnavailableError, ServingError
 from mlplatform.serving.loading import LoadedModel, ModelLoader, ModelSlot
 from mlplatform.serving.metrics import ServingMetrics
 from mlplatform.serving.offload import OffLoop
-from mlplatform.serving.scoring import PredictionResult, Scoring
+from mlplatform.serving.rollout import Arms, CandidateSlot, ShadowRunner, split_rows
+from mlplatform.serving.scoring import EntityPrediction, PredictionResult, RowError, Scoring
 from mlplatform.serving.wire import parse_request_body, read_capped, validate_entities
 from mlplatform.specs import ModelSpec, find_spec
 
@@ -53,6 +56,9 @@ class Predictor:
         self._log: PredictionLog | None = None
         loader = loader or ModelLoader(settings, model_name, self.alias, self.spec)
         self._slot = ModelSlot(settings, loader, self.metrics)
+        self._candidates = CandidateSlot(loader, self.metrics)
+        self._slot.followers.append(self._candidates.refresh)
+        self._shadow: ShadowRunner | None = None
         self._scoring = Scoring(settings, self.spec, self.metrics, lambda: loader.features)
         self.token = read_token(settings.serving.auth_token_file)
         """The bearer token clients must send (``serving.access``); ``None``: none required."""
@@ -77,12 +83,17 @@ class Predictor:
             counter_write = self.metrics.log_written.labels(self.name)
             self._log = open_prediction_log(self.settings, on_drop=counter_drop.inc, on_write=counter_write.inc)
             self._scoring.log = self._log
+        self._shadow = ShadowRunner(
+            self.settings.serving.shadow_queue, self.metrics.shadow_skipped.labels(self.name).inc
+        )
         self._slot.start(poll)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop polling and flush the prediction log (called on graceful shutdown, e.g. SIGTERM)."""
         self._slot.stop(timeout)
         self._off_loop.close()
+        if self._shadow is not None:
+            self._shadow.close(timeout)  # shadow scorings queued before the stop are logged too
         if self._log is not None:
             self._scoring.log = None
             self._log.close(timeout)
@@ -95,6 +106,16 @@ class Predictor:
     @property
     def model(self) -> LoadedModel | None:
         return self._slot.model
+
+    @property
+    def arms(self) -> Arms | None:
+        """The rollout this server follows now (``None``: the champion answers everything)."""
+        return self._candidates.arms
+
+    def refresh(self) -> None:
+        """Poll the registry once now (alias and rollout plan), as the poller does every poll interval."""
+        self._slot.refresh()
+        self._candidates.refresh()
 
     @property
     def reason(self) -> str:
@@ -141,6 +162,7 @@ class Predictor:
         """
         began = time.perf_counter()
         model = self._slot.model  # the one read of the served model: a swap mid-request does not affect this request
+        arms = self._candidates.arms  # and of the rollout, for the same reason
         request_id = request_id or uuid.uuid4().hex
         # One id for the answer, the prediction log and every log line of this request.
         with logs.bound(request_id, self.name, model.version if model is not None else None):
@@ -154,10 +176,103 @@ class Predictor:
                     self.settings.serving.max_batch_size,
                     field,
                 )
-                result = self._scoring.score(model, rows, request_id, began)
+                result = self._route(model, arms, rows, request_id, began)
             except ServingError as error:
                 self._count_refused(error)
                 raise
         outcome = "partial" if result.errors else "ok"
         self._series.requests[outcome].inc()
         return result
+
+    def _route(
+        self, model: LoadedModel, arms: Arms | None, rows: list[dict[str, Any]], request_id: str, began: float
+    ) -> PredictionResult:
+        if arms is None or not arms.routing:
+            return self._scoring.score(model, rows, request_id, began)
+        if arms.plan.mode == "shadow":
+            return self._shadowed(model, arms.candidate, rows, request_id, began)
+        return self._split(model, arms, rows, request_id, began)
+
+    def _shadowed(
+        self, model: LoadedModel, candidate: LoadedModel, rows: list[dict[str, Any]], request_id: str, began: float
+    ) -> PredictionResult:
+        """The champion answers; the candidate scores the same entities on the shadow thread, reusing the features
+        when both read the same feature service."""
+        features = self._scoring.fetch(model, rows)
+        result = self._scoring.score(model, rows, request_id, began, arm=CHAMPION_ARM, features=features)
+        shared = features if candidate.feature_service == model.feature_service else None
+        if self._shadow is not None:
+            self._shadow.submit(lambda: self._score_candidate(candidate, rows, request_id, shared, shadow=True))
+        return result
+
+    def _split(
+        self, model: LoadedModel, arms: Arms, rows: list[dict[str, Any]], request_id: str, began: float
+    ) -> PredictionResult:
+        """The candidate answers the entities its plan assigns it; the champion the others, and any the candidate
+        could not score."""
+        key = self.spec.entity_key
+        chosen = split_rows(arms.plan, [row[key] for row in rows])
+        if not chosen:
+            return versioned(self._scoring.score(model, rows, request_id, began, arm=CHAMPION_ARM), [])
+        answered = self._score_candidate(arms.candidate, [rows[index] for index in chosen], request_id, None)
+        failed = {item.index for item in answered.errors} if answered is not None else set(range(len(chosen)))
+        chosen_set = set(chosen)
+        rest = sorted([index for index in range(len(rows)) if index not in chosen_set] + [chosen[i] for i in failed])
+        parts: list[tuple[PredictionResult, list[int]]] = []
+        if answered is not None:
+            parts.append((answered, chosen))
+        if rest:
+            champion = self._scoring.score(model, [rows[index] for index in rest], request_id, began, arm=CHAMPION_ARM)
+            parts.append((champion, rest))
+        return merged(parts, failed)
+
+    def _score_candidate(
+        self,
+        candidate: LoadedModel,
+        rows: list[dict[str, Any]],
+        request_id: str,
+        features: dict[str, list[Any]] | None,
+        *,
+        shadow: bool = False,
+    ) -> PredictionResult | None:
+        """The candidate's scoring, or ``None`` (logged as its failure) when it cannot score the batch at all."""
+        began = time.perf_counter()
+        try:
+            return self._scoring.score(
+                candidate, rows, request_id, began, arm=CANDIDATE_ARM, shadow=shadow, features=features
+            )
+        except Exception as error:  # the candidate's failure is evidence for the rollout, never the client's problem
+            self._scoring.failed(candidate, rows, request_id, began, error, arm=CANDIDATE_ARM, shadow=shadow)
+            return None
+
+
+def versioned(result: PredictionResult, positions: list[int]) -> PredictionResult:
+    """``result`` with each prediction naming its version; ``positions`` map its rows to the request's (empty:
+    the same positions)."""
+    predictions = [
+        replace(item, index=positions[item.index] if positions else item.index, version=result.version)
+        for item in result.predictions
+    ]
+    errors = [replace(row, index=positions[row.index]) if positions else row for row in result.errors]
+    return replace(result, predictions=predictions, errors=errors)
+
+
+def merged(parts: list[tuple[PredictionResult, list[int]]], retried: set[int]) -> PredictionResult:
+    """One answer of a split request from each arm's part: predictions and errors back at their request
+    positions, each prediction naming its version; the candidate's errors on rows the champion retried are
+    dropped (the champion's answer stands)."""
+    predictions: list[EntityPrediction] = []
+    errors: list[RowError] = []
+    for number, (part, positions) in enumerate(parts):
+        shifted = versioned(part, positions)
+        predictions += shifted.predictions
+        if number == 0 and len(parts) > 1:
+            errors += [row for row, item in zip(shifted.errors, part.errors, strict=True) if item.index not in retried]
+        else:
+            errors += shifted.errors
+    first = parts[-1][0]  # the champion's part when there is one: its version heads the answer
+    return replace(
+        first,
+        predictions=sorted(predictions, key=lambda item: item.index),
+        errors=sorted(errors, key=lambda row: row.index),
+    )

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from mlplatform.predictions.records import CHAMPION_ARM, PredictionRecord
 from mlplatform.serving.errors import FeatureStoreUnavailableError
 from mlplatform.serving.offload import StoreHealth
 
@@ -53,6 +54,8 @@ class EntityPrediction:
     """The predicted class (classifiers); ``None`` for regression."""
     probabilities: tuple[float, ...] = ()
     """multiclass: one probability per class, in ``PredictionResult.classes`` order."""
+    version: str | None = None
+    """The version that answered, when a rollout splits the request's entities between two versions."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,17 @@ class PredictionResult:
         return len(self.predictions) + len(self.errors)
 
 
+@dataclass(frozen=True)
+class LoggedBatch:
+    """What the prediction log records of one arm's scoring besides the predictions: which arm, whether it was
+    answered, how long it took, and the entities it could not score (logged as failures)."""
+
+    arm: str
+    shadow: bool
+    latency_s: float
+    failures: list[RowError]
+
+
 class Scoring:
     """Scores validated rows of one model: one online-store read for the batch, the model, the prediction log and
     the stage histograms.  Holds no request state; the model comes in with each call."""
@@ -109,10 +123,24 @@ class Scoring:
         is stuck on the store, not on the model."""
         self._reading_lock = threading.Lock()  # scoring threads count in and out concurrently
 
-    def score(self, model: LoadedModel, rows: list[dict[str, Any]], request_id: str, began: float) -> PredictionResult:
+    def score(
+        self,
+        model: LoadedModel,
+        rows: list[dict[str, Any]],
+        request_id: str,
+        began: float,
+        *,
+        arm: str | None = None,
+        shadow: bool = False,
+        features: dict[str, list[Any]] | None = None,
+    ) -> PredictionResult:
         """Features and the model's outputs for validated rows; unknown entities become row errors; logged and
-        timed."""
-        features = self._fetch(model, rows)
+        timed.
+
+        ``arm`` names the rollout arm scoring (``None``: no rollout runs); ``shadow`` scores for the log only (the
+        answered series are left alone); ``features`` already read for the same feature service are reused.
+        """
+        features = self.fetch(model, rows) if features is None else features
         fetched = time.perf_counter()
         rejected = set(unknown_rows(features, model.stored_features, len(rows)))
         accepted = [index for index in range(len(rows)) if index not in rejected]
@@ -130,15 +158,19 @@ class Scoring:
         ]
         errors = sorted([*unknown, *unscorable], key=lambda row: row.index)
         timings = {"feature_fetch": fetched - began, "predict": predicted - fetched}
-        self._log_predictions(model, request_id, predictions, features)
+        logged = LoggedBatch(arm or CHAMPION_ARM, shadow, predicted - began, unscorable)
+        self._log_predictions(model, request_id, predictions, features, logged)
         timings["total"] = time.perf_counter() - began
-        self._observe(timings, predictions, len(errors))
+        if arm is not None:
+            self._count_arm(logged, len(predictions))
+        if not shadow:
+            self._observe(timings, predictions, len(errors))
         scorer = model.scorer
         return PredictionResult(
             model.name, model.version, request_id, predictions, errors, timings, scorer.task, scorer.classes
         )
 
-    def _fetch(self, model: LoadedModel, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    def fetch(self, model: LoadedModel, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         """One online-store read per feature view for the whole batch; none while the store's fail-fast window
         after a failure lasts."""
         self.store_health.check()
@@ -213,35 +245,85 @@ class Scoring:
         return RowError(index, rows[index], f"version {model.version} cannot score {key}={rows[index][key]}: {why}")
 
     def _log_predictions(
-        self, model: LoadedModel, request_id: str, predictions: list[EntityPrediction], features: dict[str, list[Any]]
+        self,
+        model: LoadedModel,
+        request_id: str,
+        predictions: list[EntityPrediction],
+        features: dict[str, list[Any]],
+        batch: LoggedBatch,
     ) -> None:
-        if self.log is None or not predictions:
+        if self.log is None or not (predictions or batch.failures):
             return
-        from mlplatform.predictions.records import PredictionRecord
-
         now = datetime.now(UTC)
         key = self.spec.entity_key
-        records = [
-            PredictionRecord(
+
+        def record(
+            index: int, entity: dict[str, Any], score: float | None, label: int | None, error: str | None
+        ) -> Any:
+            return PredictionRecord(
                 request_id=request_id,
                 timestamp=now,
                 model_name=model.name,
                 model_version=model.version,
-                entity={key: item.entity[key]},
+                entity={key: entity[key]},
                 features={
-                    name: _as_float(features[name][item.index] if name in features else item.entity.get(name))
+                    name: _as_float(features[name][index] if name in features else entity.get(name))
                     for name in model.model_inputs
                 },
-                score=item.score,
-                label=item.label,
+                score=score,
+                label=label,
+                arm=batch.arm,
+                shadow=batch.shadow,
+                latency_s=batch.latency_s,
+                error=error,
             )
-            for item in predictions
-        ]
+
+        records = [record(item.index, item.entity, item.score, item.label, None) for item in predictions]
+        records += [record(row.index, row.entity, None, None, row.error) for row in batch.failures]
         try:
             self.log.submit(records)
         except Exception:  # the log must never fail a prediction
             log.exception("prediction log rejected %d records", len(records))
             self.metrics.log_dropped.labels(self.name).inc(len(records))
+
+    def failed(
+        self,
+        model: LoadedModel,
+        rows: list[dict[str, Any]],
+        request_id: str,
+        began: float,
+        error: Exception,
+        *,
+        arm: str,
+        shadow: bool,
+    ) -> None:
+        """Log and count a rollout arm that could not score a batch at all (the other arm answers it)."""
+        key = self.spec.entity_key
+        why = f"version {model.version} failed: {type(error).__name__}: {error}"[:UNSCORABLE_REASON_CHARS]
+        failures = [RowError(index, row, why) for index, row in enumerate(rows)]
+        log.warning(
+            "%s arm %s of %s could not score a batch of %d (%s=%s, ...): %s",
+            arm,
+            model.version,
+            self.name,
+            len(rows),
+            key,
+            rows[0][key] if rows else "-",
+            error,
+        )
+        batch = LoggedBatch(arm, shadow, time.perf_counter() - began, failures)
+        self._log_predictions(model, request_id, [], {}, batch)
+        self._count_arm(batch, 0)
+
+    def _count_arm(self, batch: LoggedBatch, scored: int) -> None:
+        """The rollout's per-arm series (only while a rollout runs: a server without one pays nothing)."""
+        metrics = self.metrics
+        metrics.arm_seconds.labels(self.name, batch.arm).observe(batch.latency_s)
+        if scored:
+            result = "shadow" if batch.shadow else "answered"
+            metrics.arm_entities.labels(self.name, batch.arm, result).inc(scored)
+        if batch.failures:
+            metrics.arm_entities.labels(self.name, batch.arm, "failed").inc(len(batch.failures))
 
     def _observe(self, timings: dict[str, float], predictions: list[EntityPrediction], rejected: int) -> None:
         series = self._series

@@ -9,6 +9,8 @@ with an ``error`` text in v2, whatever the task):
   ``probability`` (its probability); v2 adds ``probabilities`` FP64 [n, k] whose ``classes`` parameter lists the
   class codes of its columns (a JSON array in a string).
 * regression: JSON ``value``; v2 ``value`` FP64 [n] (NaN on rejected rows).
+* while a rollout splits entities between two versions: each JSON prediction names its ``version``, and v2 adds
+  ``version`` BYTES [n] (empty on rejected rows).
 
 Why here and not in each server: the same body must get the same checks, statuses and messages whichever server
 answers it (KServe v1 ``instances``, BentoML ``entities``).
@@ -95,9 +97,11 @@ def response_body(result: PredictionResult, entity_key: str) -> dict[str, Any]:
 
 
 def _json_prediction(item: EntityPrediction, result: PredictionResult) -> dict[str, Any]:
+    answer: dict[str, Any] = {"version": item.version} if item.version is not None else {}
     if result.task == "regression":
-        return {"value": item.score}
-    answer: dict[str, Any] = {"probability": item.score, "label": item.label}
+        answer["value"] = item.score
+        return answer
+    answer.update(probability=item.score, label=item.label)
     if result.task == "multiclass":
         answer["probabilities"] = {
             str(code): probability for code, probability in zip(result.classes, item.probabilities, strict=True)
@@ -221,6 +225,11 @@ def v2_response(result: PredictionResult, output_type: Any, response_type: Any) 
     else:
         outputs = _v2_classifier_outputs(result, output_type)
     outputs.append(output_type(name="error", shape=[size], datatype="BYTES", data=errors))
+    if any(item.version is not None for item in result.predictions):  # a rollout split the request
+        versions = [""] * size
+        for item in result.predictions:
+            versions[item.index] = item.version or result.version
+        outputs.append(output_type(name="version", shape=[size], datatype="BYTES", data=versions))
     return response_type(
         response_id=result.request_id,
         model_name=result.model,

@@ -53,9 +53,16 @@ class PredictionLogRow(Base):
     model_version: Mapped[str] = mapped_column(String(32))
     entity: Mapped[dict[str, Any]] = mapped_column(JSON)
     features: Mapped[dict[str, float | None]] = mapped_column(JSON)
-    score: Mapped[float] = mapped_column(Double)
+    score: Mapped[float | None] = mapped_column(Double, nullable=True)
+    """Null only in the record of an arm's failure (``error``, migration 0011)."""
     label: Mapped[int | None] = mapped_column(Integer, nullable=True)
     """The predicted class; null for regression models (migration 0007)."""
+    arm: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """The rollout arm that scored it (migration 0011); null in rows logged before rollouts: the champion."""
+    shadow: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    """Scored in shadow, not answered (migration 0011); null in earlier rows: answered."""
+    latency_s: Mapped[float | None] = mapped_column(Double, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class UserRow(Base):

@@ -3,6 +3,7 @@ tests/integration)."""
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -77,6 +78,10 @@ def check_contract(settings: Settings) -> None:
         "txn_count_24h",
         "score",
         "label",
+        "arm",
+        "shadow",
+        "latency_s",
+        "error",
     ]
     assert len(frame) == total
     assert frame["request_id"].tolist() == [f"req-{i:05d}" for i in range(total)]  # sorted by timestamp
@@ -163,3 +168,21 @@ def check_sample(settings: Settings) -> None:
 
     empty = sample_prediction_log(settings, "unknown_model", start, end, features=["amount"], max_rows=100)
     assert (empty.rows, len(empty.frame), list(empty.frame.columns)) == (0, 0, [*SAMPLE_COLUMNS, "amount"])
+
+
+def check_rollout_records(settings: Settings) -> None:
+    """A rollout's records keep their arm, shadow flag, latency and failures; a window sample (what drift reads)
+    holds the answered, scored rows only."""
+    log = open_prediction_log(settings)
+    answered = make_record(0)
+    shadow = replace(make_record(0), model_version="9", arm="candidate", shadow=True, latency_s=0.004)
+    failed = replace(make_record(1), arm="candidate", score=None, label=None, error="ValueError: " + "x" * 300)
+    assert log.submit([answered, shadow, failed]) == 3
+    log.close()
+    frame = read_prediction_log(settings, MODEL)
+    assert frame[["arm", "shadow"]].values.tolist() == [["champion", False], ["candidate", True], ["candidate", False]]
+    assert frame["latency_s"].iloc[1] == 0.004 and frame["latency_s"].isna().tolist() == [True, False, True]
+    assert frame["error"].iloc[2] == ("ValueError: " + "x" * 300)[:200] and frame["error"].iloc[0] is None
+    assert math.isnan(frame["score"].iloc[2])
+    sample = sample_prediction_log(settings, MODEL, None, None, features=["amount"], max_rows=100)
+    assert (sample.rows, sample.frame["model_version"].tolist()) == (1, ["1"])
