@@ -290,6 +290,13 @@ class MonitoringSpec(_Strict):
         description="Share of drifted features at or above which the data set counts as drifted.",
     )
     schedule: str | None = Field("@daily", description="Airflow schedule of monitor_<model>; null: manual only.")
+    quality_window_hours: int = Field(
+        24 * 7,
+        ge=1,
+        le=24 * 365,
+        description="Hours of predictions whose late labels make the online quality (labels may arrive days after "
+        "their predictions: the window must reach back that far).",
+    )
 
     @model_validator(mode="after")
     def _min_rows_below_sample(self) -> MonitoringSpec:

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mlplatform.monitoring.drift_metrics import DriftCollector
 from mlplatform.monitoring.metric_names import PLATFORM_API_METRICS
+from mlplatform.monitoring.quality_metrics import QualityCollector
 
 # Labels Prometheus attaches at scrape time (target labels); rules may group and join on them.
 TARGET_LABELS = frozenset({"instance", "job"})
@@ -66,7 +67,7 @@ def collector_labels(owner: object) -> dict[str, frozenset[str]]:
     return labels
 
 
-def described_labels(collector: DriftCollector) -> dict[str, frozenset[str]]:
+def described_labels(collector: DriftCollector | QualityCollector) -> dict[str, frozenset[str]]:
     """Family name -> label names of a custom collector, from the (sample-less) families its ``describe()`` returns."""
     return {family.name: frozenset(family._labelnames) for family in collector.describe()}
 

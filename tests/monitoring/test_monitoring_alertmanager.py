@@ -28,7 +28,7 @@ from tests.support.tools import run_tool
 from tests.support.waiting import wait_for
 
 WEBHOOK_PATH = "/api/v1/alerts/alertmanager"
-DRIFT_ALERTS = {"DatasetDriftDetected", "FeatureDriftDetected"}
+DRIFT_ALERTS = {"DatasetDriftDetected", "FeatureDriftDetected", "ModelQualityDropped"}
 SECRET_KEYS = {"bearer_token", "credentials", "password", "api_key", "auth_token", "routing_key", "service_key"}
 
 

@@ -28,6 +28,7 @@ from mlplatform.stack.embedded import ALERTMANAGER, PROMETHEUS, EmbeddedStack
 from mlplatform.store import PlatformStore
 from mlplatform.store.drift import DriftResults
 from mlplatform.webapp import create_app
+from tests.monitoring.conftest import rule_files
 from tests.support.api_world import MODEL, cheap_hash
 from tests.support.contracts.drift import make_check
 from tests.support.environment import free_port
@@ -164,7 +165,7 @@ def test_rendered_configuration_is_accepted_by_promtool_and_amtool(settings: Set
         assert result.returncode == 0, result.stdout + result.stderr
     rendered = yaml.safe_load(prometheus_config.read_text())
     assert {job["job_name"] for job in rendered["scrape_configs"]} == {"mlplatform-api", "mlplatform-serving"}
-    assert len(rendered["rule_files"]) == 4
+    assert len(rendered["rule_files"]) == len(rule_files())  # every rule file, quality.yaml included
     webhook = yaml.safe_load(alertmanager_config.read_text())["receivers"][1]["webhook_configs"][0]
     assert webhook["url"] == f"http://127.0.0.1:{settings.api.port}/api/v1/alerts/alertmanager"
     token_file = settings.layout.alertmanager_webhook_token

@@ -18,8 +18,10 @@ from mlplatform.config import get_settings
 from mlplatform.monitoring.dashboards import build_dashboards
 from mlplatform.monitoring.drift_metrics import DriftCollector
 from mlplatform.monitoring.metric_names import PLATFORM_API_METRICS
+from mlplatform.monitoring.quality_metrics import QualityCollector
 from mlplatform.serving.metrics import ServingMetrics
 from mlplatform.store.drift import DriftResults
+from mlplatform.store.outcomes import OutcomeRecords
 from mlplatform.webapp import create_app
 from tests.monitoring.conftest import rule_expressions
 from tests.monitoring.exports import (
@@ -52,7 +54,7 @@ def serving_exposition() -> tuple[str, ServingMetrics]:
 def api_exposition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, frozenset[str]]]]:
     """The API's ``/metrics`` answer from a real app (sqlite platform DB in a temporary state directory).
 
-    With it, the label names of the app's collectors: the metrics object's own and the drift collector's.
+    With it, the label names of the app's collectors: the metrics object's own, the drift and quality collectors'.
     """
     state: Path = tmp_path_factory.mktemp("api") / "state"
     app = create_app(with_migrated_db(get_settings(state_dir=state)))
@@ -62,7 +64,9 @@ def api_exposition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
         services = app.state.services
         yield (
             response.text,
-            collector_labels(services.metrics) | described_labels(DriftCollector(DriftResults(services.store))),
+            collector_labels(services.metrics)
+            | described_labels(DriftCollector(DriftResults(services.store)))
+            | described_labels(QualityCollector(OutcomeRecords(services.store))),
         )
 
 

@@ -28,6 +28,7 @@ REQUIRED_ALERTS = {
     "DriftCheckStale",
     "OnlineFeaturesStale",
     "TrainingRunFailed",
+    "ModelQualityDropped",
 }
 # alert -> the shared constants its expression must contain as literals.
 THRESHOLDS = {
@@ -37,6 +38,7 @@ THRESHOLDS = {
     "FeatureDriftDetected": (thresholds.DRIFT_MIN_ROWS,),
     "DriftCheckStale": (thresholds.DRIFT_CHECK_MAX_AGE_SECONDS,),
     "OnlineFeaturesStale": (thresholds.ONLINE_FEATURES_MAX_AGE_SECONDS,),
+    "ModelQualityDropped": (thresholds.QUALITY_DROP_RATIO, thresholds.QUALITY_MIN_LABELLED),
 }
 
 
@@ -125,6 +127,8 @@ def test_rule_files_name_the_constants_they_copy() -> None:
         "DRIFT_MIN_ROWS",
         "DRIFT_CHECK_MAX_AGE_SECONDS",
         "ONLINE_FEATURES_MAX_AGE_SECONDS",
+        "QUALITY_DROP_RATIO",
+        "QUALITY_MIN_LABELLED",
     ):
         value = getattr(thresholds, constant)
         assert re.search(rf"{re.escape(str(value))}[^=\n]*= {constant}\b", text), constant

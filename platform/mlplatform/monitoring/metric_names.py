@@ -112,6 +112,21 @@ RETRAIN_TRIGGERS = MetricSpec(
     (("result", RETRAIN_TRIGGER_RESULTS),),
 )
 
+ONLINE_QUALITY = MetricSpec(
+    "mlplatform_online_quality",
+    "gauge",
+    ("model", "version", "arm", "metric"),
+    "Online quality of a model version on a rollout arm (champion, candidate) from its late labels, latest "
+    "measurement: log_loss, brier, roc_auc, precision, recall, calibration_error (binary), accuracy, "
+    "top_label_brier (multiclass), mae, rmse (regression).",
+)
+ONLINE_QUALITY_LABELLED = MetricSpec(
+    "mlplatform_online_quality_labelled",
+    "gauge",
+    ("model", "version", "arm"),
+    "Labelled predictions behind the latest online quality of a version and arm.",
+)
+
 PLATFORM_API_METRICS: tuple[MetricSpec, ...] = (
     FEATURE_DRIFT_SCORE,
     FEATURE_DRIFTED,
@@ -122,4 +137,6 @@ PLATFORM_API_METRICS: tuple[MetricSpec, ...] = (
     ONLINE_FEATURES_LAST_MATERIALIZED,
     TRAINING_RUNS,
     RETRAIN_TRIGGERS,
+    ONLINE_QUALITY,
+    ONLINE_QUALITY_LABELLED,
 )

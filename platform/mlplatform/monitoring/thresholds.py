@@ -52,6 +52,14 @@ DRIFT_CHECK_MAX_AGE_SECONDS: Final = 90_000
 ONLINE_FEATURES_MAX_AGE_SECONDS: Final = 21_600
 """6 hours of materialization lag: the rolling transaction aggregates lose their meaning within hours."""
 
+QUALITY_DROP_RATIO: Final = 1.2
+"""The champion's online loss (log loss, top-label Brier, MAE) this many times its value a day earlier: a quality
+drop the data alone may not show (concept drift), worth a retrain.  20 % is well beyond a day's noise at the
+minimum sample below, yet a real drop in fraud detection is caught within a day of its labels."""
+
+QUALITY_MIN_LABELLED: Final = 100
+"""Online quality measured on fewer labelled predictions than this does not alert."""
+
 RUNBOOK_BASE_URL: Final = "docs/runbooks"
 """Where ``runbook_url`` annotations point: ``<RUNBOOK_BASE_URL>/<alertname>.md``.
 

@@ -11,7 +11,7 @@ For each alert of a webhook notification, in order:
    trigger and the model's training DAG is triggered with the reason in its conf.
 
 Starting the run is retried: an attempt Airflow does not take leaves the trigger pending with a next attempt time
-(doubling waits up to ``alerts.retry_max_s``); the API's ``RetrainWorker`` (``retraining.worker``) retries due
+(doubling waits up to ``alerts.retry_max_s``); the API's retry worker (``webapp``, a ``waiting.Periodic``) retries due
 triggers until Airflow takes them or ``alerts.retry_give_up_s`` has passed (then ``failed``).  The Airflow run id
 is derived from the idempotency key, so an attempt whose answer was lost cannot start a second run: Airflow answers
 the retry 409 and the existing run is adopted.  Every decision and attempt is recorded (``RetrainRecords``),
@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from mlplatform.store.retrains import RetrainRecords
 
 ACTOR = "alertmanager"
-DRIFT_ALERTS = frozenset({"DatasetDriftDetected", "FeatureDriftDetected"})
+DRIFT_ALERTS = frozenset({"DatasetDriftDetected", "FeatureDriftDetected", "ModelQualityDropped"})
+"""Alerts that ask for a retrain: data drift, and a drop of the quality the late labels measure (concept drift)."""
 SKIP_NOT_A_DRIFT_ALERT = "not_a_drift_alert"
 SKIP_RESOLVED = "resolved"
 SKIP_UNKNOWN_MODEL = "unknown_model"

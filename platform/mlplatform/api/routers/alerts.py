@@ -109,10 +109,10 @@ _PAYLOAD_SCHEMA = _inlined(WebhookPayload.model_json_schema(by_alias=True))
     WEBHOOK_PATH.removeprefix("/api/v1"),
     summary="Alertmanager webhook: firing drift alerts trigger a retrain",
     description="Authenticated with the webhook token (Authorization: Bearer), not a user's API token. Each alert "
-    "is recorded with the retraining policy's decision: a firing DatasetDriftDetected/FeatureDriftDetected alert "
-    "with a known `model` label triggers the model's training DAG unless it is a duplicate (same fingerprint and "
-    "startsAt), the model is in cooldown or a retrain is in flight. When Airflow is down the trigger is kept "
-    "pending and retried with backoff.",
+    "is recorded with the retraining policy's decision: a firing DatasetDriftDetected, FeatureDriftDetected or "
+    "ModelQualityDropped alert with a known `model` label triggers the model's training DAG unless it is a "
+    "duplicate (same fingerprint and startsAt), the model is in cooldown or a retrain is in flight. When Airflow is "
+    "down the trigger is kept pending and retried with backoff.",
     responses=problem_responses(413),
     dependencies=[Depends(webhook_caller)],
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _PAYLOAD_SCHEMA}}}},
