@@ -534,7 +534,8 @@ class LogSettings(_Section):
 
 
 class MonitoringSettings(_Section):
-    """Drift checks: how much of a window they hold in memory, and where their reports are kept."""
+    """Drift checks: how much of a window they hold in memory, and where their reports are kept; how often rollouts
+    are looked at."""
 
     max_sample_rows: int = Field(
         50_000,
@@ -544,6 +545,13 @@ class MonitoringSettings(_Section):
         "prediction log lives (parquet scan, or SQL in PostgreSQL), so memory stays bounded at any window size. "
         "A model's spec may ask for fewer (monitoring.max_rows), never more. At 50,000 a check of 20 inputs peaks "
         "under 512 MB (docs/performance.md).",
+    )
+    rollout_tick_s: float = Field(
+        2.0,
+        gt=0,
+        le=3600,
+        description="How often the API process looks for rollouts whose evaluation is due (each rollout is evaluated "
+        "every rollout.evaluation_interval of its spec; of several API replicas one claims each evaluation).",
     )
     report_store: Literal["local", "mlflow"] = Field(
         "local",

@@ -8,11 +8,14 @@ what was awaited and the last state seen.  Standard library only: it sits at the
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class WaitTimeoutError(TimeoutError):
@@ -59,3 +62,35 @@ def wait_until(
         if on_wait is not None:
             on_wait()
         sleep(min(interval, remaining))
+
+
+class Periodic:
+    """A daemon thread that calls ``tick`` every ``interval_s`` while a process serves (the API's retry worker for
+    retrain triggers, its rollout evaluator): a periodic tick rather than a wait, it never returns a result, and a
+    failing tick is logged and tried again at the next one."""
+
+    def __init__(self, name: str, tick: Callable[[], object], interval_s: float) -> None:
+        self.name = name
+        self.tick = tick
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.tick()
+            except Exception:  # a database hiccup must not end the loop; the next tick tries again
+                log.exception("%s tick failed", self.name)

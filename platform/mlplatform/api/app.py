@@ -20,6 +20,8 @@ from mlplatform.api.routers import (
     oidc,
     onboarding,
     ops,
+    outcomes,
+    rollouts,
     training,
 )
 from mlplatform.operations.services import ApiServices
@@ -53,6 +55,19 @@ def create_api(
     app.middleware("http")(services.metrics.middleware)  # outside the body limit: it counts the 413s too
     # Outermost: the request id is set before anything else runs and returned on every answer.
     app.add_middleware(logs.RequestLog, sample=lambda: services.settings.api.access_log)
-    for module in (ops, auth, oidc, onboarding, models, drift, training, deployments, audit, alerts):
+    for module in (
+        ops,
+        auth,
+        oidc,
+        onboarding,
+        models,
+        drift,
+        training,
+        deployments,
+        rollouts,
+        outcomes,
+        audit,
+        alerts,
+    ):
         app.include_router(module.router)
     return app

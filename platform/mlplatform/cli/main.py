@@ -19,9 +19,11 @@ from mlplatform.cli.data import data_app
 from mlplatform.cli.db import db_app
 from mlplatform.cli.drift import drift_app
 from mlplatform.cli.features import features_app
+from mlplatform.cli.labels import labels_app
 from mlplatform.cli.loop import loop_app
 from mlplatform.cli.models import models_app
 from mlplatform.cli.monitoring import monitoring_app
+from mlplatform.cli.rollouts import rollouts_app
 from mlplatform.cli.serving import deploy, deployments, predict, traffic, undeploy
 from mlplatform.cli.settings import settings_app
 from mlplatform.cli.stack import stack_app
@@ -40,6 +42,8 @@ app.add_typer(api_app, name="api", help="The platform API server, its users and 
 app.add_typer(settings_app, name="settings")
 app.add_typer(monitoring_app, name="monitoring", help="Monitoring assets: Grafana dashboards generated from code.")
 app.add_typer(drift_app, name="drift", help="Drift checks: served traffic against the champion's training reference.")
+app.add_typer(labels_app, name="labels")
+app.add_typer(rollouts_app, name="rollouts")
 app.add_typer(loop_app, name="loop", help="The closed loop: drift -> alert -> retrain -> promotion -> swap.")
 # Top-level commands, in the order `mlplatform --help` lists them.
 for command in (deployments, audit, train, deploy, undeploy, predict, traffic):

@@ -118,6 +118,33 @@ class PlatformClient:
     def undeploy(self, model: str, reason: str | None) -> dict[str, Any]:
         return self._object("DELETE", f"/api/v1/deployments/{model}", json={"reason": reason})
 
+    def start_rollout(
+        self, name: str, candidate: str, mode: str | None, share: float | None, reason: str | None
+    ) -> dict[str, Any]:
+        body = {"candidate": candidate, "mode": mode, "share": share, "reason": reason}
+        return self._object("POST", f"/api/v1/models/{name}/rollouts", json=body)
+
+    def rollouts(self, name: str, limit: int = 20) -> list[dict[str, Any]]:
+        return self._list("GET", f"/api/v1/models/{name}/rollouts", params={"limit": limit})
+
+    def rollout(self, rollout_id: int) -> dict[str, Any]:
+        return self._object("GET", f"/api/v1/rollouts/{rollout_id}")
+
+    def rollout_action(self, rollout_id: int, action: str, reason: str | None) -> dict[str, Any]:
+        """pause, resume, stop or evaluate."""
+        body = None if action == "evaluate" else {"reason": reason}
+        return self._object("POST", f"/api/v1/rollouts/{rollout_id}/{action}", json=body)
+
+    def decide_rollout(self, rollout_id: int, decision: str, reason: str) -> dict[str, Any]:
+        body = {"decision": decision, "reason": reason}
+        return self._object("POST", f"/api/v1/rollouts/{rollout_id}/decide", json=body)
+
+    def ingest_labels(self, name: str, rows: list[dict[str, Any]], source: str) -> dict[str, Any]:
+        return self._object("POST", f"/api/v1/models/{name}/labels", json={"labels": rows, "source": source})
+
+    def quality(self, name: str) -> list[dict[str, Any]]:
+        return self._list("GET", f"/api/v1/models/{name}/quality")
+
     # -- transport -----------------------------------------------------------------------------------------
 
     def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:

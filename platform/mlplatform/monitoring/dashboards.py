@@ -512,12 +512,63 @@ def serving_dashboard() -> Dashboard:
             ),
         ),
     )
+    arm_seconds = _rate("mlplatform_serving_arm_seconds_bucket")
+    rollouts = Row(
+        "Rollouts (per arm)",
+        (
+            Panel(
+                "Entities per arm",
+                "timeseries",
+                (
+                    Query(
+                        f"sum by (model, arm, result) ({_rate('mlplatform_serving_arm_entities_total')})",
+                        "{{model}} {{arm}} {{result}}",
+                    ),
+                ),
+                "During a rollout: entities each arm answered, scored in shadow, or failed (the champion answered "
+                "those instead).",
+                unit="ops",
+                width=8,
+            ),
+            Panel(
+                "p99 per arm",
+                "timeseries",
+                (
+                    Query(
+                        f"histogram_quantile(0.99, sum by (model, arm, le) ({arm_seconds}))",
+                        "{{model}} {{arm}}",
+                    ),
+                ),
+                "The time each arm takes for its part of a request; the rollout's latency guardrail compares the "
+                "candidate's p99 with the champion's.",
+                unit="s",
+                width=8,
+            ),
+            Panel(
+                "Candidate share",
+                "stat",
+                (
+                    Query(
+                        "max by (model, rollout, candidate_version, mode) "
+                        f"(mlplatform_serving_rollout_share{{{_MODEL}}})",
+                        "{{model}} rollout {{rollout}} v{{candidate_version}} {{mode}}",
+                        instant=True,
+                    ),
+                ),
+                "The rollout each server follows: the share the candidate answers (0 in shadow or paused); no "
+                "value: no rollout.",
+                unit="percentunit",
+                width=8,
+            ),
+        ),
+    )
     return Dashboard(
         uid="mlplatform-serving",
         title="mlplatform / Serving",
-        description="Model servers: traffic, errors, latency by version, prediction scores, swaps, prediction log.",
+        description="Model servers: traffic, errors, latency by version, prediction scores, swaps, prediction log, "
+        "rollouts per arm.",
         model_metric="mlplatform_serving_model_info",
-        rows=(traffic, latency, predictions, versions),
+        rows=(traffic, latency, predictions, versions, rollouts),
         annotations=(
             (
                 "Model swaps",

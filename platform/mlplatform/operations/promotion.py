@@ -6,7 +6,6 @@ in the same words, because both call these functions.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -18,10 +17,9 @@ from mlplatform.operations.access import Principal, record
 from mlplatform.operations.problems import Problem
 from mlplatform.operations.schemas import GateOut, PromoteOut, PromoteRequest, RollbackOut, RollbackRequest
 from mlplatform.operations.services import ApiServices
-from mlplatform.registry.lineage import Lineage
 from mlplatform.store.audit import RESULT_GATE_REFUSED, RESULT_OK, RESULT_OVERRIDDEN
 from mlplatform.store.auth import role_allows
-from mlplatform.training.gate import GateDecision, decide
+from mlplatform.training.gate import GateDecision, champion_metrics_for, decide, recorded_gate
 
 if TYPE_CHECKING:
     from mlplatform.registry.mlflow_registry import VersionInfo
@@ -53,13 +51,6 @@ def find_version(services: ApiServices, name: str, version: int) -> VersionInfo:
     return found[0]
 
 
-def recorded_gate(info: VersionInfo) -> dict[str, Any] | None:
-    """The pipeline's gate decision stored on the version, if any."""
-    gate = info.tags.get(Lineage.GATE_TAG)
-    decision: dict[str, Any] | None = json.loads(gate) if gate else None
-    return decision
-
-
 def version_view(info: VersionInfo) -> dict[str, Any]:
     return {
         "version": info.version,
@@ -88,22 +79,6 @@ def metric_rows(first: VersionInfo, second: VersionInfo) -> list[dict[str, Any]]
         difference = None if left is None or right is None else right - left
         rows.append({"metric": metric, "a": left, "b": right, "difference": difference})
     return rows
-
-
-def champion_metrics_for(
-    spec: ModelSpec, challenger: VersionInfo, champion: VersionInfo, versions: list[VersionInfo]
-) -> tuple[dict[str, float], str]:
-    """The champion's scores to gate against, and where they came from.
-
-    The pipeline's gate decision (a version tag) holds the champion's score on the challenger's own holdout:
-    the fair comparison.  Without it (or if the champion changed since), the champion's own run metrics are
-    the best evidence there is, and the response says so.
-    """
-    decision = recorded_gate(challenger)
-    if decision and decision.get("champion_version") == champion.version and decision.get("champion_score") is not None:
-        return {spec.primary_metric: float(decision["champion_score"])}, "challenger holdout (pipeline gate)"
-    own = [info for info in versions if info.version == champion.version]
-    return (own[0].metrics if own else {}), "champion's own run metrics"
 
 
 def gate_decision(services: ApiServices, spec: ModelSpec, challenger: VersionInfo) -> tuple[GateDecision, str]:

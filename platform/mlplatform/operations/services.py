@@ -39,7 +39,12 @@ if TYPE_CHECKING:
     from mlplatform.onboarding.validate import ValidationReport
     from mlplatform.orchestration.airflow_client import AirflowClient, DagRun
     from mlplatform.registry.mlflow_registry import VersionInfo
+    from mlplatform.registry.traffic import TrafficPlan
     from mlplatform.retraining.policy import RetrainOrchestrator, RetrainPolicy
+    from mlplatform.rollouts.control import RolloutControl
+    from mlplatform.rollouts.evaluator import RolloutEvaluator
+    from mlplatform.store.audit import AuditEvent
+    from mlplatform.store.rollouts import RolloutRecords
 
 
 class RegistryPort(Protocol):
@@ -52,6 +57,10 @@ class RegistryPort(Protocol):
     def alias_holder(self, name: str, alias: str) -> VersionInfo | None: ...
 
     def move_alias(self, name: str, alias: str, version: str, *, actor: str, reason: str) -> AliasEvent | None: ...
+
+    def traffic_plan(self, name: str) -> TrafficPlan | None: ...
+
+    def publish_traffic_plan(self, name: str, plan: TrafficPlan | None) -> None: ...
 
 
 class OrchestratorPort(Protocol):
@@ -217,6 +226,36 @@ class ApiServices:
             )
         policy: RetrainPolicy = self._cache["retrain_policy"]
         return policy
+
+    @property
+    def rollout_records(self) -> RolloutRecords:
+        from mlplatform.store.rollouts import RolloutRecords
+
+        return RolloutRecords(self.store)
+
+    @property
+    def rollout_control(self) -> RolloutControl:
+        """Changes rollouts: DB, the registry's traffic plan and the audit log together."""
+        from mlplatform.rollouts.control import RolloutControl
+
+        def counted(event: AuditEvent) -> None:
+            self.metrics.audit_events.labels(event.result).inc()
+
+        return RolloutControl(self.rollout_records, self.registry, self.audit, counted)
+
+    @property
+    def rollout_evaluator(self) -> RolloutEvaluator:
+        """The evaluator of open rollouts (the API process's rollout worker ticks it)."""
+        from mlplatform.rollouts.evaluator import RolloutEvaluator
+        from mlplatform.rollouts.outcomes import outcome_join, prediction_window
+
+        return RolloutEvaluator(
+            self.rollout_records,
+            self.rollout_control,
+            lambda name: find_spec(self.settings.model_roots, name),
+            prediction_window(self.settings),
+            outcome_join(self.store),
+        )
 
     def _retrain_orchestrator(self) -> RetrainOrchestrator:
         if "retrain_orchestrator" not in self._cache:

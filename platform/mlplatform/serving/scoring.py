@@ -140,6 +140,8 @@ class Scoring:
         ``arm`` names the rollout arm scoring (``None``: no rollout runs); ``shadow`` scores for the log only (the
         answered series are left alone); ``features`` already read for the same feature service are reused.
         """
+        # The arm's own time: with features read for both arms (shadow), only its scoring; else its read too.
+        arm_began = began if features is None else time.perf_counter()
         features = self.fetch(model, rows) if features is None else features
         fetched = time.perf_counter()
         rejected = set(unknown_rows(features, model.stored_features, len(rows)))
@@ -158,7 +160,7 @@ class Scoring:
         ]
         errors = sorted([*unknown, *unscorable], key=lambda row: row.index)
         timings = {"feature_fetch": fetched - began, "predict": predicted - fetched}
-        logged = LoggedBatch(arm or CHAMPION_ARM, shadow, predicted - began, unscorable)
+        logged = LoggedBatch(arm or CHAMPION_ARM, shadow, predicted - arm_began, unscorable)
         self._log_predictions(model, request_id, predictions, features, logged)
         timings["total"] = time.perf_counter() - began
         if arm is not None:

@@ -6,9 +6,16 @@ happened to be easier for one of them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from mlplatform.registry.lineage import Lineage
 from mlplatform.specs import LOWER_IS_BETTER, GatesSpec
+
+if TYPE_CHECKING:
+    from mlplatform.registry.mlflow_registry import VersionInfo
+    from mlplatform.specs import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -88,3 +95,26 @@ def _bound(metric: str, value: float | None, limit: float, *, lower_is_better: b
 def _beats(challenger: float, champion: float, margin: float, *, lower_is_better: bool) -> bool:
     """Strictly better than the champion by more than the margin (a tie never replaces a champion)."""
     return challenger < champion - margin if lower_is_better else challenger > champion + margin
+
+
+def recorded_gate(info: VersionInfo) -> dict[str, Any] | None:
+    """The pipeline's gate decision stored on the version, if any."""
+    gate = info.tags.get(Lineage.GATE_TAG)
+    decision: dict[str, Any] | None = json.loads(gate) if gate else None
+    return decision
+
+
+def champion_metrics_for(
+    spec: ModelSpec, challenger: VersionInfo, champion: VersionInfo, versions: list[VersionInfo]
+) -> tuple[dict[str, float], str]:
+    """The champion's scores to gate against, and where they came from.
+
+    The pipeline's gate decision (a version tag) holds the champion's score on the challenger's own holdout:
+    the fair comparison.  Without it (or if the champion changed since), the champion's own run metrics are
+    the best evidence there is, and the response says so.
+    """
+    decision = recorded_gate(challenger)
+    if decision and decision.get("champion_version") == champion.version and decision.get("champion_score") is not None:
+        return {spec.primary_metric: float(decision["champion_score"])}, "challenger holdout (pipeline gate)"
+    own = [info for info in versions if info.version == champion.version]
+    return (own[0].metrics if own else {}), "champion's own run metrics"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mlplatform.store.drift import DriftCheck
+    from mlplatform.store.rollouts import RolloutEvaluation
     from mlplatform.ui.views import VersionRow
 
 CHAMPION_COLOUR = "#b7791f"
@@ -219,3 +220,75 @@ def plotly_js_gzip() -> bytes:
 @cache
 def plotly_js() -> bytes:
     return gzip.decompress(plotly_js_gzip())
+
+
+def rollout_difference(evaluations: list[RolloutEvaluation], min_effect: float, metric: str) -> dict[str, Any]:
+    """The test's estimate of (champion's loss - candidate's) with its always-valid band at each evaluation: above
+    zero the candidate is better; the band may be watched at every point without inflating the error rate."""
+    import plotly.graph_objects as go
+
+    tested = [item for item in evaluations if item.estimate is not None]
+    times = [item.evaluated_at.isoformat() for item in tested]
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(x=times, y=[item.upper for item in tested], mode="lines", line={"width": 0}, showlegend=False)
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=times,
+            y=[item.lower for item in tested],
+            mode="lines",
+            line={"width": 0},
+            fill="tonexty",
+            fillcolor="rgba(43,108,176,0.2)",
+            name="always-valid band",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=times,
+            y=[item.estimate for item in tested],
+            mode="lines+markers",
+            name="estimate",
+            line={"color": PALETTE[0]},
+        )
+    )
+    figure.add_hline(y=0, line={"color": "#4a5568", "width": 1})
+    figure.add_hline(y=min_effect, line={"color": CHAMPION_COLOUR, "dash": "dot"}, annotation_text="minimum effect")
+    title = f"{metric}: champion - candidate (above 0: the candidate is better)"
+    figure.update_layout(**LAYOUT, title={"text": title, "x": 0}, yaxis={"title": metric})
+    return _figure(figure)
+
+
+def rollout_arms(evaluations: list[RolloutEvaluation], metric: str) -> dict[str, Any]:
+    """Each arm's mean loss with its always-valid band over the rollout."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    for index, arm in enumerate(("champion", "candidate")):
+        points = [
+            (item.evaluated_at.isoformat(), view)
+            for item in evaluations
+            for view in item.detail.get("arms", [])
+            if view.get("arm") == arm and view.get("mean_loss") is not None
+        ]
+        means = [view["mean_loss"] for _, view in points]
+        figure.add_trace(
+            go.Scatter(
+                x=[time for time, _ in points],
+                y=means,
+                mode="lines+markers",
+                name=f"{arm} v{points[0][1]['version']}" if points else arm,
+                line={"color": PALETTE[index]},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [(view["upper"] or mean) - mean for (_, view), mean in zip(points, means, strict=True)],
+                    "arrayminus": [
+                        mean - (view["lower"] or mean) for (_, view), mean in zip(points, means, strict=True)
+                    ],
+                },
+            )
+        )
+    figure.update_layout(**LAYOUT, title={"text": f"Mean {metric} per arm (lower is better)", "x": 0})
+    return _figure(figure)

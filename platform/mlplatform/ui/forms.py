@@ -1,4 +1,5 @@
-"""The UI's forms (POST): log in and out, create a model, train, check drift, promote, roll back, deploy, undeploy.
+"""The UI's forms (POST): log in and out, create a model, train, check drift, promote, roll back, deploy, undeploy,
+start, pause, resume, stop, evaluate and decide a rollout.
 
 Each handler is authorised by the same ``permit(action, role)`` dependency as the REST route (role, CSRF token
 from the form's hidden field, refusals audited), validates the form into the REST request model, and calls the
@@ -9,15 +10,16 @@ only the "New model" form is shown again on a refusal, with what was typed (file
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Form, Path, Request, Response
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
-from mlplatform.operations import deployments, drift, promotion, sessions, training
+from mlplatform.operations import deployments, drift, promotion, rollouts, sessions, training
 from mlplatform.operations.access import Principal, get_services, permit, record, signed_in
 from mlplatform.operations.problems import Problem
+from mlplatform.operations.rollouts import DecideRequest, RolloutActionRequest, StartRolloutRequest
 from mlplatform.operations.schemas import (
     MAX_REASON,
     DeployRequest,
@@ -331,3 +333,91 @@ def undeploy(
         return render.redirect(model_url(name), refused(refusal))
     text = f"{name} is no longer served." if was_running else f"{name} was not running; its record is removed."
     return render.redirect(model_url(name), Flash("ok", text))
+
+
+# --------------------------------------------------------------------------------------------------- rollouts
+
+
+@router.post("/models/{name}/rollouts")
+def start_rollout(
+    name: NamePath,
+    request: Request,
+    services: Services,
+    render: Render,
+    principal: Annotated[Principal, Depends(permit("rollout.start", "data-scientist"))],
+    candidate: ShortField = "challenger",
+    mode: ShortField = "",
+    share: ShortField = "",
+    reason: ReasonField = "",
+) -> Response:
+    try:
+        body = validated(
+            StartRolloutRequest,
+            candidate=candidate,
+            mode=mode or None,
+            share=share.strip() or None,
+            reason=reason.strip() or None,
+        )
+        started = rollouts.start(request, services, principal, name, body)
+    except (Problem, FormError) as refusal:
+        return render.redirect(model_url(name), refused(refusal))
+    text = (
+        f"Rollout {started.id} started: v{started.candidate_version} in {started.mode} "
+        f"against v{started.champion_version}."
+    )
+    return render.redirect(f"{model_url(name)}#rollout", Flash("ok", text))
+
+
+def _rollout_change(action: Literal["pause", "resume", "stop", "evaluate"]) -> Any:
+    """The form of one rollout action; each is permitted and audited under its own name, as the REST routes are."""
+
+    def change(
+        rollout_id: Annotated[int, Path(gt=0, le=2**31 - 1)],
+        request: Request,
+        services: Services,
+        render: Render,
+        principal: Principal,
+        reason: ReasonField = "",
+    ) -> Response:
+        rollout = services.rollout_records.get(rollout_id)
+        target = model_url(rollout.model) + "#rollout" if rollout else "/"
+        try:
+            if action == "evaluate":
+                detail = rollouts.evaluate_now(services, rollout_id)
+                latest = detail.evaluations[-1] if detail.evaluations else None
+                text = f"Evaluated: {latest.verdict}: {latest.reason}" if latest else "Evaluated."
+                return render.redirect(target, Flash("ok", text))
+            body = validated(RolloutActionRequest, reason=reason.strip() or None)
+            changed = rollouts.act(request, services, principal, rollout_id, action, body)
+        except (Problem, FormError) as refusal:
+            return render.redirect(target, refused(refusal))
+        return render.redirect(target, Flash("ok", f"Rollout {changed.id} is {changed.state.replace('_', ' ')}."))
+
+    # The action is this closure's: its dependency is set as an object, which FastAPI takes as it is (the module's
+    # string annotations are resolved against module globals, where no ``action`` lives).
+    change.__annotations__["principal"] = Annotated[Principal, Depends(permit(f"rollout.{action}", "data-scientist"))]
+    return change
+
+
+for _action in ("pause", "resume", "stop", "evaluate"):
+    router.post(f"/rollouts/{{rollout_id}}/{_action}")(_rollout_change(_action))
+
+
+@router.post("/rollouts/{rollout_id}/decide")
+def decide_rollout(
+    rollout_id: Annotated[int, Path(gt=0, le=2**31 - 1)],
+    request: Request,
+    services: Services,
+    render: Render,
+    principal: Annotated[Principal, Depends(permit("rollout.decide", "approver"))],
+    decision: ShortField = "",
+    reason: ReasonField = "",
+) -> Response:
+    rollout = services.rollout_records.get(rollout_id)
+    target = model_url(rollout.model) + "#rollout" if rollout else "/"
+    try:
+        body = validated(DecideRequest, decision=decision, reason=reason)
+        decided = rollouts.decide(request, services, principal, rollout_id, body)
+    except (Problem, FormError) as refusal:
+        return render.redirect(target, refused(refusal))
+    return render.redirect(target, Flash("ok", f"Rollout {decided.id}: {decided.state.replace('_', ' ')}."))

@@ -145,6 +145,15 @@ def model_page(
     pair = views.default_pair(detail.registry) if detail.registry else (None, None)
     monitoring = load_monitoring(services, name, detail.registry, detail.history)
     checks = monitoring.checks
+    rollout = views.rollout_view(services, name)
+    rollout_charts = (
+        (
+            charts.rollout_difference(rollout.evaluations, rollout.min_effect, rollout.metric),
+            charts.rollout_arms(rollout.evaluations, rollout.metric),
+        )
+        if rollout and rollout.latest
+        else None
+    )
     return render.page(
         request,
         "model.html",
@@ -157,6 +166,8 @@ def model_page(
         pair=pair,
         table_metrics=views.table_metrics(detail.spec),
         backends=BACKENDS,
+        rollout=rollout,
+        rollout_charts=rollout_charts,
     )
 
 

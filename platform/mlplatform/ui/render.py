@@ -198,6 +198,8 @@ def permissions(principal: Principal | None) -> dict[str, bool]:
         "promote": allows("approver"),
         "rollback": allows("approver"),
         "deploy": allows("approver"),
+        "rollout": allows("data-scientist"),
+        "decide_rollout": allows("approver"),
         "override": allows("admin"),
     }
 

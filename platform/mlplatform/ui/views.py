@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from mlplatform.operations.deployments import list_deployments
 from mlplatform.operations.problems import Problem
-from mlplatform.operations.promotion import CHALLENGER, CHAMPION, previous_champion, recorded_gate, registry_errors
+from mlplatform.operations.promotion import CHALLENGER, CHAMPION, previous_champion, registry_errors
 from mlplatform.operations.schemas import DeploymentOut
 from mlplatform.operations.services import ApiServices
 from mlplatform.operations.training import training_runs
+from mlplatform.store.rollouts import Rollout, RolloutEvaluation
+from mlplatform.training.gate import recorded_gate
 
 if TYPE_CHECKING:
     from mlplatform.orchestration.airflow_client import DagRun
@@ -342,3 +344,30 @@ def run_rows(services: ApiServices, model: str | None, limit: int) -> tuple[list
         rows.extend(attach_versions(spec.name, runs or [], registry))
     rows.sort(key=lambda row: row.run.queued_at or row.run.start_date or row.run.logical_date or EPOCH, reverse=True)
     return rows[:limit], errors
+
+
+@dataclass
+class RolloutView:
+    """The model page's rollout section: the open rollout (else the last one), its evaluations and the latest."""
+
+    rollout: Rollout
+    evaluations: list[RolloutEvaluation]
+
+    @property
+    def latest(self) -> RolloutEvaluation | None:
+        return self.evaluations[-1] if self.evaluations else None
+
+    @property
+    def min_effect(self) -> float:
+        return float(self.rollout.policy.get("min_effect", 0.0))
+
+    @property
+    def metric(self) -> str:
+        return str(self.rollout.policy.get("metric", "loss"))
+
+
+def rollout_view(services: ApiServices, name: str) -> RolloutView | None:
+    """The rollout the model page shows: the open one, else the most recent."""
+    records = services.rollout_records
+    rollout = records.open_for(name) or next(iter(records.recent(name, 1)), None)
+    return None if rollout is None else RolloutView(rollout, records.evaluations(rollout.id))

@@ -7,6 +7,7 @@ from typing import Any
 
 from mlplatform.operations.services import RegistryPort
 from mlplatform.registry.mlflow_registry import VersionInfo
+from mlplatform.registry.traffic import TrafficPlan
 from mlplatform.store import AliasEvent, PlatformStore
 
 
@@ -32,6 +33,8 @@ class FakeRegistry(RegistryPort):
         self.store = store
         self.models = models
         self.aliases: dict[str, dict[str, str]] = {name: {} for name in models}
+        self.plans: dict[str, TrafficPlan] = {}
+        """The traffic plans published, by model (what the model servers would follow)."""
 
     def versions(self, name: str) -> list[VersionInfo]:
         aliases = self.aliases.get(name, {})
@@ -58,3 +61,12 @@ class FakeRegistry(RegistryPort):
         if name not in self.models:
             raise LookupError(name)
         return {"name": name, "aliases": self.aliases[name], "versions": [v.version for v in self.versions(name)]}
+
+    def traffic_plan(self, name: str) -> TrafficPlan | None:
+        return self.plans.get(name)
+
+    def publish_traffic_plan(self, name: str, plan: TrafficPlan | None) -> None:
+        if plan is None:
+            self.plans.pop(name, None)
+        else:
+            self.plans[name] = TrafficPlan.from_tag(plan.to_tag())  # through the tag's JSON, as MLflow keeps it

@@ -72,6 +72,8 @@ def upgrade() -> None:
         sa.Column("decision", sa.String(32), nullable=True),
         sa.Column("decision_reason", sa.Text(), nullable=True),
         sa.Column("decided_by", sa.String(128), nullable=True),
+        sa.Column("next_evaluation_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("recommendation", sa.String(32), nullable=True),
     )
     op.create_index("ix_rollouts_model_id", "rollouts", ["model_name", "id"])
     op.create_table(

@@ -1,0 +1,1 @@
+"""Rollouts: a candidate model version against the champion, decided by an always-valid sequential test."""
