@@ -290,6 +290,11 @@ class MonitoringSpec(_Strict):
         description="Share of drifted features at or above which the data set counts as drifted.",
     )
     schedule: str | None = Field("@daily", description="Airflow schedule of monitor_<model>; null: manual only.")
+    labels_schedule: str | None = Field(
+        "@hourly",
+        description="Airflow schedule of labels_<model>, which ingests the label source's rows of the quality window "
+        "(duplicates skipped) and measures the online quality; null: manual only.",
+    )
     quality_window_hours: int = Field(
         24 * 7,
         ge=1,
@@ -559,6 +564,10 @@ class ModelSpec(_Strict):
     @property
     def monitoring_dag_id(self) -> str:
         return f"monitor_{self.name}"
+
+    @property
+    def labels_dag_id(self) -> str:
+        return f"labels_{self.name}"
 
     def fingerprint(self) -> str:
         """A short, stable hash of the spec's content, recorded as lineage."""

@@ -27,10 +27,12 @@ from mlplatform.monitoring.reports import MLFLOW_REPORT_DIR, open_report_store
 from mlplatform.predictions.reader import read_prediction_log
 from mlplatform.predictions.records import PredictionRecord
 from mlplatform.predictions.sinks import ParquetSink, prediction_log_dir
+from mlplatform.specs import find_spec
 from mlplatform.store import PlatformStore
 from mlplatform.store.drift import DriftCheck, DriftResults
+from mlplatform.store.outcomes import OutcomeRecords
 from mlplatform.training.pipeline import TrainingRequest, run_all
-from tests.support.world import MlflowServer, run_dag_test, settings_with_spec
+from tests.support.world import WORLD_END, MlflowServer, run_dag_test, settings_with_spec
 
 pytestmark = pytest.mark.integration
 
@@ -242,14 +244,17 @@ import json, runpy, sys
 namespace = runpy.run_path(sys.argv[1])
 dag = namespace["monitor_fraud_drift"]
 run = dag.test(run_conf={"window_hours": 48})
-print("RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id, "tasks": [t.task_id for t in dag.tasks]}))
+labels = namespace["labels_fraud_drift"]
+states = [str(labels.test(run_conf={"window_end": sys.argv[2]}).state) for _ in range(2)]  # twice: idempotent
+print("RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id, "tasks": [t.task_id for t in dag.tasks],
+                              "labels": states}))
 """
 
 
 def test_monitoring_dag_runs_the_check(world: World) -> None:
     settings = world.settings
     world.log(world.served_like_training(400, seed=6), datetime.now(UTC))
-    result = run_dag_test(settings, RUN_DAG)
+    result = run_dag_test(settings, RUN_DAG, WORLD_END.isoformat())
     assert result["tasks"] == ["drift_check"]
     assert result["state"].endswith("success"), result["stderr"]
 
@@ -261,3 +266,15 @@ def test_monitoring_dag_runs_the_check(world: World) -> None:
     assert newest.actor == f"airflow:monitor_{MODEL}/{result['run_id']}"
     assert newest.window_end - newest.window_start == timedelta(hours=48)
     assert newest.status == "no_drift" and newest.rows >= 400
+    # labels_<model> ran twice over the label source's last quality window: each label stored once
+    assert all(state.endswith("success") for state in result["labels"]), result["stderr"]
+    spec = find_spec(settings.model_roots, MODEL)
+    source = pd.read_parquet(settings.model_data_dir(MODEL) / spec.label.source)
+    times = pd.to_datetime(source[spec.label.timestamp_column], utc=True)
+    window = source[times >= WORLD_END - timedelta(hours=spec.monitoring.quality_window_hours)]
+    store = PlatformStore.connect(settings.db_url)
+    try:
+        stored = OutcomeRecords(store).labels(MODEL)
+    finally:
+        store.dispose()
+    assert len(stored) == len(window.drop_duplicates([spec.entity_key, spec.label.timestamp_column])) > 0

@@ -52,11 +52,11 @@ def test_generated_dag_trains_registers_and_promotes(trained_world: MlflowServer
 def test_dag_file_parses_without_heavy_imports(tmp_path: Path) -> None:
     """The dag-processor parses the file often: it must not import MLflow, Feast, scikit-learn or Evidently.
 
-    The file defines a training and a monitoring DAG per spec, both checked here.
+    The file defines a training, a monitoring and a labels DAG per spec, all checked here.
     """
     probe = (
         "import runpy, sys; names = runpy.run_path(sys.argv[1]); "
-        "dags = sorted(k for k in names if k.startswith(('train_', 'monitor_'))); "
+        "dags = sorted(k for k in names if k.startswith(('train_', 'monitor_', 'labels_'))); "
         "heavy = [m for m in ('mlflow', 'feast', 'sklearn', 'evidently', 'pandas') if m in sys.modules]; "
         "print(dags); print(heavy)"
     )
@@ -74,7 +74,7 @@ def test_dag_file_parses_without_heavy_imports(tmp_path: Path) -> None:
         },
     )
     *_, dags, heavy = completed.stdout.strip().splitlines()
-    assert dags == "['monitor_fraud_detector', 'train_fraud_detector']"
+    assert dags == "['labels_fraud_detector', 'monitor_fraud_detector', 'train_fraud_detector']"
     assert heavy == "[]"
 
 

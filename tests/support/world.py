@@ -59,7 +59,7 @@ def build_world(settings: Settings) -> None:
     FeatureStoreAdapter(settings).apply()
 
 
-def run_dag_test(settings: Settings, script: str) -> dict[str, Any]:
+def run_dag_test(settings: Settings, script: str, *args: str) -> dict[str, Any]:
     """Run ``script`` (which calls ``dag.test()`` on a DAG of the repo's DAG file and prints ``RESULT <json>``) in a
     child process with the embedded stack's Airflow environment: Airflow reads its configuration on first import."""
     import subprocess
@@ -72,7 +72,7 @@ def run_dag_test(settings: Settings, script: str) -> dict[str, Any]:
     airflow = REPO_ROOT / ".venv" / "bin" / "airflow"
     subprocess.run([str(airflow), "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
     completed = subprocess.run(
-        [sys.executable, "-c", script, str(REPO_ROOT / "pipelines" / "dags" / "model_dags.py")],
+        [sys.executable, "-c", script, str(REPO_ROOT / "pipelines" / "dags" / "model_dags.py"), *args],
         env=env,
         capture_output=True,
         text=True,

@@ -88,6 +88,23 @@ def request_from_context(spec_name: str) -> TrainingRequest:
     )
 
 
+def _dag_arguments(spec: ModelSpec, dag_id: str, description: str, schedule: str | None, kind: str) -> dict[str, Any]:
+    """What every DAG of a model shares: live at once (a paused DAG is an operator's decision the platform keeps),
+    no catch-up, one run at a time, the task retries, the owner and the tags the UI filters by."""
+    return {
+        "dag_id": dag_id,
+        "description": description,
+        "schedule": schedule,
+        "start_date": DEFAULT_START,
+        "catchup": False,
+        "max_active_runs": 1,
+        "is_paused_upon_creation": False,
+        "tags": ["mlplatform", kind, spec.name],
+        "default_args": {"retries": TASK_RETRIES, "retry_delay": TASK_RETRY_DELAY, "owner": spec.owner},
+        "render_template_as_native_obj": True,
+    }
+
+
 def build_training_dag(spec: ModelSpec, run_schedule: bool = True) -> DAG:
     """The training DAG of one model spec; without ``run_schedule`` it runs only when triggered."""
     from airflow.sdk import Param, dag, task
@@ -95,15 +112,13 @@ def build_training_dag(spec: ModelSpec, run_schedule: bool = True) -> DAG:
     name = spec.name
 
     @dag(
-        dag_id=spec.training_dag_id,
-        description=f"Train, evaluate, register and gate {name} (generated from its model spec)",
-        schedule=spec.schedule if run_schedule else None,
-        start_date=DEFAULT_START,
-        catchup=False,
-        max_active_runs=1,
-        is_paused_upon_creation=False,  # live at once; a paused DAG is an operator's decision the platform keeps
-        tags=["mlplatform", "training", name],
-        default_args={"retries": TASK_RETRIES, "retry_delay": TASK_RETRY_DELAY, "owner": spec.owner},
+        **_dag_arguments(
+            spec,
+            spec.training_dag_id,
+            f"Train, evaluate, register and gate {name} (generated from its model spec)",
+            spec.schedule if run_schedule else None,
+            "training",
+        ),
         params={
             "window_days": Param(spec.data.window_days, type="integer", minimum=1, maximum=3650),
             "window_end": Param(None, type=["null", "string"], description="ISO time; default: end of the data"),
@@ -111,7 +126,6 @@ def build_training_dag(spec: ModelSpec, run_schedule: bool = True) -> DAG:
             "reason": Param("scheduled", type="string", maxLength=500),
             "requested_by": Param("schedule", type="string", maxLength=128),
         },
-        render_template_as_native_obj=True,
     )
     def training_pipeline() -> None:
         @task
@@ -172,21 +186,18 @@ def build_monitoring_dag(spec: ModelSpec, run_schedule: bool = True) -> DAG:
     name = spec.name
 
     @dag(
-        dag_id=spec.monitoring_dag_id,
-        description=f"Drift check of {name}: served traffic vs the champion's training reference",
-        schedule=spec.monitoring.schedule if run_schedule else None,
-        start_date=DEFAULT_START,
-        catchup=False,
-        max_active_runs=1,
-        is_paused_upon_creation=False,  # live at once; a paused DAG is an operator's decision the platform keeps
-        tags=["mlplatform", "monitoring", name],
-        default_args={"retries": TASK_RETRIES, "retry_delay": TASK_RETRY_DELAY, "owner": spec.owner},
+        **_dag_arguments(
+            spec,
+            spec.monitoring_dag_id,
+            f"Drift check of {name}: served traffic vs the champion's training reference",
+            spec.monitoring.schedule if run_schedule else None,
+            "monitoring",
+        ),
         params={
             "window_hours": Param(
                 spec.monitoring.window_hours, type="integer", minimum=1, maximum=24 * 90, description="Log hours"
             ),
         },
-        render_template_as_native_obj=True,
     )
     def monitoring_pipeline() -> None:
         @task
@@ -219,3 +230,62 @@ def build_monitoring_dag(spec: ModelSpec, run_schedule: bool = True) -> DAG:
 def build_monitoring_dags(specs: dict[str, ModelSpec], run_schedules: bool) -> dict[str, DAG]:
     """One monitoring DAG per spec, keyed by DAG id."""
     return {spec.monitoring_dag_id: build_monitoring_dag(spec, run_schedules) for spec in specs.values()}
+
+
+def build_labels_dag(spec: ModelSpec, run_schedule: bool = True) -> DAG:
+    """The ``labels_<model>`` DAG: ingest the label source's rows of the quality window (late labels, deduplicated),
+    then measure the online quality they make possible (what the ModelQualityDropped alert and rollouts read)."""
+    from airflow.sdk import Param, dag, task
+
+    name = spec.name
+
+    @dag(
+        **_dag_arguments(
+            spec,
+            spec.labels_dag_id,
+            f"Late labels of {name} from its label source, and its online quality",
+            spec.monitoring.labels_schedule if run_schedule else None,
+            "monitoring",
+        ),
+        params={"window_end": Param(None, type=["null", "string"], description="ISO time; default: now")},
+    )
+    def labels_pipeline() -> None:
+        @task
+        def ingest_labels() -> dict[str, Any]:
+            from airflow.sdk import get_current_context
+
+            from mlplatform.config import get_settings
+            from mlplatform.monitoring.quality import ingest_label_source, refresh_quality
+            from mlplatform.specs import find_spec
+            from mlplatform.store import PlatformStore
+
+            settings = get_settings()
+            raw_end = get_current_context()["params"].get("window_end")
+            end = datetime.fromisoformat(raw_end) if raw_end else None
+
+            def ingest() -> dict[str, Any]:
+                current = find_spec(settings.model_roots, name)
+                store = PlatformStore.connect(settings.db_url)
+                try:
+                    stored = ingest_label_source(settings, store, current, end)
+                    quality, counts = refresh_quality(settings, store, current, end)
+                finally:
+                    store.dispose()
+                return {
+                    "inserted": stored.inserted,
+                    "duplicates": stored.duplicates,
+                    "conflicts": len(stored.conflicts),
+                    "joined": counts,
+                    "quality": quality,
+                }
+
+            return run_step(ingest, name)
+
+        ingest_labels()
+
+    return labels_pipeline()
+
+
+def build_labels_dags(specs: dict[str, ModelSpec], run_schedules: bool) -> dict[str, DAG]:
+    """One labels DAG per spec, keyed by DAG id."""
+    return {spec.labels_dag_id: build_labels_dag(spec, run_schedules) for spec in specs.values()}

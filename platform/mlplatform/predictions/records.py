@@ -93,20 +93,8 @@ def ordered_frame(frame: pd.DataFrame, entity_keys: list[str], feature_names: li
     """Columns in documented order, stable dtypes, rows sorted by time."""
     entity_keys = [key for key in entity_keys if key in frame.columns]
     feature_names = [name for name in feature_names if name in frame.columns]
-    columns = [
-        "request_id",
-        "timestamp",
-        "model_name",
-        "model_version",
-        *entity_keys,
-        *feature_names,
-        "score",
-        "label",
-        "arm",
-        "shadow",
-        "latency_s",
-        "error",
-    ]
+    identity, outcome = BASE_COLUMNS[:4], BASE_COLUMNS[4:]  # who was scored, and what came of it
+    columns = [*identity, *entity_keys, *feature_names, *outcome]
     for name in ("latency_s", "error"):
         if name not in frame.columns:
             frame[name] = None

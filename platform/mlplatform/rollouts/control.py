@@ -167,11 +167,7 @@ class RolloutControl:
 
     def stop(self, rollout_id: int, *, actor: str, client: str | None = None, reason: str = "") -> Rollout:
         """End the rollout with no decision: the candidate leaves the traffic, the champion stays."""
-        rollout = self._open(rollout_id)
-        self.registry.publish_traffic_plan(rollout.model, None)
-        ended = self.records.end(rollout.id, state=STOPPED, decision="stop", reason=reason or "stopped", actor=actor)
-        self._audit(actor, "rollout.stop", ended, client, reason=reason)
-        return ended
+        return self._withdraw(rollout_id, STOPPED, "stop", actor, reason or "stopped", client, {})
 
     def rollback(
         self,
@@ -183,10 +179,23 @@ class RolloutControl:
         client: str | None = None,
     ) -> Rollout:
         """The candidate leaves the traffic, with the evidence in the audit log; the champion stays."""
+        return self._withdraw(rollout_id, ROLLED_BACK, "rollback", actor, reason, client, evidence or {})
+
+    def _withdraw(
+        self,
+        rollout_id: int,
+        state: str,
+        decision: str,
+        actor: str,
+        reason: str,
+        client: str | None,
+        evidence: dict[str, Any],
+    ) -> Rollout:
+        """The candidate out of the traffic first (servers follow at their next poll), then the rollout ended."""
         rollout = self._open(rollout_id)
         self.registry.publish_traffic_plan(rollout.model, None)
-        ended = self.records.end(rollout.id, state=ROLLED_BACK, decision="rollback", reason=reason, actor=actor)
-        self._audit(actor, "rollout.rollback", ended, client, reason=reason, detail=evidence or {})
+        ended = self.records.end(rollout.id, state=state, decision=decision, reason=reason, actor=actor)
+        self._audit(actor, f"rollout.{decision}", ended, client, reason=reason, detail=evidence)
         return ended
 
     def promote(

@@ -356,6 +356,8 @@ class ModelSlot:
 
     def _poll_once(self) -> None:
         self.refresh()
+        if self._registry_down_logged:
+            return  # the followers would wait for the same unreachable registry; they keep what they have
         for follow in self.followers:
             follow()
 

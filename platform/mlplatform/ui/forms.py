@@ -368,41 +368,6 @@ def start_rollout(
     return render.redirect(f"{model_url(name)}#rollout", Flash("ok", text))
 
 
-def _rollout_change(action: Literal["pause", "resume", "stop", "evaluate"]) -> Any:
-    """The form of one rollout action; each is permitted and audited under its own name, as the REST routes are."""
-
-    def change(
-        rollout_id: Annotated[int, Path(gt=0, le=2**31 - 1)],
-        request: Request,
-        services: Services,
-        render: Render,
-        principal: Principal,
-        reason: ReasonField = "",
-    ) -> Response:
-        rollout = services.rollout_records.get(rollout_id)
-        target = model_url(rollout.model) + "#rollout" if rollout else "/"
-        try:
-            if action == "evaluate":
-                detail = rollouts.evaluate_now(services, rollout_id)
-                latest = detail.evaluations[-1] if detail.evaluations else None
-                text = f"Evaluated: {latest.verdict}: {latest.reason}" if latest else "Evaluated."
-                return render.redirect(target, Flash("ok", text))
-            body = validated(RolloutActionRequest, reason=reason.strip() or None)
-            changed = rollouts.act(request, services, principal, rollout_id, action, body)
-        except (Problem, FormError) as refusal:
-            return render.redirect(target, refused(refusal))
-        return render.redirect(target, Flash("ok", f"Rollout {changed.id} is {changed.state.replace('_', ' ')}."))
-
-    # The action is this closure's: its dependency is set as an object, which FastAPI takes as it is (the module's
-    # string annotations are resolved against module globals, where no ``action`` lives).
-    change.__annotations__["principal"] = Annotated[Principal, Depends(permit(f"rollout.{action}", "data-scientist"))]
-    return change
-
-
-for _action in ("pause", "resume", "stop", "evaluate"):
-    router.post(f"/rollouts/{{rollout_id}}/{_action}")(_rollout_change(_action))
-
-
 @router.post("/rollouts/{rollout_id}/decide")
 def decide_rollout(
     rollout_id: Annotated[int, Path(gt=0, le=2**31 - 1)],
@@ -421,3 +386,28 @@ def decide_rollout(
     except (Problem, FormError) as refusal:
         return render.redirect(target, refused(refusal))
     return render.redirect(target, Flash("ok", f"Rollout {decided.id}: {decided.state.replace('_', ' ')}."))
+
+
+@router.post("/rollouts/{rollout_id}/{action}")  # after decide: its path must win
+def change_rollout(
+    rollout_id: Annotated[int, Path(gt=0, le=2**31 - 1)],
+    action: Annotated[Literal["pause", "resume", "stop", "evaluate"], Path()],
+    request: Request,
+    services: Services,
+    render: Render,
+    principal: Annotated[Principal, Depends(permit("rollout.change", "data-scientist"))],
+    reason: ReasonField = "",
+) -> Response:
+    rollout = services.rollout_records.get(rollout_id)
+    target = model_url(rollout.model) + "#rollout" if rollout else "/"
+    try:
+        if action == "evaluate":
+            detail = rollouts.evaluate_now(services, rollout_id)
+            latest = detail.evaluations[-1] if detail.evaluations else None
+            text = f"Evaluated: {latest.verdict}: {latest.reason}" if latest else "Evaluated."
+            return render.redirect(target, Flash("ok", text))
+        body = validated(RolloutActionRequest, reason=reason.strip() or None)
+        changed = rollouts.act(request, services, principal, rollout_id, action, body)
+    except (Problem, FormError) as refusal:
+        return render.redirect(target, refused(refusal))
+    return render.redirect(target, Flash("ok", f"Rollout {changed.id} is {changed.state.replace('_', ' ')}."))

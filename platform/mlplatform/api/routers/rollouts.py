@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
@@ -59,41 +59,6 @@ def get_rollout(
     return rollouts.get_rollout(services, rollout_id)
 
 
-@router.post("/rollouts/{rollout_id}/pause", responses=CHANGE_PROBLEMS, summary="Champion only until resumed")
-def pause_rollout(
-    rollout_id: RolloutPath,
-    request: Request,
-    services: Services,
-    principal: Annotated[Principal, Depends(permit("rollout.pause", "data-scientist"))],
-    body: RolloutActionRequest | None = None,
-) -> RolloutOut:
-    return rollouts.act(request, services, principal, rollout_id, "pause", body)
-
-
-@router.post("/rollouts/{rollout_id}/resume", responses=CHANGE_PROBLEMS, summary="Route to the candidate again")
-def resume_rollout(
-    rollout_id: RolloutPath,
-    request: Request,
-    services: Services,
-    principal: Annotated[Principal, Depends(permit("rollout.resume", "data-scientist"))],
-    body: RolloutActionRequest | None = None,
-) -> RolloutOut:
-    return rollouts.act(request, services, principal, rollout_id, "resume", body)
-
-
-@router.post(
-    "/rollouts/{rollout_id}/stop", responses=CHANGE_PROBLEMS, summary="End the rollout undecided; the champion stays"
-)
-def stop_rollout(
-    rollout_id: RolloutPath,
-    request: Request,
-    services: Services,
-    principal: Annotated[Principal, Depends(permit("rollout.stop", "data-scientist"))],
-    body: RolloutActionRequest | None = None,
-) -> RolloutOut:
-    return rollouts.act(request, services, principal, rollout_id, "stop", body)
-
-
 @router.post(
     "/rollouts/{rollout_id}/decide",
     responses=CHANGE_PROBLEMS,
@@ -120,3 +85,19 @@ def evaluate_rollout(
     _: Annotated[Principal, Depends(permit("rollout.evaluate", "data-scientist"))],
 ) -> RolloutDetailOut:
     return rollouts.evaluate_now(services, rollout_id)
+
+
+@router.post(
+    "/rollouts/{rollout_id}/{action}",
+    responses=CHANGE_PROBLEMS,
+    summary="pause (the champion answers everything), resume, or stop (end undecided; the champion stays)",
+)
+def change_rollout(
+    rollout_id: RolloutPath,
+    action: Annotated[Literal["pause", "resume", "stop"], Path(description="What to do with the rollout.")],
+    request: Request,
+    services: Services,
+    principal: Annotated[Principal, Depends(permit("rollout.change", "data-scientist"))],
+    body: RolloutActionRequest | None = None,
+) -> RolloutOut:
+    return rollouts.act(request, services, principal, rollout_id, action, body)
