@@ -1,7 +1,7 @@
 """The chart's pods from the images: they start as the chart says (uid 10001, read-only root filesystem, every
 capability dropped), MLflow and the API pass their readiness probes, the API logs a user in, a model registered
-into the containerised MLflow is served by the serving image with its online features, and the Airflow image
-parses the DAGs."""
+into the containerised MLflow is served by the serving image with its online features, a second version rolled out
+as a split is answered by the same Deployment per customer, and the Airflow image parses the DAGs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import json
 
 import httpx
 
+from mlplatform.registry.traffic import TrafficPlan
 from tests.images.conftest import ADMIN, IMAGES, Release
+from tests.support.waiting import wait_for
 
 # The bundled example model (pipelines/models, copied into the images) and a small data set for it.
 MODEL = "fraud_detector"
@@ -18,6 +20,26 @@ TRAIN_IN_PROCESS = (
     "from mlplatform.training.pipeline import TrainingRequest, run_all\n"
     "outcome = run_all(get_settings(), TrainingRequest(model={model!r}, run_key='smoke', actor='smoke'))\n"
     "print(outcome.version, outcome.promoted)\n"
+)
+ROLL_OUT_IN_PROCESS = (
+    "from mlplatform.config import get_settings\n"
+    "from mlplatform.registry.mlflow_registry import ModelRegistry\n"
+    "from mlplatform.rollouts.control import RolloutControl\n"
+    "from mlplatform.specs import find_spec\n"
+    "from mlplatform.store import PlatformStore\n"
+    "from mlplatform.store.audit import AuditLog\n"
+    "from mlplatform.store.rollouts import RolloutRecords\n"
+    "from mlplatform.training.pipeline import TrainingRequest, run_all\n"
+    "settings = get_settings()\n"
+    "request = TrainingRequest(\n"
+    "    model={model!r}, run_key='smoke-candidate', actor='smoke', estimator_params={{'max_iter': 3}}\n"
+    ")\n"
+    "outcome = run_all(settings, request)\n"
+    "store = PlatformStore.connect(settings.db_url)\n"
+    "control = RolloutControl(RolloutRecords(store), ModelRegistry(settings, store=store), AuditLog(store))\n"
+    "spec = find_spec(settings.model_roots, {model!r})\n"
+    "rollout = control.start(spec, outcome.version, actor='smoke', mode='split', share=0.5)\n"
+    "print(outcome.version, outcome.promoted, rollout.id)\n"
 )
 PARSE_DAGS = (
     "import json\n"
@@ -94,6 +116,33 @@ def test_a_registered_model_is_served_with_its_online_features(release: Release)
     (container,) = server["spec"]["template"]["spec"]["containers"]
     config = release.podman.inspect(release.container(server, container["name"]))
     assert config["Config"]["User"].split(":")[0] == "10001" and config["HostConfig"]["ReadonlyRootfs"] is True
+    _a_rollout_splits_the_same_deployment(release, version)
+
+
+def _a_rollout_splits_the_same_deployment(release: Release, champion: str) -> None:
+    """A second version rolled out as a 50 % split from the platform pod (as the API would): the chart's one model
+    server Deployment follows the registry's traffic plan and answers each customer by its arm."""
+    platform = release.workload("Deployment", "platform")
+    candidate, promoted, rollout = release.exec(
+        platform, "api", "python", "-c", ROLL_OUT_IN_PROCESS.format(model=MODEL)
+    ).split()[-3:]
+    assert promoted == "False" and candidate != champion
+    plan = TrafficPlan(int(rollout), candidate, "split", 0.5)
+    customers = list(range(1001, 1041))
+    expected = {customer: candidate if plan.candidate_answers(customer) else champion for customer in customers}
+
+    def split() -> dict[int, str] | None:
+        answer = httpx.post(
+            f"http://127.0.0.1:{release.ports['serving']}/predict",
+            json={"entities": [{"customer_id": customer, "amount": 42.0} for customer in customers]},
+            headers={"Authorization": f"Bearer {release.serving_token}"},
+            timeout=30,
+        ).json()
+        versions = {item["customer_id"]: item.get("version") for item in answer["predictions"]}
+        return versions if candidate in versions.values() else None
+
+    answered = wait_for(split, 120, "the model server to follow the rollout's plan", interval=1.0)
+    assert answered and all(version == expected[customer] for customer, version in answered.items()), answered
 
 
 def test_the_airflow_image_parses_the_dags(release: Release) -> None:
