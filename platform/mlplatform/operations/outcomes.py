@@ -6,11 +6,9 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-import pandas as pd
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 
-from mlplatform.monitoring.outcomes import LabelError, normalise_labels
 from mlplatform.operations.access import Principal, record
 from mlplatform.operations.problems import Problem
 from mlplatform.operations.services import ApiServices
@@ -60,6 +58,10 @@ class QualityOut(BaseModel):
 
 def ingest(request: Request, services: ApiServices, principal: Principal, name: str, body: LabelsRequest) -> IngestOut:
     """Store the labels once each, then measure the quality; a bad row refuses the whole request (422 naming it)."""
+    import pandas as pd  # the API's other routes start without it
+
+    from mlplatform.monitoring.outcomes import LabelError, normalise_labels
+
     spec = services.spec(name)
     source = body.source or f"api:{principal.username}"
     try:

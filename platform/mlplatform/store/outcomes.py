@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import JSON, BigInteger, DateTime, Double, Index, Integer, String, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -20,6 +19,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from mlplatform.store.models import Base, as_utc
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from mlplatform.store.db import PlatformStore
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -113,6 +114,8 @@ class OutcomeRecords:
         """Store normalised labels (``monitoring.outcomes.LABEL_COLUMNS``) once each: a label already stored (or
         repeated in the batch) with the same value is a duplicate; with another value, a conflict, reported and
         not applied (a correction is a decision, not an upload)."""
+        import pandas as pd
+
         now = datetime.now(UTC)
         rows = [
             (
@@ -173,6 +176,8 @@ class OutcomeRecords:
 
     def labels(self, model: str, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
         """Labels of ``model`` (``LABEL_COLUMNS``): those by request id all, those by event time inside the window."""
+        import pandas as pd
+
         query = select(
             OutcomeLabelRow.entity_value, OutcomeLabelRow.request_id, OutcomeLabelRow.event_ts, OutcomeLabelRow.label
         ).where(OutcomeLabelRow.model_name == model)
