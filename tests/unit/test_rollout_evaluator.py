@@ -13,7 +13,7 @@ import pandas as pd
 from mlplatform.predictions.records import PredictionRecord
 from mlplatform.predictions.writer import open_prediction_log
 from mlplatform.store.outcomes import OutcomeRecords
-from tests.support.api_world import MODEL, World
+from tests.support.api_world import MODEL, World, logged_in
 
 ENTITIES = 400
 
@@ -109,6 +109,10 @@ def test_a_better_candidate_in_shadow_is_promoted_through_the_gate(world: World)
     assert world.registry.aliases[MODEL]["champion"] == "4" and MODEL not in world.registry.plans
     promoted = world.audit(action="rollout.promote")
     assert promoted and promoted[0].actor == "rollout-evaluator" and "test" in promoted[0].detail
+    logged_in(world, "viewer")
+    page = world.client.get(f"/models/{MODEL}").text
+    assert 'data-testid="rollout-state">promoted' in page and "the candidate&#39;s loss is lower" in page
+    assert 'data-plotly="chart-rollout-difference"' in page and 'data-plotly="chart-rollout-arms"' in page
 
 
 def test_a_failing_candidate_is_rolled_back_by_the_guardrail_before_any_label(world: World) -> None:

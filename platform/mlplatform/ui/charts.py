@@ -251,6 +251,13 @@ def rollout_difference(evaluations: list[RolloutEvaluation], min_effect: float, 
             mode="lines+markers",
             name="estimate",
             line={"color": PALETTE[0]},
+            # the band also as bars: one evaluation has no area to fill
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [(item.upper or 0.0) - (item.estimate or 0.0) for item in tested],
+                "arrayminus": [(item.estimate or 0.0) - (item.lower or 0.0) for item in tested],
+            },
         )
     )
     figure.add_hline(y=0, line={"color": "#4a5568", "width": 1})
