@@ -22,22 +22,20 @@ labels_app = typer.Typer(
     help="Late labels of served predictions, and the online quality they measure.", no_args_is_help=True
 )
 BATCH_ROWS = 5_000
-MAX_FILE_ROWS = 1_000_000
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The file's rows as JSON values (times as ISO 8601, missing values as null)."""
+    """The file's rows as JSON values (times as ISO 8601, missing values as null); a file that cannot be read (or
+    holds more rows than one ingest takes) ends the command with the reason."""
     import pandas as pd
 
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    elif suffix == ".csv":
-        frame = pd.read_csv(path, nrows=MAX_FILE_ROWS + 1, dtype={"request_id": "string"})
-    else:
-        fail(f"{path}: labels must be a .parquet or .csv file")
-    if len(frame) > MAX_FILE_ROWS:
-        fail(f"{path}: more than {MAX_FILE_ROWS} rows: split the file")
+    from mlplatform.monitoring.outcomes import LabelError, read_label_table
+
+    try:
+        frame = read_label_table(path)
+    except LabelError as error:
+        fail(str(error))
+        raise  # unreachable: fail() exits
     for column in frame.columns:
         if pd.api.types.is_datetime64_any_dtype(frame[column]):
             frame[column] = frame[column].map(lambda moment: None if pd.isna(moment) else moment.isoformat())

@@ -45,8 +45,9 @@ class LabelError(ValueError):
     """Labels that cannot be used; the message names the file (or the request), the column and the rows."""
 
 
-def read_label_file(path: Path, spec: ModelSpec) -> pd.DataFrame:
-    """The labels of a parquet or CSV file, normalised (``LABEL_COLUMNS``); ``LabelError`` for anything wrong."""
+def read_label_table(path: Path) -> pd.DataFrame:
+    """A parquet or CSV file of labels as it is, within ``MAX_LABEL_ROWS``: what the CLI sends and
+    ``read_label_file`` checks; ``LabelError`` for a file that cannot be read."""
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
@@ -55,18 +56,22 @@ def read_label_file(path: Path, spec: ModelSpec) -> pd.DataFrame:
             rows = pq.ParquetFile(path).metadata.num_rows
             if rows > MAX_LABEL_ROWS:
                 raise LabelError(f"{path}: {rows} rows; at most {MAX_LABEL_ROWS} per ingest: split the file")
-            frame = pd.read_parquet(path)
-        elif suffix == ".csv":
+            return pd.read_parquet(path)
+        if suffix == ".csv":
             frame = pd.read_csv(path, nrows=MAX_LABEL_ROWS + 1, dtype={"request_id": "string"})
             if len(frame) > MAX_LABEL_ROWS:
                 raise LabelError(f"{path}: more than {MAX_LABEL_ROWS} rows per ingest: split the file")
-        else:
-            raise LabelError(f"{path}: labels must be a .parquet or .csv file")
+            return frame
+        raise LabelError(f"{path}: labels must be a .parquet or .csv file")
     except (OSError, ValueError) as error:
         if isinstance(error, LabelError):
             raise
         raise LabelError(f"{path}: cannot read labels: {error}") from None
-    return normalise_labels(frame, spec, str(path))
+
+
+def read_label_file(path: Path, spec: ModelSpec) -> pd.DataFrame:
+    """The labels of a parquet or CSV file, normalised (``LABEL_COLUMNS``); ``LabelError`` for anything wrong."""
+    return normalise_labels(read_label_table(path), spec, str(path))
 
 
 def normalise_labels(frame: pd.DataFrame, spec: ModelSpec, where: str) -> pd.DataFrame:
