@@ -183,6 +183,13 @@ def test_the_cli_ingests_a_file_through_the_api(world: World, tmp_path: Path, mo
         headers=world.as_role("data-scientist"),
     )
     assert answer.status_code == 200 and answer.json()["inserted"] == 1
+    assert answer.json()["joined"]["labels"] >= 1  # measured after this (single) request
+    deferred = world.client.post(
+        f"/api/v1/models/{MODEL}/labels",
+        json={"labels": [{"customer_id": 3, "is_fraud": 0, "request_id": "r3"}], "measure_quality": False},
+        headers=world.as_role("data-scientist"),
+    )
+    assert deferred.status_code == 200 and (deferred.json()["joined"], deferred.json()["quality"]) == ({}, [])
     events = world.audit(action="outcomes.ingest")
     assert events and events[0].detail == {"inserted": 1, "duplicates": 0, "conflicts": 0}
     assert (

@@ -67,7 +67,8 @@ def ingest(
     with api(ctx) as client:
         for first in range(0, len(rows), BATCH_ROWS):
             try:
-                answers.append(client.ingest_labels(model, rows[first : first + BATCH_ROWS], file.name))
+                final = first + BATCH_ROWS >= len(rows)  # the quality is measured once, after the last batch
+                answers.append(client.ingest_labels(model, rows[first : first + BATCH_ROWS], file.name, final))
             except PlatformError as error:
                 last = min(first + BATCH_ROWS, len(rows)) - 1
                 kept = f"rows 0-{first - 1} were stored; " if first else ""

@@ -139,8 +139,9 @@ class PlatformClient:
         body = {"decision": decision, "reason": reason}
         return self._object("POST", f"/api/v1/rollouts/{rollout_id}/decide", json=body)
 
-    def ingest_labels(self, name: str, rows: list[dict[str, Any]], source: str) -> dict[str, Any]:
-        return self._object("POST", f"/api/v1/models/{name}/labels", json={"labels": rows, "source": source})
+    def ingest_labels(self, name: str, rows: list[dict[str, Any]], source: str, measure: bool = True) -> dict[str, Any]:
+        body = {"labels": rows, "source": source, "measure_quality": measure}
+        return self._object("POST", f"/api/v1/models/{name}/labels", json=body)
 
     def quality(self, name: str) -> list[dict[str, Any]]:
         return self._list("GET", f"/api/v1/models/{name}/quality")

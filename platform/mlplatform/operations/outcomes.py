@@ -35,6 +35,11 @@ class LabelsRequest(BaseModel):
     source: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
         None, description="Where the labels come from (a file name, a system); kept with each label."
     )
+    measure_quality: bool = Field(
+        True,
+        description="Measure the online quality after storing (it reads the quality window of the prediction log): "
+        "a client sending a file in several requests asks for it with the last one only.",
+    )
 
 
 class IngestOut(BaseModel):
@@ -73,7 +78,7 @@ def ingest(request: Request, services: ApiServices, principal: Principal, name: 
         raise Problem(409, str(error), slug="concurrent-ingest", title="Concurrent ingest") from None
     from mlplatform.monitoring.quality import refresh_quality
 
-    quality, counts = refresh_quality(services.settings, services.store, spec)
+    quality, counts = refresh_quality(services.settings, services.store, spec) if body.measure_quality else ([], {})
     detail = {"inserted": stored.inserted, "duplicates": stored.duplicates, "conflicts": len(stored.conflicts)}
     record(request, principal.username, "outcomes.ingest", name, RESULT_OK, reason=source, detail=detail)
     return IngestOut(
