@@ -45,6 +45,7 @@ def test_schema_and_plausibility(small: Path) -> None:
         "amount",
         "merchant_category",
         "is_fraud",
+        "labelled_at",
     ]
     assert list(frames["transaction_stats"].columns) == ["customer_id", "event_timestamp", *TRANSACTION_STATS_FEATURES]
     assert list(frames["customer_profile"].columns) == [
@@ -65,6 +66,10 @@ def test_schema_and_plausibility(small: Path) -> None:
     assert txns["event_timestamp"].min() >= END - timedelta(days=20)
     assert txns["event_timestamp"].max() < END
     assert 0.01 <= txns["is_fraud"].mean() <= 0.03
+    delay_days = (txns["labelled_at"] - txns["event_timestamp"]).dt.total_seconds() / 86_400
+    fraud = txns["is_fraud"] == 1
+    assert delay_days[~fraud].between(2, 10).all()
+    assert 2 <= delay_days[fraud].median() <= 4 and (delay_days[fraud] > 0).all()
     fraud_median = txns.loc[txns["is_fraud"] == 1, "amount"].median()
     assert fraud_median > 2 * txns.loc[txns["is_fraud"] == 0, "amount"].median()
 
@@ -151,7 +156,7 @@ def test_signal_is_learnable(tmp_path: Path) -> None:
     data["amount_to_mean_7d"] = data["amount"] / data["amount_mean_7d"]
     data["amount_zscore_30d"] = (data["amount"] - data["amount_mean_30d"]) / data["amount_std_30d"]
     features = [c for c in data.columns if c not in {"transaction_id", "customer_id", "event_timestamp"}]
-    features = [c for c in features if c not in {"merchant_category", "is_fraud"}]
+    features = [c for c in features if c not in {"merchant_category", "is_fraud", "labelled_at"}]
     cut = data["event_timestamp"].quantile(0.7)
     train, test = data[data["event_timestamp"] < cut], data[data["event_timestamp"] >= cut]
     model = sklearn_ensemble.HistGradientBoostingClassifier(max_iter=60, random_state=0).fit(

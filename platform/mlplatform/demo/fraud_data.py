@@ -11,6 +11,10 @@ features the Feast repository serves, and only from those:
 * new accounts (``account_age_days``) and risky home regions (``home_region_risk``) see more episodes;
 * fraud prefers night hours and risky merchant categories (in the labelled data, for models that use them).
 
+Labels arrive late, as they do at a card issuer (``labelled_at``): a fraud is known when its chargeback comes in,
+days after the authorisation (log-normal, median 3 days); a legitimate transaction is known once its statement
+closes undisputed (2 to 10 days).  The rollout demo delivers each label that long after its request was scored.
+
 Every aggregate snapshot at time ``s`` is computed from transactions strictly before ``s``.  Snapshots are
 written one second after each transaction (so the latest snapshot at a later transaction holds all earlier ones,
 offline and online alike) and at every midnight (so features never go stale beyond a day).
@@ -45,6 +49,8 @@ WARMUP_DAYS = 30
 DAY = 86_400
 HOUR = 3_600
 _SNAPSHOT_LAG_S = 1
+_CHARGEBACK_MEDIAN_DAYS = 3.0
+_STATEMENT_DAYS = (2.0, 10.0)
 """A transaction's aggregate snapshot is stamped this long after it, so it includes the transaction."""
 
 CATEGORIES = (
@@ -144,7 +150,7 @@ def generate(
     end_s = int(end.timestamp())
     start_s = end_s - days * DAY
     warm_s = start_s - WARMUP_DAYS * DAY
-    streams = np.random.SeedSequence(seed).spawn(6)
+    streams = np.random.SeedSequence(seed).spawn(8)
     rngs = [np.random.default_rng(stream) for stream in streams]
 
     say(f"customers: {customers}")
@@ -160,7 +166,7 @@ def generate(
     say(f"aggregates over {len(txns):,} transactions")
     stats = transaction_stats(txns, people.ids, people.created_s, start_s, end_s)
     profile = _profiles(rngs[5], people, start_s, end_s)
-    labelled = _labelled(txns, start_s)
+    labelled = _labelled(txns, start_s, _label_delays(rngs[6], rngs[7], txns))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {name: out_dir / f"{name}.parquet" for name in ("customer_profile", "transaction_stats", "transactions")}
@@ -430,9 +436,24 @@ def _profiles(rng: np.random.Generator, people: _Customers, start_s: int, end_s:
     return profile.sort_values(["event_timestamp", "customer_id"], kind="stable", ignore_index=True)
 
 
-def _labelled(txns: pd.DataFrame, start_s: int) -> pd.DataFrame:
+def _label_delays(rng_fraud: np.random.Generator, rng_legit: np.random.Generator, txns: pd.DataFrame) -> np.ndarray:
+    """Seconds from each transaction to its label: a chargeback for fraud, a closed statement for the rest.
+
+    Drawn per transaction id from streams of their own, so a transaction keeps its delay when drift adds others.
+    """
+    ids = txns["transaction_id"].to_numpy()
+    size = int(ids.max()) + 1 if len(ids) else 0
+    chargeback = np.exp(np.log(_CHARGEBACK_MEDIAN_DAYS) + 0.7 * rng_fraud.standard_normal(size))[ids]
+    statement = rng_legit.uniform(*_STATEMENT_DAYS, size)[ids]
+    days = np.where(txns["is_fraud"].to_numpy() == 1, chargeback, statement)
+    delays: np.ndarray = np.round(days * DAY).astype(np.int64)
+    return delays
+
+
+def _labelled(txns: pd.DataFrame, start_s: int, label_delays: np.ndarray) -> pd.DataFrame:
     """The labelled entity rows: transactions inside the range (the warm-up only feeds the aggregates)."""
-    inside = txns[txns["_t"] >= start_s]
+    inside_mask = (txns["_t"] >= start_s).to_numpy()
+    inside = txns[inside_mask]
     return pd.DataFrame(
         {
             "transaction_id": inside["transaction_id"].to_numpy(),
@@ -441,6 +462,7 @@ def _labelled(txns: pd.DataFrame, start_s: int) -> pd.DataFrame:
             "amount": inside["amount"].to_numpy(dtype=float),
             "merchant_category": inside["merchant_category"].to_numpy(dtype=object),
             "is_fraud": inside["is_fraud"].to_numpy(dtype=np.int64),
+            "labelled_at": _utc(inside["_t"].to_numpy() + label_delays[inside_mask]),
         }
     )
 
