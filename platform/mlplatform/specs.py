@@ -356,7 +356,17 @@ class GuardrailsSpec(_Strict):
         description="Candidate's failure rate over the champion's (each at least 0.1 %) above which it stops.",
     )
     max_latency_ratio: float = Field(
-        3.0, gt=1.0, description="Candidate's p99 scoring time over the champion's above which it stops."
+        3.0,
+        gt=1.0,
+        description="Candidate's p99 scoring time over the champion's (each at least latency_floor_ms) above which "
+        "it stops.",
+    )
+    latency_floor_ms: float = Field(
+        10.0,
+        ge=0.0,
+        le=60_000.0,
+        description="p99 scoring times below this count as this in the latency ratio: sub-millisecond scorings "
+        "jitter by thread switches (a shadow scores on its own thread), which says nothing about the model.",
     )
     max_prediction_shift: float = Field(
         0.5,

@@ -5,7 +5,8 @@ they judge a shadow rollout before any label arrives:
 
 * **errors**: the candidate's failure rate over the champion's (each floored at ``ERROR_RATE_FLOOR``, so one
   failure against a clean champion is not an infinite ratio);
-* **latency**: the candidate's p99 scoring time over the champion's;
+* **latency**: the candidate's p99 scoring time over the champion's, each floored at ``latency_floor_ms`` (a
+  sub-millisecond scoring's p99 is the interpreter's thread-switch jitter, several ms, not the model's cost);
 * **prediction shift**: the two-sample Kolmogorov-Smirnov distance between the arms' predictions (in shadow the
   same entities, in a split two random halves of them): a candidate that predicts very differently is stopped
   before its outcomes say whether differently means better.
@@ -95,8 +96,11 @@ def check_guardrails(
             waiting,
         )
     ]
+    floor = limits.latency_floor_ms / 1000.0
     latency_ratio = (
-        mine.p99_latency_s / theirs.p99_latency_s if mine.p99_latency_s is not None and theirs.p99_latency_s else None
+        max(mine.p99_latency_s, floor) / max(theirs.p99_latency_s, floor, 1e-9)
+        if mine.p99_latency_s is not None and theirs.p99_latency_s is not None
+        else None
     )
     checks.append(
         _check(
