@@ -164,7 +164,7 @@ def test_a_breached_guardrail_rolls_back_within_one_evaluation_interval(
     records = RolloutRecords(store)
     control = RolloutControl(records, registry, AuditLog(store))
     spec = find_spec(settings.model_roots, MODEL)
-    rollout = control.start(spec, served_world.versions[1], actor="pytest", mode="shadow")
+    rollout = control.start(spec, served_world.versions[1], actor="pytest", overrides={"mode": "shadow"})
     interval = 3.0
     guardrails = {"max_prediction_shift": 0.001, "min_requests": 10}  # any difference between the versions breaches
     records.change(rollout.id, policy={**rollout.policy, "evaluation_interval": interval, "guardrails": guardrails})

@@ -62,6 +62,32 @@ def test_refusals_name_the_reason(world: World, body: dict[str, Any], status: in
     assert MODEL not in world.registry.plans
 
 
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"min_duration": "2m", "max_duration": "1m"}, "min_duration must be shorter than max_duration"),
+        ({"evaluation_interval": "soon"}, "evaluation_interval"),
+        ({"colour": "blue"}, "colour: Extra inputs are not permitted"),
+        ({"guardrails": {"max_prediction_shift": 2}}, "guardrails.max_prediction_shift"),
+    ],
+)
+def test_policy_overrides_are_validated_like_the_spec(world: World, overrides: dict[str, Any], words: str) -> None:
+    """What `mlplatform loop rollout --policy` hands in: a bad override is refused, naming it, and nothing starts."""
+    from mlplatform.rollouts.control import RolloutError
+
+    spec = world.services.spec(MODEL)
+    with pytest.raises(RolloutError, match=words):
+        world.services.rollout_control.start(spec, "4", actor="pytest", overrides=overrides)
+    assert MODEL not in world.registry.plans and world.services.rollout_records.open_for(MODEL) is None
+    overrides = {"max_duration": "90s", "guardrails": {"max_prediction_shift": 1.0}}
+    started = world.services.rollout_control.start(spec, "4", actor="pytest", overrides=overrides)
+    assert started.policy["max_duration"] == 90.0 and started.policy["mode"] == spec.rollout.mode
+    guardrails = started.policy["guardrails"]  # a section is overridden field by field
+    assert (
+        guardrails["max_prediction_shift"] == 1.0 and guardrails["min_requests"] == spec.rollout.guardrails.min_requests
+    )
+
+
 def test_one_open_rollout_per_model(world: World) -> None:
     assert start(world).status_code == 201
     again = start(world, candidate="3")

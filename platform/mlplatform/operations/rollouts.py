@@ -136,8 +136,7 @@ def start(
             body.candidate,
             actor=principal.username,
             client=client_address(request),
-            mode=body.mode,
-            share=body.share,
+            overrides={key: value for key, value in (("mode", body.mode), ("share", body.share)) if value is not None},
             reason=body.reason or "",
         )
     return rollout_out(rollout)

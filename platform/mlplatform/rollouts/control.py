@@ -10,7 +10,7 @@ know).  A promotion moves ``champion`` to the candidate through the spec's gate,
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mlplatform.registry.traffic import TrafficPlan
@@ -30,7 +30,7 @@ from mlplatform.training.gate import champion_metrics_for, decide
 
 if TYPE_CHECKING:
     from mlplatform.registry.mlflow_registry import VersionInfo
-    from mlplatform.specs import ModelSpec
+    from mlplatform.specs import ModelSpec, RolloutSpec
     from mlplatform.store.audit import AuditEvent, AuditLog
     from mlplatform.store.db import AliasEvent
 
@@ -60,6 +60,29 @@ class RolloutError(ValueError):
 
 class GateRefusedError(RolloutError):
     """The spec's promotion gate refuses the candidate: the rollout waits for a person."""
+
+
+def overlay(policy: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``policy`` with ``overrides`` laid over it; a section (``guardrails``) is overridden field by field."""
+    merged = dict(policy)
+    for key, value in overrides.items():
+        section = merged.get(key)
+        merged[key] = {**section, **value} if isinstance(value, Mapping) and isinstance(section, Mapping) else value
+    return merged
+
+
+def _policy(spec: ModelSpec, overrides: Mapping[str, Any]) -> RolloutSpec:
+    """The spec's rollout policy with this rollout's overrides, validated as a whole (a bad value or an unknown
+    field is refused, naming it)."""
+    from pydantic import ValidationError
+
+    from mlplatform.specs import RolloutSpec
+
+    try:
+        return RolloutSpec.model_validate(overlay(spec.rollout.model_dump(), overrides))
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'policy'}: {e['msg']}" for e in error.errors())
+        raise RolloutError(f"rollout policy of {spec.name}: {problems}") from None
 
 
 def plan_of(rollout: Rollout) -> TrafficPlan | None:
@@ -92,22 +115,19 @@ class RolloutControl:
         *,
         actor: str,
         client: str | None = None,
-        mode: str | None = None,
-        share: float | None = None,
+        overrides: Mapping[str, Any] | None = None,
         reason: str = "",
     ) -> Rollout:
         """Roll ``candidate`` (a version number or an alias such as ``challenger``) out against the champion under
-        the spec's policy (``mode`` and ``share`` may be overridden for this rollout)."""
+        the spec's policy, with ``overrides`` of its fields for this rollout (e.g. ``mode``, ``share``), validated
+        like the spec itself (``RolloutError`` names a bad one)."""
         version = self._candidate_version(spec.name, candidate)
         champion = self.registry.alias_holder(spec.name, CHAMPION)
         if champion is None:
             raise RolloutError(f"{spec.name} has no champion to roll {candidate} out against: promote a version first")
         if champion.version == version:
             raise RolloutError(f"version {version} is already the champion of {spec.name}")
-        policy = spec.rollout.model_copy(
-            update={key: value for key, value in (("mode", mode), ("share", share)) if value is not None}
-        )
-        policy = type(spec.rollout).model_validate(policy.model_dump())  # an override is validated like the spec
+        policy = _policy(spec, overrides or {})
         rollout = self.records.start(
             model=spec.name,
             candidate_version=version,
