@@ -21,7 +21,7 @@ import yaml
 
 from mlplatform.config import Settings
 from mlplatform.registry.lineage import Lineage
-from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry, mlflow_client
+from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, ModelRegistry, mlflow_client
 from mlplatform.specs import TASK_METRICS, SpecError, find_spec
 from mlplatform.training import estimators
 from mlplatform.training.evaluate import model_outputs, prediction_column
@@ -301,6 +301,29 @@ def test_lower_is_better_gate_keeps_the_champion_with_the_lower_error(matrix_set
     assert decision.champion_score is not None and decision.champion_score < metrics["rmse"]
     assert f"does not beat champion v{champion}" in decision.summary and "lower is better" in decision.summary
     assert ModelRegistry(settings).alias_holder(name, CHAMPION).version == champion  # type: ignore[union-attr]
+
+
+def test_a_better_version_asked_not_to_be_promoted_passes_the_gate_and_stays_challenger(
+    matrix_settings: Settings,
+) -> None:
+    """`train --no-promote`: the gate is applied and recorded, the champion stays, a rollout decides."""
+    settings = matrix_settings
+    name = "m_reg_kept"
+    write_spec(
+        settings.user_models_dir, name, "regression", _pipeline({"class_path": "sklearn.linear_model.Ridge"}, "ridge")
+    )
+    frame = synthetic_training_set("regression")
+    versions = []
+    for key, extra in (("matrix/kept-1", {"estimator_params": {"ridge__alpha": 1e3}}), ("matrix/kept-2", {})):
+        request = _request(name, key, promote=key.endswith("1"), **extra)
+        run_id = stage_run(settings, request, frame)
+        train_and_evaluate(settings, request, run_id)
+        versions.append(register_version(settings, request, run_id))
+        decision = gate_and_promote(settings, request, versions[-1])
+    assert decision.passed and "beats champion" in decision.summary and "not promoted" in decision.reasons[-1]
+    registry = ModelRegistry(settings)
+    assert registry.alias_holder(name, CHAMPION).version == versions[0]  # type: ignore[union-attr]
+    assert registry.alias_holder(name, CHALLENGER).version == versions[1]  # type: ignore[union-attr]
 
 
 def test_an_estimator_that_does_not_fit_the_task_is_refused_before_fitting(matrix_settings: Settings) -> None:

@@ -307,7 +307,12 @@ def test_rollback_moves_champion_to_the_previous_holder(world: World) -> None:
 def test_train_passes_overrides_as_dag_conf(world: World) -> None:
     response = world.client.post(
         f"/api/v1/models/{MODEL}/training-runs",
-        json={"estimator_params": {"max_depth": 4, "learning_rate": 0.1}, "window_days": 30, "reason": "tune"},
+        json={
+            "estimator_params": {"max_depth": 4, "learning_rate": 0.1},
+            "window_days": 30,
+            "reason": "tune",
+            "promote": False,
+        },
         headers=world.as_role("data-scientist"),
     )
     assert response.status_code == 202
@@ -317,6 +322,7 @@ def test_train_passes_overrides_as_dag_conf(world: World) -> None:
             "manual__1",
             {
                 "estimator_params": {"max_depth": 4, "learning_rate": 0.1},
+                "promote": False,
                 "reason": "tune",
                 "requested_by": "data_scientist",
                 "window_days": 30,
@@ -337,7 +343,7 @@ def test_train_passes_overrides_as_dag_conf(world: World) -> None:
         ({"max_iter": 10**12}, "max_iter: must be between 1 and 1000, got 1000000000000"),
         ({"max_iter": 40.5}, "max_iter: must be a whole number, got 40.5"),
         ({"loss": "squared_error"}, "loss: must be one of ['log_loss'], got 'squared_error'"),
-        ({"random_state": 1}, "random_state: not overridable for fraud_detector (overridable: early_stopping,"),
+        ({"random_state": 1}, "random_state: not overridable for fraud_detector (overridable: class_weight, early_stopping,"),
     ],
     ids=["beyond-the-bound", "not-whole", "not-a-choice", "not-listed"],
 )

@@ -233,8 +233,9 @@ def test_train_form_sends_typed_overrides_to_airflow(world: World) -> None:
         f"/models/{MODEL}/train",
         csrf,
         reason="tune",
-        params="max_iter=50, learning_rate=0.1 early_stopping=true loss=log_loss",
+        params="max_iter=50, learning_rate=0.1 early_stopping=true loss=log_loss class_weight=balanced",
         window_days="30",
+        stay_challenger="true",
     )
     assert response.headers["location"] == f"/runs?model={MODEL}"
     page = world.client.get(response.headers["location"]).text
@@ -245,7 +246,14 @@ def test_train_form_sends_typed_overrides_to_airflow(world: World) -> None:
             "train_fraud_detector",
             "manual__1",
             {
-                "estimator_params": {"max_iter": 50, "learning_rate": 0.1, "early_stopping": True, "loss": "log_loss"},
+                "estimator_params": {
+                    "max_iter": 50,
+                    "learning_rate": 0.1,
+                    "early_stopping": True,
+                    "loss": "log_loss",
+                    "class_weight": "balanced",
+                },
+                "promote": False,
                 "reason": "tune",
                 "requested_by": "data_scientist",
                 "window_days": 30,

@@ -106,9 +106,9 @@ class PlatformClient:
         return self._object("POST", f"/api/v1/models/{name}/rollback", json={"reason": reason})
 
     def train(
-        self, name: str, estimator_params: dict[str, Any], window_days: int | None, reason: str
+        self, name: str, estimator_params: dict[str, Any], window_days: int | None, reason: str, promote: bool = True
     ) -> dict[str, Any]:
-        body = {"estimator_params": estimator_params, "window_days": window_days, "reason": reason}
+        body = {"estimator_params": estimator_params, "window_days": window_days, "reason": reason, "promote": promote}
         return self._object("POST", f"/api/v1/models/{name}/training-runs", json=body)
 
     def deploy(self, model: str, backend: str | None, reason: str | None, port: int | None = None) -> dict[str, Any]:

@@ -45,6 +45,14 @@ def train(
     ] = None,
     window_days: Annotated[int | None, typer.Option(min=1, help="Days of labelled data to train on.")] = None,
     reason: Annotated[str, typer.Option(help="Why this run is started (recorded as lineage).")] = "manual",
+    promote: Annotated[
+        bool,
+        typer.Option(
+            "--promote/--no-promote",
+            help="--no-promote: a version that passes the gate stays challenger, for a rollout to decide "
+            "(`mlplatform rollouts start MODEL`).",
+        ),
+    ] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the run with --wait.")] = 1800.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the run as JSON (its final state with --wait); progress to stderr.")
@@ -55,7 +63,7 @@ def train(
     overrides = parse_key_values(param or [])
     progress = errors if as_json else console
     with api(ctx) as client:
-        run = _trigger(client, model, overrides, window_days, reason)
+        run = _trigger(client, model, overrides, window_days, reason, promote)
         progress.print(f"triggered [bold]{run['dag_id']}[/] run [cyan]{run['run_id']}[/]")
         if not wait:
             if as_json:
@@ -71,7 +79,7 @@ def train(
 
 
 def _trigger(
-    client: PlatformClient, model: str, overrides: dict[str, Any], window_days: int | None, reason: str
+    client: PlatformClient, model: str, overrides: dict[str, Any], window_days: int | None, reason: str, promote: bool
 ) -> dict[str, Any]:
     """Trigger the run; right after `stack up` Airflow may not have parsed the DAG yet, so a missing DAG is retried."""
     unknown_run: PlatformError | None = None
@@ -79,7 +87,7 @@ def _trigger(
     def started() -> dict[str, Any] | None:
         nonlocal unknown_run
         try:
-            return client.train(model, overrides, window_days, reason)
+            return client.train(model, overrides, window_days, reason, promote)
         except PlatformError as error:
             if error.type != "/problems/unknown-run":
                 raise

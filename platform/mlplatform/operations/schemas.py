@@ -62,6 +62,11 @@ class TrainRequest(_Body):
         json_schema_extra={"additionalProperties": False},
     )
     window_days: int | None = Field(None, ge=1, le=3650, description="Days of labelled data to train on.")
+    promote: bool = Field(
+        True,
+        description="Move champion when the gate passes; false: the version stays challenger, for a rollout to "
+        "decide on outcomes.",
+    )
     reason: Reason = Field(description="Why this run is started (recorded as lineage and in the audit log).")
 
 

@@ -67,6 +67,7 @@ def trigger_training(
         )
     conf: dict[str, Any] = {
         "estimator_params": dict(body.estimator_params),
+        "promote": body.promote,
         "reason": body.reason,
         "requested_by": principal.username,
     }

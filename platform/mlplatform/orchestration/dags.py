@@ -83,6 +83,7 @@ def request_from_context(spec_name: str) -> TrainingRequest:
         window_days=params.get("window_days"),
         window_end=datetime.fromisoformat(window_end) if window_end else None,
         estimator_params=dict(params.get("estimator_params") or {}),
+        promote=bool(params.get("promote", True)),
         dag_id=dag_run.dag_id,
         dag_run_id=dag_run.run_id,
     )
@@ -123,6 +124,7 @@ def build_training_dag(spec: ModelSpec, run_schedule: bool = True) -> DAG:
             "window_days": Param(spec.data.window_days, type="integer", minimum=1, maximum=3650),
             "window_end": Param(None, type=["null", "string"], description="ISO time; default: end of the data"),
             "estimator_params": Param({}, type="object", description="Overrides of the spec's estimator params"),
+            "promote": Param(True, type="boolean", description="false: a passing version stays challenger"),
             "reason": Param("scheduled", type="string", maxLength=500),
             "requested_by": Param("schedule", type="string", maxLength=128),
         },

@@ -21,7 +21,7 @@ import re
 import subprocess
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
@@ -73,6 +73,8 @@ class TrainingRequest:
     estimator_params: dict[str, Any] = field(default_factory=dict)
     dag_id: str | None = None
     dag_run_id: str | None = None
+    promote: bool = True
+    """False: the gate is applied and recorded, but the version stays ``challenger`` (to be rolled out)."""
 
     def __post_init__(self) -> None:
         if not RUN_KEY_PATTERN.match(self.run_key):
@@ -451,8 +453,11 @@ def gate_and_promote(settings: Settings, request: TrainingRequest, version: str)
     )
     if champion is not None and champion.version == version:
         decision = GateDecision(passed=True, reasons=[f"v{version} is already the champion"])
-    elif decision.passed:
+    elif decision.passed and request.promote:
         registry.move_alias(request.model, CHAMPION, version, actor=request.actor, reason=decision.summary)
+    elif decision.passed:
+        kept = "not promoted: the run was asked to leave it challenger (promote=false); a rollout decides"
+        decision = replace(decision, reasons=[*decision.reasons, kept])
     registry.set_version_tags(request.model, version, {Lineage.GATE_TAG: json.dumps(asdict(decision))})
     return decision
 

@@ -205,6 +205,7 @@ def train(
     reason: ReasonField = "",
     window_days: ShortField = "",
     params: ParamsField = "",
+    stay_challenger: Annotated[bool, Form()] = False,
 ) -> Response:
     try:
         body = validated(
@@ -212,6 +213,7 @@ def train(
             reason=reason,
             window_days=window_days.strip() or None,
             estimator_params=parse_params(params),
+            promote=not stay_challenger,
         )
         run = training.trigger_training(request, services, principal, name, body)
     except (Problem, FormError) as refusal:
