@@ -16,7 +16,7 @@ install: ## Create .venv with every extra and the dev tools, exactly as uv.lock 
 
 # The demo's one override: a retrain blocks drift alerts for 60 s instead of 6 h, so `make demo` can run its loop again.
 demo: export MLP_ALERTS__COOLDOWN_S ?= 60
-demo: install ## Stack up, demo data, features, train through Airflow, serve the champion, send traffic, close the loop
+demo: install ## Stack up, demo data, features, train through Airflow, serve the champion, send traffic, close the loop, roll a challenger out
 	$(MLP) stack up
 	$(MLP) data generate
 	$(MLP) features apply
@@ -26,6 +26,8 @@ demo: install ## Stack up, demo data, features, train through Airflow, serve the
 	$(MLP) deploy fraud_detector
 	$(MLP) traffic fraud_detector --requests 300 --rate 50
 	$(MLP) loop run fraud_detector
+	$(MLP) train fraud_detector --param class_weight=balanced --no-promote --wait --reason "make demo: rebalanced classes, left to a rollout"
+	$(MLP) loop rollout fraud_detector --known-at labelled_at
 	@echo "The stack and the model server keep running for exploring. Stop them with: make down"
 	$(MLP) stack status
 

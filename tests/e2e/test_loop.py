@@ -9,6 +9,7 @@ minutes on two cores; the first champion is trained in-process (``driver.prepare
 from __future__ import annotations
 
 import sys
+import time
 from datetime import UTC, datetime
 
 import httpx
@@ -73,6 +74,54 @@ def test_drifted_traffic_ends_with_a_new_champion_serving(e2e_world: E2eWorld) -
 
     answer = predict(deployment, [{"customer_id": 1001, "amount": 42.0}])
     assert str(answer["version"]) == result.new_version
+
+
+ROLLOUT_TIMELINE = ["champion serving", "shadow", "split", "rolled back by the test", "online quality"]
+
+
+def test_a_rebalanced_challenger_is_rolled_back_by_the_test_on_late_labels(e2e_world: E2eWorld) -> None:
+    """`make demo`'s rollout: a challenger trained with balanced class weights beats the champion on ROC AUC (the
+    gate's metric) but its probabilities are inflated; kept challenger (`--no-promote`), it enters as a shadow, then
+    a split, and the platform's evaluator (in the API process) rolls it back on chargebacks that arrive late."""
+    from mlplatform.loop.rollout import OUTCOME_ROLLED_BACK, RolloutOptions, run_rollout
+    from mlplatform.store.audit import AuditLog
+    from mlplatform.training.pipeline import TrainingRequest, run_all
+
+    settings = e2e_world.settings
+    request = TrainingRequest(
+        model=OPTIONS.model,
+        run_key="e2e/rebalanced",
+        actor="pytest",
+        estimator_params={"class_weight": "balanced"},
+        promote=False,
+    )
+    trained = run_all(settings, request)
+    assert not trained.promoted and "not promoted" in trained.decision
+
+    result = run_rollout(settings, RolloutOptions(model=OPTIONS.model, known_at="labelled_at"), on_step=print)
+
+    assert [step.name for step in result.steps] == ROLLOUT_TIMELINE, result.message
+    assert result.outcome == OUTCOME_ROLLED_BACK and result.new_version == trained.version
+    assert result.total_seconds < 100
+    store = PlatformStore.connect(settings.db_url)
+    try:
+        champion = ModelRegistry(settings, store=store).alias_holder(OPTIONS.model, CHAMPION)
+        [rollback] = AuditLog(store).query(action="rollout.rollback")
+    finally:
+        store.dispose()
+    assert champion is not None and champion.version == result.old_version
+    # worse, or credibly not better by the policy's minimum effect
+    assert rollback.actor == "rollout-evaluator" and rollback.detail["test"]["upper"] < 0.01
+    # every customer is the champion's again once the server has read the withdrawn plan (its next alias poll)
+    customers = [{"customer_id": customer, "amount": 42.0} for customer in range(1001, 1041)]
+    answered: set[str] = set()
+    for _ in range(20):
+        answer = predict(e2e_world.fraud, customers)
+        answered = {str(row.get("version", answer["version"])) for row in answer["predictions"]}
+        if answered == {result.old_version}:
+            break
+        time.sleep(0.5)
+    assert answered == {result.old_version}
 
 
 @pytest.mark.parametrize(

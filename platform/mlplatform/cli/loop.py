@@ -1,4 +1,6 @@
-"""``mlplatform loop run MODEL``: the closed loop on the embedded stack, step by step, then its timeline.
+"""``mlplatform loop run MODEL``: the closed loop on the embedded stack, step by step, then its timeline;
+``mlplatform loop rollout MODEL``: a candidate rolled out against the champion on replayed events and late labels,
+decided by the platform's sequential test.
 
 The command only parses options, picks the model's data (a bundled model's generator from
 ``mlplatform.demo.generators``, or the user's ``--drifted`` table), and prints; ``mlplatform.loop`` does the work
@@ -8,7 +10,7 @@ The command only parses options, picks the model's data (a bundled model's gener
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -90,6 +92,83 @@ def run_command(
     console.print(f"[bold green]{result.message}[/]", highlight=False)
 
 
+@loop_app.command("rollout")
+def rollout_command(
+    model: ModelArg,
+    candidate: Annotated[
+        str | None,
+        typer.Option(
+            help="Version or alias to roll out. Default: the `challenger` alias (e.g. of `mlplatform train MODEL "
+            "--no-promote`)."
+        ),
+    ] = None,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--policy",
+            help="FIELD=VALUE over the demo's policy (itself over the spec's `rollout:`), e.g. --policy "
+            "max_duration=5m or --policy guardrails.max_prediction_shift=0.5. Repeatable.",
+        ),
+    ] = None,
+    known_at: Annotated[
+        str | None,
+        typer.Option(help="Label-table column of when each label became known (its delay); default: no delay."),
+    ] = None,
+    day_seconds: Annotated[float, typer.Option(min=0.0, max=3600.0, help="Wall seconds per day of label delay.")] = 2.0,
+    rate: Annotated[float, typer.Option(min=1.0, max=2000.0, help="Requests per second.")] = 100.0,
+    timeout: Annotated[float, typer.Option(min=10.0, max=3600.0, help="Seconds to wait for a decision.")] = 90.0,
+) -> None:
+    """Roll a candidate out as a shadow, then a split; the platform's evaluator promotes or rolls it back.
+
+    The command replays the model's latest labelled events as requests and returns each label after its delay; the
+    decision is the platform's own (docs/rollouts.md). Example: mlplatform loop rollout fraud_detector
+    --known-at labelled_at
+    """
+    from mlplatform.config import get_settings
+    from mlplatform.loop.rollout import DEMO_POLICY, RolloutOptions, run_rollout
+    from mlplatform.loop.timeline import OUTCOME_PROMOTED, LoopStalledError
+    from mlplatform.rollouts.control import RolloutError, overlay
+
+    options = RolloutOptions(
+        model=model,
+        candidate=candidate,
+        policy=overlay(DEMO_POLICY, _policy_overrides(policy or [])),
+        rate=rate,
+        known_at=known_at,
+        day_seconds=day_seconds,
+        timeout=timeout,
+    )
+    console.print(f"[bold]rollout[/] for {model}: shadow, split, the test decides", highlight=False)
+    with console.status("starting") as status:
+        try:
+            result = run_rollout(
+                get_settings(), options, say=lambda message: status.update(message), on_step=_print_step
+            )
+        except LoopStalledError as error:
+            errors.print(f"[bold red]rollout stalled at {error.step}:[/] {error}", highlight=False)
+            raise typer.Exit(code=1) from None
+        except RolloutError as error:
+            fail(str(error))
+    print_timeline(result, "rollout timeline")
+    colour = "bold green" if result.outcome == OUTCOME_PROMOTED else "yellow"
+    console.print(f"[{colour}]{result.message}[/]", highlight=False)
+
+
+def _policy_overrides(pairs: list[str]) -> dict[str, Any]:
+    """FIELD=VALUE pairs, a guardrail as guardrails.FIELD=VALUE (the policy validates the values, naming a bad one)."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        section, dot, field = name.strip().rpartition(".")
+        if not equals or not field or (dot and section != "guardrails"):
+            fail(f"--policy {pair!r}: expected FIELD=VALUE or guardrails.FIELD=VALUE, e.g. max_duration=5m")
+        if dot:
+            overrides.setdefault(section, {})[field] = value.strip()
+        else:
+            overrides[field] = value.strip()
+    return overrides
+
+
 def model_data(settings: Settings, model: str, drifted: Path | None, sizes: dict[str, int | None]) -> RegenerateData:
     """The loop's data for ``model``: ``--drifted`` when given, else the model's bundled generator, else an error
     that says what to pass."""
@@ -129,9 +208,9 @@ def _print_step(step: Step) -> None:
     )
 
 
-def print_timeline(result: LoopResult) -> None:
+def print_timeline(result: LoopResult, title: str = "closed loop timeline") -> None:
     """Every step with its start (UTC), its duration and the elapsed time, then the totals."""
-    table = Table("step", "started (UTC)", "took", "elapsed", "detail", title="closed loop timeline")
+    table = Table("step", "started (UTC)", "took", "elapsed", "detail", title=title)
     for step in result.steps:
         elapsed = (step.finished - result.started).total_seconds()
         table.add_row(step.name, f"{step.started:%H:%M:%S}", f"{step.seconds:.1f}s", f"{elapsed:.1f}s", step.detail)

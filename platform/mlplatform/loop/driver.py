@@ -135,7 +135,7 @@ def run_loop(
     try:
         registry = ModelRegistry(settings, store=store)
         _refuse_cooldown(settings, store, spec.name)
-        deployment = _deployment(settings, spec.name)
+        deployment = running_deployment(settings, spec.name)
         _baseline(settings, options, regenerate_data, spec, registry, store, deployment, record, say)
         if not _drift(settings, options, regenerate_data, spec, deployment, record, say):
             return result
@@ -167,7 +167,7 @@ def _refuse_cooldown(settings: Settings, store: PlatformStore, model: str) -> No
         )
 
 
-def _deployment(settings: Settings, model: str) -> Deployment:
+def running_deployment(settings: Settings, model: str) -> Deployment:
     from mlplatform.deploy.local import LocalProcessDeployer
 
     for deployment in LocalProcessDeployer(settings).list():

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from mlplatform.config import Settings
     from mlplatform.specs import ModelSpec
 
@@ -100,3 +102,24 @@ def request_values(settings: Settings, spec: ModelSpec, count: int) -> list[dict
     frame = pd.read_parquet(labels_path, columns=[*columns, spec.label.timestamp_column])
     latest = frame.sort_values(spec.label.timestamp_column, kind="stable").tail(count)
     return [{str(key): value for key, value in row.items()} for row in latest[columns].to_dict("records")]
+
+
+def labelled_events(settings: Settings, spec: ModelSpec, count: int, known_at: str | None) -> pd.DataFrame:
+    """The label table's latest ``count`` rows, oldest first: entity key, request columns, label and event time,
+    and ``known_at`` (when each label became known) when given; a replay sends them as requests and returns their
+    labels later."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    labels_path = settings.model_data_dir(spec.name) / spec.label.source
+    if not labels_path.is_file():
+        raise NoRequestsError(f"{spec.name}'s label table {labels_path} does not exist (spec: label.source)")
+    columns = [spec.entity_key, *spec.label.request_columns, spec.label.column, spec.label.timestamp_column]
+    if known_at is not None:
+        columns.append(known_at)
+    missing = [column for column in columns if column not in set(pq.read_schema(labels_path).names)]
+    if missing:
+        raise NoRequestsError(f"{labels_path} lacks column(s) {missing} that replaying its labels needs")
+    frame = pd.read_parquet(labels_path, columns=list(dict.fromkeys(columns)))
+    latest = frame.sort_values(spec.label.timestamp_column, kind="stable").tail(count)
+    return latest.reset_index(drop=True)
