@@ -66,12 +66,14 @@ def settings_for(mlflow_port: int, serving_port: int) -> Any:
 
 
 def build_world(settings: Any) -> None:
-    """Data, features, MLflow and a champion: skipped where already present."""
+    """The platform DB's schema, data, features, MLflow and a champion: skipped where already present."""
     from mlplatform.demo.fraud_data import generate
     from mlplatform.features.store import FeatureStoreAdapter
     from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
+    from mlplatform.stack.embedded import upgrade_platform_db
     from mlplatform.training.pipeline import TrainingRequest, run_all
 
+    upgrade_platform_db(settings)  # the registry records alias moves there
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     if not (settings.model_data_dir(MODEL) / "transactions.parquet").exists():
         print("generating data ...", flush=True)

@@ -16,6 +16,7 @@ keeps it there whatever the gate says).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import time
 from collections.abc import Callable, Mapping
@@ -133,12 +134,23 @@ def run_rollout(
         record.done(rollout.mode, _started(rollout))
         try:
             ended = _play(spec, deployment, store, control, rollout, (events, features), options, record, say)
+        except BaseException:
+            _withdraw(control, rollout.id)
+            raise
         finally:
             say(f"the online store back to the latest features in {features.restore():.1f}s")
         _finish(settings, spec, deployment, store, control, ended, options, record, say)
     finally:
         store.dispose()
     return result
+
+
+def _withdraw(control: RolloutControl, rollout_id: int) -> None:
+    """A replay that failed (or was interrupted) leaves no candidate in the traffic."""
+    from mlplatform.store.rollouts import RolloutConflictError
+
+    with contextlib.suppress(RolloutConflictError):  # the evaluator ended it meanwhile
+        control.stop(rollout_id, actor=ACTOR, reason="the loop's replay stopped before a decision")
 
 
 def _require_api(settings: Settings) -> None:
