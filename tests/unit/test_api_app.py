@@ -343,7 +343,7 @@ def test_train_passes_overrides_as_dag_conf(world: World) -> None:
         ({"max_iter": 10**12}, "max_iter: must be between 1 and 1000, got 1000000000000"),
         ({"max_iter": 40.5}, "max_iter: must be a whole number, got 40.5"),
         ({"loss": "squared_error"}, "loss: must be one of ['log_loss'], got 'squared_error'"),
-        ({"random_state": 1}, "random_state: not overridable for fraud_detector (overridable: class_weight, early_stopping,"),
+        ({"random_state": 1}, "random_state: not overridable for fraud_detector (overridable: class_weight,"),
     ],
     ids=["beyond-the-bound", "not-whole", "not-a-choice", "not-listed"],
 )
