@@ -121,8 +121,8 @@ def rollout_command(
     """Roll a candidate out as a shadow, then a split; the platform's evaluator promotes or rolls it back.
 
     The command replays the model's latest labelled events as requests and returns each label after its delay; the
-    decision is the platform's own (docs/rollouts.md). Example: mlplatform loop rollout fraud_detector
-    --known-at labelled_at
+    decision is the platform's own (docs/rollouts.md). Example: mlplatform loop rollout my_model
+    --known-at label_known_at
     """
     from mlplatform.config import get_settings
     from mlplatform.loop.rollout import DEMO_POLICY, RolloutOptions, run_rollout
