@@ -42,7 +42,6 @@ class AsOfFeatures:
     def __init__(self, settings: Settings, spec: ModelSpec, events: pd.DataFrame) -> None:
         from mlplatform.features.store import FeatureStoreAdapter
 
-        self.settings = settings
         self.adapter = FeatureStoreAdapter(settings)
         self.entities: list[Any] = events[spec.entity_key].tolist()
         self.views = list(self._views(spec, events))
@@ -50,20 +49,12 @@ class AsOfFeatures:
         """Events whose features are in the online store."""
 
     def _views(self, spec: ModelSpec, events: pd.DataFrame) -> Any:
-        from feast import FileSource
-        from feast.errors import FeatureViewNotFoundException
+        from mlplatform.loop.traffic import local_batch_views
 
-        service = self.adapter.feature_service(spec.features.service)
-        for projection in service.feature_view_projections:
-            try:
-                view = self.adapter.store.get_feature_view(projection.name)
-            except FeatureViewNotFoundException:
-                continue  # an on-demand view: computed from the request
-            source = view.batch_source
-            if view.join_keys != [spec.entity_key] or not isinstance(source, FileSource) or "://" in source.path:
-                continue
-            timestamp = source.timestamp_field
-            yield _View(view.name, timestamp, *rows_as_of(source.path, timestamp, spec, events))
+        for view in local_batch_views(self.adapter, spec):
+            if view.join_keys == [spec.entity_key]:
+                timestamp = view.batch_source.timestamp_field
+                yield _View(view.name, timestamp, *rows_as_of(view.batch_source.path, timestamp, spec, events))
 
     def before(self, index: int, limit: int) -> None:
         """Make sure event ``index`` has its features: write the next chunk of at most ``limit`` events of distinct

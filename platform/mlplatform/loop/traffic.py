@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlplatform.config import Settings
+    from mlplatform.features.store import FeatureStoreAdapter
     from mlplatform.specs import ModelSpec
 
 
@@ -43,26 +44,31 @@ def sample_requests(settings: Settings, spec: ModelSpec, count: int) -> list[dic
 
 def feature_sources(settings: Settings, spec: ModelSpec) -> list[tuple[Path, str]]:
     """(parquet file, timestamp column) of each batch view in the model's feature service that is a local file."""
+    from mlplatform.features.store import FeatureStoreAdapter
+
+    try:
+        views = local_batch_views(FeatureStoreAdapter(settings), spec)
+    except (ValueError, RuntimeError) as error:  # unknown service, or nothing applied yet: the message says which
+        raise NoRequestsError(f"no entity ids for {spec.name}: {error}") from None
+    return [(Path(view.batch_source.path), view.batch_source.timestamp_field) for view in views]
+
+
+def local_batch_views(features: FeatureStoreAdapter, spec: ModelSpec) -> list[Any]:
+    """The Feast batch views of the model's feature service whose source is a local parquet file (on-demand views
+    have no source of their own; remote sources cannot be read here)."""
     from feast import FileSource
     from feast.errors import FeatureViewNotFoundException
 
-    from mlplatform.features.store import FeatureStoreAdapter
-
-    features = FeatureStoreAdapter(settings)
-    try:
-        service = features.feature_service(spec.features.service)
-    except (ValueError, RuntimeError) as error:  # unknown service, or nothing applied yet: the message says which
-        raise NoRequestsError(f"no entity ids for {spec.name}: {error}") from None
-    sources: list[tuple[Path, str]] = []
-    for projection in service.feature_view_projections:
+    views = []
+    for projection in features.feature_service(spec.features.service).feature_view_projections:
         try:
             view = features.store.get_feature_view(projection.name)
         except FeatureViewNotFoundException:
-            continue  # an on-demand view: no source of its own
+            continue
         source = view.batch_source
         if isinstance(source, FileSource) and "://" not in source.path:
-            sources.append((Path(source.path), source.timestamp_field))
-    return sources
+            views.append(view)
+    return views
 
 
 def recent_keys(sources: list[tuple[Path, str]], entity_key: str, count: int) -> list[Any]:
