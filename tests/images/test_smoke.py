@@ -38,7 +38,7 @@ ROLL_OUT_IN_PROCESS = (
     "store = PlatformStore.connect(settings.db_url)\n"
     "control = RolloutControl(RolloutRecords(store), ModelRegistry(settings, store=store), AuditLog(store))\n"
     "spec = find_spec(settings.model_roots, {model!r})\n"
-    "rollout = control.start(spec, outcome.version, actor='smoke', overrides={'mode': 'split', 'share': 0.5})\n"
+    "rollout = control.start(spec, outcome.version, actor='smoke', overrides={{'mode': 'split', 'share': 0.5}})\n"
     "print(outcome.version, outcome.promoted, rollout.id)\n"
 )
 PARSE_DAGS = (
