@@ -124,6 +124,7 @@ def test_apply_is_idempotent_and_names_objects(adapter: Any) -> None:
 def test_online_lookup_sqlite(adapter: Any, data_dir: Path) -> None:
     _check_online(adapter, data_dir)
     _check_reader_matches_feast(adapter, data_dir)
+    assert adapter.online_reader(SERVICE).direct_store == "sqlite"
 
 
 def test_online_lookup_redis(redis_address: str, tmp_path: Path, data_dir: Path) -> None:
@@ -138,6 +139,7 @@ def test_online_lookup_redis(redis_address: str, tmp_path: Path, data_dir: Path)
         assert result.online_store == "redis"
         _check_online(store, data_dir)
         _check_reader_matches_feast(store, data_dir)
+        assert store.online_reader(SERVICE).direct_store == "redis"
     finally:
         store.store.teardown()  # type: ignore[no-untyped-call]  # Feast's FeatureStore.teardown is unannotated
 

@@ -1,9 +1,10 @@
 """The private hooks of KServe, BentoML and Feast the platform relies on still exist, with the shape it expects.
 
 Why: ``serving/adapters/`` overrides KServe's private server hooks and relies on how BentoML finds a service
-class; ``features/online_reader.py`` picks Feast's cached request context apart by tuple position.  None of that
-is public API, so pyproject.toml pins these libraries to the patch level (``~=X.Y.Z``) and this test names the
-hook that moved when an upgrade breaks one, instead of letting a server fail at start or read wrong columns.
+class; ``features/online_reader.py`` picks Feast's cached request context apart by tuple position and reads the
+sqlite and Redis stores in Feast's own layouts.  None of that is public API, so pyproject.toml pins these
+libraries to the patch level (``~=X.Y.Z``) and this test names the hook that moved when an upgrade breaks one,
+instead of letting a server fail at start or read wrong columns.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def _bentoml_hooks() -> dict[str, Callable[[], bool]]:
 
 def _feast_hooks() -> dict[str, Callable[[], bool]]:
     from feast import FeatureStore
-    from feast.infra.online_stores import sqlite
+    from feast.infra.online_stores import helpers, redis, sqlite
     from feast.utils import _get_cached_request_context
 
     def positions_hold() -> bool:
@@ -148,6 +149,17 @@ def _feast_hooks() -> dict[str, Callable[[], bool]]:
         ),
         "feast.infra.online_stores.sqlite.SqliteOnlineStore._get_db_path(config)": lambda: callable(
             getattr(sqlite.SqliteOnlineStore, "_get_db_path", None)
+        ),
+        "feast.infra.online_stores.redis.RedisOnlineStore._get_client(online_store_config)": lambda: (
+            _parameters(redis.RedisOnlineStore._get_client) == ["self", "online_store_config"]
+        ),
+        "feast.infra.online_stores.redis._versioned_fv_name(table, config) / helpers._mmh3(key)": lambda: (
+            _parameters(redis._versioned_fv_name) == ["table", "config"] and _parameters(helpers._mmh3) == ["key"]
+        ),
+        "feast.infra.online_stores.redis: hash per entity key (_redis_key), field per view:feature (_mmh3)": lambda: (
+            "_redis_key(" in inspect.getsource(redis.RedisOnlineStore.online_write_batch)
+            and '_mmh3(f"{feature_view}:{feature_name}")'
+            in inspect.getsource(redis.RedisOnlineStore.online_write_batch)
         ),
     }
 

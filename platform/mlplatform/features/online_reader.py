@@ -16,10 +16,20 @@ Three more layers are cut where they are pure overhead for a model server:
 * **Values are decoded with a scalar fast path**: ``int64_val``, ``double_val`` and the other plain scalars are
   what Feast's ``feast_value_type_to_python_type`` returns unchanged, so only those skip its chain of checks;
   every other kind still goes through Feast's converter.
+* **The Redis store is read in one round trip per request**: one pipelined ``HMGET`` per entity asks for the
+  features of every view joined on that entity (Feast keeps them in one hash per entity key), with the hash
+  field names computed at planning.  Feast's ``RedisOnlineStore.online_read`` makes one round trip per view,
+  hashes every field name per request, and decodes each view's timestamp, which the lookup never uses.  The
+  client is the store's own (Feast's connection string, time-outs, cluster and sentinel set-ups); a store set to
+  Feast's ``glide`` client is read through ``online_read``.
+* **Entity keys are encoded directly** for the common case (one ``int64`` or ``string`` join key): the encoding
+  is Feast's, with the constant head computed once, instead of a protobuf per value and Feast's generic
+  serializer.  Other keys go through Feast's own functions.
 * **On-demand views are called through their transformation**, not the typeguard-checked ``transform_dict``
-  (see ``_Transform``).  Other stores (Redis) are read through the store's own ``online_read``.
+  (see ``_Transform``).  Other online stores are read through the store's own ``online_read``.
 
-The answers equal Feast's (``tests/integration/test_features.py`` compares them on sqlite and Redis), and a
+The answers equal Feast's (``tests/integration/test_features.py`` compares them on sqlite and Redis, and
+``tests/unit/test_online_reader.py`` the key encodings), and a
 service using something this reader does not cover (non-python on-demand modes, aggregations, precomputed
 vectors, versioned reads, entity-less views, full feature names) raises ``UnsupportedServiceError`` at planning,
 so the caller keeps Feast's path for it.
@@ -29,8 +39,11 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
@@ -42,6 +55,10 @@ SQLITE_CACHE_KIB = 64 * 1024
 SQLITE_MMAP_BYTES = 256 * 1024 * 1024
 """Upper bounds (cache memory, mapped address space) for the reader's sqlite connection; a store uses only its size."""
 
+DIRECT_KEY_VERSION = 3
+"""The entity key serialization version whose layout ``_direct_key_head`` writes (Feast's current one)."""
+INT64_RANGE = (-(2**63), 2**63)
+
 
 class UnsupportedServiceError(ValueError):
     """The service uses a Feast feature this reader does not implement; use ``get_online_features`` instead."""
@@ -49,23 +66,38 @@ class UnsupportedServiceError(ValueError):
 
 @dataclass(frozen=True)
 class _ViewRead:
-    """One batch feature view: what to read and under which request keys."""
+    """One batch feature view: what to read, and where its features sit in its group's Redis hash fields."""
 
     table: Any
     features: list[str]
-    join_keys: list[str]
-    key_types: list[Any]
     sqlite_table: str | None = None
     """The quoted table name when the view is read straight from the sqlite store."""
+    redis_fields: tuple[bytes, ...] = ()
+    """The Redis hash field of each feature (Feast's ``murmur3("view:feature")``), when read straight from Redis."""
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The batch views joined on the same entity keys: one encoded key per entity serves them all, and on Redis
+    one hash per entity holds all their features."""
+
+    join_keys: list[str]
+    key_types: list[Any]
+    views: list[_ViewRead]
+    key_head: bytes | None
+    """The constant head of a one-key encoding (key count, name), when its values can be encoded directly."""
+
+    @property
+    def redis_fields(self) -> list[bytes]:
+        return [field for view in self.views for field in view.redis_fields]
 
 
 @dataclass(frozen=True)
 class _Keys:
-    """The entity keys of one request for views joined on the same keys: per row, distinct, and encoded."""
+    """The entity keys of one request for one group: per row, distinct, and encoded."""
 
     per_row: list[tuple[Any, ...]]
     unique: list[tuple[Any, ...]]
-    protos: list[Any]
     serialized: list[bytes]
 
 
@@ -97,6 +129,33 @@ def python_value(value: Any) -> Any:
     return feast_value_type_to_python_type(value)
 
 
+def _direct_key_head(join_keys: list[str], key_types: list[Any], version: int) -> bytes | None:
+    """The bytes Feast's ``serialize_entity_key`` writes before a lone key's value (key count, type, name), or
+    ``None`` where the value cannot be encoded directly (several keys, a key type other than int64 or string,
+    another serialization version)."""
+    from feast.value_type import ValueType
+
+    if version != DIRECT_KEY_VERSION or len(join_keys) != 1 or key_types[0] not in (ValueType.INT64, ValueType.STRING):
+        return None
+    name = join_keys[0].encode("utf8")
+    return struct.pack("<III", 1, ValueType.STRING.value, len(name)) + name
+
+
+def _direct_key_value(kind: Any, value: Any) -> bytes | None:
+    """A lone key's value as Feast serializes it (type, length, bytes), or ``None`` for a value of another Python
+    type than the key's, which Feast's converter must judge."""
+    from feast.value_type import ValueType
+
+    if kind == ValueType.INT64 and (type(value) is int or isinstance(value, np.integer)):
+        number = int(value)
+        if INT64_RANGE[0] <= number < INT64_RANGE[1]:
+            return struct.pack("<IIq", ValueType.INT64.value, 8, number)
+    elif kind == ValueType.STRING and type(value) is str:
+        raw = value.encode("utf8")
+        return struct.pack("<II", ValueType.STRING.value, len(raw)) + raw
+    return None
+
+
 class OnlineFeatureReader:
     """``read(rows)`` gives ``{feature: [value per row]}`` for one feature service (``None`` where unknown)."""
 
@@ -118,26 +177,46 @@ class OnlineFeatureReader:
         self._store = store
         self._provider = store._get_provider()
         self._sqlite = _sqlite_connection(store, self._provider)
+        self._redis = _redis_client(store, self._provider)
+        self._project = store.project.encode("utf8")
         context = _get_cached_request_context(store.registry, store.project, service, False)
         odfvs, type_map, grouped, entityless = context[1], context[3], context[5], context[8]
         if entityless:
             raise UnsupportedServiceError(f"{service.name}: entity-less feature views")
         if getattr(service, "precompute_online", False):
             raise UnsupportedServiceError(f"{service.name}: precomputed online vectors")
-        self._views = [self._plan_view(table, list(features), type_map) for table, features in grouped]
+        self._groups = self._plan_groups(grouped, type_map)
         self._transforms = [self._plan_transform(view, service) for view in odfvs]
         self.features = [
             feature.name for projection in service.feature_view_projections for feature in projection.features
         ]
         """Every feature of the service in definition order (the keys of ``read``)."""
 
-    def _plan_view(self, table: Any, features: list[str], type_map: dict[str, Any]) -> _ViewRead:
-        if getattr(table.projection, "version_tag", None) is not None:
-            raise UnsupportedServiceError(f"{table.name}: versioned reads")
-        join_map = table.projection.join_key_map or {}
-        columns = [column.name for column in table.entity_columns]
-        keys = [join_map.get(column, column) for column in columns]
-        return _ViewRead(table, features, keys, [type_map[key] for key in keys], self._sqlite_table(table))
+    @property
+    def direct_store(self) -> str | None:
+        """The online store this reader reads itself (``sqlite`` or ``redis``); ``None`` where it calls the
+        store's own ``online_read``."""
+        if self._sqlite is not None:
+            return "sqlite"
+        return "redis" if self._redis is not None else None
+
+    def _plan_groups(self, grouped: list[tuple[Any, Any]], type_map: dict[str, Any]) -> list[_Group]:
+        groups: dict[tuple[str, ...], _Group] = {}
+        for table, features in grouped:
+            if getattr(table.projection, "version_tag", None) is not None:
+                raise UnsupportedServiceError(f"{table.name}: versioned reads")
+            join_map = table.projection.join_key_map or {}
+            keys = [join_map.get(column.name, column.name) for column in table.entity_columns]
+            group = groups.get(tuple(keys))
+            if group is None:
+                key_types = [type_map[key] for key in keys]
+                head = _direct_key_head(keys, key_types, self._key_version)
+                group = groups[tuple(keys)] = _Group(keys, key_types, [], head)
+            group.views.append(self._plan_view(table, list(features)))
+        return list(groups.values())
+
+    def _plan_view(self, table: Any, features: list[str]) -> _ViewRead:
+        return _ViewRead(table, features, self._sqlite_table(table), self._redis_fields(table, features))
 
     def _sqlite_table(self, table: Any) -> str | None:
         if self._sqlite is None:
@@ -146,6 +225,15 @@ class OnlineFeatureReader:
 
         versioned = self._store.config.registry.enable_online_feature_view_versioning
         return str(_quote_id(_table_id(self._store.project, table, versioned)))
+
+    def _redis_fields(self, table: Any, features: list[str]) -> tuple[bytes, ...]:
+        if self._redis is None:
+            return ()
+        from feast.infra.online_stores.helpers import _mmh3
+        from feast.infra.online_stores.redis import _versioned_fv_name
+
+        name = _versioned_fv_name(table, self._store.config)
+        return tuple(_mmh3(f"{name}:{feature}") for feature in features)
 
     @staticmethod
     def _plan_transform(view: Any, service: FeatureService) -> _Transform:
@@ -166,29 +254,43 @@ class OnlineFeatureReader:
     def read(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         """Features for entity rows (join keys and request values, as ``get_online_features`` takes them)."""
         columns: dict[str, list[Any]] = {}
-        keyed: dict[tuple[str, ...], _Keys] = {}  # views joined on the same keys share their encoded keys
-        for view in self._views:
-            keys = keyed.get(tuple(view.join_keys))
-            if keys is None:
-                keys = keyed[tuple(view.join_keys)] = self._keys(view, rows)
-            columns.update(self._read_view(view, keys))
+        keyed = [(group, self._keys(group, rows)) for group in self._groups]
+        if self._redis is not None:
+            columns.update(self._redis_read(keyed))
+        else:
+            for group, keys in keyed:
+                for view in group.views:
+                    columns.update(self._read_view(view, group, keys))
         for transform in self._transforms:
             columns.update(self._apply(transform, rows, columns))
         return columns
 
-    def _keys(self, view: _ViewRead, rows: list[dict[str, Any]]) -> _Keys:
-        per_row = [tuple(row[key] for key in view.join_keys) for row in rows]
+    def _keys(self, group: _Group, rows: list[dict[str, Any]]) -> _Keys:
+        per_row = [tuple(row[key] for key in group.join_keys) for row in rows]
         unique = list(dict.fromkeys(per_row))
-        key_values = [self._to_protos([k[i] for k in unique], t) for i, t in enumerate(view.key_types)]
-        protos = [
-            self._entity_key(join_keys=view.join_keys, entity_values=[values[index] for values in key_values])
+        return _Keys(per_row, unique, self._encode(group, unique))
+
+    def _encode(self, group: _Group, unique: list[tuple[Any, ...]]) -> list[bytes]:
+        """Feast's serialized entity keys: directly where the group allows it and every value has its key's
+        type, else through Feast's converter and serializer."""
+        if group.key_head is not None:
+            kind = group.key_types[0]
+            values = [_direct_key_value(kind, key[0]) for key in unique]
+            if all(value is not None for value in values):
+                return [group.key_head + value for value in values if value is not None]
+        version = self._key_version
+        return [
+            self._serialize_key(key, entity_key_serialization_version=version) for key in self._protos(group, unique)
+        ]
+
+    def _protos(self, group: _Group, unique: list[tuple[Any, ...]]) -> list[Any]:
+        key_values = [self._to_protos([k[i] for k in unique], t) for i, t in enumerate(group.key_types)]
+        return [
+            self._entity_key(join_keys=group.join_keys, entity_values=[values[index] for values in key_values])
             for index in range(len(unique))
         ]
-        version = self._key_version
-        blobs = [self._serialize_key(key, entity_key_serialization_version=version) for key in protos]
-        return _Keys(per_row, unique, protos, blobs)
 
-    def _read_view(self, view: _ViewRead, keys: _Keys) -> dict[str, list[Any]]:
+    def _read_view(self, view: _ViewRead, group: _Group, keys: _Keys) -> dict[str, list[Any]]:
         by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
         unique = keys.unique
         if view.sqlite_table is not None:
@@ -205,7 +307,7 @@ class OnlineFeatureReader:
             read = self._provider.online_read(
                 config=self._store.config,
                 table=view.table,
-                entity_keys=keys.protos,
+                entity_keys=self._protos(group, unique),
                 requested_features=list(view.features),  # stores may append internal fields to it
             )
             for key, (_, protos) in zip(unique, read, strict=True):
@@ -224,6 +326,35 @@ class OnlineFeatureReader:
         for entity_key, name, value in self._sqlite.execute(query, blobs):
             found.setdefault(entity_key, {})[name] = value
         return found
+
+    def _redis_read(self, keyed: list[tuple[_Group, _Keys]]) -> dict[str, list[Any]]:
+        """Every group's features in one round trip: an ``HMGET`` of all its views' fields per distinct entity.
+
+        A missing hash or field is ``None``, as Feast gives it (an empty ``Value``)."""
+        assert self._redis is not None
+        commands = [(blob + self._project, group.redis_fields) for group, keys in keyed for blob in keys.serialized]
+        if len(commands) == 1:
+            replies = [self._redis.hmget(*commands[0])]
+        else:
+            with self._redis.pipeline(transaction=False) as pipe:
+                for key, fields in commands:
+                    pipe.hmget(key, fields)
+                replies = pipe.execute()
+        parse = self._parse_value
+        columns: dict[str, list[Any]] = {}
+        start = 0
+        for group, keys in keyed:
+            decoded = {
+                key: [None if raw is None else python_value(parse(raw)) for raw in reply]
+                for key, reply in zip(keys.unique, replies[start : start + len(keys.unique)], strict=True)
+            }
+            start += len(keys.unique)
+            offset = 0
+            for view in group.views:
+                for index, name in enumerate(view.features, start=offset):
+                    columns[name] = [decoded[key][index] for key in keys.per_row]
+                offset += len(view.features)
+        return columns
 
     def _apply(
         self, transform: _Transform, rows: list[dict[str, Any]], columns: dict[str, list[Any]]
@@ -268,3 +399,17 @@ def _sqlite_connection(store: FeatureStore, provider: Any) -> sqlite3.Connection
     connection.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
     connection.execute(f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}")
     return connection
+
+
+def _redis_client(store: FeatureStore, provider: Any) -> Any:
+    """The Redis store's own redis-py client (``None`` for other stores, and for Feast's ``glide`` client).
+
+    The store's client is built from Feast's connection string, with the time-outs, TLS, cluster or sentinel
+    set-up it names, and is safe to share between the server's threads (a connection pool)."""
+    from feast.infra.online_stores.redis import RedisClient, RedisOnlineStore
+
+    online = provider.online_store
+    config = store.config.online_store
+    if type(online) is not RedisOnlineStore or config.client != RedisClient.redis:
+        return None
+    return online._get_client(config)
