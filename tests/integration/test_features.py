@@ -253,6 +253,48 @@ def test_training_set_is_point_in_time_correct(
     np.testing.assert_allclose(result["amount_to_mean_7d"].astype(float), ratio, rtol=1e-9, equal_nan=True)
 
 
+def test_the_direct_join_gives_feasts_answers(tmp_path: Path, data_dir: Path) -> None:
+    """The DuckDB ``ASOF`` join (``features.point_in_time``) equals Feast's own DuckDB join on every row and
+    column, including corrected source rows: same customer and event time, later ``created``, other values."""
+    import shutil
+
+    from mlplatform.features import FeatureStoreAdapter
+    from mlplatform.features.store import ROW_ID
+
+    corrected_dir = tmp_path / "data" / data_dir.name
+    shutil.copytree(data_dir, corrected_dir)
+    profile = pd.read_parquet(corrected_dir / "customer_profile.parquet")
+    corrections = profile.sort_values("event_timestamp").groupby("customer_id").tail(1).head(40).copy()
+    corrections["credit_limit"] += 1000.0
+    corrections["created"] += pd.Timedelta(hours=1)
+    pd.concat([corrections, profile]).to_parquet(corrected_dir / "customer_profile.parquet")  # correction first
+    store = FeatureStoreAdapter(_settings(tmp_path / "state", corrected_dir, "mlp_direct"))
+    store.apply()
+    entities = _entity_frame(corrected_dir)
+    entities["event_timestamp"] = pd.to_datetime(entities["event_timestamp"], utc=True)
+    entities[ROW_ID] = range(len(entities))
+    service, names = store.feature_service(SERVICE), store.feature_names(SERVICE)
+
+    direct = store._direct_historical(entities, service, names)
+    feasts = store._historical(entities, service, names)
+
+    assert direct is not None
+    direct, feasts = (frame.sort_values(ROW_ID).reset_index(drop=True) for frame in (direct, feasts))
+    pd.testing.assert_frame_equal(direct, feasts)
+    # The corrections are read, and win over the rows they correct.
+    corrected = entities["customer_id"].isin(corrections["customer_id"])
+    limits = direct.set_index(ROW_ID)["credit_limit"]
+    by_customer = corrections.set_index("customer_id")
+    checked = 0
+    for row_id, customer, at in entities.loc[corrected, [ROW_ID, "customer_id", "event_timestamp"]].itertuples(
+        index=False
+    ):
+        if at >= by_customer.loc[customer, "event_timestamp"]:
+            assert limits[row_id] == by_customer.loc[customer, "credit_limit"]
+            checked += 1
+    assert checked > 0
+
+
 def test_unknown_feature_service_names_the_available_ones(adapter: Any, data_dir: Path) -> None:
     with pytest.raises(ValueError, match=r"unknown feature service 'nope'.*fraud_detector_v1"):
         adapter.feature_names("nope")

@@ -410,12 +410,31 @@ class FeatureStoreAdapter:
         entities[EVENT_TIMESTAMP] = pd.to_datetime(entities[EVENT_TIMESTAMP], utc=True)
         entities[ROW_ID] = range(len(entities))
         self._progress(f"point-in-time join of {len(entities):,} entity rows with {feature_service!r}")
-        features = pd.concat(
-            [self._historical(part, service, names) for part in self._unique_key_parts(entities, service)],
-            ignore_index=True,
-        )
+        features = self._direct_historical(entities, service, names)
+        if features is None:
+            features = pd.concat(
+                [self._historical(part, service, names) for part in self._unique_key_parts(entities, service)],
+                ignore_index=True,
+            )
         result = entities.merge(features, on=ROW_ID, how="left", validate="one_to_one", sort=False)
         return result.sort_values(ROW_ID, kind="stable").drop(columns=ROW_ID).reset_index(drop=True)
+
+    def _direct_historical(
+        self, entities: pd.DataFrame, service: FeatureService, names: list[str]
+    ) -> pd.DataFrame | None:
+        """The join straight in DuckDB (``features.point_in_time``) where the offline store is DuckDB and the
+        service's views allow it; ``None`` where Feast's own join must answer."""
+        from mlplatform.features.point_in_time import UnsupportedJoinError, point_in_time_features
+
+        if self._settings.feast.offline_store != "duckdb":
+            return None
+        self._check_join_keys(entities, service)
+        try:
+            joined = point_in_time_features(self.store, service, entities, names)
+        except UnsupportedJoinError as reason:
+            self._progress(f"point-in-time join through Feast's offline store ({reason})")
+            return None
+        return joined[[ROW_ID, *names]]
 
     def _historical(self, entities: pd.DataFrame, service: FeatureService, names: list[str]) -> pd.DataFrame:
         """One Feast point-in-time join: the row id and the feature columns of the rows Feast returned."""
@@ -432,6 +451,14 @@ class FeatureStoreAdapter:
         Feast's file store keeps one row per (join keys, timestamp) even when request values differ, which would
         turn a duplicate's features into nulls; its DuckDB store returns every row, so it gets one part.
         """
+        keys = self._check_join_keys(entities, service)
+        if self._settings.feast.offline_store not in _DEDUPLICATING_OFFLINE_STORES:
+            return [entities]
+        layer = entities.groupby([*keys, EVENT_TIMESTAMP], sort=False, dropna=False).cumcount()
+        return [entities[layer == index] for index in range(int(layer.max()) + 1)]
+
+    def _check_join_keys(self, entities: pd.DataFrame, service: FeatureService) -> list[str]:
+        """The service's join keys, all of which the entity frame must hold (else a ``ValueError`` naming them)."""
         keys = self._join_keys(service)
         absent = [key for key in keys if key not in entities.columns]
         if absent:
@@ -439,10 +466,7 @@ class FeatureStoreAdapter:
                 f"training_set({service.name!r}): the entity frame lacks join key column(s) {absent}; "
                 f"it has {[c for c in entities.columns if c != ROW_ID]}"
             )
-        if self._settings.feast.offline_store not in _DEDUPLICATING_OFFLINE_STORES:
-            return [entities]
-        layer = entities.groupby([*keys, EVENT_TIMESTAMP], sort=False, dropna=False).cumcount()
-        return [entities[layer == index] for index in range(int(layer.max()) + 1)]
+        return keys
 
     def _join_keys(self, service: FeatureService) -> list[str]:
         """Entity join-key columns the service's batch views need in the entity frame."""
