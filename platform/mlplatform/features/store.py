@@ -410,31 +410,34 @@ class FeatureStoreAdapter:
         entities[EVENT_TIMESTAMP] = pd.to_datetime(entities[EVENT_TIMESTAMP], utc=True)
         entities[ROW_ID] = range(len(entities))
         self._progress(f"point-in-time join of {len(entities):,} entity rows with {feature_service!r}")
-        features = self._direct_historical(entities, service, names)
-        if features is None:
-            features = pd.concat(
-                [self._historical(part, service, names) for part in self._unique_key_parts(entities, service)],
-                ignore_index=True,
-            )
+        direct = self._direct_historical(entities, service, names)
+        if direct is not None:  # one row per entity row, in the entity frame's order
+            return pd.concat([entities.drop(columns=ROW_ID), direct], axis=1)
+        features = pd.concat(
+            [self._historical(part, service, names) for part in self._unique_key_parts(entities, service)],
+            ignore_index=True,
+        )
         result = entities.merge(features, on=ROW_ID, how="left", validate="one_to_one", sort=False)
         return result.sort_values(ROW_ID, kind="stable").drop(columns=ROW_ID).reset_index(drop=True)
 
     def _direct_historical(
         self, entities: pd.DataFrame, service: FeatureService, names: list[str]
     ) -> pd.DataFrame | None:
-        """The join straight in DuckDB (``features.point_in_time``) where the offline store is DuckDB and the
-        service's views allow it; ``None`` where Feast's own join must answer."""
+        """The join straight in DuckDB (``features.point_in_time``), the features alone in ``ROW_ID`` order, where
+        the offline store is DuckDB and the service's views allow it; ``None`` where Feast's own join must answer."""
         from mlplatform.features.point_in_time import UnsupportedJoinError, point_in_time_features
 
         if self._settings.feast.offline_store != "duckdb":
             return None
         self._check_join_keys(entities, service)
         try:
-            joined = point_in_time_features(self.store, service, entities, names)
+            joined = point_in_time_features(self.store, service, entities, names, order=ROW_ID)
         except UnsupportedJoinError as reason:
             self._progress(f"point-in-time join through Feast's offline store ({reason})")
             return None
-        return joined[[ROW_ID, *names]]
+        if len(joined) != len(entities):
+            raise RuntimeError(f"the point-in-time join returned {len(joined)} rows for {len(entities)} entity rows")
+        return joined
 
     def _historical(self, entities: pd.DataFrame, service: FeatureService, names: list[str]) -> pd.DataFrame:
         """One Feast point-in-time join: the row id and the feature columns of the rows Feast returned."""
