@@ -90,7 +90,7 @@ bench: install ## Benchmarks print their figures (slow; not part of `make test`)
 	$(RUN) python benchmarks/prediction_log.py
 	$(RUN) python benchmarks/loop.py --runs 3
 
-bench-serving: install ## The serving benchmark of docs/performance.md, its defaults: five servers, 3 reps, rate sweep (~25 min)
+bench-serving: install ## The serving benchmark of docs/performance.md: both profiles (sqlite; Redis with 1M customers + PostgreSQL), six servers, sweep (~30 min)
 	$(RUN) python benchmarks/serving.py
 
 clean: down

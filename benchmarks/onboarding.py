@@ -62,7 +62,7 @@ def bench_env(state_dir: Path, project: str) -> dict[str, str]:
         api={"port": free_port()},
         prometheus={"port": free_port(), "alertmanager_port": free_port()},
     )
-    env = {**os.environ, **settings.child_env()}
+    env = {**os.environ, **settings.child_env("api")}  # the CLI runs as the platform does
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("MLP_API_URL", None)
     return env

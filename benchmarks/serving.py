@@ -1,29 +1,36 @@
-"""Serving latency and throughput: the platform's two servers, the stock compositions and the bare model.
+"""Serving latency and throughput on both profiles: the platform's servers, the stock compositions, two floors.
 
-Usage: uv run python benchmarks/serving.py [--rates 200 400] [--batch-rate 100] [--duration 15] [--reps 3]
-           [--servers kserve bentoml stock-kserve stock-bentoml bare]
-           [--sweep 100 200 300 400 500 600 800 1000 1200 1600] [--sweep-duration 10] [--p99-target-ms 10]
-           [--cpu-split]
-The defaults are the run docs/performance.md reports (about 25 minutes; ``make bench-serving``); ``--sweep`` with
-no rates skips the sweep and the plot.
+Usage: uv run python benchmarks/serving.py [--profiles embedded production] [--rates 400 1000]
+           [--batch-rate 320] [--duration 10] [--reps 2]
+           [--servers bare-store bare kserve bentoml stock-kserve stock-bentoml]
+           [--sweep 200 400 ...] [--sweep-duration 5] [--p99-target-ms 10] [--full]
+           [--redis 127.0.0.1:6379] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432] [--cpu-split]
+The defaults are the run docs/performance.md reports (about 30 minutes, ``make bench-serving``, plus about
+3 minutes the first time for the production world); ``--full`` is the finer sweep with 3 repetitions of 15 s;
+``--sweep`` with no rates skips the sweep and the plot.
 
 What it does, in one run on one machine state:
-1. Builds a world once under ``.mlplatform/bench-serving`` (demo data ending today, Feast apply + materialize into
-   the sqlite online store, a real ``mlflow server``, one trained champion) and reuses it on later runs.
-2. Starts each server in turn as a real process:
+1. Builds the worlds once under ``.mlplatform/bench-serving`` and reuses them (``benchmarks/serving_world.py``):
+   ``embedded`` (the demo data in Feast's sqlite store, parquet prediction log) and ``production`` (a million
+   customers materialized into Redis, prediction log and platform DB on PostgreSQL), one MLflow, one champion.
+2. Per profile, starts each server in turn as a real process:
+   - ``bare-store``: the floor for a server that must fetch features: the bare model server plus one direct read
+     of the same features from the same store, nothing else (``benchmarks/bare_store_server.py``);
+   - ``bare``: the same model with every feature inline (``benchmarks/bare_server.py``); run once, in the first
+     profile, since it reads no store;
    - ``kserve``, ``bentoml``: the platform's servers through ``LocalProcessDeployer`` (feature lookup, prediction
      log and metrics all on);
    - ``stock-kserve``, ``stock-bentoml``: what a user wires by hand, the library's own server + a Feast SDK call +
-     the scikit-learn model (``benchmarks/stock_kserve.py``, ``benchmarks/stock_bentoml.py``);
-   - ``bare``: the same model behind a minimal Starlette app with the features inline, scoring as the platform's
-     Predictor does (``benchmarks/bare_server.py``).
+     the scikit-learn model (``benchmarks/stock_kserve.py``, ``benchmarks/stock_bentoml.py``).
 3. Per server: a warm-up, then per repetition an open-loop run of single-entity requests at each of ``--rates`` and
    one of 32-entity batches at ``--batch-rate`` (``benchmarks/loadgen.py``: fixed schedule, its own process); the
    server's CPU per request from its process tree.  Then the sweep: single-entity runs at rising rates give the
-   highest rate whose p99 stays within ``--p99-target-ms`` with no failures, and a latency-vs-rate plot
+   highest rate whose p99 stays within ``--p99-target-ms`` with no failures.  ``bare-store`` sweeps first and
+   goes on past the listed rates until it fails; the others sweep up to the rate where it failed.  The load
+   generator is then checked against a trivial endpoint at twice that rate.
+4. Prints, per profile, a table of medians (min-max over repetitions) with ratios to ``bare-store``, writes
+   ``results.json`` next to the worlds and plots latency against rate for both profiles
    (``docs/images/serving-latency-vs-rate.png``).
-4. Prints a table of medians (min-max over repetitions), the p99 as a ratio of the bare server's, and writes
-   ``results.json`` next to the world.
 
 With ``--cpu-split`` (default on machines with 2+ cores) servers run on CPU 0 and the load generator on CPU 1.
 """
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import statistics
@@ -39,89 +47,41 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-WORLD = ROOT / ".mlplatform" / "bench-serving"
-MODEL = "fraud_detector"
-BATCH = 32
-SERVERS = ("kserve", "bentoml", "stock-kserve", "stock-bentoml", "bare")
-SWEEP_RATES = (100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 800.0, 1000.0, 1200.0, 1600.0)
 
+from benchmarks.serving_world import (  # noqa: E402
+    BATCH,
+    MODEL,
+    PROFILES,
+    WORLD,
+    Stores,
+    bare_bodies,
+    bare_store_bodies,
+    build_production_world,
+    build_world,
+    champion_files,
+    platform_bodies,
+    request_entities,
+    settings_for,
+    spread_over,
+    stored_inputs,
+)
 
-def settings_for(mlflow_port: int, serving_port: int) -> Any:
-    from mlplatform.config import get_settings
-
-    return get_settings(
-        state_dir=WORLD / "state",
-        bundled_models_dir=ROOT / "pipelines" / "models",
-        feast={"repo_path": ROOT / "feature_repo", "project": "bench_serving"},
-        mlflow={"port": mlflow_port},
-        serving={"port": serving_port, "poll_interval_s": 2.0},
-    )
-
-
-def build_world(settings: Any) -> None:
-    """The platform DB's schema, data, features, MLflow and a champion: skipped where already present."""
-    from mlplatform.demo.fraud_data import generate
-    from mlplatform.features.store import FeatureStoreAdapter
-    from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
-    from mlplatform.stack.embedded import upgrade_platform_db
-    from mlplatform.training.pipeline import TrainingRequest, run_all
-
-    upgrade_platform_db(settings)  # the registry records alias moves there
-    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    if not (settings.model_data_dir(MODEL) / "transactions.parquet").exists():
-        print("generating data ...", flush=True)
-        generate(settings.model_data_dir(MODEL), end=end)
-    features = FeatureStoreAdapter(settings)
-    features.apply()
-    features.materialize(datetime.now(UTC))
-    registry = ModelRegistry(settings)
-    if registry.alias_holder(MODEL, CHAMPION) is None:
-        print("training the champion ...", flush=True)
-        run_all(settings, TrainingRequest(model=MODEL, run_key=f"bench/{time.time():.0f}", actor="benchmark"))
-    if len(registry.versions(MODEL)) < 2:  # a second version for the swap-under-load run
-        print("training a second version ...", flush=True)
-        request = TrainingRequest(
-            model=MODEL, run_key=f"bench/{time.time():.0f}", actor="benchmark", estimator_params={"max_iter": 150}
-        )
-        run_all(settings, request)
-
-
-def request_entities(settings: Any, count: int) -> list[dict[str, Any]]:
-    from mlplatform.loop.traffic import sample_requests
-    from mlplatform.specs import find_spec
-
-    return sample_requests(settings, find_spec(settings.model_roots, MODEL), count)
-
-
-def bare_bodies(settings: Any, entities: list[dict[str, Any]], model_inputs: list[str]) -> tuple[list[Any], list[Any]]:
-    """Inline feature vectors for the same entities (looked up once, up front), single and batched."""
-    from mlplatform.features.store import FeatureStoreAdapter
-    from mlplatform.specs import find_spec
-
-    spec = find_spec(settings.model_roots, MODEL)
-    online = FeatureStoreAdapter(settings).online_features(spec.features.service, entities)
-    rows = []
-    for index, entity in enumerate(entities):
-        values = {**{name: online[name][index] for name in online}, **entity}
-        rows.append([float("nan") if values.get(name) is None else float(values[name]) for name in model_inputs])
-    rows = [[0.0 if value != value else value for value in row] for row in rows]  # JSON has no NaN
-    singles = [{"features": [row]} for row in rows]
-    batches = [{"features": rows[i : i + BATCH]} for i in range(0, len(rows) - BATCH + 1, BATCH)]
-    return singles, batches
-
-
-def platform_bodies(backend: str, entities: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
-    key = "instances" if backend.endswith("kserve") else "entities"
-    singles = [{key: [entity]} for entity in entities]
-    batches = [{key: entities[i : i + BATCH]} for i in range(0, len(entities) - BATCH + 1, BATCH)]
-    return singles, batches
+SERVERS = ("bare-store", "bare", "kserve", "bentoml", "stock-kserve", "stock-bentoml")
+SWEEP_RATES = (200.0, 400.0, 600.0, 800.0, 1000.0, 1200.0, 1600.0, 2000.0)
+FULL_SWEEP_RATES = (100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 800.0, 1000.0, 1200.0, 1400.0, 1600.0, 2000.0)
+SWEEP_GROWTH = 1.25
+"""Past the listed rates, the floor's sweep goes on in steps of this factor until it fails."""
+SWEEP_CEILING = 20_000.0
+"""Where the floor's sweep stops even if it never fails (no server here gets near it)."""
+REQUESTS = 2000
+"""Distinct request bodies per run (cycled)."""
 
 
 ACCEPTED: dict[str, int] = {}
@@ -235,9 +195,9 @@ def swaps_counted(server: Server) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
 
 
-def measure(server: Server, settings: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """Warm-up; per repetition single-entity runs at every rate and a batch run; the optional sweep; for the
-    platform's servers a model swap under load."""
+def measure(server: Server, settings: Any, args: argparse.Namespace, sweep: list[float]) -> dict[str, Any]:
+    """Warm-up; per repetition single-entity runs at every rate and a batch run; the sweep; for the platform's
+    servers a model swap under load."""
     load(server.url, server.bodies[0], rate=50, duration=3, cpu_split=args.cpu_split)
     singles: dict[str, list[dict[str, Any]]] = {str(rate): [] for rate in args.rates}
     batches = []
@@ -250,58 +210,95 @@ def measure(server: Server, settings: Any, args: argparse.Namespace) -> dict[str
                 f"{single['failed']} failed, {single['server_cpu_ms']:.2f} ms CPU/request",
                 flush=True,
             )
+            drain(server, args)
         batch = load(server.url, server.bodies[1], args.batch_rate, args.duration, args.cpu_split)
         batches.append(batch)
         print(f"  {server.name} rep {repetition + 1} batches: p99 {batch['p99_ms']:.1f} ms", flush=True)
-    found = sweep_rates(server, args) if args.sweep else None
+        drain(server, args)
+    found = sweep_rates(server, args, sweep, until_failure=server.name == "bare-store") if sweep else None
     swap = swap_under_load(server, settings, args) if server.name in ("kserve", "bentoml") else None
     return {"singles": singles, "batches": batches, "sweep": found, "swap": swap}
 
 
-def sweep_rates(server: Server, args: argparse.Namespace) -> dict[str, Any]:
+def drain(server: Server, args: argparse.Namespace) -> None:
+    """A short slow run, so a backlog from a saturated run does not spill into the next."""
+    load(server.url, server.bodies[0], rate=50, duration=2, cpu_split=args.cpu_split)
+
+
+def sweep_rates(server: Server, args: argparse.Namespace, rates: list[float], until_failure: bool) -> dict[str, Any]:
     """Single-entity runs at rising rates; the sustainable rate is the highest one below which every run kept
-    p99 within the target with no failures.  A sweep rather than a bisection: one noisy short run cannot send a
-    bisection off course, and the points also draw the latency-vs-rate curve."""
+    p99 within the target with no failures.  With ``until_failure`` the sweep goes on past ``rates`` (by
+    ``SWEEP_GROWTH``) until a run fails; otherwise it ends at ``rates``' end or at saturation.  A sweep rather than
+    a bisection: one noisy short run cannot send a bisection off course, and the points draw the curve."""
     points = []
     sustained = 0.0
-    failed_once = False
-    for rate in args.sweep:
+    failed_at: float | None = None
+    rate = rates[0]
+    index = 0
+    while rate <= SWEEP_CEILING:
         point = single_run(server, rate, args.sweep_duration, args.cpu_split)
         points.append(point)
         passed = point["p99_ms"] <= args.p99_target_ms and point["failed"] == 0
         print(f"  {server.name} sweep @{rate:.0f}/s: p99 {point['p99_ms']:.1f} ms -> {'ok' if passed else 'over'}")
-        failed_once = failed_once or not passed
-        sustained = rate if passed and not failed_once else sustained
-        if point["p99_ms"] > 20 * args.p99_target_ms:
-            break  # saturated: higher rates only queue more
-        load(server.url, server.bodies[0], rate=50, duration=2, cpu_split=args.cpu_split)  # drain any backlog
-    return {"max_rate": sustained, "probes": points}
+        if not passed and failed_at is None:
+            failed_at = rate
+        sustained = rate if passed and failed_at is None else sustained
+        if point["p99_ms"] > 20 * args.p99_target_ms or (until_failure and failed_at is not None):
+            break  # saturated (higher rates only queue more), or the floor's limit is found
+        drain(server, args)
+        index += 1
+        if index < len(rates):
+            rate = rates[index]
+        elif until_failure:
+            rate = round(rate * SWEEP_GROWTH, -1)
+        else:
+            break
+    return {"max_rate": sustained, "failed_at": failed_at, "probes": points}
+
+
+def check_load_generator(server: Server, rate: float, args: argparse.Namespace) -> dict[str, Any]:
+    """The load generator against the floor server's trivial endpoint at ``rate``: if it keeps p99 within the
+    target there, the sweep's limits are the servers', not the generator's."""
+    url = server.url.rsplit("/", 1)[0] + "/noop"
+    result = load(url, [{"noop": [0]}], rate, args.sweep_duration, args.cpu_split)
+    result["rate"] = rate
+    passed = result["p99_ms"] <= args.p99_target_ms and result["failed"] == 0
+    print(f"  load generator vs a trivial endpoint @{rate:.0f}/s: p99 {result['p99_ms']:.1f} ms -> {passed}")
+    return result
 
 
 def summary(values: list[float], digits: int = 1) -> str:
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
-def print_table(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
-    print(f"\n{args.reps} x {args.duration:.0f} s per cell; median (min-max); single-entity requests unless noted")
-    header = (
-        f"{'server':<14} {'rate/s':>6} {'p50 ms':>18} {'p99 ms':>20} {'p99/bare':>8} {'CPU ms/req':>17} {'failed':>6}"
+def _median_of(result: dict[str, Any] | None, rate: float, key: str) -> float | None:
+    runs = (result or {}).get("singles", {}).get(str(rate))
+    return statistics.median(run[key] for run in runs) if runs else None
+
+
+def _ratio(value: float, floor: float | None) -> str:
+    return f"{value / floor:.2f}" if floor else "-"
+
+
+def print_table(profile: str, results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+    floor = results.get("bare-store")
+    print(f"\n[{profile}] {args.reps} x {args.duration:.0f} s per cell; median (min-max); single-entity requests")
+    print(
+        f"{'server':<14} {'rate/s':>6} {'p50 ms':>18} {'p99 ms':>20} {'p99/floor':>9} {'CPU ms/req':>17} "
+        f"{'CPU/floor':>9} {'failed':>6}"
     )
-    print(header)
     for rate in args.rates:
-        bare = results.get("bare", {}).get("singles", {}).get(str(rate))
-        bare_p99 = statistics.median(run["p99_ms"] for run in bare) if bare else None
+        floor_p99, floor_cpu = _median_of(floor, rate, "p99_ms"), _median_of(floor, rate, "server_cpu_ms")
         for name, result in results.items():
             runs = result["singles"][str(rate)]
-            p99 = [run["p99_ms"] for run in runs]
-            ratio = f"{statistics.median(p99) / bare_p99:.2f}" if bare_p99 else "-"
+            p99, cpu = [run["p99_ms"] for run in runs], [run["server_cpu_ms"] for run in runs]
             print(
                 f"{name:<14} {rate:>6.0f} {summary([run['p50_ms'] for run in runs]):>18} {summary(p99):>20} "
-                f"{ratio:>8} {summary([run['server_cpu_ms'] for run in runs], 2):>17} "
-                f"{sum(run['failed'] for run in runs):>6}"
+                f"{_ratio(statistics.median(p99), floor_p99):>9} {summary(cpu, 2):>17} "
+                f"{_ratio(statistics.median(cpu), floor_cpu):>9} {sum(run['failed'] for run in runs):>6}"
             )
     offered = args.batch_rate * BATCH
-    print(f"\nbatches of {BATCH} at {args.batch_rate:.0f}/s ({offered:.0f} entity predictions/s offered)")
+    print(f"\n[{profile}] batches of {BATCH} at {args.batch_rate:.0f}/s ({offered:.0f} entity predictions/s offered)")
     print(f"{'server':<14} {'p50 ms':>18} {'p99 ms':>20} {'entities/s':>24} {'failed':>6}")
     for name, result in results.items():
         runs = result["batches"]
@@ -309,7 +306,7 @@ def print_table(results: dict[str, dict[str, Any]], args: argparse.Namespace) ->
             f"{name:<14} {summary([run['p50_ms'] for run in runs]):>18} {summary([run['p99_ms'] for run in runs]):>20} "
             f"{summary([run['throughput_rps'] * BATCH for run in runs]):>24} {sum(run['failed'] for run in runs):>6}"
         )
-    print("\nmodel swap under load (champion moved to the other version and back) and the prediction log")
+    print(f"\n[{profile}] model swap under load (champion moved to the other version and back), prediction log")
     print(f"{'server':<14} {'swaps':>6} {'failed':>8} {'sent':>8} {'answered':>10} {'logged':>10}")
     for name, result in results.items():
         if result.get("swap"):
@@ -318,36 +315,45 @@ def print_table(results: dict[str, dict[str, Any]], args: argparse.Namespace) ->
                 f"{name:<14} {swap['swaps']:>6.0f} {swap['failed']:>8} {swap['sent']:>8} {result['accepted']:>10} "
                 f"{result['logged']:>10}"
             )
-    if args.sweep:
-        print(f"\nhighest single-entity rate with p99 <= {args.p99_target_ms:.0f} ms and no failures (sweep)")
+    if any(result.get("sweep") for result in results.values()):
+        floor_rate = (floor or {}).get("sweep", {}) or {}
+        print(f"\n[{profile}] highest single-entity rate with p99 <= {args.p99_target_ms:.0f} ms and no failures")
         for name, result in results.items():
-            print(f"{name:<14} {result['sweep']['max_rate']:>6.0f}/s")
+            rate = result["sweep"]["max_rate"] if result.get("sweep") else 0.0
+            print(f"{name:<14} {rate:>6.0f}/s {_ratio(rate, floor_rate.get('max_rate')):>9} of the floor's")
 
 
-def plot(results: dict[str, dict[str, Any]], args: argparse.Namespace, path: Path) -> None:
-    """p99 against offered rate for every server: the median of all runs at a rate, bars from min to max."""
+def plot(results: dict[str, dict[str, dict[str, Any]]], args: argparse.Namespace, path: Path) -> None:
+    """p99 against offered rate for every server, one panel per profile: the median of all runs at a rate, bars
+    from min to max."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(8, 4.5))
-    for name, result in results.items():
-        by_rate: dict[float, list[float]] = {}
-        points = [run for runs in result["singles"].values() for run in runs]
-        for run in points + (result["sweep"]["probes"] if result.get("sweep") else []):
-            by_rate.setdefault(run["rate"], []).append(run["p99_ms"])
-        rates = sorted(by_rate)
-        medians = [statistics.median(by_rate[rate]) for rate in rates]
-        spread = [
-            [median - min(by_rate[rate]) for rate, median in zip(rates, medians, strict=True)],
-            [max(by_rate[rate]) - median for rate, median in zip(rates, medians, strict=True)],
-        ]
-        axis.errorbar(rates, medians, yerr=spread, marker="o", capsize=3, label=name)
-    axis.axhline(args.p99_target_ms, color="grey", linestyle="--", linewidth=1, label=f"{args.p99_target_ms:.0f} ms")
-    axis.set(xlabel="offered single-entity requests/s", ylabel="p99 latency (ms, log)", yscale="log")
-    axis.set_title("Serving latency vs rate (feature lookup included; bare has features inline)")
-    axis.legend()
+    figure, axes = plt.subplots(1, len(results), figsize=(7 * len(results), 4.5), squeeze=False, sharey=True)
+    for axis, (profile, servers) in zip(axes[0], results.items(), strict=True):
+        for name, result in servers.items():
+            by_rate: dict[float, list[float]] = {}
+            points = [run for runs in result["singles"].values() for run in runs]
+            for run in points + (result["sweep"]["probes"] if result.get("sweep") else []):
+                by_rate.setdefault(run["rate"], []).append(run["p99_ms"])
+            rates = sorted(by_rate)
+            medians = [statistics.median(by_rate[rate]) for rate in rates]
+            spread = [
+                [median - min(by_rate[rate]) for rate, median in zip(rates, medians, strict=True)],
+                [max(by_rate[rate]) - median for rate, median in zip(rates, medians, strict=True)],
+            ]
+            axis.errorbar(rates, medians, yerr=spread, marker="o", capsize=3, label=name)
+        axis.axhline(
+            args.p99_target_ms, color="grey", linestyle="--", linewidth=1, label=f"{args.p99_target_ms:.0f} ms"
+        )
+        axis.set(xlabel="offered single-entity requests/s", ylabel="p99 latency (ms, log)", yscale="log")
+        axis.set_title(
+            f"{profile}: " + ("sqlite store, parquet log" if profile == "embedded" else "Redis (1M), PostgreSQL log")
+        )
+        axis.legend(fontsize="small")
+    figure.suptitle("Serving latency vs rate (bare has features inline; bare-store reads them, nothing else)")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
@@ -387,27 +393,21 @@ def process_server(
         supervisor.stop(name)
 
 
-def champion_files(settings: Any) -> tuple[str, list[str]]:
-    """The champion's model directory (downloaded once) and its input columns in fitted order."""
-    import mlflow.artifacts
-
-    from mlplatform.registry.lineage import Lineage
-    from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry, mlflow_client
-
-    champion = ModelRegistry(settings).alias_holder(MODEL, CHAMPION)
-    assert champion is not None
-    model_inputs = json.loads(mlflow_client(settings).get_run(str(champion.run_id)).data.tags[Lineage.MODEL_INPUTS_TAG])
-    target = WORLD / f"model-v{champion.version}"
-    if not (target / "MLmodel").is_file():
-        mlflow.artifacts.download_artifacts(
-            f"models:/{MODEL}/{champion.version}",
-            dst_path=str(target),
-            tracking_uri=settings.mlflow.resolved_tracking_uri(),
-        )
-    return str(target), model_inputs
+def bare_store_argv(settings: Any, model_dir: str, inputs: list[str], port: int, stores: Stores) -> list[str]:
+    """The floor server's command line: the same store the profile's servers read, the model inputs it stores."""
+    if settings.feast.online_store == "redis":
+        store = f"redis://{stores.redis}"
+    else:
+        store = f"sqlite://{settings.feast_online_path}"
+    views = stored_inputs(settings, inputs)
+    argv = [sys.executable, str(ROOT / "benchmarks" / "bare_store_server.py"), model_dir, "--port", str(port)]
+    argv += ["--store", store, "--project", settings.feast.project, "--key", "customer_id"]
+    return [*argv, "--views", json.dumps(views), "--inputs", ",".join(inputs)]
 
 
-def start_server(name: str, settings: Any, entities: list[dict[str, Any]], supervisor: Any) -> Any:
+def start_server(
+    name: str, settings: Any, entities: list[dict[str, Any]], supervisor: Any, stores: Stores | None = None
+) -> Any:
     """The context manager that runs server ``name``."""
     from tests.support.environment import free_port
 
@@ -415,11 +415,16 @@ def start_server(name: str, settings: Any, entities: list[dict[str, Any]], super
         return platform_server(name, settings, entities, supervisor)
     model_dir, inputs = champion_files(settings)
     port = free_port()
-    env = {**os.environ, **settings.child_env(), "BENTOML_DO_NOT_TRACK": "true"}
+    env = {**os.environ, **settings.child_env("model_server"), "BENTOML_DO_NOT_TRACK": "true"}
     here = ROOT / "benchmarks"
     if name == "bare":
         argv = [sys.executable, str(here / "bare_server.py"), model_dir, "--port", str(port)]
         bodies = bare_bodies(settings, entities, inputs)
+        return process_server(name, argv, env, port, ("/readyz", "/predict"), bodies, supervisor)
+    if name == "bare-store":
+        argv = bare_store_argv(settings, model_dir, inputs, port, stores or Stores())
+        stored = [feature for features in stored_inputs(settings, inputs).values() for feature in features]
+        bodies = bare_store_bodies(settings, entities, inputs, stored)
         return process_server(name, argv, env, port, ("/readyz", "/predict"), bodies, supervisor)
     if name == "stock-kserve":
         argv = [sys.executable, str(here / "stock_kserve.py"), model_dir, "--inputs", ",".join(inputs)]
@@ -432,49 +437,101 @@ def start_server(name: str, settings: Any, entities: list[dict[str, Any]], super
     return process_server(name, argv, env, port, ("/readyz", "/predict"), platform_bodies(name, entities), supervisor)
 
 
-def main() -> None:
+@dataclass
+class Profile:
+    """One profile's settings, requests and results."""
+
+    name: str
+    settings: Any
+    entities: list[dict[str, Any]]
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    load_check: dict[str, Any] | None = None
+
+
+def run_profile(profile: Profile, servers: list[str], args: argparse.Namespace, supervisor: Any) -> None:
+    """Every server of the profile in turn, the floor first: its sweep sets where the others' sweeps end."""
+    sweep = list(args.sweep)
+    for name in servers:
+        print(f"[{profile.name}] {name}: starting", flush=True)
+        with start_server(name, profile.settings, profile.entities, supervisor, args.stores) as server:
+            result = measure(server, profile.settings, args, sweep)
+            if name == "bare-store" and result["sweep"]:
+                top = result["sweep"]["failed_at"] or result["sweep"]["probes"][-1]["rate"]
+                sweep = [rate for rate in sweep if rate <= top] or sweep[:1]
+                sweep += [top] if sweep[-1] < top else []
+                profile.load_check = check_load_generator(server, 2 * top, args)
+        result["accepted"], result["logged"] = server.accepted, server.logged
+        profile.results[name] = result
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=15.0)
-    parser.add_argument("--rates", type=float, nargs="+", default=[200.0, 400.0])
-    parser.add_argument("--batch-rate", type=float, default=100.0)
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--profiles", nargs="+", default=list(PROFILES), choices=PROFILES)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--rates", type=float, nargs="+", default=[400.0, 1000.0])
+    parser.add_argument("--batch-rate", type=float, default=320.0, help="32-entity batches/s (320: 10,240 entities/s)")
+    parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
-    parser.add_argument(
-        "--sweep", type=float, nargs="*", default=list(SWEEP_RATES), help="rates for the max-rate sweep and plot"
-    )
+    parser.add_argument("--sweep", type=float, nargs="*", default=None, help="rates for the max-rate sweep and plot")
     parser.add_argument("--p99-target-ms", type=float, default=10.0)
-    parser.add_argument("--sweep-duration", type=float, default=10.0)
+    parser.add_argument("--sweep-duration", type=float, default=5.0)
+    parser.add_argument("--full", action="store_true", help="the finer sweep, 3 repetitions of 15 s, 10 s steps")
+    parser.add_argument("--redis", default=Stores.redis, help="host:port of the production profile's Redis")
+    parser.add_argument("--postgres", default=Stores.postgres, help="SQLAlchemy URL of its PostgreSQL server")
+    parser.add_argument("--entities", type=int, default=Stores.entities, help="customers in the production store")
     parser.add_argument("--cpu-split", action=argparse.BooleanOptionalAction, default=(os.cpu_count() or 1) >= 2)
     args = parser.parse_args()
+    if args.full:
+        args.reps, args.duration, args.sweep_duration = 3, 15.0, 10.0
+    if args.sweep is None:
+        args.sweep = list(FULL_SWEEP_RATES if args.full else SWEEP_RATES)
+    args.stores = Stores(args.redis, args.postgres, args.entities)
+    return args
 
+
+def main() -> None:
+    args = parse_args()
     from mlplatform.stack.embedded import mlflow_argv, mlflow_env
     from mlplatform.stack.supervisor import Supervisor
     from tests.support.environment import free_port
 
-    settings = settings_for(free_port(), free_port())
+    mlflow_port, serving_port = free_port(), free_port()
+    embedded = settings_for(mlflow_port, serving_port)
     # Every MLflow call here and in the servers started from here talks to the world's server; MLflow's default
     # would create ./mlflow.db.
-    os.environ["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_REGISTRY_URI"] = settings.mlflow.resolved_tracking_uri()
-    supervisor = Supervisor(settings.state_dir)
+    os.environ["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_REGISTRY_URI"] = embedded.mlflow.resolved_tracking_uri()
+    supervisor = Supervisor(embedded.state_dir)
     if args.cpu_split:
         os.sched_setaffinity(0, {0})  # servers started from here inherit CPU 0
-    supervisor.start("mlflow", mlflow_argv(settings), mlflow_env(settings), cwd=settings.layout.mlflow_dir)
-    results: dict[str, dict[str, Any]] = {}
+    supervisor.start("mlflow", mlflow_argv(embedded), mlflow_env(embedded), cwd=embedded.layout.mlflow_dir)
+    profiles: list[Profile] = []
     try:
-        supervisor.wait_healthy("mlflow", f"{settings.mlflow.resolved_tracking_uri()}/health", timeout=120)
-        build_world(settings)
-        entities = request_entities(settings, 2000)
-        for name in args.servers:
-            print(f"{name}: starting", flush=True)
-            with start_server(name, settings, entities, supervisor) as server:
-                results[name] = measure(server, settings, args)
-            results[name]["accepted"], results[name]["logged"] = server.accepted, server.logged
+        supervisor.wait_healthy("mlflow", f"{embedded.mlflow.resolved_tracking_uri()}/health", timeout=120)
+        build_world(embedded)
+        requests = request_entities(embedded, REQUESTS)
+        servers = list(args.servers)
+        for name in args.profiles:
+            if name == "production":
+                production = settings_for(mlflow_port, serving_port, "production", args.stores)
+                build_production_world(embedded, production, args.stores)
+                profile = Profile(name, production, spread_over(requests, args.stores.entities))
+            else:
+                profile = Profile(name, embedded, requests)
+            profiles.append(profile)
+            run_profile(profile, servers, args, supervisor)
+            servers = [server for server in servers if server != "bare"]  # it reads no store: once is enough
     finally:
         supervisor.stop("mlflow")
-    (WORLD / "results.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
-    print_table(results, args)
+    report = {p.name: {"results": p.results, "load_check": p.load_check} for p in profiles}
+    (WORLD / "results.json").write_text(json.dumps({"args": _jsonable(args), "profiles": report}, indent=2))
+    for profile in profiles:
+        print_table(profile.name, profile.results, args)
     if args.sweep:
-        plot(results, args, ROOT / "docs" / "images" / "serving-latency-vs-rate.png")
+        plot({p.name: p.results for p in profiles}, args, ROOT / "docs" / "images" / "serving-latency-vs-rate.png")
+
+
+def _jsonable(args: argparse.Namespace) -> dict[str, Any]:
+    return {key: (dataclasses.asdict(value) if key == "stores" else value) for key, value in vars(args).items()}
 
 
 if __name__ == "__main__":
