@@ -41,6 +41,7 @@ import math
 import sqlite3
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -87,8 +88,9 @@ class _Group:
     key_head: bytes | None
     """The constant head of a one-key encoding (key count, name), when its values can be encoded directly."""
 
-    @property
+    @cached_property
     def redis_fields(self) -> list[bytes]:
+        """Every view's Redis hash fields, in view order (first asked once planning is done)."""
         return [field for view in self.views for field in view.redis_fields]
 
 
