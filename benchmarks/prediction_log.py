@@ -29,6 +29,7 @@ from pathlib import Path
 from mlplatform.config import Settings, get_settings
 from mlplatform.predictions.records import PredictionRecord
 from mlplatform.predictions.writer import open_prediction_log
+from mlplatform.store.db import PlatformStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.environment import scratch_postgres
@@ -138,6 +139,7 @@ def main() -> None:
         results += bench_sink("parquet", parquet)
         if args.postgres_url:
             with scratch_postgres(args.postgres_url, prefix="mlp_bench") as url:
+                PlatformStore.migrated(url).dispose()  # the sink writes only into a migrated schema
                 postgres = get_settings(
                     state_dir=Path(state), serving={"prediction_log": "postgres", "prediction_log_url": url}
                 )

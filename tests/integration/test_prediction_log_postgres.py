@@ -21,18 +21,42 @@ pytestmark = pytest.mark.integration
 ROLE_PASSWORD = "a long enough role password"
 
 
-def test_n_records_in_from_many_threads_n_records_out(tmp_path: Path, postgres_database: str) -> None:
-    settings = log_settings(tmp_path, "postgres", prediction_log_url=postgres_database)
+@pytest.fixture(params=["psycopg", "psycopg2"])
+def log_url(request: pytest.FixtureRequest, postgres_database: str) -> str:
+    """The scratch database through either driver: psycopg (the chart's) writes by COPY, psycopg2 by INSERT."""
+    return postgres_database.replace("postgresql://", f"postgresql+{request.param}://", 1)
+
+
+def test_n_records_in_from_many_threads_n_records_out(tmp_path: Path, log_url: str) -> None:
+    settings = log_settings(tmp_path, "postgres", prediction_log_url=log_url)
     check_contract(settings)
     check_window(settings)
 
 
-def test_regression_records_have_no_label(tmp_path: Path, postgres_database: str) -> None:
-    check_regression_records(log_settings(tmp_path, "postgres", prediction_log_url=postgres_database))
+def test_regression_records_have_no_label(tmp_path: Path, log_url: str) -> None:
+    check_regression_records(log_settings(tmp_path, "postgres", prediction_log_url=log_url))
 
 
-def test_rollout_records_keep_arm_shadow_latency_and_failures(tmp_path: Path, postgres_database: str) -> None:
-    check_rollout_records(log_settings(tmp_path, "postgres", prediction_log_url=postgres_database))
+def test_rollout_records_keep_arm_shadow_latency_and_failures(tmp_path: Path, log_url: str) -> None:
+    check_rollout_records(log_settings(tmp_path, "postgres", prediction_log_url=log_url))
+
+
+def test_a_batch_the_database_rejects_is_a_value_error_and_writes_nothing(log_url: str) -> None:
+    """A value the column cannot hold (a version longer than its 32 characters) rejects the whole batch as bad
+    values, which the writer drops and counts instead of retrying forever; none of the batch's rows is written."""
+    from dataclasses import replace
+
+    from mlplatform.predictions.sinks import PostgresSink
+    from mlplatform.store.db import PlatformStore
+
+    PlatformStore.migrated(log_url).dispose()
+    sink = PostgresSink(log_url)
+    good, bad = make_record(1), replace(make_record(2), model_version="v" * 40)
+    with pytest.raises(ValueError, match="rejected the batch's values"):
+        sink.write([good, bad])
+    assert sink.read(good.model_name).empty
+    sink.write([good])
+    assert sink.read(good.model_name)["request_id"].tolist() == [good.request_id]
 
 
 def test_migration_creates_the_table_and_its_time_window_index(postgres_database: str) -> None:

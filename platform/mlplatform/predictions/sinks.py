@@ -440,7 +440,10 @@ class PostgresSink(PredictionSink):
         rows = [_row(record) for record in records]
         try:
             with self._store.engine.begin() as connection:
-                connection.execute(insert(PredictionLogRow), rows)  # one executemany per batch
+                if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
+                    _copy_rows(connection, rows)
+                else:
+                    connection.execute(insert(PredictionLogRow), rows)  # one executemany per batch
         except (DataError, IntegrityError) as error:
             raise ValueError("the database rejected the batch's values") from error
         except StatementError as error:
@@ -562,6 +565,35 @@ def _sample_key(dialect: str, row_id: Any, seed: int) -> Any:
     if dialect == "postgresql":
         return func.hashint8extended(row_id, seed)
     return ((row_id % 2_147_483_648) * 1_103_515_245 + (seed % 2_147_483_648) + 12_345) % 2_147_483_648
+
+
+LOG_COLUMNS = (
+    "request_id", "ts", "model_name", "model_version", "entity", "features", "score", "label", "arm", "shadow",
+    "latency_s", "error",
+)  # fmt: skip
+"""The columns a batch writes, in ``_row``'s order (``id`` comes from the table's sequence)."""
+
+
+def _copy_rows(connection: Any, rows: list[dict[str, Any]]) -> None:
+    """The batch through PostgreSQL's ``COPY ... FROM STDIN`` on the transaction's own (psycopg) connection.
+
+    Why: at ten thousand entity predictions a second (batches of 32 at 320/s), one ``INSERT`` per row, even
+    batched by ``executemany``, made the server's writer fall behind and its bounded inbox drop records.  COPY
+    streams the rows in one statement; it needs only the ``INSERT`` privilege the writer role has.  JSON columns
+    go as text, serialized as the engine serializes them.  Values the server rejects are a ``ValueError`` (the
+    batch is bad, retrying will not help); connection trouble propagates, for the writer to retry."""
+    import json
+
+    from psycopg import errors
+
+    serialize = connection.dialect._json_serializer or json.dumps
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        with cursor, cursor.copy(f"COPY prediction_log ({', '.join(LOG_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([serialize(row[c]) if c in ("entity", "features") else row[c] for c in LOG_COLUMNS])
+    except (errors.DataError, errors.IntegrityError) as error:
+        raise ValueError("the database rejected the batch's values") from error
 
 
 def _row(record: PredictionRecord) -> dict[str, Any]:
