@@ -344,7 +344,8 @@ def plot(results: dict[str, dict[str, dict[str, Any]]], args: argparse.Namespace
                 [median - min(by_rate[rate]) for rate, median in zip(rates, medians, strict=True)],
                 [max(by_rate[rate]) - median for rate, median in zip(rates, medians, strict=True)],
             ]
-            axis.errorbar(rates, medians, yerr=spread, marker="o", capsize=3, label=name)
+            color = f"C{SERVERS.index(name)}"  # one colour per server in both panels
+            axis.errorbar(rates, medians, yerr=spread, marker="o", capsize=3, label=name, color=color)
         axis.axhline(
             args.p99_target_ms, color="grey", linestyle="--", linewidth=1, label=f"{args.p99_target_ms:.0f} ms"
         )
