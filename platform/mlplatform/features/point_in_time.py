@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlplatform.features.sources import file_source_path
+from mlplatform.features.store import EVENT_TIMESTAMP
+
 if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureService, FeatureStore
-
-EVENT_TIMESTAMP = "event_timestamp"
 
 
 class UnsupportedJoinError(ValueError):
@@ -38,7 +39,6 @@ class UnsupportedJoinError(ValueError):
 class _ViewJoin:
     """One batch view's part of the join: its file, columns, keys (source column -> entity column) and TTL."""
 
-    name: str
     path: Path
     timestamp: str
     created: str | None
@@ -53,7 +53,6 @@ def _quote(name: str) -> str:
 
 def plan_views(store: FeatureStore, service: FeatureService) -> tuple[list[_ViewJoin], list[Any]]:
     """The batch views' joins and the on-demand views (with their projections) of ``service``."""
-    from feast import FileSource
     from feast.errors import FeatureViewNotFoundException
 
     joins: list[_ViewJoin] = []
@@ -64,9 +63,10 @@ def plan_views(store: FeatureStore, service: FeatureService) -> tuple[list[_View
         except FeatureViewNotFoundException:
             on_demand.append(store.get_on_demand_feature_view(projection.name).with_projection(projection))
             continue
-        source = view.batch_source
-        if not isinstance(source, FileSource) or "://" in source.path or not Path(source.path).is_file():
+        path = file_source_path(view)
+        if path is None or not path.is_file():
             raise UnsupportedJoinError(f"{view.name}: its source is not one local parquet file")
+        source: Any = view.batch_source  # a FileSource, as file_source_path found
         if source.field_mapping or getattr(projection, "version_tag", None) is not None or not view.entity_columns:
             raise UnsupportedJoinError(f"{view.name}: field mapping, version tag or no entity")
         join_map = projection.join_key_map or {}
@@ -74,8 +74,7 @@ def plan_views(store: FeatureStore, service: FeatureService) -> tuple[list[_View
         ttl = view.ttl.total_seconds() if view.ttl else 0.0
         joins.append(
             _ViewJoin(
-                name=view.name,
-                path=Path(source.path),
+                path=path,
                 timestamp=source.timestamp_field,
                 created=source.created_timestamp_column or None,
                 keys=keys,
