@@ -41,7 +41,7 @@ import math
 import sqlite3
 import struct
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -143,18 +143,26 @@ def _direct_key_head(join_keys: list[str], key_types: list[Any], version: int) -
     return struct.pack("<III", 1, ValueType.STRING.value, len(name)) + name
 
 
+@cache
+def _key_value_types() -> tuple[Any, Any]:
+    """Feast's ``ValueType.INT64`` and ``STRING``, imported once: ``_direct_key_value`` runs per key per request,
+    where an import statement would cost more than the encoding."""
+    from feast.value_type import ValueType
+
+    return ValueType.INT64, ValueType.STRING
+
+
 def _direct_key_value(kind: Any, value: Any) -> bytes | None:
     """A lone key's value as Feast serializes it (type, length, bytes), or ``None`` for a value of another Python
     type than the key's, which Feast's converter must judge."""
-    from feast.value_type import ValueType
-
-    if kind == ValueType.INT64 and (type(value) is int or isinstance(value, np.integer)):
+    int64, string = _key_value_types()
+    if kind == int64 and (type(value) is int or isinstance(value, np.integer)):
         number = int(value)
         if INT64_RANGE[0] <= number < INT64_RANGE[1]:
-            return struct.pack("<IIq", ValueType.INT64.value, 8, number)
-    elif kind == ValueType.STRING and type(value) is str:
+            return struct.pack("<IIq", int64.value, 8, number)
+    elif kind == string and type(value) is str:
         raw = value.encode("utf8")
-        return struct.pack("<II", ValueType.STRING.value, len(raw)) + raw
+        return struct.pack("<II", string.value, len(raw)) + raw
     return None
 
 
