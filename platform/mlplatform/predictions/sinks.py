@@ -567,13 +567,6 @@ def _sample_key(dialect: str, row_id: Any, seed: int) -> Any:
     return ((row_id % 2_147_483_648) * 1_103_515_245 + (seed % 2_147_483_648) + 12_345) % 2_147_483_648
 
 
-LOG_COLUMNS = (
-    "request_id", "ts", "model_name", "model_version", "entity", "features", "score", "label", "arm", "shadow",
-    "latency_s", "error",
-)  # fmt: skip
-"""The columns a batch writes, in ``_row``'s order (``id`` comes from the table's sequence)."""
-
-
 def _copy_rows(connection: Any, rows: list[dict[str, Any]]) -> None:
     """The batch through PostgreSQL's ``COPY ... FROM STDIN`` on the transaction's own (psycopg) connection.
 
@@ -586,12 +579,15 @@ def _copy_rows(connection: Any, rows: list[dict[str, Any]]) -> None:
 
     from psycopg import errors
 
+    if not rows:
+        return
+    columns = list(rows[0])  # ``_row``'s keys: the table's columns but ``id``, which its sequence fills
     serialize = connection.dialect._json_serializer or json.dumps
     cursor = connection.connection.driver_connection.cursor()
     try:
-        with cursor, cursor.copy(f"COPY prediction_log ({', '.join(LOG_COLUMNS)}) FROM STDIN") as copy:
+        with cursor, cursor.copy(f"COPY prediction_log ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row([serialize(row[c]) if c in ("entity", "features") else row[c] for c in LOG_COLUMNS])
+                copy.write_row([serialize(row[c]) if c in ("entity", "features") else row[c] for c in columns])
     except (errors.DataError, errors.IntegrityError) as error:
         raise ValueError("the database rejected the batch's values") from error
 
