@@ -14,8 +14,16 @@ install: ## Create .venv with every extra and the dev tools, exactly as uv.lock 
 	$(UV) sync --frozen --all-extras
 	@infrastructure/tools/system-tools.sh
 
-# The demo's one override: a retrain blocks drift alerts for 60 s instead of 6 h, so `make demo` can run its loop again.
+# The demo's overrides: a retrain blocks drift alerts for 60 s instead of 6 h, so `make demo` can run its loop again;
+# the alert path and the swap wait seconds, not minutes (Prometheus scrapes and evaluates every 2 s instead of 15, the
+# webhook route's Alertmanager group_wait is 1 s instead of 10 and its group_interval 10 s instead of 5 min, the
+# server polls its alias every 2 s instead of 10). The production defaults stay; docs/performance.md has both.
 demo: export MLP_ALERTS__COOLDOWN_S ?= 60
+demo: export MLP_PROMETHEUS__SCRAPE_INTERVAL_S ?= 2
+demo: export MLP_PROMETHEUS__EVALUATION_INTERVAL_S ?= 2
+demo: export MLP_PROMETHEUS__WEBHOOK_GROUP_WAIT_S ?= 1
+demo: export MLP_PROMETHEUS__WEBHOOK_GROUP_INTERVAL_S ?= 10
+demo: export MLP_SERVING__POLL_INTERVAL_S ?= 2
 demo: install ## Stack up, demo data, features, train through Airflow, serve the champion, send traffic, close the loop, roll a challenger out
 	$(MLP) stack up
 	$(MLP) data generate

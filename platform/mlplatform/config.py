@@ -514,6 +514,28 @@ class PrometheusSettings(_Section):
         Path("monitoring"), description="Folder with prometheus/rules/*.yaml and alertmanager/alertmanager.yml."
     )
     scrape_interval_s: int = Field(15, ge=1, le=3600, description="Scrape and rule evaluation interval, seconds.")
+    evaluation_interval_s: int | None = Field(
+        None,
+        ge=1,
+        le=3600,
+        description="Rule evaluation interval, seconds. Unset: scrape_interval_s. A drift check's verdict fires its "
+        "alert one scrape and one evaluation later: up to the sum of both.",
+    )
+    webhook_group_wait_s: int | None = Field(
+        None,
+        ge=0,
+        le=3600,
+        description="Alertmanager group_wait of the route to the platform webhook (drift alerts -> retrain), "
+        "seconds: how long a new alert waits before it is sent. Unset: the committed routing's 10 s. The demo and "
+        "benchmarks/loop.py shorten it.",
+    )
+    webhook_group_interval_s: int | None = Field(
+        None,
+        ge=1,
+        le=86400,
+        description="Alertmanager group_interval of the webhook route, seconds: changes to a notified group "
+        "(another alert, a resolution) are sent at this interval. Unset: the committed routing's 5 min.",
+    )
     model_server_targets: list[str] = Field(
         default_factory=list,
         description='Extra model server host:port targets to scrape, as JSON (e.g. ["10.0.0.5:8300"]), besides '

@@ -104,7 +104,7 @@ def prometheus_config(settings: Settings, rule_files: list[Path] | None = None) 
     ``rule_files`` defaults to the committed rules; tests pass a rendered copy (e.g. with a shorter ``for``).
     """
     conf = settings.prometheus
-    interval = f"{conf.scrape_interval_s}s"
+    evaluation = conf.evaluation_interval_s or conf.scrape_interval_s
     rules = rule_files if rule_files is not None else sorted((conf.config_dir / "prometheus" / "rules").glob("*.yaml"))
     serving: dict[str, Any] = {
         "job_name": "mlplatform-serving",
@@ -114,7 +114,7 @@ def prometheus_config(settings: Settings, rule_files: list[Path] | None = None) 
     if conf.model_server_targets:
         serving["static_configs"] = [{"targets": conf.model_server_targets}]
     return {
-        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "global": {"scrape_interval": f"{conf.scrape_interval_s}s", "evaluation_interval": f"{evaluation}s"},
         "rule_files": [str(path) for path in rules],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{conf.host}:{conf.alertmanager_port}"]}]}]},
         "scrape_configs": [
@@ -143,8 +143,21 @@ def write_model_server_targets(settings: Settings, servers: Iterable[ServerTarge
 
 
 def alertmanager_config(settings: Settings, committed: dict[str, Any]) -> dict[str, Any]:
-    """The committed configuration with the platform webhook pointed at this stack's API (token file unchanged)."""
+    """The committed configuration with the platform webhook pointed at this stack's API (token file unchanged), and
+    the webhook route's ``group_wait`` / ``group_interval`` where ``prometheus.webhook_group_wait_s`` /
+    ``webhook_group_interval_s`` set them (the demo's shorter waits; unset, the committed values stand)."""
     config: dict[str, Any] = yaml.safe_load(yaml.safe_dump(committed))
+    timing = {
+        key: f"{seconds}s"
+        for key, seconds in (
+            ("group_wait", settings.prometheus.webhook_group_wait_s),
+            ("group_interval", settings.prometheus.webhook_group_interval_s),
+        )
+        if seconds is not None
+    }
+    for route in config.get("route", {}).get("routes", []):
+        if route.get("receiver") == WEBHOOK_RECEIVER:
+            route.update(timing)
     for receiver in config.get("receivers", []):
         if receiver.get("name") != WEBHOOK_RECEIVER:
             continue
