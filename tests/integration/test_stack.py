@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 PROBE_DAG = """
 import json
 import os
+import sys
 
 from airflow.sdk import dag, task
 
@@ -36,7 +37,10 @@ def stack_probe():
         conf = context["dag_run"].conf
         print("probe saw", conf["value"])
         with open(conf["out"], "w") as handle:
-            json.dump({"value": conf["value"], "state_dir": os.environ.get("MLP_STATE_DIR")}, handle)
+            # Neither imported by this file: pandas comes from the scheduler's preload (airflow.preload_modules),
+            # and the platform's own modules must not (tasks import the code on disk).
+            loaded = {name: name in sys.modules for name in ("pandas", "mlplatform.config")}
+            json.dump({"value": conf["value"], "state_dir": os.environ.get("MLP_STATE_DIR"), "loaded": loaded}, handle)
 
     record()
 
@@ -150,7 +154,11 @@ def test_stack_up_run_dag_and_down(stack: EmbeddedStack, stack_settings: Setting
         finished = client.wait("stack_probe", "probe-1", poll_interval=1, timeout=150, on_progress=progress.append)
         assert finished.state == "success"
         assert progress and progress[-1] == {"record": "success"}
-        assert json.loads(out.read_text()) == {"value": "hello-42", "state_dir": str(stack_settings.state_dir)}
+        assert json.loads(out.read_text()) == {
+            "value": "hello-42",
+            "state_dir": str(stack_settings.state_dir),
+            "loaded": {"pandas": True, "mlplatform.config": False},
+        }
         assert "probe saw hello-42" in client.task_log("stack_probe", "probe-1", "record", 1)
         assert [(run.run_id, run.state) for run in client.list_runs("stack_probe")] == [("probe-1", "success")]
 

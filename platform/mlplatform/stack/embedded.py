@@ -50,6 +50,7 @@ ALERTMANAGER = monitoring.ALERTMANAGER
 CORE_PROCESSES = (MLFLOW, *AIRFLOW_PROCESSES, PLATFORM_API)
 START_ORDER = (*CORE_PROCESSES, ALERTMANAGER, PROMETHEUS)
 
+SCHEDULER_MODULE = "mlplatform.stack.airflow_scheduler"
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 # New DAG files (generated from model specs) should show up in seconds, not after Airflow's default 5 minutes.
 DAG_FOLDER_REFRESH_S = 10
@@ -548,7 +549,13 @@ def airflow_argv(settings: Settings, name: str) -> list[str]:
     if name == AIRFLOW_SCHEDULER:
         # Task logs are files under AIRFLOW_HOME that the api-server reads directly; the log-serving sidecar
         # would only add a process listening on 0.0.0.0:8793 (and clash between two stacks on one machine).
-        return [airflow, "scheduler", "--skip-serve-logs"]
+        scheduler = ["scheduler", "--skip-serve-logs"]
+        if not settings.airflow.preload_modules:
+            return [airflow, *scheduler]
+        # The same Airflow, with the training tasks' libraries imported first: LocalExecutor forks every task from
+        # the scheduler, so each task finds them loaded (stack.airflow_scheduler).
+        preload = ",".join(settings.airflow.preload_modules)
+        return [sys.executable, "-m", SCHEDULER_MODULE, "--preload", preload, "--", *scheduler]
     if name == AIRFLOW_DAG_PROCESSOR:
         return [airflow, "dag-processor"]
     raise ValueError(f"unknown Airflow component {name!r}")

@@ -13,7 +13,10 @@ replaced in the artifact store cannot run code when a server loads it.  Function
 from __future__ import annotations
 
 import importlib
+import sys
+import warnings
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Final
 
 from mlplatform.specs import COLUMN_KEYWORDS, EstimatorSpec, SpecError, import_class
@@ -101,11 +104,23 @@ def _resolve(dotted: str) -> object:
         return None
 
 
+def _skops_io() -> ModuleType:
+    """``skops.io``, its first import with warnings silenced.
+
+    At import skops looks every scipy function up by name in every loaded module (``pickle.whichmodule``); in an
+    Airflow task that includes Airflow's deprecated-import shims, each of which warns on the lookup: 1,160 task-log
+    lines and about a second in each of the train and gate tasks.
+    """
+    if "skops.io" not in sys.modules:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # Airflow's DeprecatedImportWarning is a FutureWarning
+            importlib.import_module("skops.io")
+    return sys.modules["skops.io"]
+
+
 def trusted_types_of(blob: bytes) -> list[str]:
     """The types skops would refuse by default in a saved model, all of which the policy must admit."""
-    import skops.io
-
-    untrusted = [str(name) for name in skops.io.get_untrusted_types(data=blob)]
+    untrusted = [str(name) for name in _skops_io().get_untrusted_types(data=blob)]
     refused = [name for name in untrusted if not is_trusted_type(name)]
     if refused:
         raise UntrustedModelError(
@@ -117,18 +132,14 @@ def trusted_types_of(blob: bytes) -> list[str]:
 
 def dumps(estimator: Any) -> bytes:
     """The estimator in skops format; fails if it holds a type the platform would refuse to load."""
-    import skops.io
-
-    blob: bytes = skops.io.dumps(estimator)
+    blob: bytes = _skops_io().dumps(estimator)
     trusted_types_of(blob)
     return blob
 
 
 def loads(blob: bytes) -> Any:
     """An estimator from skops bytes, admitting only the types the policy trusts."""
-    import skops.io
-
-    return skops.io.loads(blob, trusted=trusted_types_of(blob))
+    return _skops_io().loads(blob, trusted=trusted_types_of(blob))
 
 
 def load_estimator(model_dir: Path) -> Any:
