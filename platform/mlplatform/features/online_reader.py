@@ -169,7 +169,9 @@ def _direct_key_value(kind: Any, value: Any) -> bytes | None:
 class OnlineFeatureReader:
     """``read(rows)`` gives ``{feature: [value per row]}`` for one feature service (``None`` where unknown)."""
 
-    def __init__(self, store: FeatureStore, service: FeatureService) -> None:
+    def __init__(self, store: FeatureStore, service: FeatureService, *, lock_timeout_s: float = 5.0) -> None:
+        """``lock_timeout_s``: the longest a sqlite read waits for a writer's lock (materialization) before it
+        fails; model servers pass their scoring deadline, as they read sqlite on their event loop."""
         from feast.infra.key_encoding_utils import serialize_entity_key
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
@@ -186,7 +188,7 @@ class OnlineFeatureReader:
         self._serialize_key = serialize_entity_key
         self._store = store
         self._provider = store._get_provider()
-        self._sqlite = _sqlite_connection(store, self._provider)
+        self._sqlite = _sqlite_connection(store, self._provider, lock_timeout_s)
         self._redis = _redis_client(store, self._provider)
         self._project = store.project.encode("utf8")
         context = _get_cached_request_context(store.registry, store.project, service, False)
@@ -391,7 +393,7 @@ class OnlineFeatureReader:
         return [python_value(value) for value in self._to_protos(values, kind)]
 
 
-def _sqlite_connection(store: FeatureStore, provider: Any) -> sqlite3.Connection | None:
+def _sqlite_connection(store: FeatureStore, provider: Any, lock_timeout_s: float) -> sqlite3.Connection | None:
     """A connection of the reader's own to the sqlite online store (``None`` for other stores).
 
     Without declared-type parsing (Feast's connection turns every ``event_ts`` into a datetime), and shared by
@@ -405,7 +407,8 @@ def _sqlite_connection(store: FeatureStore, provider: Any) -> sqlite3.Connection
 
     if type(provider.online_store) is not SqliteOnlineStore:
         return None
-    connection = sqlite3.connect(SqliteOnlineStore._get_db_path(store.config), check_same_thread=False)
+    path = SqliteOnlineStore._get_db_path(store.config)
+    connection = sqlite3.connect(path, timeout=lock_timeout_s, check_same_thread=False)
     connection.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
     connection.execute(f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}")
     return connection

@@ -63,6 +63,7 @@ class Predictor:
         self.token = read_token(settings.serving.auth_token_file)
         """The bearer token clients must send (``serving.access``); ``None``: none required."""
         serving = settings.serving
+        self._on_loop = serving.score_on_loop == "local"
         self._off_loop = OffLoop(
             serving.scoring_threads,
             serving.scoring_timeout_s,
@@ -139,8 +140,24 @@ class Predictor:
         self, entities: object, request_id: str | None = None, field: str = "entities"
     ) -> PredictionResult:
         """``predict`` in a scoring thread, so a stuck online-store read never blocks the server's event loop (its
-        other requests, its probes); a 503 past ``serving.scoring_timeout_s`` (``mlplatform.serving.offload``)."""
+        other requests, its probes); a 503 past ``serving.scoring_timeout_s`` (``mlplatform.serving.offload``).
+
+        On the event loop itself where the read cannot stall it (``serving.score_on_loop``): the hand-off to a
+        thread and back costs as much CPU as a local sqlite lookup.  Not for Redis: its asyncio client, tried
+        (docs/serving.md), cost more CPU than the hand-off saves on batches, and a blocking read there would hold
+        the probes for as long as a blackholed store takes to time out."""
+        if self._scores_on_loop(self._slot.model):
+            return self.predict(entities, request_id, field)
         return await self._off_loop.run(lambda: self.predict(entities, request_id, field))
+
+    def _scores_on_loop(self, model: LoadedModel | None) -> bool:
+        """Whether ``model``'s requests are scored right on the event loop: it reads a local sqlite store directly
+        (its lock waits are bounded by ``serving.scoring_timeout_s``), or there is no model and the answer is a
+        503 at once."""
+        if model is None:
+            return True
+        reader = model.reader
+        return self._on_loop and reader is not None and reader.direct_store == "sqlite"
 
     def _timed_out(self) -> None:
         """A scoring call outlived its deadline: if it is inside a store read, the store is what hangs."""

@@ -17,5 +17,10 @@ class TableFeatureReader(OnlineFeatureReader):
         self.table = table
         self.features = features
 
+    @property
+    def direct_store(self) -> str | None:
+        """None: the servers score a table in their threads, as they do for a store they do not read directly."""
+        return None
+
     def read(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         return {name: [self.table.get(row[self.entity_key], {}).get(name) for row in rows] for name in self.features}
