@@ -18,6 +18,7 @@ from mlplatform.operations.services import AirflowOrchestrator
 from mlplatform.orchestration import AirflowClient, AirflowError
 from mlplatform.orchestration.airflow_client import DagPausedError
 from mlplatform.stack import EmbeddedStack, airflow_client, airflow_password
+from mlplatform.stack.embedded import warm_execution_api
 from tests.support.environment import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
@@ -119,6 +120,7 @@ def test_stack_up_run_dag_and_down(stack: EmbeddedStack, stack_settings: Setting
         *monitoring,
     ]
     assert all(s.running and s.healthy and s.pid for s in statuses), statuses
+    assert warm_execution_api(stack.airflow_url), "up already built the execution API's routes: answered at once"
     api_url = f"http://127.0.0.1:{stack_settings.api.port}"
     assert {s.name: s.url for s in statuses}["mlplatform-api"] == api_url
     _check_platform_api(api_url, stack_settings)

@@ -12,8 +12,15 @@ import pytest
 
 from mlplatform.config import TASK_LIBRARIES, Settings
 from mlplatform.stack import airflow_scheduler
-from mlplatform.stack.embedded import AIRFLOW_SCHEDULER, SCHEDULER_MODULE, airflow_argv, airflow_executable
+from mlplatform.stack.embedded import (
+    AIRFLOW_SCHEDULER,
+    SCHEDULER_MODULE,
+    airflow_argv,
+    airflow_executable,
+    warm_execution_api,
+)
 from mlplatform.training import estimators
+from tests.support.environment import free_port
 
 
 def test_parse_splits_the_preload_list_from_airflows_arguments() -> None:
@@ -112,3 +119,9 @@ def test_skops_imports_without_flooding_an_airflow_tasks_log() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "skops.io"
     assert estimators._skops_io().__name__ == "skops.io"
+
+
+def test_warming_the_execution_api_of_an_airflow_that_does_not_answer_is_no_error() -> None:
+    """``stack up`` warms the api-server's execution API (its routes are built at the first request, which held
+    the first task of a fresh stack); nothing listening is a False, never an exception."""
+    assert warm_execution_api(f"http://127.0.0.1:{free_port()}") is False

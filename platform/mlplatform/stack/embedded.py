@@ -129,6 +129,7 @@ class EmbeddedStack:
             accept=_airflow_components_healthy,
         )
         say(f"Airflow healthy at {self.airflow_url} ({time.monotonic() - started:.1f}s)")
+        warm_execution_api(self.airflow_url)
         self.supervisor.wait_healthy(PLATFORM_API, f"{self.api_url}/readyz", timeout=API_HEALTH_TIMEOUT_S)
         say(f"Platform API and UI healthy at {self.api_url} ({time.monotonic() - started:.1f}s)")
         self.start_monitoring(say)
@@ -622,6 +623,16 @@ def _component_healthy(health: object, part: str) -> bool:
         return False
     component = health.get(part)
     return isinstance(component, dict) and component.get("status") == "healthy"
+
+
+def warm_execution_api(airflow_url: str) -> bool:
+    """One request to the api-server's execution API (the one tasks report to), so it builds its versioned routes
+    now: Airflow builds them at the first request, on the server's event loop, which held the first task of a fresh
+    stack about 3 s at its start (and every other request meanwhile).  False when the server did not answer."""
+    try:
+        return httpx.get(f"{airflow_url}/execution/health", timeout=60.0).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _airflow_components_healthy(response: httpx.Response) -> bool:
