@@ -1,14 +1,19 @@
 """Closed-loop time: from the first drifted request to the new champion serving, step by step.
 
-Usage: uv run python benchmarks/loop.py [--runs 3] [--customers 2000] [--days 90] [--scrape-interval 15]
+Usage: uv run python benchmarks/loop.py [--runs 3] [--customers 2000] [--days 90] [--scrape-interval 2]
+       [--evaluation-interval 2] [--group-wait 1] [--group-interval 10] [--poll-interval 2] [--rate 50]
 
 Starts its own embedded stack (MLflow, Airflow, platform API, Prometheus, Alertmanager) in a temporary state
 directory on free ports, prepares the demo world once (``mlplatform.loop.driver.prepare``: data, features, a first
 champion, the model served), then runs the loop ``--runs`` times with ``mlplatform.loop.driver.run_loop`` (what
 `mlplatform loop run` calls).  Each run after the first starts by restoring the pre-drift champion and resolving
 the earlier alert, as a second `make demo` would (that includes waiting for Alertmanager to deliver the
-resolution, up to its 5 min group_interval, before the drifted traffic); the retrain policy's cooldown is 0 so
-every run may retrain.
+resolution at the webhook route's group_interval, before the drifted traffic); the retrain policy's cooldown is 0
+so every run may retrain.
+
+The alerting intervals are the demo's (``make demo`` sets the same ones), shorter than the production defaults
+(Prometheus scrape and evaluation 15 s, the webhook route's group_wait 10 s and group_interval 5 min, the server's
+alias poll 10 s); ``--production-intervals`` runs with those instead.  Both sets are printed beside the figure.
 
 Prints each run's timeline, then per step the median seconds over the runs, the median total and the median of
 the headline figure (first drifted request -> new champion serving); writes JSON to ``--out``.  Needs the Debian
@@ -18,10 +23,13 @@ packages prometheus and prometheus-alertmanager.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import statistics
 import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,9 +43,42 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def bench_settings(state_dir: Path, scrape_interval: int) -> Any:
+@dataclass(frozen=True)
+class Intervals:
+    """The intervals the loop waits on that the platform sets: alerting (Prometheus, Alertmanager) and the swap."""
+
+    scrape_s: int
+    evaluation_s: int
+    group_wait_s: int
+    group_interval_s: int
+    poll_s: float
+
+    def describe(self) -> str:
+        return (
+            f"Prometheus scrape {self.scrape_s}s and evaluation {self.evaluation_s}s, Alertmanager webhook route "
+            f"group_wait {self.group_wait_s}s and group_interval {self.group_interval_s}s, server alias poll "
+            f"{self.poll_s:g}s"
+        )
+
+
+PRODUCTION = Intervals(scrape_s=15, evaluation_s=15, group_wait_s=10, group_interval_s=300, poll_s=10.0)
+"""The defaults (settings and the committed Alertmanager routing), for the line printed beside the figure."""
+
+
+def bench_settings(state_dir: Path, intervals: Intervals | None) -> Any:
+    """The benchmark's stack; ``intervals`` None: the production defaults, untouched."""
     from mlplatform.config import get_settings
 
+    prometheus: dict[str, Any] = {"port": free_port(), "alertmanager_port": free_port()}
+    serving: dict[str, Any] = {"port": free_port()}
+    if intervals is not None:
+        prometheus.update(
+            scrape_interval_s=intervals.scrape_s,
+            evaluation_interval_s=intervals.evaluation_s,
+            webhook_group_wait_s=intervals.group_wait_s,
+            webhook_group_interval_s=intervals.group_interval_s,
+        )
+        serving["poll_interval_s"] = intervals.poll_s
     return get_settings(
         state_dir=state_dir,
         bundled_models_dir=REPO / "pipelines" / "models",
@@ -45,8 +86,8 @@ def bench_settings(state_dir: Path, scrape_interval: int) -> Any:
         airflow={"dags_folder": REPO / "pipelines" / "dags", "port": free_port()},
         mlflow={"port": free_port()},
         api={"port": free_port()},
-        serving={"port": free_port()},
-        prometheus={"port": free_port(), "alertmanager_port": free_port(), "scrape_interval_s": scrape_interval},
+        serving=serving,
+        prometheus=prometheus,
         alerts={"cooldown_s": 0},
     )
 
@@ -56,19 +97,50 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--scrape-interval", type=int, default=15, help="Prometheus scrape/evaluation, seconds")
+    parser.add_argument("--scrape-interval", type=int, default=2, help="Prometheus scrape interval, seconds")
+    parser.add_argument("--evaluation-interval", type=int, default=2, help="Prometheus rule evaluation, seconds")
+    parser.add_argument("--group-wait", type=int, default=1, help="Alertmanager webhook route group_wait, seconds")
+    parser.add_argument(
+        "--group-interval", type=int, default=10, help="Alertmanager webhook route group_interval, seconds"
+    )
+    parser.add_argument("--poll-interval", type=float, default=2.0, help="server alias poll, seconds")
+    parser.add_argument(
+        "--production-intervals", action="store_true", help="the production defaults instead of the flags above"
+    )
+    parser.add_argument("--requests", type=int, default=400, help="drifted requests per run")
+    parser.add_argument("--rate", type=float, default=50.0, help="requests per second of the drifted traffic")
+    parser.add_argument(
+        "--end",
+        type=datetime.fromisoformat,
+        help="where the generated data ends, ISO date (default: today at midnight UTC, as `make demo`)",
+    )
+    parser.add_argument("--state-dir", type=Path, help="keep the stack's state here (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=Path(".mlplatform/bench-loop/results.json"))
     args = parser.parse_args()
+    intervals = (
+        None
+        if args.production_intervals
+        else Intervals(
+            scrape_s=args.scrape_interval,
+            evaluation_s=args.evaluation_interval,
+            group_wait_s=args.group_wait,
+            group_interval_s=args.group_interval,
+            poll_s=args.poll_interval,
+        )
+    )
 
     from mlplatform.demo.fraud_data import generate
     from mlplatform.deploy.local import LocalProcessDeployer
     from mlplatform.loop.driver import LoopOptions, prepare, run_loop
     from mlplatform.stack.embedded import EmbeddedStack
 
-    options = LoopOptions(model="fraud_detector")
+    end = args.end.replace(tzinfo=args.end.tzinfo or UTC) if args.end else None
+    options = LoopOptions(model="fraud_detector", end=end, requests=args.requests, rate=args.rate)
     fraud_data = partial(generate, customers=args.customers, days=args.days)
-    with tempfile.TemporaryDirectory(prefix="mlp-bench-loop-") as scratch:
-        settings = bench_settings(Path(scratch) / "state", args.scrape_interval)
+    with contextlib.ExitStack() as cleanup:
+        scratch = args.state_dir or Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="mlp-bench-loop-")))
+        settings = bench_settings(scratch / "state", intervals)
+        print(f"intervals: {(intervals or PRODUCTION).describe()}", flush=True)
         try:
             prepare(settings, options, fraud_data, say=lambda message: print(f"  {message}", flush=True))
             results = []
@@ -85,10 +157,10 @@ def main() -> None:
         finally:
             LocalProcessDeployer(settings).undeploy(options.model)
             EmbeddedStack(settings).down()
-    report(results, args)
+    report(results, args, intervals or PRODUCTION)
 
 
-def report(results: list[Any], args: argparse.Namespace) -> None:
+def report(results: list[Any], args: argparse.Namespace, intervals: Intervals) -> None:
     names = list(dict.fromkeys(step.name for result in results for step in result.steps))  # runs may differ
     medians = {
         name: statistics.median(step.seconds for result in results if (step := result.step(name)) is not None)
@@ -97,7 +169,7 @@ def report(results: list[Any], args: argparse.Namespace) -> None:
     loops = [result.loop_seconds for result in results if result.loop_seconds is not None]
     print(
         f"\nmedian of {len(results)} runs ({args.customers} customers, {args.days} days, "
-        f"scrape {args.scrape_interval}s)"
+        f"{args.requests} drifted requests at {args.rate:g}/s)"
     )
     for name, seconds in medians.items():
         print(f"  {name:<22} {seconds:6.1f}s")
@@ -107,13 +179,19 @@ def report(results: list[Any], args: argparse.Namespace) -> None:
             f"  first drifted request -> new champion serving: median {statistics.median(loops):.1f}s, "
             f"runs {[round(x, 1) for x in loops]}"
         )
+    print(f"  with {intervals.describe()}")
+    if intervals != PRODUCTION:
+        print(f"  (production defaults: {PRODUCTION.describe()})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
             {
                 "customers": args.customers,
                 "days": args.days,
-                "scrape_interval_s": args.scrape_interval,
+                "requests": args.requests,
+                "rate": args.rate,
+                "intervals": asdict(intervals),
+                "production_intervals": asdict(PRODUCTION),
                 "runs": [
                     {
                         "outcome": r.outcome,

@@ -42,6 +42,7 @@ from mlplatform.loop.timeline import (
 )
 from mlplatform.loop.waits import (
     ALERT,
+    POLL_S,
     firing,
     wait_alert,
     wait_alert_resolved,
@@ -400,7 +401,8 @@ def _retrain(
             run = airflow.wait(
                 spec.training_dag_id,
                 result.dag_run_id,
-                poll_interval=settings.airflow.poll_interval_s,
+                # Each second, as every wait of the loop: the run's end is the retrain step's end.
+                poll_interval=min(POLL_S, settings.airflow.poll_interval_s),
                 timeout=timeouts.retrain,
                 on_progress=lambda states: say(
                     "retrain: " + "  ".join(f"{task}={state or 'queued'}" for task, state in states.items())
