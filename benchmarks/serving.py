@@ -32,7 +32,9 @@ What it does, in one run on one machine state:
    ``results.json`` next to the worlds and plots latency against rate for both profiles
    (``docs/images/serving-latency-vs-rate.png``).
 
-With ``--cpu-split`` (default on machines with 2+ cores) servers run on CPU 0 and the load generator on CPU 1.
+With ``--cpu-split`` (default on machines with 2+ cores) servers run on CPU 0 and the load generator on CPU 1;
+for the production profile, a Redis and PostgreSQL running on this machine are pinned to CPU 1 too (and released
+afterwards), so the server under test has CPU 0 to itself as it would on a node whose stores run elsewhere.
 """
 
 from __future__ import annotations
@@ -159,18 +161,20 @@ def single_run(server: Server, rate: float, duration: float, cpu_split: bool) ->
 
 def swap_under_load(server: Server, settings: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Single-entity load at the highest rate while ``champion`` moves to the other version and back: how many
-    requests failed, and which versions answered."""
+    requests failed, and which versions answered.  Each move is held for more than one alias poll of the server
+    (``serving.poll_interval_s``, the default), so the server sees both."""
     from mlplatform.registry.mlflow_registry import CHAMPION, ModelRegistry
 
     registry = ModelRegistry(settings)
     current = registry.alias_holder(MODEL, CHAMPION)
     assert current is not None
     other = next(v.version for v in registry.versions(MODEL) if v.version != current.version)
-    rate, duration = max(args.rates), args.duration
+    poll = settings.serving.poll_interval_s
+    rate, duration = max(args.rates), max(args.duration, 2.5 * poll)
     generator = start_load(server.url, server.bodies[0], rate, duration, args.cpu_split)
-    time.sleep(duration / 4)
+    time.sleep(0.25 * poll)
     registry.move_alias(MODEL, CHAMPION, other, actor="benchmark", reason="swap under load")
-    time.sleep(duration / 2)
+    time.sleep(1.1 * poll)
     registry.move_alias(MODEL, CHAMPION, current.version, actor="benchmark", reason="swap back")
     result = finish_load(generator)
     result["versions"] = sorted({current.version, other})
@@ -438,6 +442,42 @@ def start_server(
     return process_server(name, argv, env, port, ("/readyz", "/predict"), platform_bodies(name, entities), supervisor)
 
 
+@contextlib.contextmanager
+def stores_beside_the_load_generator(stores: Stores, cpu_split: bool) -> Iterator[list[str]]:
+    """The production profile's Redis and PostgreSQL servers, when they run on this machine, pinned for the
+    profile to CPU 1 beside the load generator, so CPU 0 is the server's alone, as on a node whose stores run
+    elsewhere; their own affinity comes back afterwards.  Yields what was pinned (empty: nothing could be, e.g.
+    remote stores or no permission), which the report states."""
+    import psutil
+
+    ports = {int(stores.redis.rsplit(":", 1)[1]): "redis", _postgres_port(stores.postgres): "postgres"}
+    saved: dict[int, list[int]] = {}
+    pinned: list[str] = []
+    if cpu_split:
+        for connection in psutil.net_connections("tcp"):
+            name = ports.get(connection.laddr.port) if connection.status == psutil.CONN_LISTEN else None
+            if name is None or connection.pid is None or connection.pid in saved:
+                continue  # not a store's port, or a server already pinned (it listens on IPv4 and IPv6)
+            with contextlib.suppress(psutil.Error):
+                leader = psutil.Process(connection.pid)
+                for process in [leader, *leader.children(recursive=True)]:  # PostgreSQL's running backends too
+                    saved.setdefault(process.pid, process.cpu_affinity())
+                    process.cpu_affinity([1])
+                pinned.append(f"{name} (pid {leader.pid})")
+    try:
+        yield pinned
+    finally:
+        for pid, cpus in saved.items():
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).cpu_affinity(cpus)
+
+
+def _postgres_port(url: str) -> int:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).port or 5432
+
+
 @dataclass
 class Profile:
     """One profile's settings, requests and results."""
@@ -447,6 +487,8 @@ class Profile:
     entities: list[dict[str, Any]]
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     load_check: dict[str, Any] | None = None
+    pinned: list[str] = field(default_factory=list)
+    """The store servers pinned beside the load generator for this profile."""
 
 
 def run_profile(profile: Profile, servers: list[str], args: argparse.Namespace, supervisor: Any) -> None:
@@ -519,11 +561,15 @@ def main() -> None:
             else:
                 profile = Profile(name, embedded, requests)
             profiles.append(profile)
-            run_profile(profile, servers, args, supervisor)
+            placed = stores_beside_the_load_generator(args.stores, args.cpu_split and name == "production")
+            with placed as profile.pinned:
+                if profile.pinned:
+                    print(f"[{name}] on CPU 1 with the load generator: {', '.join(profile.pinned)}", flush=True)
+                run_profile(profile, servers, args, supervisor)
             servers = [server for server in servers if server != "bare"]  # it reads no store: once is enough
     finally:
         supervisor.stop("mlflow")
-    report = {p.name: {"results": p.results, "load_check": p.load_check} for p in profiles}
+    report = {p.name: {"results": p.results, "load_check": p.load_check, "pinned": p.pinned} for p in profiles}
     (WORLD / "results.json").write_text(json.dumps({"args": _jsonable(args), "profiles": report}, indent=2))
     for profile in profiles:
         print_table(profile.name, profile.results, args)
