@@ -2,6 +2,7 @@
 
 Usage: uv run python benchmarks/loop.py [--runs 3] [--customers 2000] [--days 90] [--scrape-interval 2]
        [--evaluation-interval 2] [--group-wait 1] [--group-interval 10] [--poll-interval 2] [--rate 50]
+       [--production-intervals] [--fresh-stack] [--end 2026-12-05] [--state-dir DIR]
 
 Starts its own embedded stack (MLflow, Airflow, platform API, Prometheus, Alertmanager) in a temporary state
 directory on free ports, prepares the demo world once (``mlplatform.loop.driver.prepare``: data, features, a first
@@ -9,7 +10,8 @@ champion, the model served), then runs the loop ``--runs`` times with ``mlplatfo
 `mlplatform loop run` calls).  Each run after the first starts by restoring the pre-drift champion and resolving
 the earlier alert, as a second `make demo` would (that includes waiting for Alertmanager to deliver the
 resolution at the webhook route's group_interval, before the drifted traffic); the retrain policy's cooldown is 0
-so every run may retrain.
+so every run may retrain.  ``--fresh-stack`` gives each run a stack and first champion of its own instead.  A run
+that stalls is reported with the step and message, after the runs before it, and the benchmark exits non-zero.
 
 The alerting intervals are the demo's (``make demo`` sets the same ones), shorter than the production defaults
 (Prometheus scrape and evaluation 15 s, the webhook route's group_wait 10 s and group_interval 5 min, the server's
@@ -114,6 +116,11 @@ def main() -> None:
         type=datetime.fromisoformat,
         help="where the generated data ends, ISO date (default: today at midnight UTC, as `make demo`)",
     )
+    parser.add_argument(
+        "--fresh-stack",
+        action="store_true",
+        help="each run on a stack of its own (state, first champion), instead of every run on one stack",
+    )
     parser.add_argument("--state-dir", type=Path, help="keep the stack's state here (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=Path(".mlplatform/bench-loop/results.json"))
     args = parser.parse_args()
@@ -130,34 +137,65 @@ def main() -> None:
     )
 
     from mlplatform.demo.fraud_data import generate
-    from mlplatform.deploy.local import LocalProcessDeployer
-    from mlplatform.loop.driver import LoopOptions, prepare, run_loop
-    from mlplatform.stack.embedded import EmbeddedStack
+    from mlplatform.loop.driver import LoopOptions
 
     end = args.end.replace(tzinfo=args.end.tzinfo or UTC) if args.end else None
     options = LoopOptions(model="fraud_detector", end=end, requests=args.requests, rate=args.rate)
     fraud_data = partial(generate, customers=args.customers, days=args.days)
+    print(f"intervals: {(intervals or PRODUCTION).describe()}", flush=True)
+    results: list[Any] = []
+    stalled: str | None = None
+    stacks = [args.runs] if not args.fresh_stack else [1] * args.runs
+    for number, runs in enumerate(stacks, 1):
+        state_dir = args.state_dir / f"stack-{number}" if args.state_dir and len(stacks) > 1 else args.state_dir
+        stalled = run_on_one_stack(state_dir, intervals, options, fraud_data, runs, results, first=len(results) + 1)
+        if stalled:
+            break
+    if results:
+        report(results, args, intervals or PRODUCTION)
+    if stalled:
+        raise SystemExit(f"run {len(results) + 1} stalled (the runs before it are reported above): {stalled}")
+
+
+def run_on_one_stack(
+    state_dir: Path | None,
+    intervals: Intervals | None,
+    options: Any,
+    fraud_data: Any,
+    runs: int,
+    results: list[Any],
+    first: int,
+) -> str | None:
+    """Start a stack, prepare the world, run the loop ``runs`` times on it (appending to ``results``), stop it;
+    returns the message of a run that stalled (and stops there), else None."""
+    from mlplatform.deploy.local import LocalProcessDeployer
+    from mlplatform.loop.driver import prepare, run_loop
+    from mlplatform.loop.timeline import LoopStalledError
+    from mlplatform.stack.embedded import EmbeddedStack
+
     with contextlib.ExitStack() as cleanup:
-        scratch = args.state_dir or Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="mlp-bench-loop-")))
+        scratch = state_dir or Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="mlp-bench-loop-")))
         settings = bench_settings(scratch / "state", intervals)
-        print(f"intervals: {(intervals or PRODUCTION).describe()}", flush=True)
         try:
             prepare(settings, options, fraud_data, say=lambda message: print(f"  {message}", flush=True))
-            results = []
-            for run in range(1, args.runs + 1):
-                print(f"run {run}/{args.runs}", flush=True)
-                result = run_loop(
-                    settings,
-                    options,
-                    fraud_data,
-                    on_step=lambda s: print(f"  {s.name:<22} {s.seconds:6.1f}s  {s.detail}", flush=True),
-                )
+            for run in range(first, first + runs):
+                print(f"run {run}", flush=True)
+                try:
+                    result = run_loop(
+                        settings,
+                        options,
+                        fraud_data,
+                        on_step=lambda s: print(f"  {s.name:<22} {s.seconds:6.1f}s  {s.detail}", flush=True),
+                    )
+                except LoopStalledError as error:
+                    print(f"  stalled: {error}", flush=True)
+                    return str(error)
                 print(f"  {result.outcome}: {result.message}; total {result.total_seconds:.1f}s", flush=True)
                 results.append(result)
         finally:
             LocalProcessDeployer(settings).undeploy(options.model)
             EmbeddedStack(settings).down()
-    report(results, args, intervals or PRODUCTION)
+    return None
 
 
 def report(results: list[Any], args: argparse.Namespace, intervals: Intervals) -> None:
