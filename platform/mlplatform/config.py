@@ -113,7 +113,7 @@ class AirflowSettings(_Section):
         default_factory=lambda: list(TASK_LIBRARIES),
         description="Libraries the embedded stack's scheduler imports before it starts, as JSON: LocalExecutor "
         "forks every task from it, so each training task finds them loaded instead of importing them again (2-5 s "
-        "a task on a 2-core machine; the scheduler holds about 0.4 GB more, shared with its forks). [] switches "
+        "a task on a 2-core machine; the scheduler holds about 0.25 GB more, shared with its forks). [] switches "
         "it off. Third-party modules only: the platform's own code is always imported fresh by each task.",
     )
 

@@ -81,24 +81,23 @@ def api(live_settings: Settings) -> Iterator[tuple[ApiServices, FakeOrchestrator
         thread.join(10)
 
 
-def _shorten_alertmanager_waits(settings: Settings) -> None:
-    """Seconds instead of the committed 10 s group_wait: rendered into a test copy, never the committed file."""
-    committed = yaml.safe_load((settings.prometheus.config_dir / "alertmanager" / "alertmanager.yml").read_text())
-    committed["route"].update(group_wait="1s", group_interval="2s")
-    for child in committed["route"]["routes"]:
-        child["group_wait"] = "1s"
-    copy = settings.state_dir / "monitoring-copy"
-    (copy / "alertmanager").mkdir(parents=True)
-    (copy / "alertmanager" / "alertmanager.yml").write_text(yaml.safe_dump(committed))
-    (copy / "prometheus").symlink_to(settings.prometheus.config_dir / "prometheus")
-    settings.prometheus.config_dir = copy
+def _shorten_alertmanager_waits(settings: Settings) -> Settings:
+    """Seconds instead of the committed 10 s group_wait and 5 min group_interval of the webhook route: the settings
+    ``make demo`` uses, rendered by the stack into its copy, never into the committed file."""
+    return settings.model_copy(
+        update={
+            "prometheus": settings.prometheus.model_copy(
+                update={"webhook_group_wait_s": 1, "webhook_group_interval_s": 2}
+            )
+        }
+    )
 
 
 def test_drift_result_fires_an_alert_that_triggers_a_retrain(
     live_settings: Settings, api: tuple[ApiServices, FakeOrchestrator]
 ) -> None:
     services, airflow = api
-    _shorten_alertmanager_waits(live_settings)
+    live_settings = _shorten_alertmanager_waits(live_settings)
     DriftResults(services.store).record(make_check(MODEL))  # drifted: share 0.5, feature "amount", 1000 rows
     stack = EmbeddedStack(live_settings)
     messages: list[str] = []
