@@ -26,7 +26,8 @@ def _committed(settings: Settings) -> dict[str, Any]:
 
 
 def _webhook_route(config: dict[str, Any]) -> dict[str, Any]:
-    [route] = [r for r in config["route"]["routes"] if r["receiver"] == monitoring.WEBHOOK_RECEIVER]
+    routes: list[dict[str, Any]] = config["route"]["routes"]
+    [route] = [r for r in routes if r["receiver"] == monitoring.WEBHOOK_RECEIVER]
     return route
 
 
