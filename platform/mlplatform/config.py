@@ -197,13 +197,21 @@ class ServingSettings(_Section):
     scoring_threads: int = Field(
         4, ge=1, le=64, description="Threads that score requests (and read the online store) off the event loop."
     )
-    score_on_loop: Literal["local", "never"] = Field(
-        "local",
-        description="local: a model whose features come from a local sqlite online store is scored on the server's "
-        "event loop, without the hand-off to a scoring thread and back (about a sixth of a one-entity request's "
-        "CPU; the read waits on a local file only, its lock at most serving.scoring_timeout_s). never: always in "
-        "the scoring threads. Network stores (Redis) are always read in the threads, so a stuck store never holds "
-        "the probes.",
+    score_on_loop: Literal["auto", "never"] = Field(
+        "auto",
+        description="auto: requests are scored on the server's event loop, without the hand-off to a scoring thread "
+        "and back (about a sixth of a one-entity request's CPU), wherever every online-store read fails within "
+        "serving.loop_read_timeout_s: a local sqlite store, or a single Redis server (the reader's own client, with "
+        "that socket and connect timeout); a Redis cluster or sentinel, and stores read through Feast's general "
+        "path, keep the threads. never: always in the scoring threads.",
+    )
+    loop_read_timeout_s: float = Field(
+        0.25,
+        gt=0,
+        le=5,
+        description="With serving.score_on_loop=auto, the longest an online-store read may hold the event loop "
+        "(and with it the server's other requests and probes) before it fails with a 503 and the store's fail-fast "
+        "window (serving.feature_store_retry_s) begins.",
     )
     shadow_queue: int = Field(
         1000,

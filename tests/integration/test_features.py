@@ -124,7 +124,8 @@ def test_apply_is_idempotent_and_names_objects(adapter: Any) -> None:
 def test_online_lookup_sqlite(adapter: Any, data_dir: Path) -> None:
     _check_online(adapter, data_dir)
     _check_reader_matches_feast(adapter, data_dir)
-    assert adapter.online_reader(SERVICE).direct_store == "sqlite"
+    reader = adapter.online_reader(SERVICE)
+    assert reader.direct_store == "sqlite" and reader.loop_safe  # servers read it on their event loop
 
 
 def test_online_lookup_redis(redis_address: str, tmp_path: Path, data_dir: Path) -> None:
@@ -138,8 +139,12 @@ def test_online_lookup_redis(redis_address: str, tmp_path: Path, data_dir: Path)
         result = store.materialize(END)
         assert result.online_store == "redis"
         _check_online(store, data_dir)
-        _check_reader_matches_feast(store, data_dir)
-        assert store.online_reader(SERVICE).direct_store == "redis"
+        _check_reader_matches_feast(store, data_dir)  # through the reader's own client, bounded for the loop
+        reader = store.online_reader(SERVICE)
+        assert reader.direct_store == "redis" and reader.loop_safe
+        serving = settings.serving.model_copy(update={"score_on_loop": "never"})
+        threaded = FeatureStoreAdapter(settings.model_copy(update={"serving": serving})).online_reader(SERVICE)
+        assert threaded.direct_store == "redis" and not threaded.loop_safe  # Feast's client, in the threads
     finally:
         store.store.teardown()  # type: ignore[no-untyped-call]  # Feast's FeatureStore.teardown is unannotated
 

@@ -192,50 +192,37 @@ def test_a_hanging_store_costs_one_deadline_then_fails_fast_and_recovers(
         predictor.close()
 
 
-class LocalReader(TableFeatureReader):
-    """A reader that says it reads a local sqlite store (or not), and notes the thread each read runs on."""
+class BoundedReader(TableFeatureReader):
+    """A reader whose reads are bounded (``loop_safe``) or not, noting the thread each read runs on."""
 
-    def __init__(self, rows: dict[int, dict[str, float]], store: str | None) -> None:
+    def __init__(self, rows: dict[int, dict[str, float]], loop_safe: bool) -> None:
         super().__init__(KEY, rows, STORED)
-        self.store = store
+        self.loop_safe = loop_safe
         self.threads: list[str] = []
-
-    @property
-    def direct_store(self) -> str | None:
-        return self.store
 
     def read(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         self.threads.append(threading.current_thread().name)
         return super().read(rows)
 
 
-@pytest.mark.parametrize(
-    ("store", "score_on_loop", "on_loop"),
-    [("sqlite", "local", True), ("sqlite", "never", False), ("redis", "local", False), (None, "local", False)],
-)
-def test_only_a_local_sqlite_store_is_read_on_the_event_loop(
-    settings: Settings,
-    table: dict[int, dict[str, float]],
-    tmp_path: Path,
-    store: str | None,
-    score_on_loop: str,
-    on_loop: bool,
+@pytest.mark.parametrize("loop_safe", [True, False])
+def test_only_a_store_whose_reads_are_bounded_is_read_on_the_event_loop(
+    settings: Settings, table: dict[int, dict[str, float]], tmp_path: Path, loop_safe: bool
 ) -> None:
-    """A local file read costs less than the hand-off to a thread and back; a network store's read could hang
-    (above), so it stays in the scoring threads, and ``serving.score_on_loop=never`` keeps every read there."""
-    configured = _with_serving(settings, score_on_loop=score_on_loop)
+    """A bounded read costs less than the hand-off to a thread and back; one that could hang (above) stays in the
+    scoring threads (which reads are bounded: tests/integration/test_features.py)."""
     spec = make_spec("binary")
-    reader = LocalReader(table, store)
-    loader = LocalLoader(configured, spec, reader)
+    reader = BoundedReader(table, loop_safe)
+    loader = LocalLoader(settings, spec, reader)
     loader.versions["1"] = save(fitted("binary", LogisticRegression), tmp_path / "v1")
     loader.alias_version = "1"
-    predictor = Predictor(configured, spec.name, spec=spec, loader=loader, prediction_log=False)
+    predictor = Predictor(settings, spec.name, spec=spec, loader=loader, prediction_log=False)
     predictor.start(poll=False)
     try:
         result = asyncio.run(predictor.predict_off_loop([{KEY: 100, "size": 2.0}]))
         assert len(result.predictions) == 1
-        assert (reader.threads == [threading.main_thread().name]) is on_loop, reader.threads
-        assert all(name.startswith("scoring") for name in reader.threads) is not on_loop
+        expected = [threading.main_thread().name] if loop_safe else ["scoring_0"]
+        assert reader.threads == expected
     finally:
         predictor.close()
 

@@ -56,6 +56,9 @@ SQLITE_CACHE_KIB = 64 * 1024
 SQLITE_MMAP_BYTES = 256 * 1024 * 1024
 """Upper bounds (cache memory, mapped address space) for the reader's sqlite connection; a store uses only its size."""
 
+SQLITE_LOCK_WAIT_S = 5.0
+"""How long a sqlite read waits for a writer's lock where no ``loop_timeout_s`` bounds it (Python's default)."""
+
 DIRECT_KEY_VERSION = 3
 """The entity key serialization version whose layout ``_direct_key_head`` writes (Feast's current one)."""
 INT64_RANGE = (-(2**63), 2**63)
@@ -169,9 +172,10 @@ def _direct_key_value(kind: Any, value: Any) -> bytes | None:
 class OnlineFeatureReader:
     """``read(rows)`` gives ``{feature: [value per row]}`` for one feature service (``None`` where unknown)."""
 
-    def __init__(self, store: FeatureStore, service: FeatureService, *, lock_timeout_s: float = 5.0) -> None:
-        """``lock_timeout_s``: the longest a sqlite read waits for a writer's lock (materialization) before it
-        fails; model servers pass their scoring deadline, as they read sqlite on their event loop."""
+    def __init__(self, store: FeatureStore, service: FeatureService, *, loop_timeout_s: float | None = None) -> None:
+        """``loop_timeout_s``: when set, every read of a store this reader reads directly fails within it (sqlite's
+        wait for a writer's lock; Redis through a client of the reader's own with that socket and connect
+        timeout), so that a model server may read on its event loop (``loop_safe``)."""
         from feast.infra.key_encoding_utils import serialize_entity_key
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
@@ -188,8 +192,13 @@ class OnlineFeatureReader:
         self._serialize_key = serialize_entity_key
         self._store = store
         self._provider = store._get_provider()
-        self._sqlite = _sqlite_connection(store, self._provider, lock_timeout_s)
+        self._sqlite = _sqlite_connection(store, self._provider, loop_timeout_s)
         self._redis = _redis_client(store, self._provider)
+        bounded = _bounded(self._redis, loop_timeout_s) if self._redis is not None and loop_timeout_s else None
+        self._redis = bounded or self._redis
+        self.loop_safe = loop_timeout_s is not None and (self._sqlite is not None or bounded is not None)
+        """Whether every read fails within ``loop_timeout_s``: a local sqlite file, or a single Redis server (for
+        a Redis cluster or sentinel set-up, Feast's own client keeps its time-outs, and the reads their thread)."""
         self._project = store.project.encode("utf8")
         context = _get_cached_request_context(store.registry, store.project, service, False)
         odfvs, type_map, grouped, entityless = context[1], context[3], context[5], context[8]
@@ -393,7 +402,7 @@ class OnlineFeatureReader:
         return [python_value(value) for value in self._to_protos(values, kind)]
 
 
-def _sqlite_connection(store: FeatureStore, provider: Any, lock_timeout_s: float) -> sqlite3.Connection | None:
+def _sqlite_connection(store: FeatureStore, provider: Any, lock_timeout_s: float | None) -> sqlite3.Connection | None:
     """A connection of the reader's own to the sqlite online store (``None`` for other stores).
 
     Without declared-type parsing (Feast's connection turns every ``event_ts`` into a datetime), and shared by
@@ -408,10 +417,34 @@ def _sqlite_connection(store: FeatureStore, provider: Any, lock_timeout_s: float
     if type(provider.online_store) is not SqliteOnlineStore:
         return None
     path = SqliteOnlineStore._get_db_path(store.config)
-    connection = sqlite3.connect(path, timeout=lock_timeout_s, check_same_thread=False)
+    connection = sqlite3.connect(
+        path, timeout=SQLITE_LOCK_WAIT_S if lock_timeout_s is None else lock_timeout_s, check_same_thread=False
+    )
     connection.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
     connection.execute(f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}")
     return connection
+
+
+def _bounded(client: Any, timeout_s: float) -> Any:
+    """A client of the reader's own to the single Redis server ``client`` talks to, the same connection options
+    (TLS, password, database) with socket and connect timeouts of at most ``timeout_s`` and no retries (redis-py
+    retries a timed-out call three times, with back-offs of up to seconds: on the event loop, that blocked the
+    probes for 5 s); ``None`` for a cluster or sentinel client."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    pool = client.connection_pool
+    if type(client) is not redis.Redis or type(pool) is not redis.ConnectionPool:
+        return None
+    options = dict(pool.connection_kwargs)
+    for option in ("socket_timeout", "socket_connect_timeout"):
+        options[option] = min(options.get(option) or timeout_s, timeout_s)
+    options["retry"] = Retry(NoBackoff(), 0)  # a failed read is the store's fail-fast window's to handle
+    bounded = redis.ConnectionPool(
+        connection_class=pool.connection_class, max_connections=pool.max_connections, **options
+    )
+    return redis.Redis(connection_pool=bounded)
 
 
 def _redis_client(store: FeatureStore, provider: Any) -> Any:

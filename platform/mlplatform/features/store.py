@@ -233,8 +233,9 @@ class FeatureStoreAdapter:
         """A planned-once online lookup of the service for model servers (see ``online_reader``)."""
         from mlplatform.features.online_reader import OnlineFeatureReader
 
-        timeout = self._settings.serving.scoring_timeout_s
-        return OnlineFeatureReader(self.store, self.feature_service(feature_service), lock_timeout_s=timeout)
+        serving = self._settings.serving
+        timeout = serving.loop_read_timeout_s if serving.score_on_loop == "auto" else None
+        return OnlineFeatureReader(self.store, self.feature_service(feature_service), loop_timeout_s=timeout)
 
     def feature_names(self, feature_service: str) -> list[str]:
         """The service's feature columns in a stable order (definition order): the columns a model sees."""

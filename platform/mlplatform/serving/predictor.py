@@ -63,7 +63,6 @@ class Predictor:
         self.token = read_token(settings.serving.auth_token_file)
         """The bearer token clients must send (``serving.access``); ``None``: none required."""
         serving = settings.serving
-        self._on_loop = serving.score_on_loop == "local"
         self._off_loop = OffLoop(
             serving.scoring_threads,
             serving.scoring_timeout_s,
@@ -142,22 +141,19 @@ class Predictor:
         """``predict`` in a scoring thread, so a stuck online-store read never blocks the server's event loop (its
         other requests, its probes); a 503 past ``serving.scoring_timeout_s`` (``mlplatform.serving.offload``).
 
-        On the event loop itself where the read cannot stall it (``serving.score_on_loop``): the hand-off to a
-        thread and back costs as much CPU as a local sqlite lookup.  Not for Redis: its asyncio client, tried
-        (docs/serving.md), cost more CPU than the hand-off saves on batches, and a blocking read there would hold
-        the probes for as long as a blackholed store takes to time out."""
+        On the event loop itself where every store read fails within ``serving.loop_read_timeout_s``
+        (``serving.score_on_loop``, ``OnlineFeatureReader.loop_safe``): the hand-off to a thread and back costs as
+        much CPU as the read.  Redis's asyncio client was tried instead: it cost more CPU than the hand-off saved
+        on batches of 32 (docs/serving.md)."""
         if self._scores_on_loop(self._slot.model):
             return self.predict(entities, request_id, field)
         return await self._off_loop.run(lambda: self.predict(entities, request_id, field))
 
-    def _scores_on_loop(self, model: LoadedModel | None) -> bool:
-        """Whether ``model``'s requests are scored right on the event loop: it reads a local sqlite store directly
-        (its lock waits are bounded by ``serving.scoring_timeout_s``), or there is no model and the answer is a
-        503 at once."""
-        if model is None:
-            return True
-        reader = model.reader
-        return self._on_loop and reader is not None and reader.direct_store == "sqlite"
+    @staticmethod
+    def _scores_on_loop(model: LoadedModel | None) -> bool:
+        """Whether a request is scored right on the event loop: ``model``'s reads are bounded (``loop_safe``), or
+        there is no model and the answer is a 503 at once."""
+        return model is None or (model.reader is not None and model.reader.loop_safe)
 
     def _timed_out(self) -> None:
         """A scoring call outlived its deadline: if it is inside a store read, the store is what hangs."""

@@ -17,10 +17,8 @@ class TableFeatureReader(OnlineFeatureReader):
         self.table = table
         self.features = features
 
-    @property
-    def direct_store(self) -> str | None:
-        """None: the servers score a table in their threads, as they do for a store they do not read directly."""
-        return None
+    loop_safe = False
+    """A table in memory is scored in the servers' threads, as a store that could hang would be."""
 
     def read(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         return {name: [self.table.get(row[self.entity_key], {}).get(name) for row in rows] for name in self.features}
