@@ -2,15 +2,15 @@
 
 Usage: uv run python benchmarks/loop.py [--runs 3] [--customers 2000] [--days 90] [--scrape-interval 2]
        [--evaluation-interval 2] [--group-wait 1] [--group-interval 10] [--poll-interval 2] [--rate 50]
-       [--production-intervals] [--fresh-stack] [--end 2026-12-05] [--state-dir DIR]
+       [--production-intervals] [--same-stack] [--end 2026-12-05] [--state-dir DIR]
 
 Starts its own embedded stack (MLflow, Airflow, platform API, Prometheus, Alertmanager) in a temporary state
-directory on free ports, prepares the demo world once (``mlplatform.loop.driver.prepare``: data, features, a first
-champion, the model served), then runs the loop ``--runs`` times with ``mlplatform.loop.driver.run_loop`` (what
-`mlplatform loop run` calls).  Each run after the first starts by restoring the pre-drift champion and resolving
-the earlier alert, as a second `make demo` would (that includes waiting for Alertmanager to deliver the
-resolution at the webhook route's group_interval, before the drifted traffic); the retrain policy's cooldown is 0
-so every run may retrain.  ``--fresh-stack`` gives each run a stack and first champion of its own instead.  A run
+directory on free ports, prepares the demo world (``mlplatform.loop.driver.prepare``: data, features, a first
+champion, the model served), then runs the loop with ``mlplatform.loop.driver.run_loop`` (what `mlplatform loop run`
+calls); each of the ``--runs`` runs on a stack of its own.  ``--same-stack`` runs them all on one stack instead, as
+a second `make demo` would: each run after the first starts by restoring the pre-drift champion and resolving the
+earlier alert (that includes waiting for Alertmanager to deliver the resolution at the webhook route's
+group_interval, before the drifted traffic); the retrain policy's cooldown is 0 so every run may retrain.  A run
 that stalls is reported with the step and message, after the runs before it, and the benchmark exits non-zero.
 
 The alerting intervals are the demo's (``make demo`` sets the same ones), shorter than the production defaults
@@ -117,9 +117,10 @@ def main() -> None:
         help="where the generated data ends, ISO date (default: today at midnight UTC, as `make demo`)",
     )
     parser.add_argument(
-        "--fresh-stack",
+        "--same-stack",
         action="store_true",
-        help="each run on a stack of its own (state, first champion), instead of every run on one stack",
+        help="every run on one stack, as a second `make demo` (runs after the first restore the pre-drift champion "
+        "and resolve the earlier alert first), instead of a stack (state, first champion) per run",
     )
     parser.add_argument("--state-dir", type=Path, help="keep the stack's state here (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=Path(".mlplatform/bench-loop/results.json"))
@@ -145,7 +146,7 @@ def main() -> None:
     print(f"intervals: {(intervals or PRODUCTION).describe()}", flush=True)
     results: list[Any] = []
     stalled: str | None = None
-    stacks = [args.runs] if not args.fresh_stack else [1] * args.runs
+    stacks = [args.runs] if args.same_stack else [1] * args.runs
     for number, runs in enumerate(stacks, 1):
         state_dir = args.state_dir / f"stack-{number}" if args.state_dir and len(stacks) > 1 else args.state_dir
         stalled = run_on_one_stack(state_dir, intervals, options, fraud_data, runs, results, first=len(results) + 1)
@@ -226,6 +227,7 @@ def report(results: list[Any], args: argparse.Namespace, intervals: Intervals) -
             {
                 "customers": args.customers,
                 "days": args.days,
+                "same_stack": args.same_stack,
                 "requests": args.requests,
                 "rate": args.rate,
                 "intervals": asdict(intervals),
