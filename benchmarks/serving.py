@@ -375,6 +375,7 @@ def platform_server(name: str, settings: Any, entities: list[dict[str, Any]], su
         pid = supervisor.status(f"serve-{MODEL}").pid
         assert pid is not None, f"{name} server has no pid"
         server = Server(name, deployment.predict_url, platform_bodies(name, entities), pid)
+        ACCEPTED[deployment.predict_url] = 0  # each profile's server on the same URL counts its own answers
         yield server
     finally:
         deployer.undeploy(MODEL)  # graceful: the server flushes its prediction log before it exits
