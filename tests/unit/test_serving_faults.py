@@ -19,6 +19,7 @@ from mlplatform.config import FeastSettings, Settings
 from mlplatform.features.store import redis_connection_string
 from mlplatform.serving.access import BearerGate, ServingTokenError, read_token
 from mlplatform.serving.errors import FeatureStoreUnavailableError, ScoringTimeoutError
+from mlplatform.serving.loading import AliasTarget, LoadedModel
 from mlplatform.serving.offload import StoreHealth
 from mlplatform.serving.predictor import Predictor
 from tests.support.fakes.online_features import TableFeatureReader
@@ -223,6 +224,43 @@ def test_only_a_store_whose_reads_are_bounded_is_read_on_the_event_loop(
         assert len(result.predictions) == 1
         expected = [threading.main_thread().name] if loop_safe else ["scoring_0"]
         assert reader.threads == expected
+    finally:
+        predictor.close()
+
+
+@pytest.mark.parametrize("candidate_bounded", [True, False])
+def test_a_rollout_is_scored_on_the_loop_only_when_both_arms_reads_are_bounded(
+    settings: Settings, table: dict[int, dict[str, float]], tmp_path: Path, candidate_bounded: bool
+) -> None:
+    """A split reads the candidate's features in the same call: one unbounded reader keeps the request in the
+    scoring threads."""
+    from dataclasses import replace
+
+    from mlplatform.registry.traffic import TrafficPlan
+    from tests.unit.test_serving_rollout import RolloutLoader
+
+    champion_reader = BoundedReader(table, loop_safe=True)
+    candidate_reader = BoundedReader(table, loop_safe=candidate_bounded)
+
+    class TwoReaders(RolloutLoader):
+        def load(self, target: AliasTarget, *, cache: bool = True) -> LoadedModel:
+            loaded = super().load(target, cache=cache)
+            return replace(loaded, reader=candidate_reader if target.version == "2" else champion_reader)
+
+    spec = make_spec("binary")
+    loader = TwoReaders(settings, spec, champion_reader)
+    model = fitted("binary", LogisticRegression)
+    loader.versions.update({"1": save(model, tmp_path / "v1"), "2": save(model, tmp_path / "v2")})
+    loader.alias_version = "1"
+    loader.plan = TrafficPlan(1, "2", "split", 1.0)
+    predictor = Predictor(settings, spec.name, spec=spec, loader=loader, prediction_log=False)
+    predictor.start(poll=False)
+    predictor.refresh()
+    try:
+        result = asyncio.run(predictor.predict_off_loop([{KEY: 100, "size": 2.0}]))
+        assert [item.version for item in result.predictions] == ["2"]
+        where = threading.main_thread().name if candidate_bounded else "scoring_0"
+        assert candidate_reader.threads == [where]
     finally:
         predictor.close()
 

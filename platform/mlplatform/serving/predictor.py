@@ -149,11 +149,15 @@ class Predictor:
             return self.predict(entities, request_id, field)
         return await self._off_loop.run(lambda: self.predict(entities, request_id, field))
 
-    @staticmethod
-    def _scores_on_loop(model: LoadedModel | None) -> bool:
-        """Whether a request is scored right on the event loop: ``model``'s reads are bounded (``loop_safe``), or
-        there is no model and the answer is a 503 at once."""
-        return model is None or (model.reader is not None and model.reader.loop_safe)
+    def _scores_on_loop(self, model: LoadedModel | None) -> bool:
+        """Whether a request is scored right on the event loop: the reads of ``model`` (and of a rollout's
+        candidate, when one answers or shadows) are bounded (``loop_safe``), or there is no model and the answer is
+        a 503 at once."""
+        if model is None:
+            return True
+        arms = self._candidates.arms
+        readers = [model.reader] if arms is None or not arms.routing else [model.reader, arms.candidate.reader]
+        return all(reader is not None and reader.loop_safe for reader in readers)
 
     def _timed_out(self) -> None:
         """A scoring call outlived its deadline: if it is inside a store read, the store is what hangs."""
