@@ -63,8 +63,25 @@ class Intervals:
         )
 
 
-PRODUCTION = Intervals(scrape_s=15, evaluation_s=15, group_wait_s=10, group_interval_s=300, poll_s=10.0)
-"""The defaults (settings and the committed Alertmanager routing), for the line printed beside the figure."""
+def production_intervals() -> Intervals:
+    """The defaults, for the line printed beside the figure: read from the settings and the committed Alertmanager
+    routing (the webhook route's own timing, else its parent's), so the line cannot drift from them."""
+    import yaml
+
+    from mlplatform.config import PrometheusSettings, ServingSettings
+    from mlplatform.specs import duration_seconds
+    from mlplatform.stack.prometheus import WEBHOOK_RECEIVER
+
+    prometheus, serving = PrometheusSettings(), ServingSettings()
+    routing = yaml.safe_load((REPO / "monitoring" / "alertmanager" / "alertmanager.yml").read_text())["route"]
+    webhook = next(route for route in routing.get("routes", []) if route.get("receiver") == WEBHOOK_RECEIVER)
+    return Intervals(
+        scrape_s=prometheus.scrape_interval_s,
+        evaluation_s=prometheus.evaluation_interval_s or prometheus.scrape_interval_s,
+        group_wait_s=int(duration_seconds(webhook.get("group_wait", routing["group_wait"]))),
+        group_interval_s=int(duration_seconds(webhook.get("group_interval", routing["group_interval"]))),
+        poll_s=serving.poll_interval_s,
+    )
 
 
 def bench_settings(state_dir: Path, intervals: Intervals | None) -> Any:
@@ -143,7 +160,8 @@ def main() -> None:
     end = args.end.replace(tzinfo=args.end.tzinfo or UTC) if args.end else None
     options = LoopOptions(model="fraud_detector", end=end, requests=args.requests, rate=args.rate)
     fraud_data = partial(generate, customers=args.customers, days=args.days)
-    print(f"intervals: {(intervals or PRODUCTION).describe()}", flush=True)
+    production = production_intervals()
+    print(f"intervals: {(intervals or production).describe()}", flush=True)
     results: list[Any] = []
     stalled: str | None = None
     stacks = [args.runs] if args.same_stack else [1] * args.runs
@@ -153,7 +171,7 @@ def main() -> None:
         if stalled:
             break
     if results:
-        report(results, args, intervals or PRODUCTION)
+        report(results, args, intervals or production, production)
     if stalled:
         raise SystemExit(f"run {len(results) + 1} stalled (the runs before it are reported above): {stalled}")
 
@@ -199,7 +217,7 @@ def run_on_one_stack(
     return None
 
 
-def report(results: list[Any], args: argparse.Namespace, intervals: Intervals) -> None:
+def report(results: list[Any], args: argparse.Namespace, intervals: Intervals, production: Intervals) -> None:
     names = list(dict.fromkeys(step.name for result in results for step in result.steps))  # runs may differ
     medians = {
         name: statistics.median(step.seconds for result in results if (step := result.step(name)) is not None)
@@ -219,8 +237,8 @@ def report(results: list[Any], args: argparse.Namespace, intervals: Intervals) -
             f"runs {[round(x, 1) for x in loops]}"
         )
     print(f"  with {intervals.describe()}")
-    if intervals != PRODUCTION:
-        print(f"  (production defaults: {PRODUCTION.describe()})")
+    if intervals != production:
+        print(f"  (production defaults: {production.describe()})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
@@ -231,7 +249,7 @@ def report(results: list[Any], args: argparse.Namespace, intervals: Intervals) -
                 "requests": args.requests,
                 "rate": args.rate,
                 "intervals": asdict(intervals),
-                "production_intervals": asdict(PRODUCTION),
+                "production_intervals": asdict(production),
                 "runs": [
                     {
                         "outcome": r.outcome,
