@@ -66,14 +66,12 @@ class Intervals:
 def production_intervals() -> Intervals:
     """The defaults, for the line printed beside the figure: read from the settings and the committed Alertmanager
     routing (the webhook route's own timing, else its parent's), so the line cannot drift from them."""
-    import yaml
-
     from mlplatform.config import PrometheusSettings, ServingSettings
     from mlplatform.specs import duration_seconds
-    from mlplatform.stack.prometheus import WEBHOOK_RECEIVER
+    from mlplatform.stack.prometheus import WEBHOOK_RECEIVER, committed_alertmanager_config
 
     prometheus, serving = PrometheusSettings(), ServingSettings()
-    routing = yaml.safe_load((REPO / "monitoring" / "alertmanager" / "alertmanager.yml").read_text())["route"]
+    routing = committed_alertmanager_config(REPO / prometheus.config_dir)["route"]
     webhook = next(route for route in routing.get("routes", []) if route.get("receiver") == WEBHOOK_RECEIVER)
     return Intervals(
         scrape_s=prometheus.scrape_interval_s,

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import yaml
 
 from mlplatform.config import Settings, get_settings
 from mlplatform.stack import prometheus as monitoring
@@ -19,10 +18,7 @@ def _with(settings: Settings, **prometheus: Any) -> Settings:
 
 
 def _committed(settings: Settings) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(
-        (settings.prometheus.config_dir / "alertmanager" / "alertmanager.yml").read_text()
-    )
-    return loaded
+    return monitoring.committed_alertmanager_config(settings.prometheus.config_dir)
 
 
 def _webhook_route(config: dict[str, Any]) -> dict[str, Any]:

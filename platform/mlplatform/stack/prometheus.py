@@ -177,11 +177,17 @@ def write_prometheus_config(settings: Settings, rule_files: list[Path] | None = 
     return path
 
 
+def committed_alertmanager_config(config_dir: Path) -> dict[str, Any]:
+    """The repository's Alertmanager configuration under ``config_dir`` (``prometheus.config_dir``), as committed."""
+    committed: dict[str, Any] = yaml.safe_load((config_dir / "alertmanager" / "alertmanager.yml").read_text())
+    return committed
+
+
 def write_alertmanager_config(settings: Settings, token: str) -> Path:
     """The rendered configuration and, beside it, the webhook token file it names (0600 from the first byte)."""
     layout = settings.layout
     layout.alertmanager_data.mkdir(parents=True, exist_ok=True)
-    committed = yaml.safe_load((settings.prometheus.config_dir / "alertmanager" / "alertmanager.yml").read_text())
+    committed = committed_alertmanager_config(settings.prometheus.config_dir)
     write_private(layout.alertmanager_webhook_token, token + "\n")
     path = layout.alertmanager_config
     path.write_text(_header() + yaml.safe_dump(alertmanager_config(settings, committed), sort_keys=False))
