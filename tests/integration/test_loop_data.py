@@ -50,23 +50,40 @@ def _profile(settings: Settings, spec: ModelSpec) -> Path:
     return path
 
 
-def test_requests_carry_recent_entity_ids_and_request_values_from_the_labels(data_world: Settings) -> None:
+def _known_ids(settings: Settings, spec: ModelSpec) -> set[int]:
+    known: set[int] = set()
+    for path, _ in feature_sources(settings, spec):
+        known |= set(pd.read_parquet(path, columns=[spec.entity_key])[spec.entity_key].tolist())
+    return known
+
+
+def test_requests_are_the_latest_labelled_events_each_with_its_own_request_values(data_world: Settings) -> None:
     spec = find_spec(data_world.model_roots, DEMO)
     requests = sample_requests(data_world, spec, 30)
-    known: set[int] = set()
-    for path, _ in feature_sources(data_world, spec):
-        known |= set(pd.read_parquet(path, columns=[spec.entity_key])[spec.entity_key].tolist())
     assert len(requests) == 30 and all(set(request) == {"customer_id", "amount"} for request in requests)
-    assert all(type(r["customer_id"]) is int and r["customer_id"] in known for r in requests)
+    assert all(type(r["customer_id"]) is int and r["customer_id"] in _known_ids(data_world, spec) for r in requests)
     labels = pd.read_parquet(data_world.model_data_dir(DEMO) / spec.label.source)
-    latest = labels.sort_values("event_timestamp").tail(30)["amount"].tolist()
-    assert [request["amount"] for request in requests] == latest
+    latest = labels.sort_values("event_timestamp", kind="stable").tail(30)[["customer_id", "amount"]].to_dict("records")
+    assert requests == latest
+
+
+def test_events_of_entities_the_feature_store_lacks_are_not_sent(data_world: Settings, tmp_path: Path) -> None:
+    settings, spec = _copy(data_world, tmp_path, "unknown_ids")
+    labels = pd.read_parquet(data_world.model_data_dir(DEMO) / spec.label.source)
+    latest = labels.sort_values("event_timestamp", kind="stable").tail(10)
+    unknown = latest.tail(4).assign(customer_id=-1)  # the newest four events, of an entity no source holds
+    table = pd.concat([labels.drop(latest.tail(4).index), unknown])
+    settings.model_data_dir("unknown_ids").mkdir(parents=True)
+    table.to_parquet(settings.model_data_dir("unknown_ids") / spec.label.source)
+    requests = sample_requests(settings, spec, 6)
+    assert requests == latest.head(6)[["customer_id", "amount"]].to_dict("records")
 
 
 def test_a_model_without_request_columns_gets_entity_ids_only(data_world: Settings, tmp_path: Path) -> None:
     settings, spec = _copy(data_world, tmp_path, "keys_only", request_columns=[])
     requests = sample_requests(settings, spec, 5)
     assert [set(request) for request in requests] == [{"customer_id"}] * 5
+    assert {request["customer_id"] for request in requests} <= _known_ids(settings, spec)
 
 
 def test_request_values_need_the_label_table(data_world: Settings, tmp_path: Path) -> None:

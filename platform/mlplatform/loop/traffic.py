@@ -1,10 +1,10 @@
-"""Realistic requests for any model: real entity ids from its feature store, request-time values from its labels.
+"""Realistic requests for any model: its latest labelled events, as entity ids the feature store knows.
 
-``mlplatform traffic``, the loop's traffic bursts and its wait for a swapped server send these.  Entity ids are the
-ones the model's feature views hold most recently (read from the views' parquet sources the Feast registry names,
-so they are ids the online store knows after materialization); when the model has request columns
-(``spec.label.request_columns``), their values come from the latest rows of its label table, the events it is
-trained on.  Nothing here knows a particular model: the spec says which key and which columns.
+``mlplatform traffic``, the loop's traffic bursts and its wait for a swapped server send these.  Each request is
+one of the latest events of the model's label table (the events it is trained on): the event's entity id and its
+request-time values (``spec.label.request_columns``), kept only where the entity is in the model's feature views'
+parquet sources, named by the Feast registry, so the online store knows it after materialization.  Nothing here
+knows a particular model: the spec says which key and which columns.
 """
 
 from __future__ import annotations
@@ -26,20 +26,61 @@ class NoRequestsError(ValueError):
 
 
 def sample_requests(settings: Settings, spec: ModelSpec, count: int) -> list[dict[str, Any]]:
-    """``count`` single-entity requests: the most recently updated entities (repeated when there are fewer), each
-    with request-time values from the label table's latest rows."""
+    """``count`` single-entity requests (repeated when there are fewer): the label table's latest events whose
+    entities the feature views hold, each with its own request-time values; without a label table, a model that
+    takes no request values gets the entities its feature views updated last.
+
+    Why events rather than distinct entities: the training set has a row per event, so an active entity weighs
+    more there; requests drawn one per recently updated entity, with request values from unrelated events, weigh
+    them otherwise, and the drift check called such undrifted traffic drifted."""
     sources = feature_sources(settings, spec)
-    keys = list(islice(cycle(recent_keys(sources, spec.entity_key, count)), count))
-    if not keys:
+    labels_path = settings.model_data_dir(spec.name) / spec.label.source
+    if labels_path.is_file():
+        requests = latest_events(labels_path, spec, count, known_keys(sources, spec.entity_key))
+    elif spec.label.request_columns:
+        raise NoRequestsError(
+            f"{spec.name} takes request-time values ({', '.join(spec.label.request_columns)}) and they are sampled "
+            f"from its label table, but {labels_path} does not exist; write it (spec: label.source)"
+        )
+    else:
+        requests = [{spec.entity_key: key} for key in recent_keys(sources, spec.entity_key, count)]
+    if not requests:
         listed = ", ".join(str(path) for path, _ in sources) or "none readable"
         raise NoRequestsError(
-            f"no {spec.entity_key} values for {spec.name}: its feature views' sources ({listed}) hold none; write "
+            f"no {spec.entity_key} values for {spec.name} that its feature views' sources ({listed}) hold; write "
             f"the model's feature tables and run `mlplatform features apply`"
         )
-    if not spec.label.request_columns:
-        return [{spec.entity_key: key} for key in keys]
-    values = list(islice(cycle(request_values(settings, spec, count)), count))
-    return [{spec.entity_key: key, **row} for key, row in zip(keys, values, strict=True)]
+    return list(islice(cycle(requests), count))
+
+
+def latest_events(labels_path: Path, spec: ModelSpec, count: int, known: set[Any] | None) -> list[dict[str, Any]]:
+    """Entity id and request columns of the label table's latest ``count`` rows, oldest first, among the rows
+    whose entity is in ``known`` (None: no feature source could be read, so every row)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    columns = [spec.entity_key, *spec.label.request_columns]
+    missing = [
+        column for column in [*columns, spec.label.timestamp_column] if column not in pq.read_schema(labels_path).names
+    ]
+    if missing:
+        raise NoRequestsError(f"{labels_path} lacks column(s) {missing} named by {spec.name}'s spec")
+    frame = pd.read_parquet(labels_path, columns=list(dict.fromkeys([*columns, spec.label.timestamp_column])))
+    if known is not None:
+        frame = frame[frame[spec.entity_key].isin(known)]
+    latest = frame.sort_values(spec.label.timestamp_column, kind="stable").tail(count)
+    return [{str(key): value for key, value in row.items()} for row in latest[columns].to_dict("records")]
+
+
+def known_keys(sources: list[tuple[Path, str]], entity_key: str) -> set[Any] | None:
+    """Every entity id in ``sources`` (the ids the online store can know), or None when none of them is readable."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    readable = [path for path, _ in sources if path.is_file() and entity_key in pq.read_schema(path).names]
+    if not readable:
+        return None
+    return set().union(*(pd.read_parquet(path, columns=[entity_key])[entity_key].tolist() for path in readable))
 
 
 def feature_sources(settings: Settings, spec: ModelSpec) -> list[tuple[Path, str]]:
@@ -87,27 +128,6 @@ def recent_keys(sources: list[tuple[Path, str]], entity_key: str, count: int) ->
     latest = rows.drop_duplicates(entity_key, keep="last").tail(count)
     keys: list[Any] = latest[entity_key].tolist()  # Python scalars, JSON-ready
     return keys
-
-
-def request_values(settings: Settings, spec: ModelSpec, count: int) -> list[dict[str, Any]]:
-    """The request columns of the label table's latest ``count`` rows, oldest first."""
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    labels_path = settings.model_data_dir(spec.name) / spec.label.source
-    columns = list(spec.label.request_columns)
-    if not labels_path.is_file():
-        raise NoRequestsError(
-            f"{spec.name} takes request-time values ({', '.join(columns)}) and they are sampled from its label "
-            f"table, but {labels_path} does not exist; write it (spec: label.source)"
-        )
-    present = set(pq.read_schema(labels_path).names)
-    missing = [column for column in [*columns, spec.label.timestamp_column] if column not in present]
-    if missing:
-        raise NoRequestsError(f"{labels_path} lacks column(s) {missing} named by {spec.name}'s spec (label section)")
-    frame = pd.read_parquet(labels_path, columns=[*columns, spec.label.timestamp_column])
-    latest = frame.sort_values(spec.label.timestamp_column, kind="stable").tail(count)
-    return [{str(key): value for key, value in row.items()} for row in latest[columns].to_dict("records")]
 
 
 def labelled_events(settings: Settings, spec: ModelSpec, count: int, known_at: str | None) -> pd.DataFrame:
