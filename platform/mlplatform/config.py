@@ -246,7 +246,13 @@ class ServingSettings(_Section):
         None, description="SQLAlchemy URL of the PostgreSQL prediction log. Unset: the platform DB URL."
     )
     log_queue_size: int = Field(10_000, ge=1, description="Records buffered before new ones are dropped (counted).")
-    log_batch_size: int = Field(500, ge=1, description="Records written per batch.")
+    log_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Records written per batch. Unset: 500 for the parquet log (a file per batch), 100 for "
+        "PostgreSQL, where a COPY of 500 rows held the server's writer thread and the database for about 7 ms, "
+        "long enough to show in the requests' p99 at 1,000/s.",
+    )
     log_flush_interval_s: float = Field(1.0, gt=0, description="Longest a record waits before it is written.")
     access_log: Annotated[float, BeforeValidator(_access_log_rate)] = Field(
         0.0,
@@ -261,6 +267,13 @@ class ServingSettings(_Section):
     def _absolute(cls, value: Path) -> Path:
         """Pinned to the working directory when built, so a server started elsewhere finds the same folder."""
         return value.resolve()
+
+    @property
+    def resolved_log_batch_size(self) -> int:
+        """``log_batch_size``, else the sink's default: a file per batch wants large ones, a transaction small."""
+        if self.log_batch_size is not None:
+            return self.log_batch_size
+        return 100 if self.prediction_log == "postgres" else 500
 
 
 KUBERNETES_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"

@@ -30,6 +30,18 @@ def test_embedded_defaults_live_under_the_state_dir(tmp_path: Path) -> None:
     assert settings.data_dir == tmp_path / "s" / "data"
 
 
+@pytest.mark.parametrize(
+    ("sink", "batch_size", "expected"),
+    [("parquet", None, 500), ("postgres", None, 100), ("parquet", 40, 40), ("postgres", 2_000, 2_000)],
+)
+def test_the_prediction_log_batch_fits_its_sink_unless_set(
+    tmp_path: Path, sink: str, batch_size: int | None, expected: int
+) -> None:
+    """A parquet batch is a file (few and large); a PostgreSQL batch is a transaction (short bursts)."""
+    serving = {"prediction_log": sink, "log_batch_size": batch_size}
+    assert get_settings(state_dir=tmp_path, serving=serving).serving.resolved_log_batch_size == expected
+
+
 def test_relative_paths_are_pinned_to_the_working_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     settings = get_settings(state_dir="rel")

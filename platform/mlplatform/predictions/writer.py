@@ -348,7 +348,7 @@ def open_prediction_log(
     return BatchingPredictionLog(
         open_sink(settings),
         queue_size=serving.log_queue_size,
-        batch_size=serving.log_batch_size,
+        batch_size=serving.resolved_log_batch_size,
         flush_interval_s=serving.log_flush_interval_s,
         on_drop=on_drop,
         on_write=on_write,
