@@ -27,15 +27,17 @@ What it does, in one run on one machine state:
    server's CPU per request from its process tree; once a server saturates at a rate (p99 over 20x the target),
    its higher rates are not run (they would only queue more, for longer).  Then the sweep: single-entity runs at
    rising rates give the highest rate whose p99 stays within ``--p99-target-ms`` with no failures.
-   ``bare-store`` sweeps first and goes on past the listed rates until it fails; the others sweep up to the rate
-   where it failed.  The load generator is then checked against a trivial endpoint at twice that rate.
+   ``bare-store`` sweeps first and goes on past the listed rates until it fails; the others sweep at its rates,
+   those past the list included, up to the one where it failed.  The load generator is then checked against a
+   trivial endpoint at twice that rate.
 4. Prints, per profile, a table of medians (min-max over repetitions) with ratios to ``bare-store``, writes
    ``results.json`` next to the worlds and plots latency against rate for both profiles
    (``docs/images/serving-latency-vs-rate.png``).
 
-With ``--cpu-split`` (default on machines with 2+ cores) servers run on CPU 0 and the load generator on CPU 1;
-for the production profile, a Redis and PostgreSQL running on this machine are pinned to CPU 1 too (and released
-afterwards), so the server under test has CPU 0 to itself as it would on a node whose stores run elsewhere.
+With ``--cpu-split`` (default on machines with 2+ cores) servers run on CPU 0 and the load generator on CPU 1, and
+so does the MLflow server the platform's servers poll; for the production profile, a Redis and PostgreSQL running
+on this machine are pinned to CPU 1 too (and released afterwards), so the server under test has CPU 0 to itself
+as it would on a node whose registry and stores run elsewhere.
 """
 
 from __future__ import annotations
@@ -515,10 +517,9 @@ def run_profile(profile: Profile, servers: list[str], args: argparse.Namespace, 
         with start_server(name, profile.settings, profile.entities, supervisor, args.stores) as server:
             result = measure(server, profile.settings, args, sweep)
             if name == "bare-store" and result["sweep"]:
-                top = result["sweep"]["failed_at"] or result["sweep"]["probes"][-1]["rate"]
-                sweep = [rate for rate in sweep if rate <= top] or sweep[:1]
-                sweep += [top] if sweep[-1] < top else []
-                profile.load_check = check_load_generator(server, 2 * top, args)
+                # the others probe the floor's rates, those it reached past the list included, up to its failure
+                sweep = [probe["rate"] for probe in result["sweep"]["probes"]]
+                profile.load_check = check_load_generator(server, 2 * sweep[-1], args)
         result["accepted"], result["logged"] = server.accepted, server.logged
         profile.results[name] = result
 
