@@ -61,7 +61,8 @@ def test_requests_are_the_latest_labelled_events_each_with_its_own_request_value
     spec = find_spec(data_world.model_roots, DEMO)
     requests = sample_requests(data_world, spec, 30)
     assert len(requests) == 30 and all(set(request) == {"customer_id", "amount"} for request in requests)
-    assert all(type(r["customer_id"]) is int and r["customer_id"] in _known_ids(data_world, spec) for r in requests)
+    known = _known_ids(data_world, spec)
+    assert all(type(r["customer_id"]) is int and r["customer_id"] in known for r in requests)
     labels = pd.read_parquet(data_world.model_data_dir(DEMO) / spec.label.source)
     latest = labels.sort_values("event_timestamp", kind="stable").tail(30)[["customer_id", "amount"]].to_dict("records")
     assert requests == latest

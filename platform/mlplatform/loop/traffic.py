@@ -60,9 +60,8 @@ def latest_events(labels_path: Path, spec: ModelSpec, count: int, known: set[Any
     import pyarrow.parquet as pq
 
     columns = [spec.entity_key, *spec.label.request_columns]
-    missing = [
-        column for column in [*columns, spec.label.timestamp_column] if column not in pq.read_schema(labels_path).names
-    ]
+    present = set(pq.read_schema(labels_path).names)
+    missing = [column for column in [*columns, spec.label.timestamp_column] if column not in present]
     if missing:
         raise NoRequestsError(f"{labels_path} lacks column(s) {missing} named by {spec.name}'s spec")
     frame = pd.read_parquet(labels_path, columns=list(dict.fromkeys([*columns, spec.label.timestamp_column])))
