@@ -53,7 +53,7 @@ def sample_requests(settings: Settings, spec: ModelSpec, count: int) -> list[dic
     return list(islice(cycle(requests), count))
 
 
-def latest_events(labels_path: Path, spec: ModelSpec, count: int, known: set[Any] | None) -> list[dict[str, Any]]:
+def latest_events(labels_path: Path, spec: ModelSpec, count: int, known: pd.Index | None) -> list[dict[str, Any]]:
     """Entity id and request columns of the label table's latest ``count`` rows, oldest first, among the rows
     whose entity is in ``known`` (None: no feature source could be read, so every row)."""
     import pandas as pd
@@ -71,15 +71,20 @@ def latest_events(labels_path: Path, spec: ModelSpec, count: int, known: set[Any
     return [{str(key): value for key, value in row.items()} for row in latest[columns].to_dict("records")]
 
 
-def known_keys(sources: list[tuple[Path, str]], entity_key: str) -> set[Any] | None:
-    """Every entity id in ``sources`` (the ids the online store can know), or None when none of them is readable."""
+def known_keys(sources: list[tuple[Path, str]], entity_key: str) -> pd.Index | None:
+    """Every entity id in ``sources`` (the ids the online store can know), or None when none of them is readable.
+
+    An index rather than a Python set: a store of a million entities is filtered in one vectorised ``isin``."""
     import pandas as pd
     import pyarrow.parquet as pq
 
     readable = [path for path, _ in sources if path.is_file() and entity_key in pq.read_schema(path).names]
     if not readable:
         return None
-    return set().union(*(pd.read_parquet(path, columns=[entity_key])[entity_key].tolist() for path in readable))
+    ids: pd.Index = pd.Index(
+        pd.concat([pd.read_parquet(path, columns=[entity_key])[entity_key] for path in readable]).unique()
+    )
+    return ids
 
 
 def feature_sources(settings: Settings, spec: ModelSpec) -> list[tuple[Path, str]]:
