@@ -156,18 +156,23 @@ def record_training_set(
 def load_labels(settings: Settings, spec: ModelSpec, request: TrainingRequest) -> tuple[pd.DataFrame, DataWindow]:
     """Labelled events inside the data window, with the columns the spec names (and nothing else)."""
     import pandas as pd
+    import pyarrow.parquet as pq
 
     source = settings.model_data_dir(spec.name) / spec.label.source
     if not source.is_file():
         raise TrainingDataError(f"label source {source} does not exist (spec {spec.name}: label.source)")
-    frame = pd.read_parquet(source)
-    wanted = [spec.entity_key, spec.label.timestamp_column, spec.label.column, *spec.label.request_columns]
-    missing = [column for column in wanted if column not in frame.columns]
+    wanted = list(
+        dict.fromkeys([spec.entity_key, spec.label.timestamp_column, spec.label.column, *spec.label.request_columns])
+    )
+    present = pq.read_schema(source).names
+    missing = [column for column in wanted if column not in present]
     if missing:
         raise TrainingDataError(
             f"{source}: missing column(s) {', '.join(missing)} named by spec {spec.name}; "
-            f"the file has {', '.join(map(str, frame.columns))}"
+            f"the file has {', '.join(map(str, present))}"
         )
+    # Only the named columns: a label table's other columns (ids, free text) can cost more memory than the join.
+    frame = pd.read_parquet(source, columns=wanted)
     timestamps = pd.to_datetime(frame[spec.label.timestamp_column], utc=True)
     end = request.window_end or (timestamps.max() + pd.Timedelta(microseconds=1)).to_pydatetime()
     end = end if end.tzinfo else end.replace(tzinfo=UTC)
