@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
+from mlplatform.config import Settings, get_settings
 from mlplatform.specs import ModelSpec
-from mlplatform.training.pipeline import TrainingDataError, checked_labels
+from mlplatform.training.pipeline import TrainingDataError, TrainingRequest, checked_labels, load_labels
 
 
 def _spec(task: str) -> ModelSpec:
@@ -61,3 +63,33 @@ def test_accepted_labels_keep_the_task_dtype(task: str, values: list[Any], expec
 def test_refused_labels_name_the_file_column_and_fix(task: str, values: list[Any], message: str) -> None:
     with pytest.raises(TrainingDataError, match=message):
         checked_labels(pd.Series(values), _spec(task), "labels.parquet: ")
+
+
+def _label_file(tmp_path: Path, frame: pd.DataFrame) -> Settings:
+    settings = get_settings(state_dir=tmp_path)
+    settings.model_data_dir("m_labels").mkdir(parents=True)
+    frame.to_parquet(settings.model_data_dir("m_labels") / "labels.parquet")
+    return settings
+
+
+def _events(**extra: list[Any]) -> pd.DataFrame:
+    times = pd.to_datetime(["2026-11-01", "2026-11-02", "2026-11-03"], utc=True)
+    return pd.DataFrame({"thing_id": [1, 2, 3], "event_timestamp": times, "outcome": [0, 1, 0], **extra})
+
+
+def test_only_the_columns_the_spec_names_are_read(tmp_path: Path) -> None:
+    settings = _label_file(tmp_path, _events(note=["a long free-text note"] * 3, other_id=[7, 8, 9]))
+    labels, _ = load_labels(settings, _spec("binary"), TrainingRequest("m_labels", "k", "pytest"))
+    assert labels.columns.tolist() == ["thing_id", "event_timestamp", "outcome"]
+    assert labels["outcome"].tolist() == [0, 1, 0]
+
+
+def test_an_entity_key_stored_as_the_index_is_a_missing_column(tmp_path: Path) -> None:
+    """pandas gives an index back as the index: the message names the columns a reader of the file sees."""
+    settings = _label_file(tmp_path, _events().set_index("thing_id"))
+    with pytest.raises(TrainingDataError) as refused:
+        load_labels(settings, _spec("binary"), TrainingRequest("m_labels", "k", "pytest"))
+    path = settings.model_data_dir("m_labels") / "labels.parquet"
+    assert str(refused.value) == (
+        f"{path}: missing column(s) thing_id named by spec m_labels; the file has event_timestamp, outcome"
+    )

@@ -164,7 +164,7 @@ def load_labels(settings: Settings, spec: ModelSpec, request: TrainingRequest) -
     wanted = list(
         dict.fromkeys([spec.entity_key, spec.label.timestamp_column, spec.label.column, *spec.label.request_columns])
     )
-    present = pq.read_schema(source).names
+    present = _frame_columns(pq.read_schema(source))
     missing = [column for column in wanted if column not in present]
     if missing:
         raise TrainingDataError(
@@ -187,6 +187,13 @@ def load_labels(settings: Settings, spec: ModelSpec, request: TrainingRequest) -
     selected[spec.label.timestamp_column] = timestamps[inside]
     selected[spec.label.column] = checked_labels(selected[spec.label.column], spec, f"{source}: ")
     return selected.reset_index(drop=True), DataWindow(start=start, end=end)
+
+
+def _frame_columns(schema: Any) -> list[str]:
+    """The columns ``pandas.read_parquet`` gives for a file of ``schema``: a pandas index stored in it (its entity
+    key, say) comes back as the index, not a column."""
+    index = {name for name in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(name, str)}
+    return [name for name in schema.names if name not in index]
 
 
 def checked_labels(values: pd.Series, spec: ModelSpec, where: str = "") -> pd.Series:
