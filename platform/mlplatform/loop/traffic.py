@@ -56,19 +56,29 @@ def sample_requests(settings: Settings, spec: ModelSpec, count: int) -> list[dic
 def latest_events(labels_path: Path, spec: ModelSpec, count: int, known: pd.Index | None) -> list[dict[str, Any]]:
     """Entity id and request columns of the label table's latest ``count`` rows, oldest first, among the rows
     whose entity is in ``known`` (None: no feature source could be read, so every row)."""
+    columns = [spec.entity_key, *spec.label.request_columns]
+    why = f"named by {spec.name}'s spec"
+    latest = latest_label_rows(labels_path, spec, [*columns, spec.label.timestamp_column], count, why, known)
+    return [{str(key): value for key, value in row.items()} for row in latest[columns].to_dict("records")]
+
+
+def latest_label_rows(
+    labels_path: Path, spec: ModelSpec, columns: list[str], count: int, why: str, known: pd.Index | None = None
+) -> pd.DataFrame:
+    """``columns`` of the label table's latest ``count`` rows in event-time order, oldest first, among the rows
+    whose entity is in ``known`` (None: every row); a column the file lacks is a ``NoRequestsError`` saying ``why``
+    it is wanted."""
     import pandas as pd
     import pyarrow.parquet as pq
 
-    columns = [spec.entity_key, *spec.label.request_columns]
     present = set(pq.read_schema(labels_path).names)
-    missing = [column for column in [*columns, spec.label.timestamp_column] if column not in present]
+    missing = [column for column in columns if column not in present]
     if missing:
-        raise NoRequestsError(f"{labels_path} lacks column(s) {missing} named by {spec.name}'s spec")
-    frame = pd.read_parquet(labels_path, columns=list(dict.fromkeys([*columns, spec.label.timestamp_column])))
+        raise NoRequestsError(f"{labels_path} lacks column(s) {missing} {why}")
+    frame = pd.read_parquet(labels_path, columns=list(dict.fromkeys(columns)))
     if known is not None:
         frame = frame[frame[spec.entity_key].isin(known)]
-    latest = frame.sort_values(spec.label.timestamp_column, kind="stable").tail(count)
-    return [{str(key): value for key, value in row.items()} for row in latest[columns].to_dict("records")]
+    return frame.sort_values(spec.label.timestamp_column, kind="stable").tail(count)
 
 
 def known_keys(sources: list[tuple[Path, str]], entity_key: str) -> pd.Index | None:
@@ -138,18 +148,11 @@ def labelled_events(settings: Settings, spec: ModelSpec, count: int, known_at: s
     """The label table's latest ``count`` rows, oldest first: entity key, request columns, label and event time,
     and ``known_at`` (when each label became known) when given; a replay sends them as requests and returns their
     labels later."""
-    import pandas as pd
-    import pyarrow.parquet as pq
-
     labels_path = settings.model_data_dir(spec.name) / spec.label.source
     if not labels_path.is_file():
         raise NoRequestsError(f"{spec.name}'s label table {labels_path} does not exist (spec: label.source)")
     columns = [spec.entity_key, *spec.label.request_columns, spec.label.column, spec.label.timestamp_column]
     if known_at is not None:
         columns.append(known_at)
-    missing = [column for column in columns if column not in set(pq.read_schema(labels_path).names)]
-    if missing:
-        raise NoRequestsError(f"{labels_path} lacks column(s) {missing} that replaying its labels needs")
-    frame = pd.read_parquet(labels_path, columns=list(dict.fromkeys(columns)))
-    latest = frame.sort_values(spec.label.timestamp_column, kind="stable").tail(count)
+    latest = latest_label_rows(labels_path, spec, columns, count, "that replaying its labels needs")
     return latest.reset_index(drop=True)
