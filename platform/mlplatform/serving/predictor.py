@@ -29,6 +29,7 @@ from mlplatform.specs import ModelSpec, find_spec
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable
 
+    from mlplatform.features.online_reader import OnlineFeatureReader
     from mlplatform.predictions.writer import PredictionLog
 
 
@@ -156,8 +157,8 @@ class Predictor:
         if model is None:
             return True
         arms = self._candidates.arms
-        readers = [model.reader] if arms is None or not arms.routing else [model.reader, arms.candidate.reader]
-        return all(reader is not None and reader.loop_safe for reader in readers)
+        candidate_bounded = arms is None or not arms.routing or _reads_bounded(arms.candidate.reader)
+        return _reads_bounded(model.reader) and candidate_bounded
 
     def _timed_out(self) -> None:
         """A scoring call outlived its deadline: if it is inside a store read, the store is what hangs."""
@@ -293,3 +294,9 @@ def merged(parts: list[tuple[PredictionResult, list[int]]], retried: set[int]) -
         predictions=sorted(predictions, key=lambda item: item.index),
         errors=sorted(errors, key=lambda row: row.index),
     )
+
+
+def _reads_bounded(reader: OnlineFeatureReader | None) -> bool:
+    """A reader whose every read fails within a bounded time (``loop_safe``); a model without one keeps the
+    scoring threads."""
+    return reader is not None and reader.loop_safe
