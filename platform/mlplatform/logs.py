@@ -279,41 +279,54 @@ class RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        context = LogContext(accepted_request_id(bodies.header(scope, REQUEST_ID_HEADER.encode())))
-        # Not reset afterwards: each request runs in its own task with its own copy of the context, and the
-        # server's own error line for a failed request should still carry the id.
-        _context.set(context)
+        context = begin_request(scope)
         began = time.perf_counter()
         status = 500
-
         accepted = context.request_id
 
         async def send_with_id(message: Any) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                # The id the app settled on (a model server's body may name one), when it is fit for a header.
-                answered = context.request_id if _PLAIN_REQUEST_ID.fullmatch(context.request_id) else accepted
                 headers = [item for item in message.get("headers", []) if item[0].lower() != b"x-request-id"]
-                message = {**message, "headers": [*headers, (b"x-request-id", answered.encode())]}
+                message = {**message, "headers": [*headers, answered_request_id(context, accepted)]}
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            self._access_line(scope, status, began, context)
+            write_access_line(scope, status, began, context, self.sample())
 
-    def _access_line(self, scope: Any, status: int, began: float, context: LogContext) -> None:
-        path = scope.get("path", "")
-        if status < 400 and (path in PROBE_PATHS or not _sampled(self.sample())):
-            return
-        level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
-        milliseconds = round((time.perf_counter() - began) * 1000, 1)
-        method = scope.get("method", "")
-        extra: dict[str, Any] = {"method": method, "path": path, "status": status, "duration_ms": milliseconds}
-        if context.error is not None:
-            extra["error"] = context.error
-        access_log.log(level, "%s %s %d %.1f ms", method, path, status, milliseconds, extra=extra)
+
+def begin_request(scope: Any) -> LogContext:
+    """The log context of the HTTP request ``scope``: its accepted ``X-Request-ID`` (or a new id), set for the lines
+    logged while it is handled.  Not reset afterwards: each request runs in its own task with its own copy of the
+    context, and the server's own error line for a failed request should still carry the id."""
+    context = LogContext(accepted_request_id(bodies.header(scope, REQUEST_ID_HEADER.encode())))
+    _context.set(context)
+    return context
+
+
+def answered_request_id(context: LogContext, accepted: str) -> tuple[bytes, bytes]:
+    """The answer's ``X-Request-ID`` header: the id the app settled on (a model server's body may name one) when it
+    is fit for a header, else the one accepted from the request."""
+    answered = context.request_id if _PLAIN_REQUEST_ID.fullmatch(context.request_id) else accepted
+    return (b"x-request-id", answered.encode())
+
+
+def write_access_line(scope: Any, status: int, began: float, context: LogContext, sample: float) -> None:
+    """The request's access line: always for a refusal (4xx) or an error (5xx), for the share ``sample`` of the
+    other answers (never for probes and scrapes); the path without its query string."""
+    path = scope.get("path", "")
+    if status < 400 and (path in PROBE_PATHS or not _sampled(sample)):
+        return
+    level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
+    milliseconds = round((time.perf_counter() - began) * 1000, 1)
+    method = scope.get("method", "")
+    extra: dict[str, Any] = {"method": method, "path": path, "status": status, "duration_ms": milliseconds}
+    if context.error is not None:
+        extra["error"] = context.error
+    access_log.log(level, "%s %s %d %.1f ms", method, path, status, milliseconds, extra=extra)
 
 
 def _sampled(rate: float) -> bool:

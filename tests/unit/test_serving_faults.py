@@ -89,7 +89,7 @@ def test_both_servers_require_the_token_on_predictions_only(
     from fastapi import FastAPI
 
     from mlplatform.serving.adapters import bentoml as bento
-    from mlplatform.serving.adapters.kserve import V1FastPath, install_platform_routes
+    from mlplatform.serving.adapters.kserve import install_platform_routes, v1_route
 
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN)
@@ -98,12 +98,12 @@ def test_both_servers_require_the_token_on_predictions_only(
     try:
         if server == "bentoml":
             bento._Current.predictor = predictor
-            app: Any = bento.create_app()
+            app: Any = bento.predict_route(bento.create_app())
             path, field = "/predict", "entities"
         else:
             inner = FastAPI()
             install_platform_routes(inner, predictor)
-            app = BearerGate(V1FastPath(inner, predictor), lambda: predictor.token, predictor.count_unauthorized)
+            app = v1_route(BearerGate(inner, lambda: predictor.token, predictor.count_unauthorized), predictor)
             path, field = f"/v1/models/{predictor.name}:predict", "instances"
         client = TestClient(app)
         body = {field: [{KEY: 100, "size": 2.0}]}

@@ -336,7 +336,7 @@ def test_both_servers_answer_in_the_tasks_shape(
     from starlette.testclient import TestClient
 
     from mlplatform.serving.adapters import bentoml as bento
-    from mlplatform.serving.adapters.kserve import V1FastPath, build_model
+    from mlplatform.serving.adapters.kserve import build_model, v1_route
 
     make = {"binary": LogisticRegression, "multiclass": LogisticRegression, "regression": Ridge}[task]
     predictor, _ = served(settings, task, table, ("1", save(fitted(task, make), tmp_path / "v1")))
@@ -344,7 +344,7 @@ def test_both_servers_answer_in_the_tasks_shape(
     fields = {"binary": {"probability", "label"}, "multiclass": {"probability", "label", "probabilities"}}
     expected_fields = {KEY, *fields.get(task, {"value"})}
 
-    fast = TestClient(V1FastPath(None, predictor)).post(  # no `with`: the fast path alone has no lifespan
+    fast = TestClient(v1_route(None, predictor)).post(  # no `with`: the route alone has no lifespan
         f"/v1/models/{predictor.name}:predict", json={"instances": entities}, headers={"x-request-id": "h1"}
     )
     v1 = fast.json()
@@ -354,7 +354,7 @@ def test_both_servers_answer_in_the_tasks_shape(
 
     bento._Current.predictor = predictor
     try:
-        with TestClient(bento.create_app()) as client:
+        with TestClient(bento.predict_route(bento.create_app())) as client:
             answer = client.post("/predict", json={"entities": entities})
     finally:
         bento._Current.predictor = None
@@ -386,12 +386,12 @@ def test_both_servers_answer_in_the_tasks_shape(
 def _both_entity_apis(predictor: Predictor) -> dict[str, tuple[Any, str, str]]:
     """Each server's JSON entity API in-process: (ASGI app, path, entity-list field)."""
     from mlplatform.serving.adapters import bentoml as bento
-    from mlplatform.serving.adapters.kserve import V1FastPath
+    from mlplatform.serving.adapters.kserve import v1_route
 
     bento._Current.predictor = predictor
     return {
-        "bentoml": (bento.create_app(), "/predict", "entities"),
-        "kserve": (V1FastPath(None, predictor), f"/v1/models/{predictor.name}:predict", "instances"),
+        "bentoml": (bento.predict_route(bento.create_app()), "/predict", "entities"),
+        "kserve": (v1_route(None, predictor), f"/v1/models/{predictor.name}:predict", "instances"),
     }
 
 

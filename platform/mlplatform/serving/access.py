@@ -22,6 +22,10 @@ from mlplatform import bodies, logs
 MIN_TOKEN_CHARS = 16
 """A shorter token could be guessed; the same floor as the alert webhook's."""
 
+UNAUTHORIZED_BODY = orjson.dumps({"error": "authorization: a bearer token is required (serving.auth_token_file)"})
+UNAUTHORIZED_CHALLENGE = (b"www-authenticate", b"Bearer")
+"""The 401's body and challenge header, whichever layer refuses (``BearerGate``, ``serving.route.PredictRoute``)."""
+
 
 class ServingTokenError(ValueError):
     """The configured token file cannot be used; the server refuses to start rather than run open."""
@@ -59,19 +63,21 @@ class BearerGate:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         token = self.token() if scope["type"] == "http" else None
-        if (
-            token is None
-            or scope["path"] in logs.PROBE_PATHS  # the kubelet and Prometheus carry no token
-            or bodies.bearer_matches(bodies.header(scope, b"authorization"), token)
-        ):
+        # The kubelet and Prometheus carry no token.
+        if scope["type"] != "http" or scope["path"] in logs.PROBE_PATHS or authorized(scope, token):
             await self.app(scope, receive, send)
             return
         self.on_refused()
-        body = orjson.dumps({"error": "authorization: a bearer token is required (serving.auth_token_file)"})
         headers = [
             (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"www-authenticate", b"Bearer"),
+            (b"content-length", str(len(UNAUTHORIZED_BODY)).encode()),
+            UNAUTHORIZED_CHALLENGE,
         ]
         await send({"type": "http.response.start", "status": 401, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": UNAUTHORIZED_BODY})
+
+
+def authorized(scope: Any, token: bytes | None) -> bool:
+    """Whether the request ``scope`` may be answered: no token is required, or its ``Authorization`` header carries
+    it."""
+    return token is None or bodies.bearer_matches(bodies.header(scope, b"authorization"), token)

@@ -53,6 +53,7 @@ class Predictor:
         self.spec = spec or find_spec(settings.model_roots, model_name)
         self.metrics = metrics or ServingMetrics()
         self._series = self.metrics.model_series(model_name)
+        self._error_responses = self.metrics.refused_responses(model_name)
         self._use_log = prediction_log and settings.serving.prediction_log != "off"
         self._log: PredictionLog | None = None
         loader = loader or ModelLoader(settings, model_name, self.alias, self.spec)
@@ -166,8 +167,12 @@ class Predictor:
             self._scoring.store_health.failed()
 
     def count_unauthorized(self) -> None:
-        """A request refused for want of the bearer token (answered by ``serving.access.BearerGate``)."""
+        """A request refused for want of the bearer token (``serving.access.BearerGate``, ``serving.route``)."""
         self._series.requests["unauthorized"].inc()
+
+    def count_error_response(self, status: int) -> None:
+        """An answer of status 400 or more, whichever layer gave it (``metrics.RefusalCounter``, ``serving.route``)."""
+        self._error_responses(status)
 
     def _count_refused(self, error: ServingError) -> None:
         self._series.requests[error.outcome].inc()

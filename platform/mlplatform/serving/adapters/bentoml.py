@@ -5,12 +5,14 @@ and starts BentoML.  BentoML records where the service class was defined (its im
 import it from there, so the class lives at module level here.  Formats and status codes:
 ``serving/bentoml/README.md``.
 
-Why a Starlette app mounted with ``@bentoml.asgi_app`` rather than ``@bentoml.api``: the request body is validated
-by the Predictor (the same checks and messages as the KServe server), so the status codes are ours (422 naming
-the field, 413, 503 with the reason) instead of BentoML's generic 400/500, and the handler runs directly on the
-event loop (the work is ~1-3 ms of CPU), skipping BentoML's IO-descriptor and thread-pool hops.  BentoML still
-provides the process model, ``/livez`` and ``/readyz`` (ready only once a model is loaded, via ``__is_ready__``);
-its own metrics are disabled so ``/metrics`` (served by the mounted app) exposes the platform's registry only.
+Why ``POST /predict`` is an ASGI middleware (``predict_route``) and ``/metrics`` and ``/status`` a Starlette app
+mounted with ``@bentoml.asgi_app``, rather than ``@bentoml.api``: the request body is validated by the Predictor
+(the same checks and messages as the KServe server), so the status codes are ours (422 naming the field, 413, 503
+with the reason) instead of BentoML's generic 400/500, and the handler runs directly on the event loop (the work is
+a fraction of a millisecond of CPU), skipping BentoML's IO-descriptor and thread-pool hops, its context middleware
+and its routing.  BentoML still provides the process model, its request timeout (``traffic.timeout``), ``/livez``
+and ``/readyz`` (ready only once a model is loaded, via ``__is_ready__``); its own metrics are disabled so
+``/metrics`` exposes the platform's registry only.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mlplatform import logs
-from mlplatform.serving.access import BearerGate
 from mlplatform.serving.metrics import RefusalCounter
+from mlplatform.serving.route import PredictRoute
 
 if TYPE_CHECKING:
     from mlplatform.serving.predictor import Predictor
@@ -58,25 +60,11 @@ def _predictor() -> Predictor:
 
 
 def create_app() -> Starlette:
-    """The HTTP API; handlers look the Predictor up per request (it exists once BentoML started the service).
+    """Metrics and status; handlers look the Predictor up per request (it exists once BentoML started the service).
 
-    A plain Starlette app: three fixed routes need no FastAPI dependency solving or OpenAPI, which cost CPU on
-    every request while the Predictor validates the body itself."""
-
-    async def predict(request: Request) -> Response:
-        from mlplatform.serving.errors import ServingError
-        from mlplatform.serving.wire import response_body
-
-        predictor = _predictor()
-        headers = request.headers
-        request_id = logs.current_request_id() or headers.get("x-request-id")  # accepted by logs.RequestLog
-        try:
-            result = await predictor.predict_stream(
-                request.stream(), headers.get("content-length"), request_id, "entities"
-            )
-        except ServingError as error:
-            return JSONResponse({"error": error.message}, status_code=error.status)
-        return JSONResponse(response_body(result, predictor.spec.entity_key))
+    ``POST /predict`` is not among the routes: ``predict_route`` answers it ahead of BentoML's own stack and of this
+    app.  A plain Starlette app: two fixed routes need no FastAPI dependency solving or OpenAPI.  Both are probes
+    and scrapes, open without the bearer token (``logs.PROBE_PATHS``), so no token gate sits in front of them."""
 
     async def metrics(_: Request) -> Response:
         from mlplatform.serving.metrics import render_metrics
@@ -94,23 +82,21 @@ def create_app() -> Starlette:
             {"ready": True, "model": model.name, "version": model.version, "from_cache": model.from_cache}
         )
 
-    def token() -> bytes | None:
-        return _predictor().token
-
-    def count_unauthorized() -> None:
-        _predictor().count_unauthorized()
-
     return Starlette(
         routes=[
-            Route("/predict", predict, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/status", status, methods=["GET"]),
         ],
         middleware=[
             Middleware(logs.RequestLog, sample=_access_log_rate),
-            Middleware(BearerGate, token=token, on_refused=count_unauthorized),
         ],
     )
+
+
+def predict_route(app: Any) -> PredictRoute:
+    """``POST /predict`` answered ahead of BentoML's context middleware, its routing and mount, and the mounted app
+    (whose request-id and token middlewares the route does the work of); every other request goes on to ``app``."""
+    return PredictRoute(app, "/predict", lambda: _Current.predictor, "entities", _access_log_rate)
 
 
 def _access_log_rate() -> float:
@@ -122,7 +108,7 @@ def _count_refused(status: int) -> None:
     """Counted once the service exists (BentoML may answer its probes before that)."""
     predictor = _Current.predictor
     if predictor is not None:
-        predictor.metrics.refused_responses(predictor.name)(status)
+        predictor.count_error_response(status)
 
 
 @bentoml.service(
@@ -162,6 +148,8 @@ class ModelService:
         log.info("prediction log flushed")
 
 
-# Around BentoML's whole app, not only the mounted one: BentoML answers unknown paths and its own routes itself.
-# The decorators made the class a ``bentoml.Service``, which its stubs do not say.
+# Inside BentoML's timeout middleware, around the rest of its app, not only the mounted one: BentoML answers
+# unknown paths and its own routes itself.  The first added is the outermost.  The decorators made the class a
+# ``bentoml.Service``, which its stubs do not say.
+cast(Any, ModelService).add_asgi_middleware(predict_route)
 cast(Any, ModelService).add_asgi_middleware(RefusalCounter, refused=_count_refused)

@@ -10,7 +10,7 @@ the reason) when no model can be loaded yet, and serves its own ``ServingMetrics
 line per request: stock KServe logs an access line and two timing lines for every call (a third of a millisecond
 of CPU each time, and a full disk at a few hundred requests/s); the platform's metrics and prediction log say
 more, at a fraction of the cost (``serving.access_log`` turns sampled access lines on; refusals and errors
-always log, through ``mlplatform.logs``).  v1 predictions are answered by ``V1FastPath`` ahead of KServe's FastAPI
+always log, through ``mlplatform.logs``).  v1 predictions are answered by ``v1_route`` ahead of KServe's FastAPI
 routing and data plane, which cost as much CPU as the prediction itself (figures in docs/serving.md).
 
 KServe's private hooks overridden here (``RESTServer._add_middlewares``, ``RESTServer._add_exception_handlers``,
@@ -23,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mlplatform import bodies, logs
 from mlplatform.serving.access import BearerGate
+from mlplatform.serving.route import PredictRoute
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -39,7 +40,7 @@ log = logging.getLogger("mlplatform.serving.kserve")
 
 def build_model(predictor: Predictor) -> Any:
     """A ``kserve.Model`` named after the platform model, answering v2 requests through ``predictor`` (v1 requests
-    are ``V1FastPath``'s)."""
+    are ``v1_route``'s)."""
     import kserve
     from kserve import InferOutput, InferRequest, InferResponse
     from kserve.model import InferenceVerb
@@ -99,60 +100,17 @@ def build_model(predictor: Predictor) -> Any:
     return PlatformModel()
 
 
-class V1FastPath:
-    """``POST /v1/models/<name>:predict`` answered before FastAPI's routing and KServe's data plane; every
-    other request goes on to KServe's app unchanged.
+def v1_route(app: Any, predictor: Predictor) -> PredictRoute:
+    """``POST /v1/models/<name>:predict`` answered ahead of FastAPI's routing and KServe's data plane (and of the
+    platform's own middlewares, which the route does the work of); every other request goes on to ``app``.
 
     Why: for a one-entity request the route, dependency solving, exception and exit-stack middlewares, the data
     plane's readiness check, decode and encode, and the response class cost about as much CPU as the whole
-    Predictor (feature lookup, model, log and metrics).  The v1 body is the platform's own JSON, parsed and
-    answered by the functions BentoML's server uses too (``parse_request_body``, ``response_body``), with the same
-    statuses and messages; v2 keeps KServe's codec, which the Open Inference Protocol needs.
-    """
-
-    def __init__(self, app: Any, predictor: Predictor) -> None:
-        self.app = app
-        self.predictor = predictor
-        self.path = f"/v1/models/{predictor.name}:predict"
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        status, answer = await self.answer(scope, receive)
-        payload = _json_bytes(answer)
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
-
-    async def answer(self, scope: Any, receive: Any) -> tuple[int, dict[str, Any]]:
-        """Status and JSON body; a ``ServingError`` is its status with ``{"error": message}``, never a trace."""
-        from mlplatform.serving.errors import ServingError
-        from mlplatform.serving.wire import response_body
-
-        declared = bodies.header(scope, b"content-length")
-        # The id ``logs.RequestLog`` accepted (or made) in front of this; the raw header where it is not installed.
-        header_id = logs.current_request_id() or bodies.header(scope, b"x-request-id")
-        try:
-            result = await self.predictor.predict_stream(_body_chunks(receive), declared, header_id, "instances")
-        except ServingError as error:
-            return error.status, {"error": error.message}
-        return 200, response_body(result, self.predictor.spec.entity_key)
-
-
-async def _body_chunks(receive: Any) -> AsyncIterator[bytes]:
-    """The request body's chunks as the ASGI server delivers them (the caller decides when to stop reading)."""
-    while True:
-        message = await receive()
-        yield message.get("body", b"")
-        if not message.get("more_body", False):
-            return
-
-
-def _json_bytes(answer: dict[str, Any]) -> bytes:
-    import orjson
-
-    return orjson.dumps(answer)
+    Predictor.  The v1 body is the platform's own JSON, parsed and answered as BentoML's server does (the same
+    statuses and messages); v2 keeps KServe's codec, which the Open Inference Protocol needs."""
+    settings = predictor.settings.serving
+    path = f"/v1/models/{predictor.name}:predict"
+    return PredictRoute(app, path, lambda: predictor, "instances", lambda: settings.access_log)
 
 
 def install_platform_routes(app: FastAPI, predictor: Predictor) -> None:
@@ -262,16 +220,15 @@ def serve(predictor: Predictor) -> None:
 
     class PlatformRESTServer(RESTServer):  # type: ignore[misc]
         def _add_middlewares(self, app: FastAPI) -> None:
-            """From the outside in: the request id and access lines (``serving.access_log``), the refusal
-            counter, the bearer-token gate (no body is read before it), the body limit of every route but v1's
-            (which bounds its own), the v1 fast path; not stock KServe's per-request timing log lines, which are
+            """From the outside in: the v1 prediction route (which does the next three's work itself); the
+            request id and access lines (``serving.access_log``), the refusal counter, the bearer-token gate (no
+            body is read before it), the body limit; not stock KServe's per-request timing log lines, which are
             what our histograms already measure."""
-            app.add_middleware(V1FastPath, predictor=predictor)
-            limit, v1 = settings.max_body_kb * 1024, ("POST", f"/v1/models/{predictor.name}:predict")
-            app.add_middleware(bodies.BodyLimit, limit=limit, exempt=[v1])
+            app.add_middleware(bodies.BodyLimit, limit=settings.max_body_kb * 1024, exempt=[])
             app.add_middleware(BearerGate, token=lambda: predictor.token, on_refused=predictor.count_unauthorized)
-            app.add_middleware(RefusalCounter, refused=predictor.metrics.refused_responses(predictor.name))
+            app.add_middleware(RefusalCounter, refused=predictor.count_error_response)
             app.add_middleware(logs.RequestLog, sample=lambda: settings.access_log)
+            app.add_middleware(v1_route, predictor=predictor)
 
         def _add_exception_handlers(self, app: FastAPI) -> None:
             super()._add_exception_handlers(app)
