@@ -4,7 +4,6 @@ Usage: python benchmarks/bare_store_server.py MODEL_DIR --port 8398 --store redi
            --project bench --key customer_id --views '{"view": ["feature", ...]}' --inputs a,b,c
 (``--store sqlite:///path/to/online_store.db`` for Feast's sqlite store).
 
-POST /noop answers ``{}`` at once (the benchmark checks its load generator against it).
 POST /predict {"keys": [id, ...], "request": [[value, ...], ...]} -> {"probabilities": [...]}.  The stored
 features of every key come from the online store in one read (Redis: one pipelined ``HMGET`` per key over every
 view's fields, in one round trip; sqlite: one ``SELECT ... IN`` per view), in the layouts Feast wrote them; the
@@ -102,7 +101,7 @@ def sqlite_reader(path: str, project: str, key: str, views: dict[str, list[str]]
 def build_app(score: Any, read: Read, stored_columns: list[int], request_columns: list[int], width: int) -> Any:
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
+    from starlette.responses import JSONResponse
     from starlette.routing import Route
 
     async def predict(request: Request) -> JSONResponse:
@@ -116,12 +115,7 @@ def build_app(score: Any, read: Read, stored_columns: list[int], request_columns
     async def ready(_: Request) -> JSONResponse:
         return JSONResponse({"ready": True})
 
-    async def noop(_: Request) -> Response:
-        """The trivial endpoint the benchmark checks its load generator against."""
-        return Response(b"{}", media_type="application/json")
-
-    routes = [Route("/predict", predict, methods=["POST"]), Route("/readyz", ready)]
-    return Starlette(routes=[*routes, Route("/noop", noop, methods=["POST"])])
+    return Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/readyz", ready)])
 
 
 def main() -> None:

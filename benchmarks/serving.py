@@ -29,7 +29,7 @@ What it does, in one run on one machine state:
    rising rates give the highest rate whose p99 stays within ``--p99-target-ms`` with no failures.
    ``bare-store`` sweeps first and goes on past the listed rates until it fails; the others sweep at its rates,
    those past the list included, up to the one where it failed.  The load generator is then checked against a
-   trivial endpoint at twice that rate.
+   trivial endpoint (``benchmarks/trivial_server.py``, on the servers' CPU) at twice that rate.
 4. Prints, per profile, a table of medians (min-max over repetitions) with ratios to ``bare-store``, writes
    ``results.json`` next to the worlds and plots latency against rate for both profiles
    (``docs/images/serving-latency-vs-rate.png``).
@@ -274,11 +274,16 @@ def sweep_rates(server: Server, args: argparse.Namespace, rates: list[float], un
     return {"max_rate": sustained, "failed_at": failed_at, "probes": points}
 
 
-def check_load_generator(server: Server, rate: float, args: argparse.Namespace) -> dict[str, Any]:
-    """The load generator against the floor server's trivial endpoint at ``rate``: if it keeps p99 within the
-    target there, the sweep's limits are the servers', not the generator's."""
-    url = server.url.rsplit("/", 1)[0] + "/noop"
-    result = load(url, [{"noop": [0]}], rate, args.sweep_duration, args.cpu_split)
+def check_load_generator(rate: float, args: argparse.Namespace, supervisor: Any) -> dict[str, Any]:
+    """The load generator against a trivial endpoint at ``rate`` (``benchmarks/trivial_server.py``, on the servers'
+    CPU): if it keeps p99 within the target there, the sweep's limits are the servers', not the generator's."""
+    from tests.support.environment import free_port
+
+    port = free_port()
+    argv = [sys.executable, str(ROOT / "benchmarks" / "trivial_server.py"), "--port", str(port)]
+    bodies: tuple[list[Any], list[Any]] = ([{"noop": [0]}], [])
+    with process_server("trivial", argv, dict(os.environ), port, ("/readyz", "/noop"), bodies, supervisor) as server:
+        result = load(server.url, server.bodies[0], rate, args.sweep_duration, args.cpu_split)
     result["rate"] = rate
     passed = result["p99_ms"] <= args.p99_target_ms and result["failed"] == 0
     print(f"  load generator vs a trivial endpoint @{rate:.0f}/s: p99 {result['p99_ms']:.1f} ms -> {passed}")
@@ -519,7 +524,7 @@ def run_profile(profile: Profile, servers: list[str], args: argparse.Namespace, 
             if name == "bare-store" and result["sweep"]:
                 # the others probe the floor's rates, those it reached past the list included, up to its failure
                 sweep = [probe["rate"] for probe in result["sweep"]["probes"]]
-                profile.load_check = check_load_generator(server, 2 * sweep[-1], args)
+                profile.load_check = check_load_generator(2 * sweep[-1], args, supervisor)
         result["accepted"], result["logged"] = server.accepted, server.logged
         profile.results[name] = result
 

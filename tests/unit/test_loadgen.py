@@ -1,0 +1,32 @@
+"""The serving benchmark's instruments: the load generator's HTTP/1.1 framing, and a real run against the trivial
+endpoint, both in one process (``benchmarks/loadgen.py``, ``benchmarks/trivial_server.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from benchmarks.loadgen import response_end, run
+from benchmarks.trivial_server import Trivial
+
+
+def test_an_answer_ends_where_its_content_length_or_last_chunk_says() -> None:
+    whole = bytearray(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 422 ...")
+    assert response_end(whole) == (200, whole.index(b"}") + 1)
+    assert response_end(bytearray(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n{}")) is None  # body still coming
+    assert response_end(bytearray(b"HTTP/1.1 503 Service Unavailable\r\nContent-Le")) is None  # head still coming
+    chunked = bytearray(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+    assert response_end(chunked) == (200, len(chunked))
+    assert response_end(bytearray(b"HTTP/1.1 204 No Content\r\nServer: x\r\n\r\n")) == (204, 38)
+
+
+def test_every_request_is_sent_on_schedule_and_answered() -> None:
+    async def against_trivial_endpoint() -> dict[str, object]:
+        server = await asyncio.get_running_loop().create_server(Trivial, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await run(f"http://127.0.0.1:{port}/noop", [{"noop": [0]}, {"noop": [1, 2]}], 400.0, 1.0)
+
+    result = asyncio.run(against_trivial_endpoint())
+    assert result["sent"] == 400 and result["ok"] == 400 and result["failed"] == 0
+    assert result["statuses"] == {"200": 400}
+    assert 0.95 <= float(str(result["seconds"])) < 2.0  # a fixed schedule: the run lasts its duration
