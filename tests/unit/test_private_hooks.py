@@ -107,6 +107,7 @@ def _kserve_hooks() -> dict[str, Callable[[], bool]]:
 def _bentoml_hooks() -> dict[str, Callable[[], bool]]:
     import bentoml
     from _bentoml_impl.server import app as server_app
+    from _bentoml_impl.worker import service as http_worker
     from _bentoml_sdk.service import config
     from _bentoml_sdk.service.factory import Service
 
@@ -123,6 +124,10 @@ def _bentoml_hooks() -> dict[str, Callable[[], bool]]:
             "__is_ready__" in inspect.getsource(server_app)
         ),
         "_bentoml_sdk service config tracing.excluded_urls": lambda: "excluded_urls" in inspect.getsource(config),
+        "bentoml.service(service_class=...) and its HTTP worker serving service.to_asgi(...)": lambda: (
+            "service_class" in inspect.signature(bentoml.service).parameters
+            and "service.to_asgi(" in inspect.getsource(http_worker)
+        ),
     }
 
 

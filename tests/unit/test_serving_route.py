@@ -115,3 +115,23 @@ def test_an_unexpected_failure_is_counted_as_the_500_the_server_answers(
     with pytest.raises(RuntimeError, match="a bug"):  # the route leaves the answer to the server's handler
         _route(predictor).post(PATH, json={"entities": []}, headers={"authorization": f"Bearer {TOKEN}"})
     assert _errors(predictor, 500) == 1.0
+
+
+def test_bentoml_answers_predictions_in_front_of_its_whole_app(predictor: Predictor) -> None:
+    """The ASGI app BentoML's worker serves (``to_asgi``) is the route around BentoML's own app: a prediction is
+    answered without its middlewares (no lifespan: the service instance is not created here), and any other path
+    still reaches BentoML."""
+    from mlplatform.serving.adapters import bentoml as bento
+
+    app = bento.ModelService.to_asgi(is_main=True)
+    assert isinstance(app, PredictRoute)
+    bento._Current.predictor = predictor
+    try:
+        client = TestClient(app)
+        body = {"entities": [{KEY: 100, "size": 2.0}]}
+        answer = client.post(PATH, json=body, headers={"authorization": f"Bearer {TOKEN}"})
+        assert answer.status_code == 200 and answer.json()["predictions"][0][KEY] == 100
+        assert client.post(PATH, json=body).status_code == 401
+        assert client.get("/no-such-path").status_code == 404
+    finally:
+        bento._Current.predictor = None

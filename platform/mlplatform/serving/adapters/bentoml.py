@@ -5,14 +5,14 @@ and starts BentoML.  BentoML records where the service class was defined (its im
 import it from there, so the class lives at module level here.  Formats and status codes:
 ``serving/bentoml/README.md``.
 
-Why ``POST /predict`` is an ASGI middleware (``predict_route``) and ``/metrics`` and ``/status`` a Starlette app
-mounted with ``@bentoml.asgi_app``, rather than ``@bentoml.api``: the request body is validated by the Predictor
-(the same checks and messages as the KServe server), so the status codes are ours (422 naming the field, 413, 503
-with the reason) instead of BentoML's generic 400/500, and the handler runs directly on the event loop (the work is
-a fraction of a millisecond of CPU), skipping BentoML's IO-descriptor and thread-pool hops, its context middleware
-and its routing.  BentoML still provides the process model, its request timeout (``traffic.timeout``), ``/livez``
-and ``/readyz`` (ready only once a model is loaded, via ``__is_ready__``); its own metrics are disabled so
-``/metrics`` exposes the platform's registry only.
+Why ``POST /predict`` is answered by one ASGI layer in front of BentoML's app (``predict_route``, installed by
+``PlatformService``) and ``/metrics`` and ``/status`` by a Starlette app mounted with ``@bentoml.asgi_app``, rather
+than ``@bentoml.api``: the request body is validated by the Predictor (the same checks and messages as the KServe
+server), so the status codes are ours (422 naming the field, 413, 503 with the reason) instead of BentoML's generic
+400/500, and the handler runs directly on the event loop (the work is a fraction of a millisecond of CPU),
+skipping BentoML's IO-descriptor and thread-pool hops and its whole ASGI stack.  BentoML still provides the
+process model, ``/livez`` and ``/readyz`` (ready only once a model is loaded, via ``__is_ready__``); its own
+metrics are disabled so ``/metrics`` exposes the platform's registry only.
 """
 
 from __future__ import annotations
@@ -39,10 +39,11 @@ if TYPE_CHECKING:
 MODEL_ENV = "MLPLATFORM_SERVE_MODEL"
 """Which model the service serves: BentoML imports this module itself, so the name cannot come from argv."""
 
-TRACING_EXCLUDED_PATHS = ("/predict", "/metrics", "/status", "/livez", "/readyz")
+TRACING_EXCLUDED_PATHS = ("/metrics", "/status", "/livez", "/readyz")
 """Paths BentoML's OpenTelemetry middleware lets through untouched.  It opens a span per request even with no
 exporter configured; on a one-entity prediction that was about a seventh of the worker's CPU (py-spy at
-200 requests/s), for spans nobody receives.  Request ids and the platform's metrics already trace a request."""
+200 requests/s), for spans nobody receives.  Request ids and the platform's metrics already trace a request.
+(``POST /predict`` never reaches it: ``PlatformService`` answers it in front.)"""
 
 log = logging.getLogger("mlplatform.serving.bentoml")
 
@@ -94,9 +95,23 @@ def create_app() -> Starlette:
 
 
 def predict_route(app: Any) -> PredictRoute:
-    """``POST /predict`` answered ahead of BentoML's context middleware, its routing and mount, and the mounted app
-    (whose request-id and token middlewares the route does the work of); every other request goes on to ``app``."""
+    """``POST /predict`` answered ahead of BentoML's whole app (``PlatformService``); every other request goes on
+    to ``app``."""
     return PredictRoute(app, "/predict", lambda: _Current.predictor, "entities", _access_log_rate)
+
+
+class PlatformService(bentoml.Service[Any]):  # type: ignore[misc]
+    """BentoML's service with the prediction route in front of the ASGI app it builds for each worker.
+
+    Why in front rather than among its user middlewares (``add_asgi_middleware``): BentoML places those inside its
+    own, and its request timeout wraps every request in a task of its own with a 30 s timer, which with the
+    tracing middleware's URL check cost about as much CPU as the rest of the route (docs/serving.md, sixth
+    pass).  A prediction is bounded without it: scoring off the event loop has ``serving.scoring_timeout_s``, on
+    it every store read has ``serving.loop_read_timeout_s``.  ``service_class`` is ``bentoml.service``'s
+    parameter for this."""
+
+    def to_asgi(self, is_main: bool = True) -> Any:
+        return predict_route(super().to_asgi(is_main))
 
 
 def _access_log_rate() -> float:
@@ -113,6 +128,7 @@ def _count_refused(status: int) -> None:
 
 @bentoml.service(
     name="mlplatform-model",
+    service_class=PlatformService,
     workers=1,
     traffic={"timeout": 30},
     metrics={"enabled": False},
@@ -148,8 +164,6 @@ class ModelService:
         log.info("prediction log flushed")
 
 
-# Inside BentoML's timeout middleware, around the rest of its app, not only the mounted one: BentoML answers
-# unknown paths and its own routes itself.  The first added is the outermost.  The decorators made the class a
-# ``bentoml.Service``, which its stubs do not say.
-cast(Any, ModelService).add_asgi_middleware(predict_route)
+# Around BentoML's whole app but the prediction route, not only the mounted one: BentoML answers unknown paths and
+# its own routes itself.  The decorators made the class a ``bentoml.Service``, which its stubs do not say.
 cast(Any, ModelService).add_asgi_middleware(RefusalCounter, refused=_count_refused)
