@@ -1,13 +1,13 @@
 """The prediction route of both model servers, answered in one ASGI layer ahead of each framework's stack.
 
-Why one layer: a one-entity prediction costs the Predictor about a quarter of a millisecond of CPU, and the layers
-in front of it cost as much again: the request-id, refusal-counting and token middlewares (each wrapping ``send``
-in a closure of its own), then the framework's routing, request and response objects (for BentoML also its
-context middleware, a mount and a second Starlette app).  ``PredictRoute`` does for ``POST <path>`` exactly what
-those layers did, in one pass: the same ``X-Request-ID`` and access line as ``logs.RequestLog``, the same 401 as
-``access.BearerGate``, the same counts as ``metrics.RefusalCounter``, the Predictor's statuses and messages.  Every
-other request (probes, metrics, v2, unknown paths) goes on to the framework's stack, where those middlewares still
-run.  Figures in docs/serving.md (sixth pass).
+Why one layer: the request-id, refusal-counting and token middlewares each wrapped the answer's ``send`` in a
+closure of its own, and BentoML's stack adds its tracing, timeout and context middlewares, its routing, a mount
+and a second Starlette app with ``Request`` and ``JSONResponse`` objects: tens of microseconds per prediction on
+a path whose floor is a few hundred (docs/serving.md, sixth pass).  ``PredictRoute`` does for ``POST <path>``
+exactly what those layers did, in one pass: the same ``X-Request-ID`` and access line as ``logs.RequestLog``, the
+same 401 as ``access.BearerGate``, the same counts as ``metrics.RefusalCounter``, the Predictor's statuses and
+messages.  Every other request (probes, metrics, v2, unknown paths) goes on to the framework's stack, where those
+middlewares still run.
 """
 
 from __future__ import annotations
