@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -123,7 +123,7 @@ def test_bentoml_answers_predictions_in_front_of_its_whole_app(predictor: Predic
     still reaches BentoML."""
     from mlplatform.serving.adapters import bentoml as bento
 
-    app = bento.ModelService.to_asgi(is_main=True)
+    app = cast(Any, bento.ModelService).to_asgi(is_main=True)  # the decorators made it a bentoml.Service
     assert isinstance(app, PredictRoute)
     bento._Current.predictor = predictor
     try:
