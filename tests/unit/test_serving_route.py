@@ -95,9 +95,11 @@ def test_refusals_are_counted_logged_and_carry_the_challenge(
 
 def test_other_requests_pass_through_untouched(predictor: Predictor) -> None:
     client = _route(predictor)
-    assert client.get(PATH).status_code == 418  # not POST
     assert client.post("/other", json={}).status_code == 418
-    assert _errors(predictor, 418) == 0.0  # the inner stack's own counter counts those
+    wrong_method = client.get(PATH)
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+    assert "Method Not Allowed" in wrong_method.json()["error"]
+    assert _errors(predictor, 418) == 0.0 and _errors(predictor, 405) == 1.0  # the inner stack counts its own
 
 
 def test_before_the_server_built_its_predictor_a_prediction_gets_a_503() -> None:

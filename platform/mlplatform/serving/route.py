@@ -25,11 +25,13 @@ if TYPE_CHECKING:
     from mlplatform.serving.predictor import Predictor
 
 JSON = (b"content-type", b"application/json")
+METHOD_NOT_ALLOWED_BODY = orjson.dumps({"error": "Method Not Allowed: predictions are POST requests"})
 STARTING_BODY = orjson.dumps({"error": "the model server is starting: try again shortly"})
 
 
 class PredictRoute:
-    """ASGI middleware answering ``POST path`` itself and passing every other request to ``app``.
+    """ASGI middleware answering requests to ``path`` itself (a 405 for any method but POST) and passing every other
+    request to ``app``.
 
     ``predictor`` is looked up per request (``None`` until the server has built it: BentoML builds its app before
     the service instance, and a request then gets a 503); ``field`` names the request's entity list
@@ -51,7 +53,7 @@ class PredictRoute:
         self.sample = sample
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
         context = logs.begin_request(scope)
@@ -82,6 +84,8 @@ class PredictRoute:
         from mlplatform.serving.errors import ServingError
         from mlplatform.serving.wire import response_body
 
+        if scope["method"] != "POST":
+            return 405, METHOD_NOT_ALLOWED_BODY, [(b"allow", b"POST")]
         if predictor is None:
             return 503, STARTING_BODY, []
         if not authorized(scope, predictor.token):
