@@ -60,6 +60,7 @@ class PredictRoute:
         accepted = context.request_id
         began = time.perf_counter()
         status = 500
+        started = False
         predictor = self.predictor()
         try:
             status, payload, extra = await self._answer(predictor, scope, receive, accepted)
@@ -67,11 +68,13 @@ class PredictRoute:
                 predictor.count_error_response(status)
             headers = [JSON, (b"content-length", str(len(payload)).encode()), *extra]
             headers.append(logs.answered_request_id(context, accepted))
+            started = True
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": payload})
         except Exception:
-            # Counted as the server's own handler answers it (500, outside this layer), like RefusalCounter does.
-            if predictor is not None:
+            # Counted as the server's own handler answers it (500, outside this layer), like RefusalCounter does:
+            # only when no answer had begun (a client gone mid-answer already had its status counted).
+            if predictor is not None and not started:
                 predictor.count_error_response(500)
             raise
         finally:
