@@ -98,13 +98,14 @@ def _same(left: list[Any], right: list[Any]) -> bool:
     )
 
 
-def _check_reader_matches_feast(store: Any, data_dir: Path) -> None:
-    """The serving reader gives exactly Feast's answers: known, unknown and repeated entities, any amounts."""
+def _check_reader_matches_feast(store: Any, data_dir: Path, reader: Any = None) -> None:
+    """The serving reader (``store``'s own, unless given) gives exactly Feast's answers: known, unknown and
+    repeated entities, any amounts."""
     stats = pd.read_parquet(data_dir / "transaction_stats.parquet")
     customers = [int(c) for c in stats["customer_id"].unique()[:20]]
     rows = [{"customer_id": c, "amount": 10.0 + 37.5 * i} for i, c in enumerate(customers)]
     rows += [{"customer_id": 999_999, "amount": 5.0}, {"customer_id": customers[0], "amount": 0.0}, rows[1]]
-    reader = store.online_reader(SERVICE)
+    reader = reader or store.online_reader(SERVICE)
     assert reader.features == [*PROFILE, *STATS, *CONTEXT]
     for batch in (rows, rows[:1], rows[-3:-2]):
         expected = store.store.get_online_features(features=store.feature_service(SERVICE), entity_rows=batch)
@@ -139,14 +140,44 @@ def test_online_lookup_redis(redis_address: str, tmp_path: Path, data_dir: Path)
         result = store.materialize(END)
         assert result.online_store == "redis"
         _check_online(store, data_dir)
-        _check_reader_matches_feast(store, data_dir)  # through the reader's own client, bounded for the loop
+        _check_reader_matches_feast(store, data_dir)  # on the reader's own connections, bounded for the loop
         reader = store.online_reader(SERVICE)
         assert reader.direct_store == "redis" and reader.loop_safe
         serving = settings.serving.model_copy(update={"score_on_loop": "never"})
         threaded = FeatureStoreAdapter(settings.model_copy(update={"serving": serving})).online_reader(SERVICE)
-        assert threaded.direct_store == "redis" and not threaded.loop_safe  # Feast's client, in the threads
+        assert threaded.direct_store == "redis" and not threaded.loop_safe  # Feast's time-outs, in the threads
+        _check_reader_matches_feast(store, data_dir, threaded)
     finally:
         store.store.teardown()  # type: ignore[no-untyped-call]  # Feast's FeatureStore.teardown is unannotated
+
+
+def test_the_readers_redis_connection_starts_afresh_after_an_error_reply_or_a_drop(redis_address: str) -> None:
+    """A failed read may leave replies unread on its connection: the next read must not take them for its own."""
+    import redis
+
+    from mlplatform.features.redis_hashes import HashFields, HashReads
+
+    host, port = redis_address.rsplit(":", 1)
+    client = redis.Redis(host=host, port=int(port))
+    name = f"mlp_test_{uuid.uuid4().hex[:8]}"
+    key, wrong_type = f"{name}:hash".encode(), f"{name}:list".encode()
+    client.hset(key, mapping={b"a": b"1", b"b": b"2"})
+    client.rpush(wrong_type, b"x")
+    try:
+        options = {**client.connection_pool.connection_kwargs, "client_name": name}
+        reads = HashReads(client.connection_pool.connection_class, options)
+        fields = HashFields([b"a", b"missing", b"b"])
+        assert reads.replies([fields.command(key)]) == [[b"1", None, b"2"]]
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            reads.replies([fields.command(wrong_type), fields.command(key)])  # the second reply is never read
+        assert reads.replies([fields.command(key)] * 2) == [[b"1", None, b"2"]] * 2
+        (reader_client,) = [c for c in client.client_list() if c["name"] == name]
+        client.client_kill_filter(_id=reader_client["id"])
+        with pytest.raises(redis.ConnectionError):
+            reads.replies([fields.command(key)])
+        assert reads.replies([fields.command(key)]) == [[b"1", None, b"2"]]
+    finally:
+        client.delete(key, wrong_type)
 
 
 def test_serving_reader_sees_writes_made_after_it_was_planned(tmp_path: Path, data_dir: Path) -> None:

@@ -1,22 +1,25 @@
-"""The serving reader's direct entity-key encoding gives Feast's bytes, and leaves to Feast what it cannot encode.
+"""The serving reader's direct encodings give Feast's and redis-py's bytes, and leave to them what they do not cover.
 
 Why: a wrong key byte reads no row (every feature ``None``) without any error, so the direct encoding must equal
-``serialize_entity_key`` for every value it takes; the answers over real stores are compared with Feast's in
-``tests/integration/test_features.py``.
+``serialize_entity_key`` for every value it takes; likewise a value read from its bytes, and a prepared ``HMGET``.
+The answers over real stores are compared with Feast's in ``tests/integration/test_features.py``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import pytest
 from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+from feast.protos.feast.types.Value_pb2 import Value
 from feast.type_map import python_values_to_proto_values
 from feast.value_type import ValueType
 
-from mlplatform.features.online_reader import _direct_key_head, _direct_key_value
+from mlplatform.features.online_reader import _direct_key_head, _direct_key_value, python_value, stored_value
+from mlplatform.features.redis_hashes import HashFields
 
 
 def _feast_key(join_key: str, kind: ValueType, value: Any) -> bytes:
@@ -77,3 +80,41 @@ def test_keys_the_direct_encoding_does_not_cover_go_through_feast(
     join_keys: list[str], kinds: list[ValueType], version: int
 ) -> None:
     assert _direct_key_head(join_keys, kinds, version) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        Value(double_val=12.5),
+        Value(double_val=0.0),
+        Value(double_val=-0.0),
+        Value(double_val=float("inf")),
+        Value(double_val=-1e-300),
+        Value(int64_val=9),
+        Value(int64_val=-(2**63)),
+        Value(float_val=1.5),
+        Value(string_val="ninebytes"),  # nine bytes again, but a string's tag
+        Value(bool_val=False),
+        Value(),
+    ],
+)
+def test_stored_values_read_from_their_bytes_equal_feasts(value: Value) -> None:
+    raw = value.SerializeToString()
+    got = stored_value(raw, Value.FromString)
+    expected = python_value(Value.FromString(raw))
+    assert got == expected and type(got) is type(expected)
+    if isinstance(expected, float):
+        assert math.copysign(1.0, got) == math.copysign(1.0, expected)
+
+
+def test_a_stored_nan_stays_nan() -> None:
+    assert math.isnan(stored_value(Value(double_val=math.nan).SerializeToString(), Value.FromString))
+
+
+@pytest.mark.parametrize("fields", [[b"a"], [b"\x00\xff\r\n", b"fieldtwo", b""]])
+def test_prepared_hmgets_are_the_bytes_redis_py_sends(fields: list[bytes]) -> None:
+    from redis.connection import Connection
+
+    key = b"\x02\x00\x00\x00customer\r\n"
+    packed = b"".join(Connection().pack_command("HMGET", key, *fields))
+    assert HashFields(fields).command(key) == packed
