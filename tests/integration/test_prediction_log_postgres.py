@@ -227,3 +227,33 @@ def test_a_privilege_granted_to_public_is_refused_not_ignored(writer_url: str, p
             grant_prediction_writer(store, str(sa.engine.make_url(writer_url).username), ROLE_PASSWORD)
     finally:
         store.dispose()
+
+
+def test_numpy_scalars_and_non_finite_features_read_back_alike_through_copy_and_insert(log_url: str) -> None:
+    """COPY encodes plain values in one strict JSON call and cleans a record's values only where that fails (numpy
+    scalars, NaN, infinities): what is read back must not depend on the driver, hence on the path."""
+    import math
+    from dataclasses import replace
+
+    import numpy as np
+
+    from mlplatform.predictions.sinks import PostgresSink
+    from mlplatform.store.db import PlatformStore
+
+    PlatformStore.migrated(log_url).dispose()
+    plain = make_record(1, features={"amount": 12.5, "txn_count_24h": 3.0})
+    awkward = replace(
+        make_record(2, features={"amount": float("nan"), "txn_count_24h": float("inf")}),
+        entity={"customer_id": np.int64(1002)},
+        score=np.float32(0.25),
+        label=np.int64(1),
+    )
+    gap = make_record(3, features={"amount": np.float64(7.0), "txn_count_24h": None})
+    sink = PostgresSink(log_url)
+    sink.write([plain, awkward, gap])
+    frame = sink.read(plain.model_name).set_index("request_id")
+    assert frame.loc[plain.request_id, ["amount", "txn_count_24h"]].tolist() == [12.5, 3.0]
+    assert frame.loc[awkward.request_id, "customer_id"] == 1002
+    assert (frame.loc[awkward.request_id, "score"], frame.loc[awkward.request_id, "label"]) == (0.25, 1)
+    assert all(math.isnan(frame.loc[awkward.request_id, name]) for name in ("amount", "txn_count_24h"))
+    assert frame.loc[gap.request_id, "amount"] == 7.0 and math.isnan(frame.loc[gap.request_id, "txn_count_24h"])

@@ -8,6 +8,7 @@ or fails) use small test sinks, named as such; nothing fakes a database.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -323,3 +324,20 @@ def test_the_sql_sink_waits_for_an_unreachable_database_instead_of_failing_the_s
     assert log.submit([make_record(0)]) == 1
     log.close(timeout=0.5)
     assert (log.written, log.dropped) == (0, 1)
+
+
+def test_the_copy_rows_columns_are_the_insert_rows_keys() -> None:
+    """COPY names its columns; the values it writes must be ``_row``'s, in that order."""
+    from mlplatform.predictions.sinks import COPY_COLUMNS, _copy_values, _row
+
+    record = make_record(7)
+    row = _row(record)
+    assert tuple(row) == COPY_COLUMNS
+    values = dict(zip(COPY_COLUMNS, _copy_values(record), strict=True))
+    assert {name: json.loads(values[name]) for name in ("entity", "features")} == {
+        "entity": row["entity"],
+        "features": row["features"],
+    }
+    assert {k: v for k, v in values.items() if k not in ("entity", "features")} == {
+        k: v for k, v in row.items() if k not in ("entity", "features")
+    }

@@ -146,7 +146,7 @@ class Scoring:
         fetched = time.perf_counter()
         rejected = set(unknown_rows(features, model.stored_features, len(rows)))
         accepted = [index for index in range(len(rows)) if index not in rejected]
-        predictions, unscorable = self._predict(model, features, rows, accepted)
+        predictions, unscorable, inputs = self._predict(model, features, rows, accepted)
         predicted = time.perf_counter()
         key = self.spec.entity_key
         unknown = [
@@ -161,7 +161,7 @@ class Scoring:
         errors = sorted([*unknown, *unscorable], key=lambda row: row.index)
         timings = {"feature_fetch": fetched - began, "predict": predicted - fetched}
         logged = LoggedBatch(arm or CHAMPION_ARM, shadow, predicted - arm_began, unscorable)
-        self._log_predictions(model, request_id, predictions, features, logged)
+        self._log_predictions(model, request_id, predictions, inputs, logged)
         timings["total"] = time.perf_counter() - began
         if arm is not None:
             self._count_arm(logged, len(predictions))
@@ -208,20 +208,22 @@ class Scoring:
 
     def _predict(
         self, model: LoadedModel, features: dict[str, list[Any]], rows: list[dict[str, Any]], accepted: list[int]
-    ) -> tuple[list[EntityPrediction], list[RowError]]:
+    ) -> tuple[list[EntityPrediction], list[RowError], dict[int, list[float]]]:
         """Predictions of the accepted rows in one call; if the estimator refuses the batch (e.g. a missing value
         it cannot take), row by row, so only the entities it cannot score get an error naming their missing
-        inputs."""
+        inputs.  Also each accepted row's model inputs by row index, which the prediction log records."""
         if not accepted:
-            return [], []
+            return [], [], {}
         import numpy as np
 
-        matrix = np.asarray(input_matrix(model.model_inputs, features, rows, accepted), dtype=np.float64)
+        values = input_matrix(model.model_inputs, features, rows, accepted)
+        inputs = dict(zip(accepted, values, strict=True))
+        matrix = np.asarray(values, dtype=np.float64)
         try:
-            return _entity_predictions(model.scorer(matrix), accepted, rows), []
+            return _entity_predictions(model.scorer(matrix), accepted, rows), [], inputs
         except ValueError as error:
             if len(accepted) == 1:
-                return [], [self._unscorable(model, rows, accepted[0], matrix[0], error)]
+                return [], [self._unscorable(model, rows, accepted[0], matrix[0], error)], inputs
         predictions: list[EntityPrediction] = []
         failed: list[RowError] = []
         for position, index in enumerate(accepted):
@@ -229,7 +231,7 @@ class Scoring:
                 predictions.extend(_entity_predictions(model.scorer(matrix[position : position + 1]), [index], rows))
             except ValueError as error:
                 failed.append(self._unscorable(model, rows, index, matrix[position], error))
-        return predictions, failed
+        return predictions, failed, inputs
 
     def _unscorable(
         self, model: LoadedModel, rows: list[dict[str, Any]], index: int, inputs: Any, error: ValueError
@@ -251,13 +253,23 @@ class Scoring:
         model: LoadedModel,
         request_id: str,
         predictions: list[EntityPrediction],
-        features: dict[str, list[Any]],
+        inputs: dict[int, list[float]],
         batch: LoggedBatch,
     ) -> None:
+        """A record per entity, its features the model inputs it was scored on (``inputs``, by row index: the
+        matrix's rows, not a second pass over the features read; NaN, a missing value there, is ``None`` here), or
+        for an arm that failed before reading any, the request's own values."""
         if self.log is None or not (predictions or batch.failures):
             return
         now = datetime.now(UTC)
         key = self.spec.entity_key
+        names = model.model_inputs
+
+        def features_of(index: int, entity: dict[str, Any]) -> dict[str, float | None]:
+            values = inputs.get(index)
+            if values is None:
+                return {name: _as_float(entity.get(name)) for name in names}
+            return {name: value if value == value else None for name, value in zip(names, values, strict=True)}
 
         def record(
             index: int, entity: dict[str, Any], score: float | None, label: int | None, error: str | None
@@ -268,10 +280,7 @@ class Scoring:
                 model_name=model.name,
                 model_version=model.version,
                 entity={key: entity[key]},
-                features={
-                    name: _as_float(features[name][index] if name in features else entity.get(name))
-                    for name in model.model_inputs
-                },
+                features=features_of(index, entity),
                 score=score,
                 label=label,
                 arm=batch.arm,
