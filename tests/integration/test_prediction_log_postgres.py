@@ -257,3 +257,37 @@ def test_numpy_scalars_and_non_finite_features_read_back_alike_through_copy_and_
     assert (frame.loc[awkward.request_id, "score"], frame.loc[awkward.request_id, "label"]) == (0.25, 1)
     assert all(math.isnan(frame.loc[awkward.request_id, name]) for name in ("amount", "txn_count_24h"))
     assert frame.loc[gap.request_id, "amount"] == 7.0 and math.isnan(frame.loc[gap.request_id, "txn_count_24h"])
+
+
+def test_a_dropped_database_connection_loses_no_record(log_url: str) -> None:
+    """The server ends the writer's connection between batches (a restart, a proxy's idle time-out): the next
+    write may fail, and the writer retries it on a new connection, every record kept."""
+    import sqlalchemy
+
+    from mlplatform.predictions.sinks import PostgresSink
+    from mlplatform.predictions.writer import BatchingPredictionLog
+    from mlplatform.store.db import PlatformStore
+    from tests.support.waiting import wait_for
+
+    PlatformStore.migrated(log_url).dispose()
+    log = BatchingPredictionLog(PostgresSink(log_url), queue_size=1_000, batch_size=10, flush_interval_s=0.05)
+    admin = sqlalchemy.create_engine(log_url)
+    try:
+        log.submit([make_record(i) for i in range(10)])
+        wait_for(lambda: log.written == 10, timeout=10, what="the first batch written")
+        with admin.connect() as connection:
+            ended = connection.execute(
+                sqlalchemy.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        assert ended >= 1
+        log.submit([make_record(i) for i in range(10, 30)])
+        wait_for(lambda: log.written == 30, timeout=10, what="the later batches written")
+    finally:
+        log.close()
+        admin.dispose()
+    assert log.dropped == 0
+    frame = PostgresSink(log_url).read(make_record(0).model_name)
+    assert sorted(frame["request_id"]) == sorted(make_record(i).request_id for i in range(30))

@@ -91,7 +91,14 @@ def test_keys_the_direct_encoding_does_not_cover_go_through_feast(
         Value(double_val=float("inf")),
         Value(double_val=-1e-300),
         Value(int64_val=9),
+        Value(int64_val=0),
+        Value(int64_val=127),
+        Value(int64_val=128),
+        Value(int64_val=16_383),
+        Value(int64_val=16_384),
+        Value(int64_val=-1),
         Value(int64_val=-(2**63)),
+        Value(int32_val=5),  # a varint too, under another tag
         Value(float_val=1.5),
         Value(string_val="ninebytes"),  # nine bytes again, but a string's tag
         Value(bool_val=False),

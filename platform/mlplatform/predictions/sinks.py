@@ -429,7 +429,9 @@ class PostgresSink(PredictionSink):
         if self._connected is None:
             from mlplatform.store.db import PlatformStore
 
-            self._connected = PlatformStore.connect(self.url)
+            # No test of a pooled connection before each batch: a dead one fails the write, which the writer
+            # retries (records kept) on a new connection; the test was a round trip per batch.
+            self._connected = PlatformStore.connect(self.url, pre_ping=False)
         return self._connected
 
     def write(self, records: Sequence[PredictionRecord]) -> None:

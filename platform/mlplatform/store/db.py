@@ -70,13 +70,14 @@ class AliasEvent:
     created_at: datetime
 
 
-def _engine_for(url: str) -> Engine:
+def _engine_for(url: str, pre_ping: bool = True) -> Engine:
     """An engine whose connections cannot hang: sqlite in WAL mode (readers never wait for the writer) with a busy
-    timeout, PostgreSQL with connect and statement timeouts."""
+    timeout, PostgreSQL with connect and statement timeouts.  ``pre_ping``: test each pooled connection with a
+    round trip before lending it out, for callers that cannot simply try again."""
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, pool_pre_ping=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        engine = create_engine(url, pool_pre_ping=pre_ping, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         event.listen(engine, "connect", _sqlite_write_ahead_log)
         return engine
     if url.startswith("postgresql"):
@@ -84,8 +85,8 @@ def _engine_for(url: str) -> Engine:
             "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
             "options": f"-c statement_timeout={POSTGRES_STATEMENT_TIMEOUT_MS}",
         }
-        return create_engine(url, pool_pre_ping=True, connect_args=limits)
-    return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=pre_ping, connect_args=limits)
+    return create_engine(url, pool_pre_ping=pre_ping)
 
 
 def _sqlite_write_ahead_log(connection: Any, _record: object) -> None:
@@ -97,17 +98,19 @@ def _sqlite_write_ahead_log(connection: Any, _record: object) -> None:
 class PlatformStore:
     """Reads and writes platform records; one instance per process is enough."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pre_ping: bool = True) -> None:
         self.url = url
-        self.engine = _engine_for(url)
+        self.engine = _engine_for(url, pre_ping)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
-    def connect(cls, url: str) -> PlatformStore:
+    def connect(cls, url: str, *, pre_ping: bool = True) -> PlatformStore:
         """A store whose schema is at this code's revision; ``SchemaVersionError`` (naming the fix) otherwise.
 
-        Reads the version table only: the credential needs no other right for this check."""
-        store = cls(url)
+        Reads the version table only: the credential needs no other right for this check.  ``pre_ping=False``
+        for a caller that retries a failed call anyway (the prediction log's writer): a round trip less per
+        transaction."""
+        store = cls(url, pre_ping=pre_ping)
         try:
             store.check_schema()
         except BaseException:
