@@ -230,7 +230,7 @@ def test_a_privilege_granted_to_public_is_refused_not_ignored(writer_url: str, p
 
 
 def test_numpy_scalars_and_non_finite_features_read_back_alike_through_copy_and_insert(log_url: str) -> None:
-    """COPY encodes plain values in one strict JSON call and cleans a record's values only where that fails (numpy
+    """COPY encodes the JSON columns with orjson, INSERT with the standard encoder after cleaning each value (numpy
     scalars, NaN, infinities): what is read back must not depend on the driver, hence on the path."""
     import math
     from dataclasses import replace

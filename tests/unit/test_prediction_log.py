@@ -328,12 +328,14 @@ def test_the_sql_sink_waits_for_an_unreachable_database_instead_of_failing_the_s
 
 def test_the_copy_rows_columns_are_the_insert_rows_keys() -> None:
     """COPY names its columns; the values it writes must be ``_row``'s, in that order."""
+    import orjson
+
     from mlplatform.predictions.sinks import COPY_COLUMNS, _copy_values, _row
 
     record = make_record(7)
     row = _row(record)
     assert tuple(row) == COPY_COLUMNS
-    values = dict(zip(COPY_COLUMNS, _copy_values(record), strict=True))
+    values = dict(zip(COPY_COLUMNS, _copy_values(record, orjson.dumps), strict=True))
     assert {name: json.loads(values[name]) for name in ("entity", "features")} == {
         "entity": row["entity"],
         "features": row["features"],

@@ -6,6 +6,7 @@ per feature, sorted by time.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -579,15 +580,18 @@ def _copy_records(connection: Any, records: Sequence[PredictionRecord]) -> None:
     shares the server's core, so its cost per record is the server's.  Values the server rejects are a
     ``ValueError`` (the batch is bad, retrying will not help); connection trouble propagates, for the writer to
     retry."""
+    import orjson
     from psycopg import errors
 
     if not records:
         return
+    options = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+    dumps = functools.partial(orjson.dumps, option=options | orjson.OPT_PASSTHROUGH_DATACLASS)
     cursor = connection.connection.driver_connection.cursor()
     try:
         with cursor, cursor.copy(f"COPY prediction_log ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
             for record in records:
-                copy.write_row(_copy_values(record))
+                copy.write_row(_copy_values(record, dumps))
     except (errors.DataError, errors.IntegrityError) as error:
         raise ValueError("the database rejected the batch's values") from error
 
@@ -608,19 +612,16 @@ COPY_COLUMNS = (
 )
 """The log table's columns but ``id`` (its sequence fills it), in ``_copy_values``'s order: ``_row``'s keys."""
 
-_strict_json = json.JSONEncoder(allow_nan=False).encode
-_json = json.JSONEncoder().encode
 
-
-def _copy_values(record: PredictionRecord) -> list[Any]:
-    """``_row(record)``'s values in ``COPY_COLUMNS`` order, the JSON columns as text."""
+def _copy_values(record: PredictionRecord, dumps: Callable[[Any], bytes]) -> list[Any]:
+    """``_row(record)``'s values in ``COPY_COLUMNS`` order, the JSON columns as text (see ``_json_text``)."""
     return [
         record.request_id,
         to_utc(record.timestamp),
         record.model_name,
         record.model_version,
-        _json_text(record.entity, _json_scalar),
-        _json_text(record.features, _finite_or_none),
+        _json_text(record.entity, _json_scalar, dumps),
+        _json_text(record.features, _finite_or_none, dumps),
         None if record.score is None else float(record.score),
         None if record.label is None else int(record.label),
         record.arm,
@@ -630,14 +631,17 @@ def _copy_values(record: PredictionRecord) -> list[Any]:
     ]
 
 
-def _json_text(values: dict[str, Any], clean: Callable[[Any], Any]) -> str:
-    """``values`` as JSON text, each value through ``clean`` only where one needs it: plain floats, ints and
-    strings encode as they are (the common case, one C call), numpy scalars and non-finite floats fail the strict
-    encoding and go through ``clean`` (JSON has no NaN, and PostgreSQL rejects it)."""
+def _json_text(values: dict[str, Any], clean: Callable[[Any], Any], dumps: Callable[[Any], bytes]) -> str:
+    """``values`` as JSON text, as ``json.dumps`` writes ``{key: clean(value)}``, in one call of orjson's
+    ``dumps`` (``_copy_records``'s) where it can: a fifth of the standard encoder's time, and the writer shares the
+    server's core.  orjson writes what ``clean`` gives for the common values itself: plain and numpy numbers as
+    numbers, non-finite floats as ``null`` (JSON has no NaN, and PostgreSQL rejects it).  Anything else (a
+    datetime, a subclass, an integer beyond 64 bits) makes it raise, and goes through ``clean`` and the standard
+    encoder."""
     try:
-        return _strict_json(values)
-    except (TypeError, ValueError):
-        return _json({key: clean(value) for key, value in values.items()})
+        return dumps(values).decode()
+    except TypeError:
+        return json.dumps({key: clean(value) for key, value in values.items()})
 
 
 def _row(record: PredictionRecord) -> dict[str, Any]:
