@@ -158,7 +158,7 @@ def test_the_readers_redis_connection_starts_afresh_after_an_error_reply_or_a_dr
     from mlplatform.features.redis_hashes import HashFields, HashReads
 
     host, port = redis_address.rsplit(":", 1)
-    client = redis.Redis(host=host, port=int(port))
+    client: Any = redis.Redis(host=host, port=int(port))  # its stubs type keys as str and replies as awaitables too
     name = f"mlp_test_{uuid.uuid4().hex[:8]}"
     key, wrong_type = f"{name}:hash".encode(), f"{name}:list".encode()
     client.hset(key, mapping={b"a": b"1", b"b": b"2"})
