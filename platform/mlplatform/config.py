@@ -201,8 +201,8 @@ class ServingSettings(_Section):
         "auto",
         description="auto: requests are scored on the server's event loop, without the hand-off to a scoring thread "
         "and back (about a sixth of a one-entity request's CPU), wherever every online-store read fails within "
-        "serving.loop_read_timeout_s: a local sqlite store, or a single Redis server (the reader's own client, with "
-        "that socket and connect timeout); a Redis cluster or sentinel, and stores read through Feast's general "
+        "serving.loop_read_timeout_s: a local sqlite store, or a single Redis server (the reader's own connections, "
+        "with that socket and connect timeout); a Redis cluster or sentinel, and stores read through Feast's general "
         "path, keep the threads. never: always in the scoring threads.",
     )
     loop_read_timeout_s: float = Field(
