@@ -330,12 +330,12 @@ def test_the_copy_rows_columns_are_the_insert_rows_keys() -> None:
     """COPY names its columns; the values it writes must be ``_row``'s, in that order."""
     import orjson
 
-    from mlplatform.predictions.sinks import COPY_COLUMNS, _copy_values, _row
+    from mlplatform.predictions.sinks import _copy_values, _row, copy_columns
 
     record = make_record(7)
     row = _row(record)
-    assert tuple(row) == COPY_COLUMNS
-    values = dict(zip(COPY_COLUMNS, _copy_values(record, orjson.dumps), strict=True))
+    assert tuple(row) == copy_columns()
+    values = dict(zip(copy_columns(), _copy_values(record, orjson.dumps), strict=True))
     assert {name: json.loads(values[name]) for name in ("entity", "features")} == {
         "entity": row["entity"],
         "features": row["features"],

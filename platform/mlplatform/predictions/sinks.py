@@ -589,32 +589,24 @@ def _copy_records(connection: Any, records: Sequence[PredictionRecord]) -> None:
     dumps = functools.partial(orjson.dumps, option=options | orjson.OPT_PASSTHROUGH_DATACLASS)
     cursor = connection.connection.driver_connection.cursor()
     try:
-        with cursor, cursor.copy(f"COPY prediction_log ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
+        with cursor, cursor.copy(f"COPY prediction_log ({', '.join(copy_columns())}) FROM STDIN") as copy:
             for record in records:
                 copy.write_row(_copy_values(record, dumps))
     except (errors.DataError, errors.IntegrityError) as error:
         raise ValueError("the database rejected the batch's values") from error
 
 
-COPY_COLUMNS = (
-    "request_id",
-    "ts",
-    "model_name",
-    "model_version",
-    "entity",
-    "features",
-    "score",
-    "label",
-    "arm",
-    "shadow",
-    "latency_s",
-    "error",
-)
-"""The log table's columns but ``id`` (its sequence fills it), in ``_copy_values``'s order: ``_row``'s keys."""
+@functools.cache
+def copy_columns() -> tuple[str, ...]:
+    """The log table's columns but ``id`` (its sequence fills it), in table order: ``_copy_values``'s order and
+    ``_row``'s keys."""
+    from mlplatform.store.models import PredictionLogRow
+
+    return tuple(column.name for column in PredictionLogRow.__table__.columns if column.name != "id")
 
 
 def _copy_values(record: PredictionRecord, dumps: Callable[[Any], bytes]) -> list[Any]:
-    """``_row(record)``'s values in ``COPY_COLUMNS`` order, the JSON columns as text (see ``_json_text``)."""
+    """``_row(record)``'s values in ``copy_columns()`` order, the JSON columns as text (see ``_json_text``)."""
     return [
         record.request_id,
         to_utc(record.timestamp),
