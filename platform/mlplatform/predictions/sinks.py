@@ -624,12 +624,12 @@ def _copy_values(record: PredictionRecord, dumps: Callable[[Any], bytes]) -> lis
 
 
 def _json_text(values: dict[str, Any], clean: Callable[[Any], Any], dumps: Callable[[Any], bytes]) -> str:
-    """``values`` as JSON text, as ``json.dumps`` writes ``{key: clean(value)}``, in one call of orjson's
-    ``dumps`` (``_copy_records``'s) where it can: a fifth of the standard encoder's time, and the writer shares the
-    server's core.  orjson writes what ``clean`` gives for the common values itself: plain and numpy numbers as
-    numbers, non-finite floats as ``null`` (JSON has no NaN, and PostgreSQL rejects it).  Anything else (a
-    datetime, a subclass, an integer beyond 64 bits) makes it raise, and goes through ``clean`` and the standard
-    encoder."""
+    """``values`` as JSON text holding the values ``{key: clean(value)}`` holds, in one call of orjson's ``dumps``
+    (``_copy_records``'s) where it can: a fifth of the standard encoder's time, and the writer shares the server's
+    core.  For a record's values (float or missing features, plain or numpy entity keys) orjson writes what
+    ``clean`` would give: numbers as numbers, non-finite floats as ``null`` (JSON has no NaN, and PostgreSQL
+    rejects it), only more compactly.  Anything else (a datetime, a subclass, an integer beyond 64 bits) makes it
+    raise, and goes through ``clean`` and the standard encoder."""
     try:
         return dumps(values).decode()
     except TypeError:
