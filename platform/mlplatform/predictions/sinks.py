@@ -607,44 +607,40 @@ def copy_columns() -> tuple[str, ...]:
 
 def _copy_values(record: PredictionRecord, dumps: Callable[[Any], bytes]) -> list[Any]:
     """``_row(record)``'s values in ``copy_columns()`` order, the JSON columns as text (see ``_json_text``)."""
-    return [
-        record.request_id,
-        to_utc(record.timestamp),
-        record.model_name,
-        record.model_version,
-        _json_text(record.entity, _json_scalar, dumps),
-        _json_text(record.features, _finite_or_none, dumps),
-        None if record.score is None else float(record.score),
-        None if record.label is None else int(record.label),
-        record.arm,
-        record.shadow,
-        record.latency_s,
-        _short_error(record.error),
-    ]
+    entity = _json_text(record.entity, _json_scalar, dumps)
+    return list(_columns(record, entity, _json_text(record.features, _finite_or_none, dumps)).values())
 
 
 def _json_text(values: dict[str, Any], clean: Callable[[Any], Any], dumps: Callable[[Any], bytes]) -> str:
-    """``values`` as JSON text holding the values ``{key: clean(value)}`` holds, in one call of orjson's ``dumps``
-    (``_copy_records``'s) where it can: a fifth of the standard encoder's time, and the writer shares the server's
-    core.  For a record's values (float or missing features, plain or numpy entity keys) orjson writes what
-    ``clean`` would give: numbers as numbers, non-finite floats as ``null`` (JSON has no NaN, and PostgreSQL
+    """``values`` as JSON text holding the values ``_cleaned(values, clean)`` holds, in one call of orjson's
+    ``dumps`` (``_copy_records``'s) where it can: a fifth of the standard encoder's time, and the writer shares the
+    server's core.  For a record's values (float or missing features, plain or numpy entity keys) orjson writes
+    what ``clean`` would give: numbers as numbers, non-finite floats as ``null`` (JSON has no NaN, and PostgreSQL
     rejects it), only more compactly.  Anything else (a datetime, a subclass, an integer beyond 64 bits) makes it
     raise, and goes through ``clean`` and the standard encoder."""
     try:
         return dumps(values).decode()
     except TypeError:
-        return json.dumps({key: clean(value) for key, value in values.items()})
+        return json.dumps(_cleaned(values, clean))
 
 
 def _row(record: PredictionRecord) -> dict[str, Any]:
+    """The log table's row for ``record``, the JSON columns as values for SQLAlchemy's JSON type to encode.
+
+    JSON has no NaN/Infinity (PostgreSQL rejects them): a non-finite feature is stored as null."""
+    return _columns(record, _cleaned(record.entity, _json_scalar), _cleaned(record.features, _finite_or_none))
+
+
+def _columns(record: PredictionRecord, entity: Any, features: Any) -> dict[str, Any]:
+    """Each column's value for ``record`` (the table's columns but ``id``, in table order), with ``entity`` and
+    ``features`` as the caller encodes them: the one place that says what goes where, for COPY and INSERT."""
     return {
         "request_id": record.request_id,
         "ts": to_utc(record.timestamp),
         "model_name": record.model_name,
         "model_version": record.model_version,
-        "entity": {key: _json_scalar(value) for key, value in record.entity.items()},
-        # JSON has no NaN/Infinity (PostgreSQL rejects them): a non-finite feature is stored as null.
-        "features": {key: _finite_or_none(value) for key, value in record.features.items()},
+        "entity": entity,
+        "features": features,
         "score": None if record.score is None else float(record.score),
         "label": None if record.label is None else int(record.label),
         "arm": record.arm,
@@ -652,6 +648,10 @@ def _row(record: PredictionRecord) -> dict[str, Any]:
         "latency_s": record.latency_s,
         "error": _short_error(record.error),
     }
+
+
+def _cleaned(values: dict[str, Any], clean: Callable[[Any], Any]) -> dict[str, Any]:
+    return {key: clean(value) for key, value in values.items()}
 
 
 def _short_error(error: str | None) -> str | None:
