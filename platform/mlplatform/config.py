@@ -201,17 +201,19 @@ class ServingSettings(_Section):
         "auto",
         description="auto: requests are scored on the server's event loop, without the hand-off to a scoring thread "
         "and back (about a sixth of a one-entity request's CPU), wherever every online-store read fails within "
-        "serving.loop_read_timeout_s: a local sqlite store, or a single Redis server (the reader's own connections, "
-        "with that socket and connect timeout); a Redis cluster or sentinel, and stores read through Feast's general "
-        "path, keep the threads. never: always in the scoring threads.",
+        "serving.loop_read_timeout_s: a local sqlite store, or a single Redis server (the reader's own connections; "
+        "over a plain TCP or Unix socket the loop scores other requests while one waits for Redis, over TLS the read "
+        "holds the loop within that socket and connect timeout); a Redis cluster or sentinel, and stores read "
+        "through Feast's general path, keep the threads. never: always in the scoring threads.",
     )
     loop_read_timeout_s: float = Field(
         0.25,
         gt=0,
         le=5,
         description="With serving.score_on_loop=auto, the longest an online-store read may hold the event loop "
-        "(and with it the server's other requests and probes) before it fails with a 503 and the store's fail-fast "
-        "window (serving.feature_store_retry_s) begins.",
+        "(and with it the server's other requests and probes), or a request wait for Redis's reply on it (a quarter "
+        "more at most), before it fails with a 503 and the store's fail-fast window (serving.feature_store_retry_s) "
+        "begins.",
     )
     shadow_queue: int = Field(
         1000,

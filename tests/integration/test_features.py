@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -142,10 +145,12 @@ def test_online_lookup_redis(redis_address: str, tmp_path: Path, data_dir: Path)
         _check_online(store, data_dir)
         _check_reader_matches_feast(store, data_dir)  # on the reader's own connections, bounded for the loop
         reader = store.online_reader(SERVICE)
-        assert reader.direct_store == "redis" and reader.loop_safe
+        assert reader.direct_store == "redis" and reader.loop_safe and reader.reads_async
+        _check_awaited_reads_match(reader, data_dir)  # the same answers awaited on an event loop
         serving = settings.serving.model_copy(update={"score_on_loop": "never"})
         threaded = FeatureStoreAdapter(settings.model_copy(update={"serving": serving})).online_reader(SERVICE)
         assert threaded.direct_store == "redis" and not threaded.loop_safe  # Feast's time-outs, in the threads
+        assert not threaded.reads_async
         _check_reader_matches_feast(store, data_dir, threaded)
     finally:
         store.store.teardown()  # type: ignore[no-untyped-call]  # Feast's FeatureStore.teardown is unannotated
@@ -178,6 +183,101 @@ def test_the_readers_redis_connection_starts_afresh_after_an_error_reply_or_a_dr
         assert reads.replies([fields.command(key)]) == [[b"1", None, b"2"]]
     finally:
         client.delete(key, wrong_type)
+
+
+def _check_awaited_reads_match(reader: Any, data_dir: Path) -> None:
+    """``read_async`` gives ``read``'s answers, also for requests awaited together on one connection (each gets
+    its own replies, in any mix of batch sizes)."""
+    stats = pd.read_parquet(data_dir / "transaction_stats.parquet")
+    customers = [int(c) for c in stats["customer_id"].unique()[:12]]
+    batches = [[{"customer_id": c, "amount": 1.0 + i}] for i, c in enumerate(customers)]
+    batches += [[{"customer_id": c, "amount": 2.0} for c in customers[:5]], [{"customer_id": 999_999, "amount": 3.0}]]
+
+    async def together() -> list[dict[str, list[Any]]]:
+        return list(await asyncio.gather(*(reader.read_async(batch) for batch in batches)))
+
+    for batch, got in zip(batches, asyncio.run(together()), strict=True):
+        expected = reader.read(batch)
+        for name in reader.features:
+            assert _same(got[name], expected[name]), (name, got[name], expected[name])
+
+
+def test_awaited_reads_fail_alone_on_an_error_reply_and_start_afresh_after_a_drop(redis_address: str) -> None:
+    """Requests share one connection per loop: an error reply fails its own request only, a dropped connection
+    fails the requests waiting on it, and the next read connects again."""
+    import redis
+
+    from mlplatform.features.redis_hashes import HashFields, loop_hash_reads
+
+    host, port = redis_address.rsplit(":", 1)
+    client: Any = redis.Redis(host=host, port=int(port))
+    name = f"mlp_test_{uuid.uuid4().hex[:8]}"
+    keys = [f"{name}:hash{i}".encode() for i in range(6)]
+    wrong_type = f"{name}:list".encode()
+    for number, key in enumerate(keys):
+        client.hset(key, mapping={b"a": str(number).encode(), b"b": b"x"})
+    client.rpush(wrong_type, b"x")
+    fields = HashFields([b"a", b"missing", b"b"])
+    options = {**client.connection_pool.connection_kwargs, "client_name": name}
+    reads = loop_hash_reads(client.connection_pool.connection_class, options, 2.0)
+    assert reads is not None
+
+    async def scenario() -> None:
+        answers = await asyncio.gather(
+            *(reads.replies([fields.command(key)]) for key in keys),
+            reads.replies([fields.command(wrong_type)]),
+            reads.replies([fields.command(keys[0]), fields.command(keys[5])]),
+            return_exceptions=True,
+        )
+        assert answers[:6] == [[[str(number).encode(), None, b"x"]] for number in range(6)]
+        assert isinstance(answers[6], Exception) and "WRONGTYPE" in str(answers[6])
+        assert answers[7] == [[b"0", None, b"x"], [b"5", None, b"x"]]
+        (own,) = [c for c in client.client_list() if c["name"] == name]  # the handshake named the connection
+        client.client_kill_filter(_id=own["id"])
+        with pytest.raises(ConnectionError, match="Redis closed the connection"):
+            await reads.replies([fields.command(keys[1])])
+        assert await reads.replies([fields.command(keys[1])]) == [[b"1", None, b"x"]]
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        client.delete(*keys, wrong_type)
+
+
+def test_awaited_reads_time_out_and_say_why_a_handshake_failed(redis_address: str) -> None:
+    """A server that accepts but never answers fails the read within its time-out (and a quarter); a refused
+    ``AUTH`` fails with Redis's reason; a database other than 0 is selected; TLS keeps the blocking reads."""
+    import redis
+
+    from mlplatform.features.redis_hashes import HashFields, loop_hash_reads
+
+    fields = HashFields([b"a"])
+    silent = socket.create_server(("127.0.0.1", 0))  # the kernel accepts; nobody ever answers
+    try:
+        options = {"host": "127.0.0.1", "port": silent.getsockname()[1]}
+        reads = loop_hash_reads(redis.Connection, options, 0.2)
+        assert reads is not None
+        began = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"did not answer within 0\.2s"):
+            asyncio.run(reads.replies([fields.command(b"any")]))
+        assert 0.2 <= time.monotonic() - began < 1.0
+    finally:
+        silent.close()
+    host, port = redis_address.rsplit(":", 1)
+    refused = loop_hash_reads(redis.Connection, {"host": host, "port": int(port), "password": "not-set"}, 2.0)
+    assert refused is not None
+    with pytest.raises(Exception, match="AUTH"):
+        asyncio.run(refused.replies([fields.command(b"any")]))
+    client: Any = redis.Redis(host=host, port=int(port), db=1)
+    key = f"mlp_test_{uuid.uuid4().hex[:8]}".encode()
+    client.hset(key, mapping={b"a": b"db1"})
+    try:
+        in_db1 = loop_hash_reads(redis.Connection, {"host": host, "port": int(port), "db": 1}, 2.0)
+        assert in_db1 is not None
+        assert asyncio.run(in_db1.replies([fields.command(key)])) == [[b"db1"]]
+    finally:
+        client.delete(key)
+    assert loop_hash_reads(redis.SSLConnection, {"host": host, "port": int(port)}, 2.0) is None
 
 
 def test_serving_reader_sees_writes_made_after_it_was_planned(tmp_path: Path, data_dir: Path) -> None:

@@ -228,6 +228,62 @@ def test_only_a_store_whose_reads_are_bounded_is_read_on_the_event_loop(
         predictor.close()
 
 
+class AwaitingReader(BoundedReader):
+    """A reader that awaits its store on the event loop (``reads_async``), as the reader of a single Redis server
+    does, for ``wait_s``; counts the reads waiting at once; ``failure``, when set, is what its reads raise."""
+
+    reads_async = True
+
+    def __init__(self, rows: dict[int, dict[str, float]], wait_s: float = 0.05) -> None:
+        super().__init__(rows, loop_safe=True)
+        self.wait_s = wait_s
+        self.waiting = self.most_waiting = 0
+        self.failure: Exception | None = None
+
+    async def read_async(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        if self.failure is not None:
+            raise self.failure
+        self.waiting += 1
+        self.most_waiting = max(self.most_waiting, self.waiting)
+        await asyncio.sleep(self.wait_s)
+        self.waiting -= 1
+        return TableFeatureReader.read(self, rows)
+
+
+def test_a_reader_that_awaits_its_store_leaves_the_loop_to_other_requests_and_fails_like_the_others(
+    settings: Settings, table: dict[int, dict[str, float]], tmp_path: Path
+) -> None:
+    """Four requests wait for the store at once instead of in turn; the wait counts in the read's stage time; a
+    failed read is the store's 503 and opens its fail-fast window, as a blocking read's failure does."""
+    spec = make_spec("binary")
+    reader = AwaitingReader(table)
+    loader = LocalLoader(settings, spec, reader)
+    loader.versions["1"] = save(fitted("binary", LogisticRegression), tmp_path / "v1")
+    loader.alias_version = "1"
+    predictor = Predictor(settings, spec.name, spec=spec, loader=loader, prediction_log=False)
+    predictor.start(poll=False)
+
+    async def together(count: int) -> list[Any]:
+        requests = [predictor.predict_off_loop([{KEY: 100, "size": 2.0}]) for _ in range(count)]
+        return list(await asyncio.gather(*requests))
+
+    try:
+        results = asyncio.run(together(4))
+        assert reader.most_waiting == 4 and reader.threads == []  # awaited together; never read() in a thread
+        assert [len(result.predictions) for result in results] == [1] * 4
+        assert all(result.timings_s["feature_fetch"] >= reader.wait_s for result in results)
+        assert _count(predictor, "ok") == 4
+        reader.failure = ConnectionError("Redis closed the connection")
+        with pytest.raises(FeatureStoreUnavailableError, match="could not be read; retry later"):
+            asyncio.run(together(1))
+        reader.failure = None
+        with pytest.raises(FeatureStoreUnavailableError, match="failed moments ago"):
+            asyncio.run(together(1))
+        assert _count(predictor, "unavailable") == 2
+    finally:
+        predictor.close()
+
+
 @pytest.mark.parametrize("candidate_bounded", [True, False])
 def test_a_rollout_is_scored_on_the_loop_only_when_both_arms_reads_are_bounded(
     settings: Settings, table: dict[int, dict[str, float]], tmp_path: Path, candidate_bounded: bool
@@ -239,8 +295,9 @@ def test_a_rollout_is_scored_on_the_loop_only_when_both_arms_reads_are_bounded(
     from mlplatform.registry.traffic import TrafficPlan
     from tests.unit.test_serving_rollout import RolloutLoader
 
-    champion_reader = BoundedReader(table, loop_safe=True)
-    candidate_reader = BoundedReader(table, loop_safe=candidate_bounded)
+    # Readers that could await the store: a rollout's requests keep ``predict``'s path all the same.
+    champion_reader = AwaitingReader(table)
+    candidate_reader = AwaitingReader(table) if candidate_bounded else BoundedReader(table, loop_safe=False)
 
     class TwoReaders(RolloutLoader):
         def load(self, target: AliasTarget, *, cache: bool = True) -> LoadedModel:
@@ -260,7 +317,7 @@ def test_a_rollout_is_scored_on_the_loop_only_when_both_arms_reads_are_bounded(
         result = asyncio.run(predictor.predict_off_loop([{KEY: 100, "size": 2.0}]))
         assert [item.version for item in result.predictions] == ["2"]
         where = threading.main_thread().name if candidate_bounded else "scoring_0"
-        assert candidate_reader.threads == [where]
+        assert candidate_reader.threads == [where]  # read(), not read_async
     finally:
         predictor.close()
 

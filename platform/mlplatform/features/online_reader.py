@@ -24,7 +24,8 @@ Three more layers are cut where they are pure overhead for a model server:
   single server is read on connections of the reader's own, made with the options of the store's own client
   (Feast's connection string: TLS, password, database), with the commands encoded once per field list
   (``redis_hashes``); a cluster or sentinel set-up through the store's client, pipelined; a store set to
-  Feast's ``glide`` client through ``online_read``.
+  Feast's ``glide`` client through ``online_read``.  ``read_async`` reads the same single server with the
+  replies awaited on the server's event loop, which scores other requests meanwhile.
 * **Entity keys are encoded directly** for the common case (one ``int64`` or ``string`` join key): the encoding
   is Feast's, with the constant head computed once, instead of a protobuf per value and Feast's generic
   serializer.  Other keys go through Feast's own functions.
@@ -50,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlplatform.features.redis_hashes import HashFields, HashReads
+from mlplatform.features.redis_hashes import HashFields, HashReads, LoopHashReads, loop_hash_reads
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
@@ -228,10 +229,14 @@ class OnlineFeatureReader:
         self._sqlite = _sqlite_connection(store, self._provider, loop_timeout_s)
         self._redis = _redis_client(store, self._provider)
         self._hashes = _hash_reads(self._redis, loop_timeout_s) if self._redis is not None else None
+        self._loop_hashes = _loop_hash_reads(self._redis, loop_timeout_s)
         self.loop_safe = loop_timeout_s is not None and (self._sqlite is not None or self._hashes is not None)
         """Whether every read fails within ``loop_timeout_s``: a local sqlite file, or a single Redis server read
         on connections of the reader's own (for a Redis cluster or sentinel set-up, Feast's own client keeps its
         time-outs, and the reads their thread)."""
+        self.reads_async = self._loop_hashes is not None
+        """Whether ``read_async`` may be awaited on the event loop: a single Redis server over a plain socket, every
+        read bounded by ``loop_timeout_s`` (``redis_hashes.LoopHashReads``)."""
         self._project = store.project.encode("utf8")
         context = _get_cached_request_context(store.registry, store.project, service, False)
         odfvs, type_map, grouped, entityless = context[1], context[3], context[5], context[8]
@@ -315,6 +320,18 @@ class OnlineFeatureReader:
             for group, keys in keyed:
                 for view in group.views:
                     columns.update(self._read_view(view, group, keys))
+        return self._transformed(rows, columns)
+
+    async def read_async(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        """``read``, awaiting the store's replies on the running event loop (only where ``reads_async``)."""
+        if self._loop_hashes is None:
+            raise RuntimeError("this reader cannot read on the event loop (reads_async is False)")
+        keyed = [(group, self._keys(group, rows)) for group in self._groups]
+        replies = await self._loop_hashes.replies(self._redis_commands(keyed))
+        return self._transformed(rows, self._redis_columns(keyed, replies))
+
+    def _transformed(self, rows: list[dict[str, Any]], columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        """``columns`` with the on-demand views' outputs added."""
         for transform in self._transforms:
             columns.update(self._apply(transform, rows, columns))
         return columns
@@ -386,18 +403,24 @@ class OnlineFeatureReader:
 
         A missing hash or field is ``None``, as Feast gives it (an empty ``Value``)."""
         assert self._redis is not None
-        project = self._project
         if self._hashes is not None:
-            commands = [
-                group.redis_command.command(blob + project) for group, keys in keyed for blob in keys.serialized
-            ]
-            replies = self._hashes.replies(commands)
+            replies = self._hashes.replies(self._redis_commands(keyed))
         else:
+            project = self._project
             with self._redis.pipeline(transaction=False) as pipe:
                 for group, keys in keyed:
                     for blob in keys.serialized:
                         pipe.hmget(blob + project, group.redis_fields)
                 replies = pipe.execute()
+        return self._redis_columns(keyed, replies)
+
+    def _redis_commands(self, keyed: list[tuple[_Group, _Keys]]) -> list[bytes]:
+        """The prepared ``HMGET`` of each group's fields for each of its distinct entities."""
+        project = self._project
+        return [group.redis_command.command(blob + project) for group, keys in keyed for blob in keys.serialized]
+
+    def _redis_columns(self, keyed: list[tuple[_Group, _Keys]], replies: list[Any]) -> dict[str, list[Any]]:
+        """``{feature: [value per row]}`` from the ``HMGET`` replies, in ``_redis_commands`` order."""
         parse = self._parse_value
         columns: dict[str, list[Any]] = {}
         start = 0
@@ -480,6 +503,20 @@ def _hash_reads(client: Any, timeout_s: float | None) -> HashReads | None:
             options[option] = min(options.get(option) or timeout_s, timeout_s)
         options["retry"] = Retry(NoBackoff(), 0)  # a failed read is the store's fail-fast window's to handle
     return HashReads(pool.connection_class, options)
+
+
+def _loop_hash_reads(client: Any, timeout_s: float | None) -> LoopHashReads | None:
+    """Reads on the event loop of the single Redis server ``client`` talks to, within ``timeout_s``; ``None``
+    without a time-out (the reads then run in threads), for a cluster or sentinel client, and where the
+    connection needs more than a plain socket (``loop_hash_reads``)."""
+    import redis
+
+    if client is None or timeout_s is None or type(client) is not redis.Redis:
+        return None
+    pool = client.connection_pool
+    if type(pool) is not redis.ConnectionPool:
+        return None
+    return loop_hash_reads(pool.connection_class, pool.connection_kwargs, timeout_s)
 
 
 def _redis_client(store: FeatureStore, provider: Any) -> Any:

@@ -145,11 +145,37 @@ class Predictor:
 
         On the event loop itself where every store read fails within ``serving.loop_read_timeout_s``
         (``serving.score_on_loop``, ``OnlineFeatureReader.loop_safe``): the hand-off to a thread and back costs as
-        much CPU as the read.  Redis's asyncio client was tried instead: it cost more CPU than the hand-off saved
-        on batches of 32 (docs/serving.md)."""
-        if self._scores_on_loop(self._slot.model):
+        much CPU as the read.  Where the reader awaits the store on the loop (``reads_async``: a single Redis
+        server), the loop scores other requests meanwhile (``_predict_awaiting_store``)."""
+        model = self._slot.model
+        if self._scores_on_loop(model):
+            if model is not None and self._awaits_store(model):
+                return await self._predict_awaiting_store(model, entities, request_id, field)
             return self.predict(entities, request_id, field)
         return await self._off_loop.run(lambda: self.predict(entities, request_id, field))
+
+    def _awaits_store(self, model: LoadedModel) -> bool:
+        """Whether a request for ``model`` awaits its store read on the loop: its reader can, and no rollout
+        routes requests to a candidate (the arms keep ``predict``'s path)."""
+        arms = self._candidates.arms
+        return model.reader is not None and model.reader.reads_async and (arms is None or not arms.routing)
+
+    async def _predict_awaiting_store(
+        self, model: LoadedModel, entities: object, request_id: str | None, field: str
+    ) -> PredictionResult:
+        """``predict`` for one model whose reader awaits the store: validated, read without holding the loop,
+        then scored and logged as ``predict`` would."""
+        began = time.perf_counter()
+        request_id = request_id or uuid.uuid4().hex
+        with logs.bound(request_id, self.name, model.version):
+            try:
+                rows = self._validated(entities, field)
+                features = await self._scoring.fetch_async(model, rows)
+                result = self._scoring.score_read(model, rows, request_id, began, features)
+            except ServingError as error:
+                self._count_refused(error)
+                raise
+        return self._answered(result)
 
     def _scores_on_loop(self, model: LoadedModel | None) -> bool:
         """Whether a request is scored right on the event loop: the reads of ``model`` (and of a rollout's
@@ -192,19 +218,21 @@ class Predictor:
             try:
                 if model is None:
                     raise ModelUnavailableError(f"no model loaded for {self.name}@{self.alias}: {self._slot.reason}")
-                rows = validate_entities(
-                    entities,
-                    self.spec.entity_key,
-                    self.spec.label.request_columns,
-                    self.settings.serving.max_batch_size,
-                    field,
-                )
+                rows = self._validated(entities, field)
                 result = self._route(model, arms, rows, request_id, began)
             except ServingError as error:
                 self._count_refused(error)
                 raise
-        outcome = "partial" if result.errors else "ok"
-        self._series.requests[outcome].inc()
+        return self._answered(result)
+
+    def _validated(self, entities: object, field: str) -> list[dict[str, Any]]:
+        return validate_entities(
+            entities, self.spec.entity_key, self.spec.label.request_columns, self.settings.serving.max_batch_size, field
+        )
+
+    def _answered(self, result: PredictionResult) -> PredictionResult:
+        """``result``, counted as answered (``partial`` when some rows got errors)."""
+        self._series.requests["partial" if result.errors else "ok"].inc()
         return result
 
     def _route(

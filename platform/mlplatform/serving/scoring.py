@@ -143,6 +143,25 @@ class Scoring:
         # The arm's own time: with features read for both arms (shadow), only its scoring; else its read too.
         arm_began = began if features is None else time.perf_counter()
         features = self.fetch(model, rows) if features is None else features
+        return self._scored(model, rows, request_id, began, arm_began, features, arm, shadow)
+
+    def score_read(
+        self, model: LoadedModel, rows: list[dict[str, Any]], request_id: str, began: float, features: dict[str, Any]
+    ) -> PredictionResult:
+        """``score`` with the features this request read itself (``fetch_async``), its read counted in its time."""
+        return self._scored(model, rows, request_id, began, began, features, None, False)
+
+    def _scored(
+        self,
+        model: LoadedModel,
+        rows: list[dict[str, Any]],
+        request_id: str,
+        began: float,
+        arm_began: float,
+        features: dict[str, list[Any]],
+        arm: str | None,
+        shadow: bool,
+    ) -> PredictionResult:
         fetched = time.perf_counter()
         rejected = set(unknown_rows(features, model.stored_features, len(rows)))
         accepted = [index for index in range(len(rows)) if index not in rejected]
@@ -184,21 +203,35 @@ class Scoring:
             response = self._features().store.get_online_features(features=model.service, entity_rows=rows)
             return dict(response.to_dict())
         except Exception as error:  # any store failure is the same 503 for the client
-            self.store_health.failed()
-            # Where the store is and what it said are for the operator's log, never for the client.
-            log.warning(
-                "the Feast online store (%s) could not be read: %s: %s",
-                self._online_store_description(),
-                type(error).__name__,
-                error,
-            )
-            raise FeatureStoreUnavailableError(
-                f"the online feature store ({self.settings.feast.online_store}) could not be read; retry later "
-                "(the model server's log has the cause)"
-            ) from None
+            raise self._unreadable(error) from None
         finally:
             with self._reading_lock:
                 self.reading_store -= 1
+
+    async def fetch_async(self, model: LoadedModel, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        """``fetch`` for a reader that ``reads_async``: the event loop scores other requests while this one
+        waits for the store."""
+        self.store_health.check()
+        assert model.reader is not None
+        try:
+            return await model.reader.read_async(rows)
+        except Exception as error:  # any store failure is the same 503 for the client
+            raise self._unreadable(error) from None
+
+    def _unreadable(self, error: Exception) -> FeatureStoreUnavailableError:
+        """The 503 of a failed store read, after opening the fail-fast window; where the store is and what it
+        said are for the operator's log, never for the client."""
+        self.store_health.failed()
+        log.warning(
+            "the Feast online store (%s) could not be read: %s: %s",
+            self._online_store_description(),
+            type(error).__name__,
+            error,
+        )
+        return FeatureStoreUnavailableError(
+            f"the online feature store ({self.settings.feast.online_store}) could not be read; retry later "
+            "(the model server's log has the cause)"
+        )
 
     def _online_store_description(self) -> str:
         feast = self.settings.feast

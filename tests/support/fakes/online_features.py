@@ -19,6 +19,7 @@ class TableFeatureReader(OnlineFeatureReader):
 
     loop_safe = False
     """A table in memory is scored in the servers' threads, as a store that could hang would be."""
+    reads_async = False
 
     def read(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         return {name: [self.table.get(row[self.entity_key], {}).get(name) for row in rows] for name in self.features}
