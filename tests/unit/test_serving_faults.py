@@ -139,14 +139,19 @@ class HangingReader(TableFeatureReader):
 def _hanging(settings: Settings, table: dict[int, dict[str, float]], tmp_path: Path) -> tuple[Predictor, HangingReader]:
     """A served binary model whose online store can hang; deadline 0.3 s, fail-fast window 0.5 s."""
     quick = _with_serving(settings, scoring_timeout_s=0.3, feature_store_retry_s=0.5)
-    spec = make_spec("binary")
     reader = HangingReader(table)
-    loader = LocalLoader(quick, spec, reader)
+    return _served_over(quick, reader, tmp_path), reader
+
+
+def _served_over(settings: Settings, reader: TableFeatureReader, tmp_path: Path) -> Predictor:
+    """A started Predictor of a binary model whose features ``reader`` reads (no prediction log)."""
+    spec = make_spec("binary")
+    loader = LocalLoader(settings, spec, reader)
     loader.versions["1"] = save(fitted("binary", LogisticRegression), tmp_path / "v1")
     loader.alias_version = "1"
-    predictor = Predictor(quick, spec.name, spec=spec, loader=loader, prediction_log=False)
+    predictor = Predictor(settings, spec.name, spec=spec, loader=loader, prediction_log=False)
     predictor.start(poll=False)
-    return predictor, reader
+    return predictor
 
 
 def test_a_hanging_store_costs_one_deadline_then_fails_fast_and_recovers(
@@ -212,13 +217,8 @@ def test_only_a_store_whose_reads_are_bounded_is_read_on_the_event_loop(
 ) -> None:
     """A bounded read costs less than the hand-off to a thread and back; one that could hang (above) stays in the
     scoring threads (which reads are bounded: tests/integration/test_features.py)."""
-    spec = make_spec("binary")
     reader = BoundedReader(table, loop_safe)
-    loader = LocalLoader(settings, spec, reader)
-    loader.versions["1"] = save(fitted("binary", LogisticRegression), tmp_path / "v1")
-    loader.alias_version = "1"
-    predictor = Predictor(settings, spec.name, spec=spec, loader=loader, prediction_log=False)
-    predictor.start(poll=False)
+    predictor = _served_over(settings, reader, tmp_path)
     try:
         result = asyncio.run(predictor.predict_off_loop([{KEY: 100, "size": 2.0}]))
         assert len(result.predictions) == 1
@@ -255,13 +255,8 @@ def test_a_reader_that_awaits_its_store_leaves_the_loop_to_other_requests_and_fa
 ) -> None:
     """Four requests wait for the store at once instead of in turn; the wait counts in the read's stage time; a
     failed read is the store's 503 and opens its fail-fast window, as a blocking read's failure does."""
-    spec = make_spec("binary")
     reader = AwaitingReader(table)
-    loader = LocalLoader(settings, spec, reader)
-    loader.versions["1"] = save(fitted("binary", LogisticRegression), tmp_path / "v1")
-    loader.alias_version = "1"
-    predictor = Predictor(settings, spec.name, spec=spec, loader=loader, prediction_log=False)
-    predictor.start(poll=False)
+    predictor = _served_over(settings, reader, tmp_path)
 
     async def together(count: int) -> list[Any]:
         requests = [predictor.predict_off_loop([{KEY: 100, "size": 2.0}]) for _ in range(count)]
