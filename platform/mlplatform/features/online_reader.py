@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlplatform.features.redis_hashes import HashFields, HashReads, LoopHashReads, loop_hash_reads
+from mlplatform.features.redis_hashes import HashFields, HashReads, loop_hash_reads
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
@@ -228,8 +228,14 @@ class OnlineFeatureReader:
         self._provider = store._get_provider()
         self._sqlite = _sqlite_connection(store, self._provider, loop_timeout_s)
         self._redis = _redis_client(store, self._provider)
-        self._hashes = _hash_reads(self._redis, loop_timeout_s) if self._redis is not None else None
-        self._loop_hashes = _loop_hash_reads(self._redis, loop_timeout_s)
+        pool = _single_server_pool(self._redis)
+        self._hashes = None if pool is None else _hash_reads(pool, loop_timeout_s)
+        # Awaited only with a time-out: without one the reads run in the scoring threads.
+        self._loop_hashes = (
+            None
+            if pool is None or loop_timeout_s is None
+            else loop_hash_reads(pool.connection_class, pool.connection_kwargs, loop_timeout_s)
+        )
         self.loop_safe = loop_timeout_s is not None and (self._sqlite is not None or self._hashes is not None)
         """Whether every read fails within ``loop_timeout_s``: a local sqlite file, or a single Redis server read
         on connections of the reader's own (for a Redis cluster or sentinel set-up, Feast's own client keeps its
@@ -489,38 +495,30 @@ def _sqlite_connection(store: FeatureStore, provider: Any, lock_timeout_s: float
     return connection
 
 
-def _hash_reads(client: Any, timeout_s: float | None) -> HashReads | None:
-    """Reads of the single Redis server ``client`` talks to on connections of the reader's own, with its connection
-    options (TLS, password, database); ``None`` for a cluster or sentinel client.  With ``timeout_s``, socket and
-    connect time-outs of at most that and no retries (redis-py retries a timed-out call three times, with
-    back-offs of up to seconds: on the event loop, that blocked the probes for 5 s)."""
+def _single_server_pool(client: Any) -> Any:
+    """The connection pool of the single Redis server ``client`` talks to; ``None`` for no client, and for a
+    cluster or sentinel client (their reads keep the client's pipeline)."""
     import redis
+
+    if client is None or type(client) is not redis.Redis or type(client.connection_pool) is not redis.ConnectionPool:
+        return None
+    return client.connection_pool
+
+
+def _hash_reads(pool: Any, timeout_s: float | None) -> HashReads:
+    """Reads of the server a single-server ``pool`` names on connections of the reader's own, with its connection
+    options (TLS, password, database).  With ``timeout_s``, socket and connect time-outs of at most that and no
+    retries (redis-py retries a timed-out call three times, with back-offs of up to seconds: on the event loop,
+    that blocked the probes for 5 s)."""
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    pool = client.connection_pool
-    if type(client) is not redis.Redis or type(pool) is not redis.ConnectionPool:
-        return None
     options = dict(pool.connection_kwargs)
     if timeout_s is not None:
         for option in ("socket_timeout", "socket_connect_timeout"):
             options[option] = min(options.get(option) or timeout_s, timeout_s)
         options["retry"] = Retry(NoBackoff(), 0)  # a failed read is the store's fail-fast window's to handle
     return HashReads(pool.connection_class, options)
-
-
-def _loop_hash_reads(client: Any, timeout_s: float | None) -> LoopHashReads | None:
-    """Reads on the event loop of the single Redis server ``client`` talks to, within ``timeout_s``; ``None``
-    without a time-out (the reads then run in threads), for a cluster or sentinel client, and where the
-    connection needs more than a plain socket (``loop_hash_reads``)."""
-    import redis
-
-    if client is None or timeout_s is None or type(client) is not redis.Redis:
-        return None
-    pool = client.connection_pool
-    if type(pool) is not redis.ConnectionPool:
-        return None
-    return loop_hash_reads(pool.connection_class, pool.connection_kwargs, timeout_s)
 
 
 def _redis_client(store: FeatureStore, provider: Any) -> Any:

@@ -34,8 +34,13 @@ import hiredis
 
 
 def packed(*parts: bytes) -> bytes:
-    """One command in Redis's wire format (RESP)."""
-    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(part), part) for part in parts)
+    """One command in Redis's wire format (RESP): the count of its parts, then each part."""
+    return b"*%d\r\n%s" % (len(parts), _bulk_strings(parts))
+
+
+def _bulk_strings(parts: Sequence[bytes]) -> bytes:
+    """Each part as a RESP bulk string (its length, then its bytes)."""
+    return b"".join(b"$%d\r\n%s\r\n" % (len(part), part) for part in parts)
 
 
 class HashFields:
@@ -44,8 +49,8 @@ class HashFields:
     __slots__ = ("_head", "_tail")
 
     def __init__(self, fields: Sequence[bytes]) -> None:
-        self._head = b"*%d\r\n$5\r\nHMGET\r\n" % (len(fields) + 2)
-        self._tail = b"".join(b"$%d\r\n%s\r\n" % (len(field), field) for field in fields)
+        self._head = b"*%d\r\n%s" % (len(fields) + 2, _bulk_strings([b"HMGET"]))
+        self._tail = _bulk_strings(fields)
 
     def command(self, key: bytes) -> bytes:
         """The whole command for ``key``."""
