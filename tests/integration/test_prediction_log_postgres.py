@@ -259,3 +259,24 @@ def test_numpy_scalars_and_non_finite_features_read_back_alike_through_copy_and_
     assert (rows[awkward.request_id]["score"], rows[awkward.request_id]["label"]) == (0.25, 1)
     assert all(math.isnan(rows[awkward.request_id][name]) for name in ("amount", "txn_count_24h"))
     assert rows[gap.request_id]["amount"] == 7.0 and math.isnan(rows[gap.request_id]["txn_count_24h"])
+
+
+def test_strings_with_tabs_newlines_and_backslashes_read_back_as_written(log_url: str) -> None:
+    """COPY's text format gives a tab, a newline, a carriage return and a backslash meanings of their own: a request
+    id, a string entity key or an error holding them must come back unchanged, as through INSERT."""
+    from dataclasses import replace
+
+    from mlplatform.predictions.sinks import PostgresSink
+    from mlplatform.store.db import PlatformStore
+
+    PlatformStore.migrated(log_url).dispose()
+    scored = replace(make_record(1), request_id="tab\there\\N", entity={"customer_id": 'q"uote\\ \\n é'})
+    failed = replace(
+        make_record(2), request_id="line\nbreak", score=None, label=None, error="it\tfailed:\r\n\\ \\. at the end\\"
+    )
+    sink = PostgresSink(log_url)
+    sink.write([scored, failed])
+    frame = sink.read(scored.model_name).set_index("request_id")
+    assert frame.loc[scored.request_id, "customer_id"] == scored.entity["customer_id"]
+    assert frame.loc[failed.request_id, "error"] == failed.error
+    assert frame.loc[failed.request_id, "customer_id"] == failed.entity["customer_id"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -326,20 +327,44 @@ def test_the_sql_sink_waits_for_an_unreachable_database_instead_of_failing_the_s
     assert (log.written, log.dropped) == (0, 1)
 
 
-def test_the_copy_rows_columns_are_the_insert_rows_keys() -> None:
-    """COPY names its columns; the values it writes must be ``_row``'s, in that order."""
-    import orjson
+def test_the_copy_text_holds_the_insert_rows_values_in_its_columns() -> None:
+    """COPY names its columns and the text gives their values: read back as COPY's text format reads it (escapes
+    undone, ``\\N`` as null), each line must hold ``_row``'s values, whatever tabs, newlines or backslashes
+    the strings carry."""
+    from mlplatform.predictions.sinks import COPY_COLUMNS, _copy_text, _row
 
-    from mlplatform.predictions.sinks import _copy_values, _row, copy_columns
+    awkward = dataclasses.replace(
+        make_record(7),
+        request_id="tab\there",
+        model_name="back\\slash",
+        entity={"customer_id": 'quote" and \\ back'},
+        score=None,
+        label=None,
+        latency_s=0.002,
+        error="line\nbreak\r\tand more",
+    )
+    for record in (make_record(7), awkward):
+        row = _row(record)
+        assert sorted(COPY_COLUMNS) == sorted(row)
+        (line,) = _copy_text([record]).split("\n")[:-1]
+        values = dict(zip(COPY_COLUMNS, map(_read_copy_field, line.split("\t")), strict=True))
+        assert datetime.fromisoformat(str(values.pop("ts"))) == row.pop("ts")
+        assert {name: json.loads(str(values.pop(name))) for name in ("entity", "features")} == {
+            "entity": row.pop("entity"),
+            "features": row.pop("features"),
+        }
+        assert values == {name: None if value is None else _as_copy_text(value) for name, value in row.items()}
 
-    record = make_record(7)
-    row = _row(record)
-    assert tuple(row) == copy_columns()
-    values = dict(zip(copy_columns(), _copy_values(record, orjson.dumps), strict=True))
-    assert {name: json.loads(values[name]) for name in ("entity", "features")} == {
-        "entity": row["entity"],
-        "features": row["features"],
-    }
-    assert {k: v for k, v in values.items() if k not in ("entity", "features")} == {
-        k: v for k, v in row.items() if k not in ("entity", "features")
-    }
+
+def _read_copy_field(field: str) -> str | None:
+    """One field of COPY's text format as PostgreSQL reads it."""
+    if field == "\\N":
+        return None
+    escapes = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}
+    return re.sub(r"\\.", lambda match: escapes[match.group()], field)
+
+
+def _as_copy_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    return repr(value) if isinstance(value, float) else str(value)

@@ -34,12 +34,16 @@ CANDIDATE_ARM = "candidate"
 _RESERVED = frozenset(BASE_COLUMNS)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PredictionRecord:
     """One prediction as the drift job needs it: who was scored, with which inputs, by which model, with what.
 
     Names of entity keys and features become column names, so they must not collide with each other or with the
     base columns (checked here, on the request path, so a bad record fails loudly instead of poisoning a batch).
+
+    Nothing changes a record once made, yet the class is not frozen: a frozen dataclass sets each field through
+    ``object.__setattr__``, which made a record cost 3.5 us to build against 1.3, on the request path, once per
+    entity scored.
     """
 
     request_id: str

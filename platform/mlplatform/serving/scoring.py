@@ -302,6 +302,9 @@ class Scoring:
             values = inputs.get(index)
             if values is None:
                 return {name: _as_float(entity.get(name)) for name in names}
+            total = sum(values)
+            if total == total:  # no NaN among them (a sum is NaN if one is): nothing to turn into None
+                return dict(zip(names, values, strict=True))
             return {name: value if value == value else None for name, value in zip(names, values, strict=True)}
 
         def record(
