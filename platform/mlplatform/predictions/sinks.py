@@ -578,8 +578,9 @@ def _copy_records(connection: Any, records: Sequence[PredictionRecord]) -> None:
     streams the rows in one statement; it needs only the ``INSERT`` privilege the writer role has.  The rows go as
     COPY's text format, written here (``_copy_text``) and sent in one piece: the writer shares the server's core,
     so its cost per record is the server's, and psycopg's ``write_row`` adapted each value on its own (13 us of
-    CPU per record here, against 3 for the text of batches of 32 and 8 when each record is a request of its own).  Values the server rejects are a ``ValueError`` (the batch is
-    bad, retrying will not help); connection trouble propagates, for the writer to retry."""
+    CPU per record here, against 3 for the text of batches of 32, and 8 where each record is a request of its
+    own).  Values the server rejects are a ``ValueError`` (the batch is bad, retrying will not help); connection
+    trouble propagates, for the writer to retry."""
     from psycopg import errors
 
     if not records:
