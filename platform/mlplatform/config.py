@@ -215,6 +215,15 @@ class ServingSettings(_Section):
         "more at most), before it fails with a 503 and the store's fail-fast window (serving.feature_store_retry_s) "
         "begins.",
     )
+    gil_switch_interval_ms: float = Field(
+        1.0,
+        gt=0,
+        le=100,
+        description="How long a model server's background thread (the prediction log's writer, the alias poll) may "
+        "keep the interpreter once the event loop asks for it (Python's switch interval, 5 ms by default). At 1,000 "
+        "requests/s a parquet log batch held the loop for up to that long twice a second, and the requests queued "
+        "behind it set the p99.",
+    )
     shadow_queue: int = Field(
         1000,
         ge=1,

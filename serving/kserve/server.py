@@ -7,7 +7,6 @@ Run: ``python serving/kserve/server.py --model fraud_detector`` (settings from `
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 
 
@@ -25,10 +24,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from mlplatform.serving.adapters.kserve import serve
     from mlplatform.serving.predictor import Predictor
+    from mlplatform.serving.process import settle_server_process
 
     predictor = Predictor(settings, args.model)
     predictor.start()
-    gc.freeze()  # the loaded model and libraries are long-lived: keep them out of every later GC pass
+    settle_server_process(settings)
     serve(predictor)
     return 0
 

@@ -17,7 +17,6 @@ metrics are disabled so ``/metrics`` exposes the platform's registry only.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 from typing import TYPE_CHECKING, Any, cast
@@ -31,6 +30,7 @@ from starlette.routing import Route
 
 from mlplatform import logs
 from mlplatform.serving.metrics import RefusalCounter
+from mlplatform.serving.process import settle_server_process
 from mlplatform.serving.route import PredictRoute
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ class ModelService:
         self.predictor = Predictor(settings, model)
         self.predictor.start()
         _Current.predictor = self.predictor
-        gc.freeze()  # the model and libraries are long-lived: keep them out of every later GC pass
+        settle_server_process(settings)
 
     def __is_ready__(self) -> bool:
         return self.predictor.ready
