@@ -332,7 +332,9 @@ def test_the_copy_text_holds_the_insert_rows_values_in_its_columns() -> None:
     undone, ``\\N`` as null), each line must hold ``_row``'s values, whatever tabs, newlines or backslashes
     the strings carry."""
     from mlplatform.predictions.sinks import COPY_COLUMNS, _copy_text, _row
+    from mlplatform.store.models import PredictionLogRow
 
+    assert sorted(COPY_COLUMNS) == sorted(c.name for c in PredictionLogRow.__table__.columns if c.name != "id")
     awkward = dataclasses.replace(
         make_record(7),
         request_id="tab\there",
