@@ -683,22 +683,17 @@ def _json_text(values: dict[str, Any], clean: Callable[[Any], Any], dumps: Calla
 
 
 def _row(record: PredictionRecord) -> dict[str, Any]:
-    """The log table's row for ``record``, the JSON columns as values for SQLAlchemy's JSON type to encode.
+    """The log table's row for ``record`` (its columns but ``id``, in table order; ``INSERT``'s path, where
+    ``_copy_text`` is ``COPY``'s), the JSON columns as values for SQLAlchemy's JSON type to encode.
 
     JSON has no NaN/Infinity (PostgreSQL rejects them): a non-finite feature is stored as null."""
-    return _columns(record, _cleaned(record.entity, _json_scalar), _cleaned(record.features, _finite_or_none))
-
-
-def _columns(record: PredictionRecord, entity: Any, features: Any) -> dict[str, Any]:
-    """Each column's value for ``record`` (the table's columns but ``id``, in table order), with ``entity`` and
-    ``features`` as the caller encodes them: the one place that says what goes where, for COPY and INSERT."""
     return {
         "request_id": record.request_id,
         "ts": to_utc(record.timestamp),
         "model_name": record.model_name,
         "model_version": record.model_version,
-        "entity": entity,
-        "features": features,
+        "entity": _cleaned(record.entity, _json_scalar),
+        "features": _cleaned(record.features, _finite_or_none),
         "score": None if record.score is None else float(record.score),
         "label": None if record.label is None else int(record.label),
         "arm": record.arm,
