@@ -207,12 +207,14 @@ def measure(server: Server, settings: Any, args: argparse.Namespace, sweep: list
     servers a model swap under load."""
     load(server.url, server.bodies[0], rate=50, duration=3, cpu_split=args.cpu_split)
     singles: dict[str, list[dict[str, Any]]] = {str(rate): [] for rate in args.rates}
-    batches = []
+    batches: list[dict[str, Any]] = []
     saturated_at: float | None = None
     for repetition in range(args.reps):
         for rate in args.rates:
-            if saturated_at is not None and rate > saturated_at:
-                continue  # only queues more: the table says where the server saturated
+            if saturated_at is not None and (rate > saturated_at or (rate == saturated_at and repetition > 0)):
+                # Higher rates only queue more, and the saturated rate once is enough (each such run waits out
+                # the generator's time-out): the table says where the server saturated, from one repetition.
+                continue
             single = single_run(server, rate, args.duration, args.cpu_split)
             singles[str(rate)].append(single)
             if saturated(single, args) and saturated_at is None:
@@ -223,6 +225,8 @@ def measure(server: Server, settings: Any, args: argparse.Namespace, sweep: list
                 flush=True,
             )
             drain(server, args)
+        if batches and saturated(batches[0], args):
+            continue  # the batch rate saturated the server in the first repetition: once is enough
         batch = load(server.url, server.bodies[1], args.batch_rate, args.duration, args.cpu_split)
         batches.append(batch)
         print(f"  {server.name} rep {repetition + 1} batches: p99 {batch['p99_ms']:.1f} ms", flush=True)
@@ -230,6 +234,11 @@ def measure(server: Server, settings: Any, args: argparse.Namespace, sweep: list
     found = sweep_rates(server, args, sweep, until_failure=server.name == "bare-store") if sweep else None
     swap = swap_under_load(server, settings, args) if server.name in ("kserve", "bentoml") else None
     return {"singles": singles, "batches": batches, "sweep": found, "swap": swap}
+
+
+def within_target(run: dict[str, Any], args: argparse.Namespace) -> bool:
+    """A sweep step's verdict: p99 within the target and every request answered."""
+    return bool(run["p99_ms"] <= args.p99_target_ms and run["failed"] == 0)
 
 
 def saturated(run: dict[str, Any], args: argparse.Namespace) -> bool:
@@ -244,25 +253,29 @@ def drain(server: Server, args: argparse.Namespace) -> None:
 
 
 def sweep_rates(server: Server, args: argparse.Namespace, rates: list[float], until_failure: bool) -> dict[str, Any]:
-    """Single-entity runs at rising rates; the sustainable rate is the highest one below which every run kept
-    p99 within the target with no failures.  With ``until_failure`` the sweep goes on past ``rates`` (by
-    ``SWEEP_GROWTH``) until a run fails; otherwise it ends at ``rates``' end or at saturation.  A sweep rather than
-    a bisection: one noisy short run cannot send a bisection off course, and the points draw the curve."""
+    """Single-entity runs at rising rates, ending at the first step that fails: the sustainable rate is the last
+    step that kept p99 within the target with no failures.  With ``until_failure`` the sweep goes on past
+    ``rates`` (by ``SWEEP_GROWTH``) until a step fails; otherwise it also ends at ``rates``' end.  A sweep rather
+    than a bisection: one noisy short run cannot send a bisection off course, and the points draw the curve.
+
+    A step over the target but short of saturation is run once more, and the second run is the step's figure:
+    on a shared machine one 5 s run now and then doubles its p99 (a server held 3,900/s after failing 2,000/s),
+    and the floor's sweep and every server's get the same second chance."""
     points = []
     sustained = 0.0
-    failed_at: float | None = None
-    rate = rates[0]
-    index = 0
+    rate, index = rates[0], 0
     while rate <= SWEEP_CEILING:
         point = single_run(server, rate, args.sweep_duration, args.cpu_split)
+        if not within_target(point, args) and not saturated(point, args):
+            print(f"  {server.name} sweep @{rate:.0f}/s: p99 {point['p99_ms']:.1f} ms -> once more")
+            drain(server, args)
+            point = {**single_run(server, rate, args.sweep_duration, args.cpu_split), "first_p99_ms": point["p99_ms"]}
         points.append(point)
-        passed = point["p99_ms"] <= args.p99_target_ms and point["failed"] == 0
+        passed = within_target(point, args)
         print(f"  {server.name} sweep @{rate:.0f}/s: p99 {point['p99_ms']:.1f} ms -> {'ok' if passed else 'over'}")
-        if not passed and failed_at is None:
-            failed_at = rate
-        sustained = rate if passed and failed_at is None else sustained
-        if saturated(point, args) or (until_failure and failed_at is not None):
-            break  # saturated (higher rates only queue more), or the floor's limit is found
+        if not passed:
+            return {"max_rate": sustained, "failed_at": rate, "probes": points}
+        sustained = rate
         drain(server, args)
         index += 1
         if index < len(rates):
@@ -271,7 +284,7 @@ def sweep_rates(server: Server, args: argparse.Namespace, rates: list[float], un
             rate = round(rate * SWEEP_GROWTH, -1)
         else:
             break
-    return {"max_rate": sustained, "failed_at": failed_at, "probes": points}
+    return {"max_rate": sustained, "failed_at": None, "probes": points}
 
 
 def check_load_generator(rate: float, args: argparse.Namespace, supervisor: Any) -> dict[str, Any]:
