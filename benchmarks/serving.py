@@ -211,7 +211,7 @@ def measure(server: Server, settings: Any, args: argparse.Namespace, sweep: list
     saturated_at: float | None = None
     for repetition in range(args.reps):
         for rate in args.rates:
-            if saturated_at is not None and (rate > saturated_at or (rate == saturated_at and repetition > 0)):
+            if saturated_at is not None and rate >= saturated_at:
                 # Higher rates only queue more, and the saturated rate once is enough (each such run waits out
                 # the generator's time-out): the table says where the server saturated, from one repetition.
                 continue
