@@ -301,3 +301,19 @@ def test_airflow_task_lines_carry_the_model_and_run_and_are_redacted(tmp_path: P
     assert inside["model"] == "fraud_detector" and inside["dag_run"] == "train_fraud_detector/manual__1"
     assert TOKEN not in result.stdout and logs.REDACTED in inside["event"]
     assert "model" not in after
+
+
+def test_new_request_ids_are_distinct_and_a_forked_child_draws_its_own_prefix() -> None:
+    """Ids are a per-process random prefix and a count: a forked worker (BentoML's) must not repeat its parent's."""
+    ids = [logs.new_request_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000 and all(len(value) == 32 and int(value, 16) >= 0 for value in ids)
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe and exits at once
+        os.write(writer, logs.new_request_id().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    from_child = os.read(reader, 64).decode()
+    os.close(reader)
+    os.close(writer)
+    assert len(from_child) == 32 and from_child[:16] != ids[0][:16] and from_child not in ids

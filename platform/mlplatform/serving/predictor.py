@@ -9,7 +9,6 @@ log, stage timings).  No lock sits on the request path: ``predict`` reads the se
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -166,7 +165,7 @@ class Predictor:
         """``predict`` for one model whose reader awaits the store: validated, read without holding the loop,
         then scored and logged as ``predict`` would."""
         began = time.perf_counter()
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or logs.new_request_id()
         with logs.bound(request_id, self.name, model.version):
             try:
                 rows = self._validated(entities, field)
@@ -212,7 +211,7 @@ class Predictor:
         began = time.perf_counter()
         model = self._slot.model  # the one read of the served model: a swap mid-request does not affect this request
         arms = self._candidates.arms  # and of the rollout, for the same reason
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or logs.new_request_id()
         # One id for the answer, the prediction log and every log line of this request.
         with logs.bound(request_id, self.name, model.version if model is not None else None):
             try:

@@ -68,7 +68,7 @@ class TaskScorer:
             return Outputs([float(value) for value in raw.reshape(-1)], None, None)
         if self.task == "binary":
             negative, positive = self.classes
-            scores = [float(value) for value in raw]
+            scores: list[float] = raw.tolist()
             return Outputs(scores, [positive if score >= self.threshold else negative for score in scores], None)
         best = np.argmax(raw, axis=1)
         return Outputs(
