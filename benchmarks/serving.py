@@ -87,6 +87,8 @@ SWEEP_CEILING = 20_000.0
 """Where the floor's sweep stops even if it never fails (no server here gets near it)."""
 REQUESTS = 2000
 """Distinct request bodies per run (cycled)."""
+IDLE_CPU_SHARE, IDLE_WINDOW_S, DRAIN_TIMEOUT_S = 0.1, 0.5, 10.0
+"""A server is idle when it used less than this share of a core over the window; ``drain`` waits at most so long."""
 
 
 ACCEPTED: dict[str, int] = {}
@@ -224,13 +226,13 @@ def measure(server: Server, settings: Any, args: argparse.Namespace, sweep: list
                 f"{single['failed']} failed, {single['server_cpu_ms']:.2f} ms CPU/request",
                 flush=True,
             )
-            drain(server, args)
+            drain(server)
         if batches and saturated(batches[0], args):
             continue  # the batch rate saturated the server in the first repetition: once is enough
         batch = load(server.url, server.bodies[1], args.batch_rate, args.duration, args.cpu_split)
         batches.append(batch)
         print(f"  {server.name} rep {repetition + 1} batches: p99 {batch['p99_ms']:.1f} ms", flush=True)
-        drain(server, args)
+        drain(server)
     found = sweep_rates(server, args, sweep, until_failure=server.name == "bare-store") if sweep else None
     swap = swap_under_load(server, settings, args) if server.name in ("kserve", "bentoml") else None
     return {"singles": singles, "batches": batches, "sweep": found, "swap": swap}
@@ -247,9 +249,18 @@ def saturated(run: dict[str, Any], args: argparse.Namespace) -> bool:
     return bool(run["p99_ms"] > 20 * args.p99_target_ms)
 
 
-def drain(server: Server, args: argparse.Namespace) -> None:
-    """A short slow run, so a backlog from a saturated run does not spill into the next."""
-    load(server.url, server.bodies[0], rate=50, duration=2, cpu_split=args.cpu_split)
+def drain(server: Server) -> None:
+    """Wait until the server is idle, so a backlog from a saturated run (requests already read, the prediction
+    log's records) is not charged to the next cell: its CPU below ``IDLE_CPU_SHARE`` of a core over half a second,
+    for at most ``DRAIN_TIMEOUT_S``.  A fixed slow run (2 s at 50/s) did not: KServe's repetition after a saturated
+    batch run cost 0.77 against 0.62 ms per request at 400/s (docs/performance.md, 2026-12-06, late afternoon)."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    spent = server_cpu_seconds(server.pid)
+    while time.monotonic() < deadline:
+        time.sleep(IDLE_WINDOW_S)
+        before, spent = spent, server_cpu_seconds(server.pid)
+        if spent - before < IDLE_CPU_SHARE * IDLE_WINDOW_S:
+            return
 
 
 def sweep_rates(server: Server, args: argparse.Namespace, rates: list[float], until_failure: bool) -> dict[str, Any]:
@@ -268,7 +279,7 @@ def sweep_rates(server: Server, args: argparse.Namespace, rates: list[float], un
         point = single_run(server, rate, args.sweep_duration, args.cpu_split)
         if not within_target(point, args) and not saturated(point, args):
             print(f"  {server.name} sweep @{rate:.0f}/s: p99 {point['p99_ms']:.1f} ms -> once more")
-            drain(server, args)
+            drain(server)
             point = {**single_run(server, rate, args.sweep_duration, args.cpu_split), "first_p99_ms": point["p99_ms"]}
         points.append(point)
         passed = within_target(point, args)
@@ -276,7 +287,7 @@ def sweep_rates(server: Server, args: argparse.Namespace, rates: list[float], un
         if not passed:
             return {"max_rate": sustained, "failed_at": rate, "probes": points}
         sustained = rate
-        drain(server, args)
+        drain(server)
         index += 1
         if index < len(rates):
             rate = rates[index]
