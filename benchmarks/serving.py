@@ -26,13 +26,18 @@ What it does, in one run on one machine state:
    one of 32-entity batches at ``--batch-rate`` (``benchmarks/loadgen.py``: fixed schedule, its own process); the
    server's CPU per request from its process tree; once a server saturates at a rate (p99 over 20x the target),
    its higher rates are not run (they would only queue more, for longer).  Then the sweep: single-entity runs at
-   rising rates give the highest rate whose p99 stays within ``--p99-target-ms`` with no failures.
-   ``bare-store`` sweeps first and goes on past the listed rates until it fails; the others sweep at its rates,
-   those past the list included, up to the one where it failed.  The load generator is then checked against a
-   trivial endpoint (``benchmarks/trivial_server.py``, on the servers' CPU) at twice that rate.
-4. Prints, per profile, a table of medians (min-max over repetitions) with ratios to ``bare-store``, writes
-   ``results.json`` next to the worlds and plots latency against rate for both profiles
-   (``docs/images/serving-latency-vs-rate.png``).
+   rising rates, past the listed ones in 25% steps until the server fails, give the highest rate whose p99 stays
+   within ``--p99-target-ms`` with no failures; it starts above the highest of ``--rates`` whose cells the server
+   held in every repetition (they count as its lower steps).
+4. The floor is measured beside the platform's servers, not only before them: ``bare-store`` keeps running, idle,
+   while ``kserve`` and ``bentoml`` are measured; each of their single-entity cells gets a floor run at the same
+   rate seconds away, and the floor sweeps beside them step by step (alternating which goes first).  Their CPU and
+   sustained-rate ratios are to those floor runs, so both sides of each ratio come from the same minutes of a
+   machine whose speed drifts by more than the targets' margins.  The load generator is then checked against a
+   trivial endpoint (``benchmarks/trivial_server.py``, on the servers' CPU) at twice the highest step run.
+5. Prints, per profile, a table of medians (min-max over repetitions) with ratios to ``bare-store``'s runs (the
+   ones beside them, for the platform's servers), writes ``results.json`` next to the worlds and plots latency
+   against rate for both profiles (``docs/images/serving-latency-vs-rate.png``).
 
 With ``--cpu-split`` (default on machines with 2+ cores) servers run on CPU 0 and the load generator on CPU 1, and
 so does the MLflow server the platform's servers poll; for the production profile, a Redis and PostgreSQL running
@@ -79,7 +84,9 @@ from benchmarks.serving_world import (  # noqa: E402
 )
 
 SERVERS = ("bare-store", "bare", "kserve", "bentoml", "stock-kserve", "stock-bentoml")
-SWEEP_RATES = (200.0, 400.0, 600.0, 800.0, 1000.0, 1200.0, 1600.0, 2000.0)
+PAIRED = ("kserve", "bentoml")
+"""The servers whose single-entity cells each get a floor run beside them (the CPU targets are theirs)."""
+SWEEP_RATES = (200.0, 400.0, 800.0, 1200.0, 1600.0, 2000.0)
 FULL_SWEEP_RATES = (100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 800.0, 1000.0, 1200.0, 1400.0, 1600.0, 2000.0)
 SWEEP_GROWTH = 1.25
 """Past the listed rates, the floor's sweep goes on in steps of this factor until it fails."""
@@ -204,11 +211,17 @@ def swaps_counted(server: Server) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
 
 
-def measure(server: Server, settings: Any, args: argparse.Namespace, sweep: list[float]) -> dict[str, Any]:
-    """Warm-up; per repetition single-entity runs at every rate and a batch run; the sweep; for the platform's
-    servers a model swap under load."""
+def measure(
+    server: Server, settings: Any, args: argparse.Namespace, floor: Server | None = None, sweep: bool = True
+) -> dict[str, Any]:
+    """Warm-up; per repetition single-entity runs at every rate and a batch run; the sweep (unless ``sweep`` is
+    false or ``args.sweep`` empty); for the platform's servers a model swap under load.  With ``floor`` (the
+    platform's servers, while ``bare-store`` still runs), every single-entity cell gets a floor run at the same
+    rate beside it (``paired_cells``) and the floor sweeps beside the server (``sweep_rates``); those floor runs
+    are the ratios' denominators and are returned as ``paired_floor``."""
     load(server.url, server.bodies[0], rate=50, duration=3, cpu_split=args.cpu_split)
     singles: dict[str, list[dict[str, Any]]] = {str(rate): [] for rate in args.rates}
+    paired: dict[str, list[dict[str, Any]]] = {str(rate): [] for rate in args.rates}
     batches: list[dict[str, Any]] = []
     saturated_at: float | None = None
     for repetition in range(args.reps):
@@ -217,25 +230,50 @@ def measure(server: Server, settings: Any, args: argparse.Namespace, sweep: list
                 # Higher rates only queue more, and the saturated rate once is enough (each such run waits out
                 # the generator's time-out): the table says where the server saturated, from one repetition.
                 continue
-            single = single_run(server, rate, args.duration, args.cpu_split)
-            singles[str(rate)].append(single)
-            if saturated(single, args) and saturated_at is None:
+            for name, cell in paired_cells(server, floor, repetition, rate, args):
+                (singles if name == server.name else paired)[str(rate)].append(cell)
+            if saturated(singles[str(rate)][-1], args) and saturated_at is None:
                 saturated_at = rate
-            print(
-                f"  {server.name} rep {repetition + 1} @{rate:.0f}/s: p99 {single['p99_ms']:.1f} ms, "
-                f"{single['failed']} failed, {single['server_cpu_ms']:.2f} ms CPU/request",
-                flush=True,
-            )
-            drain(server)
         if batches and saturated(batches[0], args):
             continue  # the batch rate saturated the server in the first repetition: once is enough
         batch = load(server.url, server.bodies[1], args.batch_rate, args.duration, args.cpu_split)
         batches.append(batch)
         print(f"  {server.name} rep {repetition + 1} batches: p99 {batch['p99_ms']:.1f} ms", flush=True)
         drain(server)
-    found = sweep_rates(server, args, sweep, until_failure=server.name == "bare-store") if sweep else None
-    swap = swap_under_load(server, settings, args) if server.name in ("kserve", "bentoml") else None
-    return {"singles": singles, "batches": batches, "sweep": found, "swap": swap}
+    found: dict[str, Any] | None = None
+    floor_found: dict[str, Any] | None = None
+    if sweep and args.sweep:
+        if floor is None:
+            found = sweep_rates([server], args, held_rate([singles], args))[0]
+        else:
+            floor_found, found = sweep_rates([floor, server], args, held_rate([singles, paired], args))
+    swap = swap_under_load(server, settings, args) if server.name in PAIRED else None
+    beside = {"singles": paired, "sweep": floor_found} if floor else None
+    return {"singles": singles, "paired_floor": beside, "batches": batches, "sweep": found, "swap": swap}
+
+
+def paired_cells(
+    server: Server, floor: Server | None, repetition: int, rate: float, args: argparse.Namespace
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """One single-entity cell of ``server`` at ``rate`` and, with ``floor``, one of the floor beside it, in the
+    order floor-server in even repetitions and server-floor in odd ones (ABBA), each followed by a drain.
+
+    Why: the CPU-per-request ratio compares two servers, and on a shared virtual machine the CPU a request costs
+    drifts by more than the distance to the target within minutes (docs/performance.md, 2026-12-06, evening: the
+    same servers' cost rose 30-40% between runs 20 minutes apart while the floor's, measured first, did not move).
+    A floor run seconds away from each cell, in alternating order, puts the two sides of the ratio in the same
+    machine state; the floor's own cells, minutes earlier, stay in the table beside it."""
+    order = [server] if floor is None else ([floor, server] if repetition % 2 == 0 else [server, floor])
+    for each in order:
+        cell = single_run(each, rate, args.duration, args.cpu_split)
+        label = each.name if each is server else f"{each.name} (beside {server.name})"
+        print(
+            f"  {label} rep {repetition + 1} @{rate:.0f}/s: p99 {cell['p99_ms']:.1f} ms, "
+            f"{cell['failed']} failed, {cell['server_cpu_ms']:.2f} ms CPU/request",
+            flush=True,
+        )
+        drain(each)
+        yield each.name, cell
 
 
 def within_target(run: dict[str, Any], args: argparse.Namespace) -> bool:
@@ -263,39 +301,65 @@ def drain(server: Server) -> None:
             return
 
 
-def sweep_rates(server: Server, args: argparse.Namespace, rates: list[float], until_failure: bool) -> dict[str, Any]:
-    """Single-entity runs at rising rates, ending at the first step that fails: the sustainable rate is the last
-    step that kept p99 within the target with no failures.  With ``until_failure`` the sweep goes on past
-    ``rates`` (by ``SWEEP_GROWTH``) until a step fails; otherwise it also ends at ``rates``' end.  A sweep rather
-    than a bisection: one noisy short run cannot send a bisection off course, and the points draw the curve.
+def sweep_rates(servers: list[Server], args: argparse.Namespace, held: float) -> list[dict[str, Any]]:
+    """Single-entity runs at rising rates (``args.sweep``, then on by ``SWEEP_GROWTH``), each server until its
+    first failed step: its sustainable rate is the last step that kept p99 within the target with no failures.
+    A sweep rather than a bisection: one noisy short run cannot send a bisection off course, and the points draw
+    the curve.  Returns one result per server, in ``servers``' order.
+
+    The sweep starts above ``held``, the highest cell rate every one of them held in all its repetitions
+    (``held_rate``): those cells, longer than a step and repeated, are its lower steps, and on a fast machine the
+    steps below them were a third of the sweep's minutes.
+
+    With two servers (the floor and a platform server) they take each step in turn, in alternating order, and
+    the floor goes on alone once the other failed: both sustainable rates come from the same minutes of the
+    machine, which on a shared virtual machine moves by more than the 20% the target allows (a platform server's
+    CPU per request at 1,000/s went from 0.37 to 0.48-0.59 ms within ten minutes, restarted or not).
 
     A step over the target but short of saturation is run once more, and the second run is the step's figure:
     on a shared machine one 5 s run now and then doubles its p99 (a server held 3,900/s after failing 2,000/s),
-    and the floor's sweep and every server's get the same second chance."""
-    points = []
-    sustained = 0.0
-    rate, index = rates[0], 0
-    while rate <= SWEEP_CEILING:
-        point = single_run(server, rate, args.sweep_duration, args.cpu_split)
-        if not within_target(point, args) and not saturated(point, args):
-            print(f"  {server.name} sweep @{rate:.0f}/s: p99 {point['p99_ms']:.1f} ms -> once more")
-            drain(server)
-            point = {**single_run(server, rate, args.sweep_duration, args.cpu_split), "first_p99_ms": point["p99_ms"]}
-        points.append(point)
-        passed = within_target(point, args)
-        print(f"  {server.name} sweep @{rate:.0f}/s: p99 {point['p99_ms']:.1f} ms -> {'ok' if passed else 'over'}")
-        if not passed:
-            return {"max_rate": sustained, "failed_at": rate, "probes": points}
-        sustained = rate
-        drain(server)
+    and every server gets the same second chance."""
+    found: list[dict[str, Any]] = [{"max_rate": held, "failed_at": None, "probes": []} for _ in servers]
+    going = list(range(len(servers)))
+    index = next((at for at, rate in enumerate(args.sweep) if rate > held), len(args.sweep) - 1)
+    rate = args.sweep[index]
+    while going and rate <= SWEEP_CEILING:
+        for position in going if index % 2 == 0 else going[::-1]:
+            point = sweep_step(servers[position], rate, args)
+            found[position]["probes"].append(point)
+            if within_target(point, args):
+                found[position]["max_rate"] = rate
+            else:
+                found[position]["failed_at"] = rate
+        going = [position for position in going if found[position]["failed_at"] is None]
         index += 1
-        if index < len(rates):
-            rate = rates[index]
-        elif until_failure:
-            rate = round(rate * SWEEP_GROWTH, -1)
-        else:
+        rate = args.sweep[index] if index < len(args.sweep) else round(rate * SWEEP_GROWTH, -1)
+    return found
+
+
+def held_rate(cells: list[dict[str, list[dict[str, Any]]]], args: argparse.Namespace) -> float:
+    """The highest of ``args.rates`` up to which every run of every server's cells (``cells``: runs per rate, one
+    mapping per server) kept p99 within the target with no failures; 0 if the lowest did not."""
+    held = 0.0
+    for rate in sorted(args.rates):
+        runs = [run for runs_by_rate in cells for run in runs_by_rate[str(rate)]]
+        if not runs or not all(within_target(run, args) for run in runs):
             break
-    return {"max_rate": sustained, "failed_at": None, "probes": points}
+        held = rate
+    return held
+
+
+def sweep_step(server: Server, rate: float, args: argparse.Namespace) -> dict[str, Any]:
+    """One step of the sweep, run once more if it was over the target but short of saturation; then a drain."""
+    point = single_run(server, rate, args.sweep_duration, args.cpu_split)
+    if not within_target(point, args) and not saturated(point, args):
+        print(f"  {server.name} sweep @{rate:.0f}/s: p99 {point['p99_ms']:.1f} ms -> once more")
+        drain(server)
+        point = {**single_run(server, rate, args.sweep_duration, args.cpu_split), "first_p99_ms": point["p99_ms"]}
+    verdict = "ok" if within_target(point, args) else "over"
+    print(f"  {server.name} sweep @{rate:.0f}/s: p99 {point['p99_ms']:.1f} ms -> {verdict}", flush=True)
+    drain(server)
+    return point
 
 
 def check_load_generator(rate: float, args: argparse.Namespace, supervisor: Any) -> dict[str, Any]:
@@ -318,9 +382,25 @@ def summary(values: list[float], digits: int = 1) -> str:
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(run[key] for run in runs))
+
+
 def _median_of(result: dict[str, Any] | None, rate: float, key: str) -> float | None:
     runs = (result or {}).get("singles", {}).get(str(rate))
-    return statistics.median(run[key] for run in runs) if runs else None
+    return _median(runs, key) if runs else None
+
+
+def print_row(
+    name: str, rate: float, runs: list[dict[str, Any]], floor_p99: float | None, floor_cpu: float | None
+) -> None:
+    """One line of the single-entity table: medians (min-max) of ``runs``, ratios of medians to the floor's."""
+    p99, cpu = [run["p99_ms"] for run in runs], [run["server_cpu_ms"] for run in runs]
+    print(
+        f"{name:<14} {rate:>6.0f} {summary([run['p50_ms'] for run in runs]):>18} {summary(p99):>20} "
+        f"{_ratio(statistics.median(p99), floor_p99):>9} {summary(cpu, 2):>17} "
+        f"{_ratio(statistics.median(cpu), floor_cpu):>9} {sum(run['failed'] for run in runs):>6}"
+    )
 
 
 def _ratio(value: float, floor: float | None) -> str:
@@ -330,23 +410,23 @@ def _ratio(value: float, floor: float | None) -> str:
 def print_table(profile: str, results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
     floor = results.get("bare-store")
     print(f"\n[{profile}] {args.reps} x {args.duration:.0f} s per cell; median (min-max); single-entity requests")
+    print(f"ratios: {', '.join(PAIRED)} to the floor's runs beside their cells (the row above each), others to its own")
     print(
         f"{'server':<14} {'rate/s':>6} {'p50 ms':>18} {'p99 ms':>20} {'p99/floor':>9} {'CPU ms/req':>17} "
         f"{'CPU/floor':>9} {'failed':>6}"
     )
     for rate in args.rates:
-        floor_p99, floor_cpu = _median_of(floor, rate, "p99_ms"), _median_of(floor, rate, "server_cpu_ms")
         for name, result in results.items():
             runs = result["singles"][str(rate)]
             if not runs:
                 print(f"{name:<14} {rate:>6.0f}   not run: saturated at a lower rate (p99 over 20x the target)")
                 continue
-            p99, cpu = [run["p99_ms"] for run in runs], [run["server_cpu_ms"] for run in runs]
-            print(
-                f"{name:<14} {rate:>6.0f} {summary([run['p50_ms'] for run in runs]):>18} {summary(p99):>20} "
-                f"{_ratio(statistics.median(p99), floor_p99):>9} {summary(cpu, 2):>17} "
-                f"{_ratio(statistics.median(cpu), floor_cpu):>9} {sum(run['failed'] for run in runs):>6}"
-            )
+            beside = (result.get("paired_floor") or {}).get("singles", {}).get(str(rate))
+            if beside:  # the floor's runs beside this server's cells are its ratios' denominators
+                print_row("  floor beside", rate, beside, _median(beside, "p99_ms"), _median(beside, "server_cpu_ms"))
+                print_row(name, rate, runs, _median(beside, "p99_ms"), _median(beside, "server_cpu_ms"))
+            else:
+                print_row(name, rate, runs, _median_of(floor, rate, "p99_ms"), _median_of(floor, rate, "server_cpu_ms"))
     offered = args.batch_rate * BATCH
     print(f"\n[{profile}] batches of {BATCH} at {args.batch_rate:.0f}/s ({offered:.0f} entity predictions/s offered)")
     print(f"{'server':<14} {'p50 ms':>18} {'p99 ms':>20} {'entities/s':>24} {'failed':>6}")
@@ -365,12 +445,24 @@ def print_table(profile: str, results: dict[str, dict[str, Any]], args: argparse
                 f"{name:<14} {swap['swaps']:>6.0f} {swap['failed']:>8} {swap['sent']:>8} {result['accepted']:>10} "
                 f"{result['logged']:>10}"
             )
-    if any(result.get("sweep") for result in results.values()):
-        floor_rate = (floor or {}).get("sweep", {}) or {}
+    if sweep_probes(results):
         print(f"\n[{profile}] highest single-entity rate with p99 <= {args.p99_target_ms:.0f} ms and no failures")
+        print(
+            f"ratios: {', '.join(PAIRED)} to the floor's sweep beside theirs (the row above each), others to its best"
+        )
+        floor_sweeps = [(floor or {}).get("sweep")]
+        floor_sweeps += [(result.get("paired_floor") or {}).get("sweep") for result in results.values()]
+        floor_best = max((found["max_rate"] for found in floor_sweeps if found), default=None)
         for name, result in results.items():
+            if name == "bare-store" and not result.get("sweep"):
+                print(f"{name:<14} {floor_best or 0:>6.0f}/s  its best, beside the platform's servers")
+                continue
             rate = result["sweep"]["max_rate"] if result.get("sweep") else 0.0
-            print(f"{name:<14} {rate:>6.0f}/s {_ratio(rate, floor_rate.get('max_rate')):>9} of the floor's")
+            beside = (result.get("paired_floor") or {}).get("sweep")
+            if beside:
+                print(f"{'  floor beside':<14} {beside['max_rate']:>6.0f}/s")
+            denominator = beside["max_rate"] if beside else floor_best
+            print(f"{name:<14} {rate:>6.0f}/s {_ratio(rate, denominator):>9} of the floor's")
 
 
 def plot(results: dict[str, dict[str, dict[str, Any]]], args: argparse.Namespace, path: Path) -> None:
@@ -386,7 +478,13 @@ def plot(results: dict[str, dict[str, dict[str, Any]]], args: argparse.Namespace
         for name, result in servers.items():
             by_rate: dict[float, list[float]] = {}
             points = [run for runs in result["singles"].values() for run in runs]
-            for run in points + (result["sweep"]["probes"] if result.get("sweep") else []):
+            points += result["sweep"]["probes"] if result.get("sweep") else []
+            if name == "bare-store":  # the floor's runs beside the platform's servers are its points too
+                for other in servers.values():
+                    beside = other.get("paired_floor") or {}
+                    points += [run for runs in beside.get("singles", {}).values() for run in runs]
+                    points += beside["sweep"]["probes"] if beside.get("sweep") else []
+            for run in points:
                 by_rate.setdefault(run["rate"], []).append(run["p99_ms"])
             rates = sorted(by_rate)
             medians = [statistics.median(by_rate[rate]) for rate in rates]
@@ -539,18 +637,32 @@ class Profile:
 
 
 def run_profile(profile: Profile, servers: list[str], args: argparse.Namespace, supervisor: Any) -> None:
-    """Every server of the profile in turn, the floor first: its sweep sets where the others' sweeps end."""
-    sweep = list(args.sweep)
-    for name in servers:
-        print(f"[{profile.name}] {name}: starting", flush=True)
-        with start_server(name, profile.settings, profile.entities, supervisor, args.stores) as server:
-            result = measure(server, profile.settings, args, sweep)
-            if name == "bare-store" and result["sweep"]:
-                # the others probe the floor's rates, those it reached past the list included, up to its failure
-                sweep = [probe["rate"] for probe in result["sweep"]["probes"]]
-                profile.load_check = check_load_generator(2 * sweep[-1], args, supervisor)
-        result["accepted"], result["logged"] = server.accepted, server.logged
-        profile.results[name] = result
+    """Every server of the profile in turn, the floor first: its sweep sets where the others' sweeps end, and it
+    keeps running (idle) beside the platform's servers for the floor runs paired with their cells."""
+    floor: Server | None = None
+    with contextlib.ExitStack() as floor_running:
+        for name in servers:
+            print(f"[{profile.name}] {name}: starting", flush=True)
+            started = start_server(name, profile.settings, profile.entities, supervisor, args.stores)
+            with contextlib.ExitStack() as running:
+                server = (floor_running if name == "bare-store" else running).enter_context(started)
+                if name == "bare-store":  # it sweeps beside each platform server, else alone
+                    result = measure(server, profile.settings, args, sweep=not set(PAIRED) & set(servers))
+                    floor = server
+                else:
+                    result = measure(server, profile.settings, args, floor if name in PAIRED else None)
+            result["accepted"], result["logged"] = server.accepted, server.logged
+            profile.results[name] = result
+    steps = [probe["rate"] for probe in sweep_probes(profile.results)]
+    if steps:  # the highest step any server ran, twice: the generator, not the servers, must not be the limit
+        profile.load_check = check_load_generator(2 * max(steps), args, supervisor)
+
+
+def sweep_probes(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every sweep step of a profile, the floor's beside the platform's servers included."""
+    sweeps = [result.get("sweep") for result in results.values()]
+    sweeps += [(result.get("paired_floor") or {}).get("sweep") for result in results.values()]
+    return [probe for found in sweeps if found for probe in found["probes"]]
 
 
 def parse_args() -> argparse.Namespace:
