@@ -16,10 +16,10 @@ What it does, in one run on one machine state:
 2. Per profile, starts each server in turn as a real process:
    - ``bare-store``: the floor for a server that must fetch features: the bare model server plus one direct read
      of the same features from the same store, nothing else (``benchmarks/bare_store_server.py``);
-   - ``bare``: the same model with every feature inline (``benchmarks/bare_server.py``); run once, in the first
-     profile, since it reads no store;
    - ``kserve``, ``bentoml``: the platform's servers through ``LocalProcessDeployer`` (feature lookup, prediction
      log and metrics all on);
+   - ``bare``: the same model with every feature inline (``benchmarks/bare_server.py``); run once, in the first
+     profile, since it reads no store;
    - ``stock-kserve``, ``stock-bentoml``: what a user wires by hand, the library's own server + a Feast SDK call +
      the scikit-learn model (``benchmarks/stock_kserve.py``, ``benchmarks/stock_bentoml.py``).
 3. Per server: a warm-up, then per repetition an open-loop run of single-entity requests at each of ``--rates`` and
@@ -28,7 +28,8 @@ What it does, in one run on one machine state:
    its higher rates are not run (they would only queue more, for longer).  Then the sweep: single-entity runs at
    rising rates, past the listed ones in 25% steps until the server fails, give the highest rate whose p99 stays
    within ``--p99-target-ms`` with no failures; it starts above the highest of ``--rates`` whose cells the server
-   held in every repetition (they count as its lower steps).
+   held in every repetition (they count as its lower steps); the servers measured after the platform's end
+   their sweeps at the floor's highest step.
 4. The floor is measured beside the platform's servers, not only before them: ``bare-store`` keeps running, idle,
    while ``kserve`` and ``bentoml`` are measured; each of their single-entity cells gets a floor run at the same
    rate seconds away, and the floor sweeps beside them step by step (alternating which goes first).  Their CPU and
@@ -83,7 +84,8 @@ from benchmarks.serving_world import (  # noqa: E402
     stored_inputs,
 )
 
-SERVERS = ("bare-store", "bare", "kserve", "bentoml", "stock-kserve", "stock-bentoml")
+SERVERS = ("bare-store", "kserve", "bentoml", "bare", "stock-kserve", "stock-bentoml")
+"""In the order they run: the floor first, the platform's servers beside it, then the rest up to its top step."""
 PAIRED = ("kserve", "bentoml")
 """The servers whose single-entity cells each get a floor run beside them (the CPU targets are theirs)."""
 SWEEP_RATES = (200.0, 400.0, 800.0, 1200.0, 1600.0, 2000.0)
@@ -212,13 +214,18 @@ def swaps_counted(server: Server) -> float:
 
 
 def measure(
-    server: Server, settings: Any, args: argparse.Namespace, floor: Server | None = None, sweep: bool = True
+    server: Server,
+    settings: Any,
+    args: argparse.Namespace,
+    floor: Server | None = None,
+    sweep: bool = True,
+    ceiling: float = SWEEP_CEILING,
 ) -> dict[str, Any]:
-    """Warm-up; per repetition single-entity runs at every rate and a batch run; the sweep (unless ``sweep`` is
-    false or ``args.sweep`` empty); for the platform's servers a model swap under load.  With ``floor`` (the
-    platform's servers, while ``bare-store`` still runs), every single-entity cell gets a floor run at the same
-    rate beside it (``paired_cells``) and the floor sweeps beside the server (``sweep_rates``); those floor runs
-    are the ratios' denominators and are returned as ``paired_floor``."""
+    """Warm-up; per repetition single-entity runs at every rate and a batch run; the sweep up to ``ceiling``
+    (unless ``sweep`` is false or ``args.sweep`` empty); for the platform's servers a model swap under load.
+    With ``floor`` (the platform's servers, while ``bare-store`` still runs), every single-entity cell gets a floor
+    run at the same rate beside it (``paired_cells``) and the floor sweeps beside the server (``sweep_rates``);
+    those floor runs are the ratios' denominators and are returned as ``paired_floor``."""
     load(server.url, server.bodies[0], rate=50, duration=3, cpu_split=args.cpu_split)
     singles: dict[str, list[dict[str, Any]]] = {str(rate): [] for rate in args.rates}
     paired: dict[str, list[dict[str, Any]]] = {str(rate): [] for rate in args.rates}
@@ -244,7 +251,7 @@ def measure(
     floor_found: dict[str, Any] | None = None
     if sweep and args.sweep:
         if floor is None:
-            found = sweep_rates([server], args, held_rate([singles], args))[0]
+            found = sweep_rates([server], args, held_rate([singles], args), ceiling)[0]
         else:
             floor_found, found = sweep_rates([floor, server], args, held_rate([singles, paired], args))
     swap = swap_under_load(server, settings, args) if server.name in PAIRED else None
@@ -301,7 +308,9 @@ def drain(server: Server) -> None:
             return
 
 
-def sweep_rates(servers: list[Server], args: argparse.Namespace, held: float) -> list[dict[str, Any]]:
+def sweep_rates(
+    servers: list[Server], args: argparse.Namespace, held: float, ceiling: float = SWEEP_CEILING
+) -> list[dict[str, Any]]:
     """Single-entity runs at rising rates (``args.sweep``, then on by ``SWEEP_GROWTH``), each server until its
     first failed step: its sustainable rate is the last step that kept p99 within the target with no failures.
     A sweep rather than a bisection: one noisy short run cannot send a bisection off course, and the points draw
@@ -323,7 +332,7 @@ def sweep_rates(servers: list[Server], args: argparse.Namespace, held: float) ->
     going = list(range(len(servers)))
     index = next((at for at, rate in enumerate(args.sweep) if rate > held), len(args.sweep) - 1)
     rate = args.sweep[index]
-    while going and rate <= SWEEP_CEILING:
+    while going and rate <= ceiling:
         for position in going if index % 2 == 0 else going[::-1]:
             point = sweep_step(servers[position], rate, args)
             found[position]["probes"].append(point)
@@ -445,7 +454,7 @@ def print_table(profile: str, results: dict[str, dict[str, Any]], args: argparse
                 f"{name:<14} {swap['swaps']:>6.0f} {swap['failed']:>8} {swap['sent']:>8} {result['accepted']:>10} "
                 f"{result['logged']:>10}"
             )
-    if sweep_probes(results):
+    if any(result.get("sweep") for result in results.values()) or floor_steps(results):
         print(f"\n[{profile}] highest single-entity rate with p99 <= {args.p99_target_ms:.0f} ms and no failures")
         print(
             f"ratios: {', '.join(PAIRED)} to the floor's sweep beside theirs (the row above each), others to its best"
@@ -637,8 +646,8 @@ class Profile:
 
 
 def run_profile(profile: Profile, servers: list[str], args: argparse.Namespace, supervisor: Any) -> None:
-    """Every server of the profile in turn, the floor first: its sweep sets where the others' sweeps end, and it
-    keeps running (idle) beside the platform's servers for the floor runs paired with their cells."""
+    """Every server of the profile in turn, the floor first; it keeps running (idle) beside the platform's servers
+    for the floor runs paired with their cells, and the highest step it ran ends the other servers' sweeps."""
     floor: Server | None = None
     with contextlib.ExitStack() as floor_running:
         for name in servers:
@@ -649,20 +658,24 @@ def run_profile(profile: Profile, servers: list[str], args: argparse.Namespace, 
                 if name == "bare-store":  # it sweeps beside each platform server, else alone
                     result = measure(server, profile.settings, args, sweep=not set(PAIRED) & set(servers))
                     floor = server
+                elif name in PAIRED:
+                    result = measure(server, profile.settings, args, floor)
                 else:
-                    result = measure(server, profile.settings, args, floor if name in PAIRED else None)
+                    result = measure(
+                        server, profile.settings, args, ceiling=max(floor_steps(profile.results), default=SWEEP_CEILING)
+                    )
             result["accepted"], result["logged"] = server.accepted, server.logged
             profile.results[name] = result
-    steps = [probe["rate"] for probe in sweep_probes(profile.results)]
-    if steps:  # the highest step any server ran, twice: the generator, not the servers, must not be the limit
+    steps = floor_steps(profile.results)
+    if steps:  # twice the floor's highest step: the generator, not the servers, must not be the limit
         profile.load_check = check_load_generator(2 * max(steps), args, supervisor)
 
 
-def sweep_probes(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every sweep step of a profile, the floor's beside the platform's servers included."""
-    sweeps = [result.get("sweep") for result in results.values()]
+def floor_steps(results: dict[str, dict[str, Any]]) -> list[float]:
+    """The rates of every sweep step the floor ran in a profile, alone or beside the platform's servers."""
+    sweeps = [(results.get("bare-store") or {}).get("sweep")]
     sweeps += [(result.get("paired_floor") or {}).get("sweep") for result in results.values()]
-    return [probe for found in sweeps if found for probe in found["probes"]]
+    return [probe["rate"] for found in sweeps if found for probe in found["probes"]]
 
 
 def parse_args() -> argparse.Namespace:
