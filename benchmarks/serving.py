@@ -1,12 +1,12 @@
 """Serving latency and throughput on both profiles: the platform's servers, the stock compositions, two floors.
 
 Usage: uv run python benchmarks/serving.py [--profiles embedded production] [--rates 400 1000]
-           [--batch-rate 320] [--duration 10] [--reps 2]
+           [--batch-rate 320] [--duration 7] [--reps 3]
            [--servers bare-store bare kserve bentoml stock-kserve stock-bentoml]
            [--sweep 200 400 ...] [--sweep-duration 5] [--p99-target-ms 10] [--full]
            [--redis 127.0.0.1:6379] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432] [--cpu-split]
 The defaults are the run docs/performance.md reports (about 30 minutes, ``make bench-serving``, plus about
-3 minutes the first time for the production world); ``--full`` is the finer sweep with 3 repetitions of 15 s;
+3 minutes the first time for the production world); ``--full`` is the finer sweep with 5 repetitions of 15 s;
 ``--sweep`` with no rates skips the sweep and the plot.
 
 What it does, in one run on one machine state:
@@ -691,22 +691,24 @@ def floor_steps(results: dict[str, dict[str, Any]]) -> list[float]:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", nargs="+", default=list(PROFILES), choices=PROFILES)
-    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--duration", type=float, default=7.0, help="seconds per cell")
     parser.add_argument("--rates", type=float, nargs="+", default=[400.0, 1000.0])
     parser.add_argument("--batch-rate", type=float, default=320.0, help="32-entity batches/s (320: 10,240 entities/s)")
-    parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument(
+        "--reps", type=int, default=3, help="repetitions per cell: 3, so one noisy run cannot decide a median"
+    )
     parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
     parser.add_argument("--sweep", type=float, nargs="*", default=None, help="rates for the max-rate sweep and plot")
     parser.add_argument("--p99-target-ms", type=float, default=10.0)
     parser.add_argument("--sweep-duration", type=float, default=5.0)
-    parser.add_argument("--full", action="store_true", help="the finer sweep, 3 repetitions of 15 s, 10 s steps")
+    parser.add_argument("--full", action="store_true", help="the finer sweep, 5 repetitions of 15 s, 10 s steps")
     parser.add_argument("--redis", default=Stores.redis, help="host:port of the production profile's Redis")
     parser.add_argument("--postgres", default=Stores.postgres, help="SQLAlchemy URL of its PostgreSQL server")
     parser.add_argument("--entities", type=int, default=Stores.entities, help="customers in the production store")
     parser.add_argument("--cpu-split", action=argparse.BooleanOptionalAction, default=(os.cpu_count() or 1) >= 2)
     args = parser.parse_args()
     if args.full:
-        args.reps, args.duration, args.sweep_duration = 3, 15.0, 10.0
+        args.reps, args.duration, args.sweep_duration = 5, 15.0, 10.0
     if args.sweep is None:
         args.sweep = list(FULL_SWEEP_RATES if args.full else SWEEP_RATES)
     args.stores = Stores(args.redis, args.postgres, args.entities)
