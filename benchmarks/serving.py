@@ -36,7 +36,7 @@ What it does, in one run on one machine state:
    rate seconds away, and the floor sweeps beside them step by step (alternating which goes first).  Their CPU and
    sustained-rate ratios are to those floor runs, so both sides of each ratio come from the same minutes of a
    machine whose speed drifts by more than the targets' margins.  The load generator is then checked against a
-   trivial endpoint (``benchmarks/trivial_server.py``, on the servers' CPU) at twice the highest step run.
+   trivial endpoint (``benchmarks/trivial_server.py``, on the servers' CPU) at twice the floor's highest step.
 5. Prints, per profile, a table of medians (min-max over repetitions) with ratios to ``bare-store``'s runs (the
    ones beside them, for the platform's servers), writes ``results.json`` next to the worlds and plots latency
    against rate for both profiles (``docs/images/serving-latency-vs-rate.png``).
