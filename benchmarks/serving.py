@@ -5,8 +5,8 @@ Usage: uv run python benchmarks/serving.py [--profiles embedded production] [--r
            [--servers bare-store bare kserve bentoml stock-kserve stock-bentoml]
            [--sweep 200 400 ...] [--sweep-duration 5] [--p99-target-ms 10] [--full]
            [--redis 127.0.0.1:6379] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432] [--cpu-split]
-The defaults are the run docs/performance.md reports (about 30 minutes, ``make bench-serving``, plus about
-3 minutes the first time for the production world); ``--full`` is the finer sweep with 5 repetitions of 15 s;
+The defaults are the run docs/performance.md reports (``make bench-serving``: 26.4 minutes from a fresh clone,
+both worlds' build included, on 2026-12-06); ``--full`` is the finer sweep with 5 repetitions of 15 s;
 ``--sweep`` with no rates skips the sweep and the plot.
 
 What it does, in one run on one machine state:
@@ -402,11 +402,6 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(run[key] for run in runs))
 
 
-def _median_of(result: dict[str, Any] | None, rate: float, key: str) -> float | None:
-    runs = (result or {}).get("singles", {}).get(str(rate))
-    return _median(runs, key) if runs else None
-
-
 def print_row(
     name: str, rate: float, runs: list[dict[str, Any]], floor_p99: float | None, floor_cpu: float | None
 ) -> None:
@@ -438,11 +433,14 @@ def print_table(profile: str, results: dict[str, dict[str, Any]], args: argparse
                 print(f"{name:<14} {rate:>6.0f}   not run: saturated at a lower rate (p99 over 20x the target)")
                 continue
             beside = (result.get("paired_floor") or {}).get("singles", {}).get(str(rate))
-            if beside:  # the floor's runs beside this server's cells are its ratios' denominators
-                print_row("  floor beside", rate, beside, _median(beside, "p99_ms"), _median(beside, "server_cpu_ms"))
-                print_row(name, rate, runs, _median(beside, "p99_ms"), _median(beside, "server_cpu_ms"))
-            else:
-                print_row(name, rate, runs, _median_of(floor, rate, "p99_ms"), _median_of(floor, rate, "server_cpu_ms"))
+            # the floor's runs beside this server's cells, where it has them, are its ratios' denominators
+            floor_runs = beside or (floor or {}).get("singles", {}).get(str(rate))
+            floor_p99, floor_cpu = (
+                (_median(floor_runs, "p99_ms"), _median(floor_runs, "server_cpu_ms")) if floor_runs else (None, None)
+            )
+            if beside:
+                print_row("  floor beside", rate, beside, floor_p99, floor_cpu)
+            print_row(name, rate, runs, floor_p99, floor_cpu)
     offered = args.batch_rate * BATCH
     print(f"\n[{profile}] batches of {BATCH} at {args.batch_rate:.0f}/s ({offered:.0f} entity predictions/s offered)")
     print(f"{'server':<14} {'p50 ms':>18} {'p99 ms':>20} {'entities/s':>24} {'failed':>6}")
@@ -469,9 +467,7 @@ def print_table(profile: str, results: dict[str, dict[str, Any]], args: argparse
         print(
             f"ratios: {', '.join(PAIRED)} to the floor's sweep beside theirs (the row above each), others to its best"
         )
-        floor_sweeps = [(floor or {}).get("sweep")]
-        floor_sweeps += [(result.get("paired_floor") or {}).get("sweep") for result in results.values()]
-        floor_best = max((found["max_rate"] for found in floor_sweeps if found), default=None)
+        floor_best = max((found["max_rate"] for found in floor_sweeps(results)), default=None)
         for name, result in results.items():
             if name == "bare-store" and not result.get("sweep"):
                 print(f"{name:<14} {floor_best or 0:>6.0f}/s  its best, beside the platform's servers")
@@ -681,11 +677,16 @@ def run_profile(profile: Profile, servers: list[str], args: argparse.Namespace, 
         profile.load_check = check_load_generator(2 * max(steps), args, supervisor)
 
 
-def floor_steps(results: dict[str, dict[str, Any]]) -> list[float]:
-    """The rates of every sweep step the floor ran in a profile, alone or beside the platform's servers."""
+def floor_sweeps(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every sweep the floor ran in a profile, alone or beside the platform's servers."""
     sweeps = [(results.get("bare-store") or {}).get("sweep")]
     sweeps += [(result.get("paired_floor") or {}).get("sweep") for result in results.values()]
-    return [probe["rate"] for found in sweeps if found for probe in found["probes"]]
+    return [found for found in sweeps if found]
+
+
+def floor_steps(results: dict[str, dict[str, Any]]) -> list[float]:
+    """The rates of every sweep step the floor ran in a profile."""
+    return [probe["rate"] for found in floor_sweeps(results) for probe in found["probes"]]
 
 
 def parse_args() -> argparse.Namespace:
