@@ -357,9 +357,8 @@ def test_drift_alerts_and_retrains_on_the_model_page(ui_world: UiWorld, browser:
 
     # The retrain run in Airflow, then the gate's verdict on the version it registered.
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    while re.match(
-        r"run (queued|running)", page.locator(triggered).first.get_by_test_id("retrain-outcome").inner_text()
-    ):
+    in_progress = r"run (queued|running)|v\d+ registered, awaiting the gate's verdict"
+    while re.match(in_progress, page.locator(triggered).first.get_by_test_id("retrain-outcome").inner_text()):
         assert time.monotonic() < deadline, "the retrain run did not finish"
         page.wait_for_timeout(2000)
         page.reload()

@@ -656,3 +656,17 @@ def test_runs_page_and_api_show_why_a_run_failed(world: World) -> None:
     page = world.client.get("/runs").text
     assert 'data-testid="failure-reason"' in page
     assert "TrainingDataError: label source x.parquet does not exist" in page
+
+
+def test_a_finished_retrain_whose_verdict_the_registry_read_missed_is_shown_as_awaiting_it(world: World) -> None:
+    """The page reads the registry before Airflow: a run that ended in between has a version but no gate tag yet.
+    That is not "registered, not champion" (a verdict that left it challenger); the next reload has the verdict."""
+    records = world.services.retrains
+    claimed = records.claim(_alert("ff", NOW), "train_fraud_detector", "retrain__f", "drift", first_attempt_at=NOW)
+    assert claimed is not None
+    records.triggered(claimed.id, "retrain__f")
+    world.registry.models[MODEL] += [version_info(7, 0.95, 0.8, {f"{Lineage.PREFIX}dag_run_id": "retrain__f"})]
+    world.orchestrator.list_runs = lambda dag_id, limit: [_run(dag_id, "retrain__f")]  # type: ignore[method-assign]
+    logged_in(world, "viewer")
+    row = section(world.client.get(f"/models/{MODEL}").text, f'data-retrain="{claimed.id}"')
+    assert "v7 registered, awaiting the gate&#39;s verdict" in row and "not champion" not in row

@@ -101,7 +101,10 @@ class RetrainRow:
         if self.promotion is not None:
             return Badge("ok", f"{version} became champion")
         gate = self.version.gate
-        if gate is not None and not gate.get("passed"):
+        if gate is None:
+            # The registry was read before the run's last task wrote its verdict; the next read has it.
+            return Badge("unknown", f"{version} registered, awaiting the gate's verdict")
+        if not gate.get("passed"):
             return Badge("warn", f"{version} refused by the gate; the champion stays")
         return Badge("unknown", f"{version} registered, not champion")
 
