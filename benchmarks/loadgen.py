@@ -4,8 +4,14 @@ A closed loop (send, wait, send) slows down with the server and hides its tail; 
 ``start + i / rate`` and its latency is measured from that due time, so queueing in the server (or in this
 client falling behind) shows up in the percentiles.  Run as a separate process, ideally on its own core.
 
-Usage: python benchmarks/loadgen.py URL BODIES.json --rate 200 --duration 20
-Prints one JSON object: sent, ok, failed, statuses, throughput and latency percentiles in milliseconds.
+Usage: python benchmarks/loadgen.py URL BODIES.json --rate 200 --duration 20 [--also URL2 BODIES2.json]
+Prints one JSON object: sent, ok, failed, statuses, throughput and latency percentiles in milliseconds; with
+``--also``, a JSON list of one such object per server, in the order given.
+
+With ``--also`` the schedule is shared out in turns of ``--slice`` seconds (``run_interleaved``): each server gets
+the rate during its turns and idles during the others'.  Two servers measured so are compared in the same seconds
+of the same machine, which on a shared virtual machine drifts by more than the difference being measured between
+two runs a minute apart (docs/performance.md).
 
 Why HTTP/1.1 by hand over asyncio protocols rather than an HTTP client library: the generator must sustain twice
 the highest rate any server reaches (about 8,000 requests/s here) on one core.  aiohttp's client spent about
@@ -31,6 +37,9 @@ import numpy as np
 
 CONNECTIONS = 128
 """Requests in flight at most (aiohttp's default pool size, which the generator used before)."""
+SLICE_S = 0.5
+"""With several servers, the length of each one's turn: short against the machine's drift, long against the few
+milliseconds a server idle during the others' turns may take to wake."""
 TIMEOUT_S = 10.0
 """An answer later than this after its due time counts as a failure (``TimeoutError``), as a client's would."""
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
@@ -193,35 +202,57 @@ def http_requests(url: str, bodies: list[Any]) -> tuple[str, int, list[bytes]]:
 
 
 async def run(url: str, bodies: list[Any], rate: float, duration: float) -> dict[str, Any]:
+    return (await run_interleaved([(url, bodies)], rate, duration))[0]
+
+
+async def run_interleaved(
+    targets: list[tuple[str, list[Any]]], rate: float, duration: float, slice_s: float = SLICE_S
+) -> list[dict[str, Any]]:
+    """One fixed schedule at ``rate`` for ``duration``, shared out among ``targets`` in turns of ``slice_s``: request
+    ``i`` is due at ``start + i / rate`` and goes to target ``(i // per_turn) % len(targets)``.  Each target's
+    result covers its own requests; its ``seconds`` is its share of the run."""
     total = int(rate * duration)
-    host, port, requests = http_requests(url, bodies)
-    results = Results(total)
-    pool = Pool(host, port, results)
+    per_turn = max(1, round(rate * slice_s))
+    owner = [(index // per_turn) % len(targets) for index in range(total)]
+    pools, prepared, results = [], [], []
+    for position, (url, bodies) in enumerate(targets):
+        host, port, requests = http_requests(url, bodies)
+        results.append(Results(owner.count(position)))
+        pools.append(Pool(host, port, results[-1]))
+        prepared.append(requests)
+    sent = [0] * len(targets)
     start = time.perf_counter() + 0.2
     index = 0
     while index < total:
         now = time.perf_counter()
         while index < total and start + index / rate <= now:
-            pool.submit(requests[index % len(requests)], start + index / rate)
+            target = owner[index]
+            pools[target].submit(prepared[target][sent[target] % len(prepared[target])], start + index / rate)
+            sent[target] += 1
             index += 1
         if index < total:
             await asyncio.sleep(start + index / rate - time.perf_counter())
     try:
-        await asyncio.wait_for(results.done.wait(), TIMEOUT_S)
+        await asyncio.wait_for(asyncio.gather(*(result.done.wait() for result in results)), TIMEOUT_S)
     except TimeoutError:
-        unanswered = total - sum(results.statuses.values())
-        results.statuses["TimeoutError"] += unanswered
+        for result in results:
+            result.statuses["TimeoutError"] += result.total - sum(result.statuses.values())
     elapsed = time.perf_counter() - start
-    pool.close()
+    for pool in pools:
+        pool.close()
+    return [summary(result, elapsed * result.total / max(total, 1)) for result in results]
+
+
+def summary(results: Results, seconds: float) -> dict[str, Any]:
     latencies = results.latencies
     values = np.array(latencies) if latencies else np.array([float("nan")])
     return {
-        "sent": total,
+        "sent": results.total,
         "ok": len(latencies),
-        "failed": total - len(latencies),
+        "failed": results.total - len(latencies),
         "statuses": dict(results.statuses),
-        "seconds": elapsed,
-        "throughput_rps": len(latencies) / elapsed,
+        "seconds": seconds,
+        "throughput_rps": len(latencies) / seconds,
         "p50_ms": float(np.percentile(values, 50)),
         "p95_ms": float(np.percentile(values, 95)),
         "p99_ms": float(np.percentile(values, 99)),
@@ -235,13 +266,16 @@ def main() -> None:
     parser.add_argument("bodies", type=Path)
     parser.add_argument("--rate", type=float, required=True)
     parser.add_argument("--duration", type=float, required=True)
+    parser.add_argument("--also", nargs=2, action="append", default=[], metavar=("URL", "BODIES"))
+    parser.add_argument("--slice", type=float, default=SLICE_S, help="seconds of each server's turn with --also")
     args = parser.parse_args()
-    bodies = json.loads(args.bodies.read_text())
+    targets = [(url, json.loads(Path(path).read_text())) for url, path in [(args.url, args.bodies), *args.also]]
     import uvloop
 
     # uvloop's event loop: the stock one's scheduling cost made this generator, not the servers, the limit
     # above about 1,000 requests/s on one core.
-    print(json.dumps(uvloop.run(run(args.url, bodies, args.rate, args.duration))))
+    results = uvloop.run(run_interleaved(targets, args.rate, args.duration, args.slice))
+    print(json.dumps(results if args.also else results[0]))
 
 
 if __name__ == "__main__":

@@ -32,8 +32,9 @@ What it does, in one run on one machine state:
    held in every repetition (they count as its lower steps); the servers measured after the platform's end
    their sweeps at the floor's highest step.
 4. The floor is measured beside the platform's servers, not only before them: ``bare-store`` keeps running, idle,
-   while ``kserve`` and ``bentoml`` are measured; each of their single-entity cells gets a floor run at the same
-   rate seconds away, and the floor sweeps beside them step by step (alternating which goes first).  Their CPU and
+   while ``kserve`` and ``bentoml`` are measured; each of their single-entity cells is one run shared in half-second
+   turns with the floor at the same rate, and the floor sweeps beside them step by step (alternating which goes
+   first).  Their CPU and
    sustained-rate ratios are to those floor runs, so both sides of each ratio come from the same minutes of a
    machine whose speed drifts by more than the targets' margins.  The load generator is then checked against a
    trivial endpoint (``benchmarks/trivial_server.py``, on the servers' CPU) at twice the floor's highest step.
@@ -105,27 +106,49 @@ ACCEPTED: dict[str, int] = {}
 """Entity predictions answered with 200 per URL, to compare with the prediction log's records."""
 
 
-def start_load(url: str, bodies: list[Any], rate: float, duration: float, cpu_split: bool) -> Any:
-    """The load generator in its own process (on CPU 1 with ``cpu_split``)."""
-    path = WORLD / f"bodies-{len(bodies)}-{abs(hash(url))}.json"
-    path.write_text(json.dumps(bodies))
-    command = [sys.executable, str(ROOT / "benchmarks" / "loadgen.py"), url, str(path), "--rate", str(rate)]
+def start_load(
+    url: str,
+    bodies: list[Any],
+    rate: float,
+    duration: float,
+    cpu_split: bool,
+    also: tuple[tuple[str, list[Any]], ...] = (),
+) -> Any:
+    """The load generator in its own process (on CPU 1 with ``cpu_split``); with ``also``, the schedule is shared
+    out in turns among ``url`` and those servers (``loadgen.run_interleaved``)."""
+    targets = [(url, bodies), *also]
+    paths = [_bodies_file(each_url, each_bodies) for each_url, each_bodies in targets]
+    command = [sys.executable, str(ROOT / "benchmarks" / "loadgen.py"), url, str(paths[0]), "--rate", str(rate)]
     command += ["--duration", str(duration)]
+    for (other_url, _), path in zip(also, paths[1:], strict=True):
+        command += ["--also", other_url, str(path)]
     if cpu_split:
         command = ["taskset", "-c", "1", *command]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    process.entities_per_request = _entities_per_request(bodies[0])  # type: ignore[attr-defined]
-    process.url = url  # type: ignore[attr-defined]
+    process.targets = [(each_url, _entities_per_request(each[0])) for each_url, each in targets]  # type: ignore[attr-defined]
     return process
 
 
-def finish_load(process: Any) -> dict[str, Any]:
+def _bodies_file(url: str, bodies: list[Any]) -> Path:
+    path = WORLD / f"bodies-{len(bodies)}-{abs(hash(url))}.json"
+    path.write_text(json.dumps(bodies))
+    return path
+
+
+def finish_loads(process: Any) -> list[dict[str, Any]]:
+    """Each target's result, in the order ``start_load`` was given them."""
     stdout, stderr = process.communicate()
     if process.returncode != 0:
         raise RuntimeError(f"load generator failed: {stderr[-2000:]}")
-    result = dict(json.loads(stdout.strip().splitlines()[-1]))
-    ACCEPTED[process.url] = ACCEPTED.get(process.url, 0) + result["ok"] * process.entities_per_request
-    return result
+    printed = json.loads(stdout.strip().splitlines()[-1])
+    results = [dict(each) for each in (printed if isinstance(printed, list) else [printed])]
+    for (url, entities_per_request), result in zip(process.targets, results, strict=True):
+        ACCEPTED[url] = ACCEPTED.get(url, 0) + result["ok"] * entities_per_request
+    return results
+
+
+def finish_load(process: Any) -> dict[str, Any]:
+    return finish_loads(process)[0]
 
 
 def _entities_per_request(body: dict[str, Any]) -> int:
@@ -172,6 +195,19 @@ def single_run(server: Server, rate: float, duration: float, cpu_split: bool) ->
     result["server_cpu_ms"] = (server_cpu_seconds(server.pid) - cpu_before) * 1000.0 / max(result["ok"], 1)
     result["rate"] = rate
     return result
+
+
+def interleaved_runs(servers: list[Server], rate: float, duration: float, cpu_split: bool) -> list[dict[str, Any]]:
+    """``single_run`` of each server at once, the schedule shared out in half-second turns (``loadgen --also``):
+    each gets ``duration`` seconds of load at ``rate``, in the same seconds as the others."""
+    before = [server_cpu_seconds(server.pid) for server in servers]
+    first, *others = servers
+    also = tuple((server.url, server.bodies[0]) for server in others)
+    results = finish_loads(start_load(first.url, first.bodies[0], rate, len(servers) * duration, cpu_split, also))
+    for server, spent, result in zip(servers, before, results, strict=True):
+        result["server_cpu_ms"] = (server_cpu_seconds(server.pid) - spent) * 1000.0 / max(result["ok"], 1)
+        result["rate"] = rate
+    return results
 
 
 def swap_under_load(server: Server, settings: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -269,17 +305,23 @@ def measure(
 def paired_cells(
     server: Server, floor: Server | None, repetition: int, rate: float, args: argparse.Namespace
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """One single-entity cell of ``server`` at ``rate`` and, with ``floor``, one of the floor beside it, in the
-    order floor-server in even repetitions and server-floor in odd ones (ABBA), each followed by a drain.
+    """One single-entity cell of ``server`` at ``rate`` and, with ``floor``, one of the floor taken in the same
+    run: the load generator alternates between the two in half-second turns (``interleaved_runs``), the floor's
+    turn first in even repetitions and the server's in odd ones; then a drain of each.
 
     Why: the CPU-per-request ratio compares two servers, and on a shared virtual machine the CPU a request costs
     drifts by more than the distance to the target within minutes (docs/performance.md, 2026-12-06, evening: the
     same servers' cost rose 30-40% between runs 20 minutes apart while the floor's, measured first, did not move).
-    A floor run seconds away from each cell, in alternating order, puts the two sides of the ratio in the same
-    machine state; the floor's own cells, minutes earlier, stay in the table beside it."""
+    Runs seconds apart still differed by up to 40% (2026-12-06, night); turns of half a second put both sides of
+    the ratio in the same machine state (2026-12-06, late night: KServe's ratio at 400/s within 1.19-1.24 over six
+    such runs while both servers' own cost moved by 17%).  The floor's own cells, minutes earlier, stay in the
+    table beside it."""
     order = [server] if floor is None else ([floor, server] if repetition % 2 == 0 else [server, floor])
-    for each in order:
-        cell = single_run(each, rate, args.duration, args.cpu_split)
+    if floor is None:
+        cells = [single_run(server, rate, args.duration, args.cpu_split)]
+    else:
+        cells = interleaved_runs(order, rate, args.duration, args.cpu_split)
+    for each, cell in zip(order, cells, strict=True):
         label = each.name if each is server else f"{each.name} (beside {server.name})"
         print(
             f"  {label} rep {repetition + 1} @{rate:.0f}/s: p99 {cell['p99_ms']:.1f} ms, "

@@ -4,8 +4,9 @@ endpoint, both in one process (``benchmarks/loadgen.py``, ``benchmarks/trivial_s
 from __future__ import annotations
 
 import asyncio
+import time
 
-from benchmarks.loadgen import response_end, run
+from benchmarks.loadgen import response_end, run, run_interleaved
 from benchmarks.trivial_server import Trivial
 
 
@@ -30,3 +31,45 @@ def test_every_request_is_sent_on_schedule_and_answered() -> None:
     assert result["sent"] == 400 and result["ok"] == 400 and result["failed"] == 0
     assert result["statuses"] == {"200": 400}
     assert 0.95 <= float(str(result["seconds"])) < 2.0  # a fixed schedule: the run lasts its duration
+
+
+class Stamped(Trivial):
+    """The trivial endpoint, noting when each request reached it."""
+
+    arrivals: list[float]
+
+    def data_received(self, data: bytes) -> None:
+        self.arrivals.append(time.perf_counter())
+        super().data_received(data)
+
+
+def test_two_servers_share_one_schedule_in_turns() -> None:
+    """``--also``: each server gets the rate during its own half-second turns and nothing during the other's."""
+    arrivals: tuple[list[float], list[float]] = ([], [])
+
+    async def against_two_endpoints() -> list[dict[str, object]]:
+        loop = asyncio.get_running_loop()
+        servers = [
+            await loop.create_server(lambda seen=seen: _stamped(seen), "127.0.0.1", 0)  # type: ignore[misc]
+            for seen in arrivals
+        ]
+        urls = [f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/noop" for server in servers]
+        try:
+            return await run_interleaved([(url, [{"noop": [0]}]) for url in urls], 400.0, 2.0, slice_s=0.5)
+        finally:
+            for server in servers:
+                server.close()
+
+    first, second = asyncio.run(against_two_endpoints())
+    assert (first["sent"], first["ok"], second["sent"], second["ok"]) == (400, 400, 400, 400)
+    assert 0.9 <= float(str(first["seconds"])) < 1.5  # its share of the two seconds
+    start = min(arrivals[0])
+    turns = [[int((moment - start) / 0.5) % 2 for moment in seen] for seen in arrivals]
+    # Turns alternate, the first server's first (a request of a turn's last moments may arrive just after it).
+    assert turns[0].count(1) <= 4 and turns[1].count(0) <= 4 and len(turns[1]) >= 380
+
+
+def _stamped(arrivals: list[float]) -> Stamped:
+    protocol = Stamped()
+    protocol.arrivals = arrivals
+    return protocol
