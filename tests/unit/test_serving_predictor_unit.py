@@ -112,6 +112,25 @@ def test_metrics_track_one_served_version() -> None:
     assert ServingMetrics().render() != b""  # a second instance does not clash with the first
 
 
+def test_metrics_stay_in_memory_where_a_multiprocess_directory_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in a BentoML worker, whose arbiter sets ``PROMETHEUS_MULTIPROC_DIR`` before prometheus_client picks its
+    value class: the server's series still count in memory and write no file there."""
+    from prometheus_client import values
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue())  # what the import picked there
+    metrics = ServingMetrics()
+    series = metrics.model_series("m")
+    series.requests["ok"].inc()
+    series.stages["total"].observe(0.002)
+    assert list(tmp_path.iterdir()) == []
+    text = metrics.render().decode()
+    assert 'mlplatform_serving_requests_total{model="m",outcome="ok"} 1.0' in text
+    assert 'mlplatform_serving_stage_seconds_count{model="m",stage="total"} 1.0' in text
+
+
 def test_v2_tensors_map_to_entities_and_back() -> None:
     from kserve import InferInput, InferOutput, InferRequest, InferResponse
 

@@ -60,10 +60,24 @@ class ModelSeries:
     rejected: Any
 
 
+def keep_values_in_process() -> None:
+    """Hold this process's metric values in memory from now on, whatever ``PROMETHEUS_MULTIPROC_DIR`` says.
+
+    Why: BentoML's arbiter sets that variable for its workers (and Feast's metrics module sets it when it is
+    imported first), and prometheus_client then keeps every value in a memory-mapped file, written under a lock on
+    each increment: about a tenth of BentoML's CPU per one-entity request over the floor went there.  The files
+    serve nothing here: ``/metrics`` renders the private registry from this process's own values, one worker per
+    server (``render_metrics``)."""
+    from prometheus_client import values
+
+    values.ValueClass = values.MutexValue
+
+
 class ServingMetrics:
     """Every series a model server exports; one instance per server process."""
 
     def __init__(self) -> None:
+        keep_values_in_process()
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "mlplatform_serving_requests",
