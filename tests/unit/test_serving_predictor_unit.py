@@ -120,7 +120,8 @@ def test_metrics_stay_in_memory_where_a_multiprocess_directory_is_set(
     from prometheus_client import values
 
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue())  # what the import picked there
+    picked = values.MultiProcessValue()  # type: ignore[no-untyped-call]  # what the import picked there
+    monkeypatch.setattr(values, "ValueClass", picked)
     metrics = ServingMetrics()
     series = metrics.model_series("m")
     series.requests["ok"].inc()
