@@ -5,7 +5,7 @@ Usage: uv run python benchmarks/serving.py [--profiles embedded production] [--r
            [--servers bare-store bare kserve bentoml stock-kserve stock-bentoml]
            [--sweep 200 400 ...] [--sweep-duration 5] [--p99-target-ms 10] [--full]
            [--redis 127.0.0.1:6379] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432] [--cpu-split]
-The defaults are the run docs/performance.md reports (``make bench-serving``: 26.4 minutes from a fresh clone,
+The defaults are the run docs/performance.md reports (``make bench-serving``: 25.5 minutes from a fresh clone,
 both worlds' build included, on 2026-12-06); ``--full`` is the finer sweep with 5 repetitions of 15 s;
 ``--sweep`` with no rates skips the sweep and the plot.
 
@@ -29,15 +29,15 @@ What it does, in one run on one machine state:
    (the stock compositions) runs no batches and no second repetition.  Then the sweep: single-entity runs at
    rising rates, past the listed ones in 25% steps until the server fails, then one step between the last rate
    held and the first failed (``refine``), give the highest rate whose p99 stays within ``--p99-target-ms`` with
-   no failures; it starts above the highest of ``--rates`` whose cells the server
-   held in every repetition (they count as its lower steps); the servers measured after the platform's end
-   their sweeps at the floor's highest step.
+   no failures; it starts above the highest of ``--rates`` whose cells the server held in every repetition (they
+   count as its lower steps); the servers measured after the platform's end their sweeps at the floor's highest
+   step.
 4. The floor is measured beside the platform's servers, not only before them: ``bare-store`` keeps running, idle,
-   while ``kserve`` and ``bentoml`` are measured; each of their single-entity cells is one run shared in half-second
-   turns with the floor at the same rate, and the floor sweeps beside them step by step (alternating which goes
-   first).  Their CPU and
-   sustained-rate ratios are to those floor runs, so both sides of each ratio come from the same minutes of a
-   machine whose speed drifts by more than the targets' margins.  The load generator is then checked against a
+   while ``kserve`` and ``bentoml`` are measured; each of their single-entity cells is one run shared with the
+   floor in half-second turns at the same rate, and the floor sweeps beside them step by step (alternating which
+   goes first).  Their CPU and sustained-rate ratios are to those floor runs, so both sides of each ratio come
+   from the same seconds (cells) or minutes (sweeps) of a machine whose speed drifts by more than the targets'
+   margins.  The load generator is then checked against a
    trivial endpoint (``benchmarks/trivial_server.py``, on the servers' CPU) at twice the floor's highest step.
 5. Prints, per profile, a table of medians (min-max over repetitions) with ratios to ``bare-store``'s runs (the
    ones beside them, for the platform's servers), writes ``results.json`` next to the worlds and plots latency

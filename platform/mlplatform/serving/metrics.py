@@ -65,9 +65,9 @@ def keep_values_in_process() -> None:
 
     Why: BentoML's arbiter sets that variable for its workers (and Feast's metrics module sets it when it is
     imported first), and prometheus_client then keeps every value in a memory-mapped file, written under a lock on
-    each increment: about a tenth of BentoML's CPU per one-entity request over the floor went there.  The files
-    serve nothing here: ``/metrics`` renders the private registry from this process's own values, one worker per
-    server (``render_metrics``)."""
+    each increment: a tenth to a sixth of what BentoML's one-entity requests cost over the floor's went there
+    (docs/performance.md, 2026-12-06, late night).  The files serve nothing here: ``/metrics`` renders the private
+    registry from this process's own values, one worker per server (``render_metrics``)."""
     from prometheus_client import values
 
     values.ValueClass = values.MutexValue
