@@ -37,8 +37,8 @@ What it does, in one run on one machine state:
    floor in half-second turns at the same rate, and the floor sweeps beside them step by step (alternating which
    goes first).  Their CPU and sustained-rate ratios are to those floor runs, so both sides of each ratio come
    from the same seconds (cells) or minutes (sweeps) of a machine whose speed drifts by more than the targets'
-   margins.  The load generator is then checked against a
-   trivial endpoint (``benchmarks/trivial_server.py``, on the servers' CPU) at twice the floor's highest step.
+   margins.  The load generator is then checked against a trivial endpoint (``benchmarks/trivial_server.py``, on
+   the servers' CPU) at twice the floor's highest step.
 5. Prints, per profile, a table of medians (min-max over repetitions) with ratios to ``bare-store``'s runs (the
    ones beside them, for the platform's servers), writes ``results.json`` next to the worlds and plots latency
    against rate for both profiles (``docs/images/serving-latency-vs-rate.png``).
@@ -192,16 +192,13 @@ def count_logged(settings: Any, start: datetime, end: datetime) -> int:
 
 
 def single_run(server: Server, rate: float, duration: float, cpu_split: bool) -> dict[str, Any]:
-    cpu_before = server_cpu_seconds(server.pid)
-    result = load(server.url, server.bodies[0], rate, duration, cpu_split)
-    result["server_cpu_ms"] = (server_cpu_seconds(server.pid) - cpu_before) * 1000.0 / max(result["ok"], 1)
-    result["rate"] = rate
-    return result
+    return interleaved_runs([server], rate, duration, cpu_split)[0]
 
 
 def interleaved_runs(servers: list[Server], rate: float, duration: float, cpu_split: bool) -> list[dict[str, Any]]:
-    """``single_run`` of each server at once, the schedule shared out in half-second turns (``loadgen --also``):
-    each gets ``duration`` seconds of load at ``rate``, in the same seconds as the others."""
+    """A run of each server at ``rate`` for ``duration`` with its CPU per request; with several, the schedule is
+    shared out in half-second turns (``loadgen --also``), each getting its ``duration`` in the same seconds as the
+    others."""
     before = [server_cpu_seconds(server.pid) for server in servers]
     first, *others = servers
     also = tuple((server.url, server.bodies[0]) for server in others)
@@ -320,11 +317,7 @@ def paired_cells(
     such runs while both servers' own cost moved by 17%).  The floor's own cells, minutes earlier, stay in the
     table beside it."""
     order = [server] if floor is None else ([floor, server] if repetition % 2 == 0 else [server, floor])
-    if floor is None:
-        cells = [single_run(server, rate, args.duration, args.cpu_split)]
-    else:
-        cells = interleaved_runs(order, rate, args.duration, args.cpu_split)
-    for each, cell in zip(order, cells, strict=True):
+    for each, cell in zip(order, interleaved_runs(order, rate, args.duration, args.cpu_split), strict=True):
         label = each.name if each is server else f"{each.name} (beside {server.name})"
         print(
             f"  {label} rep {repetition + 1} @{rate:.0f}/s: p99 {cell['p99_ms']:.1f} ms, "

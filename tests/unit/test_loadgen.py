@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 
 from benchmarks.loadgen import response_end, run, run_interleaved
 from benchmarks.trivial_server import Trivial
@@ -34,9 +35,11 @@ def test_every_request_is_sent_on_schedule_and_answered() -> None:
 
 
 class Stamped(Trivial):
-    """The trivial endpoint, noting when each request reached it."""
+    """The trivial endpoint, noting when each request reached it in ``arrivals``."""
 
-    arrivals: list[float]
+    def __init__(self, arrivals: list[float]) -> None:
+        super().__init__()
+        self.arrivals = arrivals
 
     def data_received(self, data: bytes) -> None:
         self.arrivals.append(time.perf_counter())
@@ -49,10 +52,7 @@ def test_two_servers_share_one_schedule_in_turns() -> None:
 
     async def against_two_endpoints() -> list[dict[str, object]]:
         loop = asyncio.get_running_loop()
-        servers = [
-            await loop.create_server(lambda seen=seen: _stamped(seen), "127.0.0.1", 0)  # type: ignore[misc]
-            for seen in arrivals
-        ]
+        servers = [await loop.create_server(partial(Stamped, seen), "127.0.0.1", 0) for seen in arrivals]
         urls = [f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/noop" for server in servers]
         try:
             return await run_interleaved([(url, [{"noop": [0]}]) for url in urls], 400.0, 2.0, slice_s=0.5)
@@ -67,9 +67,3 @@ def test_two_servers_share_one_schedule_in_turns() -> None:
     turns = [[int((moment - start) / 0.5) % 2 for moment in seen] for seen in arrivals]
     # Turns alternate, the first server's first (a request of a turn's last moments may arrive just after it).
     assert turns[0].count(1) <= 4 and turns[1].count(0) <= 4 and len(turns[1]) >= 380
-
-
-def _stamped(arrivals: list[float]) -> Stamped:
-    protocol = Stamped()
-    protocol.arrivals = arrivals
-    return protocol
