@@ -52,6 +52,8 @@ USERS = {"dana": "data-scientist", "alex": "approver", "vic": "viewer"}
 RUN_TIMEOUT_S = 300
 NEW_MODEL = "machines"
 CREATE_TIMEOUT_MS = 180_000
+DEPLOY_TIMEOUT_MS = 240_000
+DRIFT_CHECK_TIMEOUT_MS = 120_000
 
 
 @dataclass
@@ -197,8 +199,10 @@ def test_train_compare_roll_back_promote_and_audit(ui_world: UiWorld, browser: B
     deploy = page.get_by_test_id("deploy-form")
     deploy.get_by_label("Backend").select_option("kserve")
     deploy.get_by_label("Reason").fill("serve the approved champion")
-    deploy.get_by_role("button", name="Deploy").click()
-    expect(page.get_by_test_id("flash")).to_contain_text("fraud_detector is served by kserve", timeout=240_000)
+    # The form's answer waits for the server to be ready: the click's own wait for that navigation needs the
+    # deploy's timeout too (a first KServe start on a fresh machine compiles its imports, over the default 20 s).
+    deploy.get_by_role("button", name="Deploy").click(timeout=DEPLOY_TIMEOUT_MS)
+    expect(page.get_by_test_id("flash")).to_contain_text(f"{MODEL} is served by kserve", timeout=DEPLOY_TIMEOUT_MS)
     expect(page.get_by_test_id("deployment")).to_contain_text("ready")
     expect(page.get_by_test_id("lineage")).to_contain_text("kserve (ready)")
     screenshot(page, "model", docs=True)
@@ -289,9 +293,12 @@ def write_traffic(settings: Settings, rows: int, *, shift: float, seed: int) -> 
 
 
 def check_drift_now(page: Page) -> str:
-    page.get_by_test_id("drift-check-form").get_by_role("button", name="Run drift check now").click()
+    # The first check imports Evidently, and the form answers when the check is done: both waits need the time.
+    page.get_by_test_id("drift-check-form").get_by_role("button", name="Run drift check now").click(
+        timeout=DRIFT_CHECK_TIMEOUT_MS
+    )
     flash = page.get_by_test_id("flash")
-    expect(flash).to_contain_text("Drift check #", timeout=120_000)  # the first check imports Evidently
+    expect(flash).to_contain_text("Drift check #", timeout=DRIFT_CHECK_TIMEOUT_MS)
     return flash.inner_text()
 
 
