@@ -13,12 +13,13 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from mlplatform.predictions.reader import read_prediction_log
@@ -126,6 +127,26 @@ def test_parquet_layout_is_partitioned_by_model_and_date(tmp_path: Path) -> None
     root = settings.serving_dir / "predictions" / f"model={MODEL}"
     assert sorted(path.name for path in root.iterdir()) == ["date=2026-03-01", "date=2026-03-02"]
     assert all(path.name.startswith("part-") for path in root.glob("date=*/*"))
+
+
+def test_parquet_files_keep_statistics_where_reads_prune_and_dictionaries_where_values_repeat(tmp_path: Path) -> None:
+    """The writer thread computes only what reads use: the timestamp's range (a window skips row groups by it),
+    dictionaries for the columns that repeat; a window read still finds exactly its records."""
+    settings = log_settings(tmp_path, "parquet", log_batch_size=500)
+    log = open_prediction_log(settings)
+    log.submit([make_record(i) for i in range(200)])  # 23:59:00.00 to 23:59:49.75, one file
+    log.close()
+    (path,) = (settings.serving_dir / "predictions" / f"model={MODEL}").glob("date=*/part-*.parquet")
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    chunks = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    stamps = chunks["timestamp"].statistics
+    assert stamps is not None and stamps.has_min_max
+    assert (stamps.min, stamps.max) == (T0, T0 + timedelta(milliseconds=250 * 199))
+    assert all(chunks[name].statistics is None for name in ("score", "amount", "customer_id", "request_id"))
+    assert chunks["model_version"].has_dictionary_page and chunks["arm"].has_dictionary_page
+    assert not chunks["request_id"].has_dictionary_page and not chunks["amount"].has_dictionary_page
+    window = read_prediction_log(settings, MODEL, T0 + timedelta(seconds=10), T0 + timedelta(seconds=20))
+    assert window["request_id"].tolist() == [f"req-{index:05d}" for index in range(40, 80)]
 
 
 def test_parquet_reads_files_whose_schemas_differ(tmp_path: Path) -> None:

@@ -43,6 +43,12 @@ SAMPLE_STATEMENT_TIMEOUT_S = 600
 long query the log serves, longer than the platform's default for its own short statements but still bounded."""
 SCAN_BATCH_ROWS = 32_768
 """Rows decoded at a time while a window is scanned: with the sample, all a scan holds in memory."""
+REPEATING_COLUMNS = ("model_name", "model_version", "arm", "error")
+"""The parquet log's columns whose values repeat within a file (a dictionary encodes them in a few bytes); request
+ids, entity keys and features mostly differ from row to row, where a dictionary costs CPU and saves nothing."""
+PRUNING_COLUMNS = ("timestamp",)
+"""The parquet log's columns whose statistics reads use (to skip row groups outside a window); statistics of the
+others would be computed on the writer thread, in the server's process, for nobody."""
 
 
 class PredictionSink(ABC):
@@ -174,7 +180,11 @@ class ParquetSink(PredictionSink):
         name = f"part-{uuid.uuid4().hex}.parquet"
         temporary = directory / f".{name}.tmp"
         try:
-            pq.write_table(table, temporary)
+            # Against pyarrow's defaults, half the encoding CPU (500 real records a file: 3.0-4.3 -> 1.9-2.0 us a
+            # record) and files a tenth smaller.
+            pq.write_table(
+                table, temporary, use_dictionary=list(REPEATING_COLUMNS), write_statistics=list(PRUNING_COLUMNS)
+            )
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
