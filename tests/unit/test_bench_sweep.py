@@ -16,7 +16,7 @@ def test_the_refining_step_halves_the_sweeps_error_for_stand_in_servers(monkeypa
     capacity = {"floor": 1700.0, "platform": 1450.0}  # p99 within the target up to here
     runs: list[tuple[str, float]] = []
 
-    def step(server: serving.Server, rate: float, args: argparse.Namespace) -> dict[str, Any]:
+    def step(server: serving.Server, rate: float, args: argparse.Namespace, *, has_held: bool) -> dict[str, Any]:
         runs.append((server.name, rate))
         return {"rate": rate, "p99_ms": 5.0 if rate <= capacity[server.name] else 50.0, "failed": 0}
 
@@ -36,7 +36,7 @@ def test_no_refining_step_without_a_bracket_for_stand_in_servers(monkeypatch: py
     failed below the ceiling, gets no extra step."""
     runs: list[float] = []
 
-    def step(server: serving.Server, rate: float, args: argparse.Namespace) -> dict[str, Any]:
+    def step(server: serving.Server, rate: float, args: argparse.Namespace, *, has_held: bool) -> dict[str, Any]:
         runs.append(rate)
         return {"rate": rate, "p99_ms": 50.0 if server.name == "stock" else 5.0, "failed": 0}
 
@@ -46,3 +46,30 @@ def test_no_refining_step_without_a_bracket_for_stand_in_servers(monkeypatch: py
     assert (stock["max_rate"], stock["failed_at"], runs) == (0.0, 200.0, [200.0])
     [fast] = serving.sweep_rates([serving.Server("fast", "", ([], []), 0)], args, held=1000.0, ceiling=2000.0)
     assert (fast["max_rate"], fast["failed_at"]) == (2000.0, None)
+
+
+def test_a_failed_step_runs_once_more_even_past_saturation_unless_the_server_held_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stand-in platform server stalls once at 1,200/s (p99 300 ms, past saturation) and holds it on the second
+    run; a stand-in stock composition saturates at 200/s every time and is run there once."""
+    first_runs = {("platform", 1200.0): 300.0}
+    runs: list[tuple[str, float]] = []
+
+    def run(server: serving.Server, rate: float, duration: float, cpu_split: bool) -> dict[str, Any]:
+        runs.append((server.name, rate))
+        if server.name == "stock":
+            return {"rate": rate, "p99_ms": 900.0, "failed": 0}
+        stall = first_runs.pop((server.name, rate), None)
+        return {"rate": rate, "p99_ms": stall or (5.0 if rate <= 1600 else 400.0), "failed": 0}
+
+    monkeypatch.setattr(serving, "single_run", run)
+    monkeypatch.setattr(serving, "drain", lambda server: None)
+    args = argparse.Namespace(sweep=list(serving.SWEEP_RATES), p99_target_ms=10.0, sweep_duration=5.0, cpu_split=False)
+    [platform] = serving.sweep_rates([serving.Server("platform", "", ([], []), 0)], args, held=1000.0)
+    assert (platform["max_rate"], platform["failed_at"]) == (1600.0, 2000.0)
+    assert runs[:3] == [("platform", 1200.0)] * 2 + [("platform", 1600.0)]
+    assert runs.count(("platform", 2000.0)) == 2  # its real limit, saturated, also had its second run
+    runs.clear()
+    [stock] = serving.sweep_rates([serving.Server("stock", "", ([], []), 0)], args, held=0.0)
+    assert (stock["max_rate"], stock["failed_at"], runs) == (0.0, 200.0, [("stock", 200.0)])
